@@ -1,0 +1,125 @@
+//! Errors carried by transactions, with stable codes an app can match on.
+
+use super::TransactionId;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A stable error code. The string form (`OUTBOX_…`) never changes once released; apps match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Storage is full: the submit was not accepted. Everything accepted before stays.
+    #[serde(rename = "OUTBOX_QUOTA_EXCEEDED")]
+    QuotaExceeded,
+    /// No mutation function is registered under the transaction's name.
+    #[serde(rename = "OUTBOX_UNKNOWN_MUTATION_FN")]
+    UnknownMutationFn,
+    /// The mutation function failed with an error that must not be retried (for example a 4xx).
+    #[serde(rename = "OUTBOX_NON_RETRIABLE")]
+    NonRetriable,
+    /// An earlier ordered transaction on the same keys failed for good, so this one cannot run.
+    #[serde(rename = "OUTBOX_DEPENDENCY_FAILED")]
+    DependencyFailed,
+    /// Every allowed attempt failed with a retriable error.
+    #[serde(rename = "OUTBOX_RETRIES_EXHAUSTED")]
+    RetriesExhausted,
+    /// One attempt failed with a retriable error (network, 5xx, 408, 429, timeout).
+    #[serde(rename = "OUTBOX_RETRIABLE")]
+    Retriable,
+    /// The leader running an attempt went away before it finished; the attempt is retried with
+    /// the same idempotency key and does not count against the retry budget.
+    #[serde(rename = "OUTBOX_LEADER_LOST")]
+    LeaderLost,
+    /// The app removed the transaction from the outbox.
+    #[serde(rename = "OUTBOX_REMOVED")]
+    Removed,
+    /// A stored record could not be read; it was quarantined.
+    #[serde(rename = "OUTBOX_CORRUPT_RECORD")]
+    CorruptRecord,
+    /// A write came from a leader whose epoch is no longer current.
+    #[serde(rename = "OUTBOX_FENCED")]
+    Fenced,
+    /// Storage failed for another reason.
+    #[serde(rename = "OUTBOX_STORAGE")]
+    Storage,
+    /// A message or argument was malformed.
+    #[serde(rename = "OUTBOX_INVALID")]
+    Invalid,
+    /// The transaction was rejected after it was persisted (the sync said no).
+    #[serde(rename = "OUTBOX_SYNC_REJECTED")]
+    SyncRejected,
+}
+
+impl ErrorCode {
+    /// The stable string form, e.g. `OUTBOX_QUOTA_EXCEEDED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QuotaExceeded => "OUTBOX_QUOTA_EXCEEDED",
+            Self::UnknownMutationFn => "OUTBOX_UNKNOWN_MUTATION_FN",
+            Self::NonRetriable => "OUTBOX_NON_RETRIABLE",
+            Self::DependencyFailed => "OUTBOX_DEPENDENCY_FAILED",
+            Self::RetriesExhausted => "OUTBOX_RETRIES_EXHAUSTED",
+            Self::Retriable => "OUTBOX_RETRIABLE",
+            Self::LeaderLost => "OUTBOX_LEADER_LOST",
+            Self::Removed => "OUTBOX_REMOVED",
+            Self::CorruptRecord => "OUTBOX_CORRUPT_RECORD",
+            Self::Fenced => "OUTBOX_FENCED",
+            Self::Storage => "OUTBOX_STORAGE",
+            Self::Invalid => "OUTBOX_INVALID",
+            Self::SyncRejected => "OUTBOX_SYNC_REJECTED",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error attached to a transaction or to one of its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A human-readable message. Never parsed: decisions go by `code`.
+    pub message: String,
+    /// For [`ErrorCode::DependencyFailed`]: the transaction whose failure caused this one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<TransactionId>,
+    /// The HTTP status, when the error came from an HTTP answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+impl TxError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            cause: None,
+            status: None,
+        }
+    }
+
+    /// A dependency failure naming its cause.
+    pub fn dependency(cause: &TransactionId) -> Self {
+        Self {
+            code: ErrorCode::DependencyFailed,
+            message: format!("an earlier transaction on the same keys failed: {cause}"),
+            cause: Some(cause.clone()),
+            status: None,
+        }
+    }
+}
+
+impl fmt::Display for TxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for TxError {}

@@ -1,0 +1,15 @@
+//! The data model: what a transaction is, what it changes, and how it moves through its life.
+
+mod attempt;
+mod error;
+mod ids;
+mod mutation;
+mod state;
+mod transaction;
+
+pub use attempt::{Attempt, AttemptId};
+pub use error::{ErrorCode, TxError};
+pub use ids::{ClientId, Epoch, Key, Millis, TransactionId};
+pub use mutation::{MutationKind, PendingMutation};
+pub use state::{TransactionState, TransitionError};
+pub use transaction::{RecordError, Strategy, Transaction, RECORD_VERSION};

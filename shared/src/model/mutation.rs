@@ -1,0 +1,183 @@
+//! One change to one row, with what it takes to undo it.
+
+use super::Key;
+use crate::patch::{self, Patch};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What a mutation does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationKind {
+    /// A new row.
+    Insert,
+    /// Some fields of an existing row change.
+    Update,
+    /// The row goes away.
+    Delete,
+}
+
+/// One change to one row of a collection.
+///
+/// Patches (the inverse one here) are expressed over the *collection document*: a JSON object
+/// mapping each row's key to the row, so `/<key>/title` is a field of row `<key>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingMutation {
+    /// The collection, e.g. `todos`.
+    pub collection: String,
+    /// The row's key within the collection.
+    pub key: String,
+    /// Insert, update or delete.
+    pub kind: MutationKind,
+    /// The row before the change (`None` for an insert).
+    #[serde(default)]
+    pub original: Option<Value>,
+    /// The row after the change (`None` for a delete).
+    #[serde(default)]
+    pub modified: Option<Value>,
+    /// What changed: the whole row for an insert, the changed fields for an update, `null` for a
+    /// delete.
+    #[serde(default)]
+    pub changes: Value,
+    /// The RFC 6902 patch that undoes this mutation on the collection document.
+    pub inverse: Patch,
+    /// App data carried along, untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+impl PendingMutation {
+    /// Inserting `row` under `key`.
+    pub fn insert(collection: &str, key: &str, row: Value) -> Self {
+        let inverse = patch::single_remove(&[key]);
+        Self {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            kind: MutationKind::Insert,
+            original: None,
+            changes: row.clone(),
+            modified: Some(row),
+            inverse,
+            metadata: None,
+        }
+    }
+
+    /// Changing the fields in `changes` (a JSON object) of `original`. A non-object `changes`
+    /// replaces the row whole.
+    pub fn update(collection: &str, key: &str, original: Value, changes: Value) -> Self {
+        let modified = merge_changes(&original, &changes);
+        let inverse = patch::inverse_of_diff(key, &original, &modified);
+        Self {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            kind: MutationKind::Update,
+            original: Some(original),
+            modified: Some(modified),
+            changes,
+            inverse,
+            metadata: None,
+        }
+    }
+
+    /// Deleting the row `original`.
+    pub fn delete(collection: &str, key: &str, original: Value) -> Self {
+        let inverse = patch::single_add(&[key], original.clone());
+        Self {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            kind: MutationKind::Delete,
+            original: Some(original),
+            modified: None,
+            changes: Value::Null,
+            inverse,
+            metadata: None,
+        }
+    }
+
+    /// With app metadata attached.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// The scheduling key this mutation touches.
+    pub fn scheduling_key(&self) -> Key {
+        Key::new(&self.collection, &self.key)
+    }
+
+    /// This mutation applied on top of `current` (the row as the view has it now, `None` if
+    /// absent): an insert sets the row, an update merges its changed fields over whatever is
+    /// there now (so newer synced fields it did not touch survive), a delete removes it.
+    pub fn apply_to(&self, current: Option<&Value>) -> Option<Value> {
+        match self.kind {
+            MutationKind::Insert => self.modified.clone(),
+            MutationKind::Update => match current {
+                Some(row) => Some(merge_changes(row, &self.changes)),
+                // Updating a row the view no longer has (deleted by a sync): the change is
+                // shown on what the row was when the change was made.
+                None => self.modified.clone(),
+            },
+            MutationKind::Delete => None,
+        }
+    }
+}
+
+/// `changes` merged over `row`, field by field (one level deep, like `Object.assign`). A
+/// non-object on either side means `changes` replaces the row.
+pub fn merge_changes(row: &Value, changes: &Value) -> Value {
+    match (row, changes) {
+        (Value::Object(base), Value::Object(delta)) => {
+            let mut out: Map<String, Value> = base.clone();
+            for (k, v) in delta {
+                out.insert(k.clone(), v.clone());
+            }
+            Value::Object(out)
+        }
+        (_, other) => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn undo(doc: &Value, m: &PendingMutation) -> Value {
+        let mut d = doc.clone();
+        patch::apply(&mut d, &m.inverse).unwrap();
+        d
+    }
+
+    #[test]
+    fn inverse_of_insert_removes_the_row() {
+        let m = PendingMutation::insert("todos", "a/1", json!({"id": "a/1", "t": "x"}));
+        let after = json!({"a/1": {"id": "a/1", "t": "x"}, "b": 1});
+        assert_eq!(undo(&after, &m), json!({"b": 1}));
+    }
+
+    #[test]
+    fn inverse_of_update_restores_changed_and_removed_fields() {
+        let original = json!({"id": 1, "t": "x", "done": false});
+        let m = PendingMutation::update("todos", "1", original.clone(), json!({"done": true, "n": 2}));
+        assert_eq!(m.modified, Some(json!({"id": 1, "t": "x", "done": true, "n": 2})));
+        let after = json!({"1": m.modified.clone().unwrap()});
+        assert_eq!(undo(&after, &m), json!({"1": original}));
+    }
+
+    #[test]
+    fn inverse_of_delete_puts_the_row_back() {
+        let original = json!({"id": "k~0", "t": "x"});
+        let m = PendingMutation::delete("todos", "k~0", original.clone());
+        assert_eq!(undo(&json!({}), &m), json!({"k~0": original}));
+    }
+
+    #[test]
+    fn update_applies_over_newer_synced_fields() {
+        let m = PendingMutation::update("t", "1", json!({"a": 1, "b": 1}), json!({"a": 2}));
+        let synced_now = json!({"a": 1, "b": 7});
+        assert_eq!(m.apply_to(Some(&synced_now)), Some(json!({"a": 2, "b": 7})));
+        assert_eq!(m.apply_to(None), Some(json!({"a": 2, "b": 1})));
+    }
+}

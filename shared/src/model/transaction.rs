@@ -1,0 +1,283 @@
+//! A transaction: one or more mutations that are persisted together, all or nothing.
+
+use super::{
+    Attempt, Epoch, ErrorCode, Key, Millis, PendingMutation, TransactionId, TransactionState,
+    TransitionError, TxError,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The stored record format this build writes. Records of older versions are upgraded on read;
+/// newer ones are refused with [`RecordError::Unsupported`].
+pub const RECORD_VERSION: u32 = 1;
+
+/// How a transaction is scheduled against others touching the same keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Runs after every earlier ordered transaction on any of its keys (per-key FIFO). If one of
+    /// those fails for good, this one fails too.
+    #[default]
+    Ordered,
+    /// Never queues: its mutation function may run while others on the same keys do.
+    Parallel,
+}
+
+/// A transaction as the outbox stores it and the protocol carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    /// The stored record format ([`RECORD_VERSION`]).
+    pub version: u32,
+    /// The id, which is also the idempotency key.
+    pub id: TransactionId,
+    /// The name of the mutation function that persists it.
+    pub mutation_fn: String,
+    /// Ordered or parallel.
+    pub strategy: Strategy,
+    /// Where it is in its life.
+    pub state: TransactionState,
+    /// When it was created (in the tab).
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+    /// The changes, in the order they were made.
+    pub mutations: Vec<PendingMutation>,
+    /// The distinct keys its mutations touch.
+    pub keys: Vec<Key>,
+    /// Every attempt so far, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// While queued: the transaction it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_behind: Option<TransactionId>,
+    /// Why it failed (or why its last attempt did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TxError>,
+    /// The epoch of the leader that last wrote it (0 before any leader has).
+    #[serde(default)]
+    pub epoch: Epoch,
+    /// Its place in the leader's acceptance order; per-key FIFO follows it. 0 until accepted.
+    #[serde(default)]
+    pub seq: u64,
+    /// The server's sequence number for the applied change, when the reply named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_seq: Option<u64>,
+    /// App data carried along, untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+impl Transaction {
+    /// A new `pending` transaction with these mutations.
+    pub fn new(
+        id: TransactionId,
+        mutation_fn: impl Into<String>,
+        strategy: Strategy,
+        mutations: Vec<PendingMutation>,
+        now: Millis,
+    ) -> Self {
+        let keys = distinct_keys(&mutations);
+        Self {
+            version: RECORD_VERSION,
+            id,
+            mutation_fn: mutation_fn.into(),
+            strategy,
+            state: TransactionState::Pending,
+            created_at: now,
+            updated_at: now,
+            mutations,
+            keys,
+            attempts: Vec::new(),
+            queued_behind: None,
+            error: None,
+            epoch: Epoch(0),
+            seq: 0,
+            server_seq: None,
+            metadata: None,
+        }
+    }
+
+    /// Moves to `to` if that is legal; otherwise changes nothing and says why.
+    pub fn move_to(&mut self, to: TransactionState, now: Millis) -> Result<(), TransitionError> {
+        self.state = self.state.transition(to)?;
+        self.updated_at = now;
+        if to != TransactionState::Queued {
+            self.queued_behind = None;
+        }
+        Ok(())
+    }
+
+    /// Attempts that count against the retry budget.
+    pub fn counted_attempts(&self) -> u32 {
+        let n = self
+            .attempts
+            .iter()
+            .filter(|a| a.counts_against_budget())
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The attempt that is running or ran last.
+    pub fn last_attempt(&self) -> Option<&Attempt> {
+        self.attempts.last()
+    }
+
+    /// When the next attempt is due, if one is scheduled.
+    pub fn retry_due(&self) -> Option<Millis> {
+        if self.state == TransactionState::Pending {
+            self.last_attempt().and_then(|a| a.retry_scheduled_for)
+        } else {
+            None
+        }
+    }
+
+    /// Reads a stored record, upgrading older formats. Anything unreadable is a typed error so
+    /// the caller can quarantine the record instead of crashing.
+    pub fn from_record(record: Value) -> Result<Self, RecordError> {
+        let version = record
+            .get("version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| RecordError::Malformed("no numeric `version` field".into()))?;
+        if version > u64::from(RECORD_VERSION) || version == 0 {
+            return Err(RecordError::Unsupported(version));
+        }
+        let tx: Transaction =
+            serde_json::from_value(record).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        tx.validate()?;
+        Ok(tx)
+    }
+
+    /// Checks what serde cannot: a non-empty id and keys that match the mutations.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        if self.id.0.is_empty() {
+            return Err(RecordError::Malformed("empty transaction id".into()));
+        }
+        if self.mutations.is_empty() {
+            return Err(RecordError::Malformed("a transaction without mutations".into()));
+        }
+        if self.keys != distinct_keys(&self.mutations) {
+            return Err(RecordError::Malformed(
+                "keys do not match the mutations".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The record as stored.
+    pub fn to_record(&self) -> Value {
+        // Serialising this type cannot fail: every field is plain data with string keys.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Fails this transaction with `error`.
+    pub fn fail(&mut self, error: TxError, now: Millis) -> Result<(), TransitionError> {
+        self.move_to(TransactionState::Failed, now)?;
+        self.error = Some(error);
+        Ok(())
+    }
+
+    /// Whether the transaction's error, if any, has this code.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.error.as_ref().map(|e| e.code)
+    }
+}
+
+/// The distinct keys of `mutations`, in first-touched order.
+pub fn distinct_keys(mutations: &[PendingMutation]) -> Vec<Key> {
+    let mut keys: Vec<Key> = Vec::with_capacity(mutations.len());
+    for m in mutations {
+        let k = m.scheduling_key();
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+/// A stored record that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Written by a newer (or impossible) record format.
+    #[error("unsupported record version {0}")]
+    Unsupported(u64),
+    /// Not a transaction record.
+    #[error("malformed record: {0}")]
+    Malformed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tx() -> Transaction {
+        Transaction::new(
+            "t1".into(),
+            "syncTodos",
+            Strategy::Ordered,
+            vec![
+                PendingMutation::insert("todos", "1", json!({"id": "1"})),
+                PendingMutation::update("todos", "1", json!({"id": "1"}), json!({"x": 1})),
+                PendingMutation::insert("todos", "2", json!({"id": "2"})),
+            ],
+            5,
+        )
+    }
+
+    #[test]
+    fn keys_are_distinct_in_first_touched_order() {
+        assert_eq!(
+            tx().keys,
+            vec![Key::new("todos", "1"), Key::new("todos", "2")]
+        );
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let t = tx();
+        assert_eq!(Transaction::from_record(t.to_record()), Ok(t));
+    }
+
+    #[test]
+    fn newer_or_missing_versions_are_refused() {
+        let mut r = tx().to_record();
+        r["version"] = json!(RECORD_VERSION + 1);
+        assert_eq!(
+            Transaction::from_record(r),
+            Err(RecordError::Unsupported(u64::from(RECORD_VERSION) + 1))
+        );
+        let mut r = tx().to_record();
+        r.as_object_mut().unwrap().remove("version");
+        assert!(matches!(
+            Transaction::from_record(r),
+            Err(RecordError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn corrupt_records_are_typed_errors() {
+        for bad in [
+            json!(null),
+            json!("text"),
+            json!({"version": 1}),
+            json!({"version": 1, "id": 3}),
+        ] {
+            assert!(Transaction::from_record(bad).is_err());
+        }
+        let mut r = tx().to_record();
+        r["keys"] = json!(["other/1"]);
+        assert!(matches!(
+            Transaction::from_record(r),
+            Err(RecordError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn an_illegal_move_changes_nothing() {
+        let mut t = tx();
+        let before = t.clone();
+        assert!(t.move_to(TransactionState::Completed, 9).is_err());
+        assert_eq!(t, before);
+    }
+}

@@ -1,0 +1,245 @@
+//! The messages themselves.
+
+use crate::model::{ClientId, Epoch, ErrorCode, Transaction, TransactionId, TxError};
+use serde::{Deserialize, Serialize};
+
+/// One message on the channel, with its routing header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The protocol version ([`super::PROTOCOL_VERSION`]).
+    pub v: u32,
+    /// The channel's scope (the app, and the user scope when there is one). Messages for
+    /// another scope are foreign and dropped.
+    pub app: String,
+    /// The sender's context id.
+    pub from: ClientId,
+    /// The addressee, for replies; `None` for broadcasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<ClientId>,
+    /// What it says.
+    #[serde(flatten)]
+    pub body: Message,
+}
+
+impl Envelope {
+    /// A broadcast from `from` on scope `app`.
+    pub fn broadcast(app: &str, from: &ClientId, body: Message) -> Self {
+        Self {
+            v: super::PROTOCOL_VERSION,
+            app: app.to_owned(),
+            from: from.clone(),
+            to: None,
+            body,
+        }
+    }
+
+    /// A reply addressed to `to`.
+    pub fn reply(app: &str, from: &ClientId, to: &ClientId, body: Message) -> Self {
+        Self {
+            to: Some(to.clone()),
+            ..Self::broadcast(app, from, body)
+        }
+    }
+
+    /// Whether `me` should read it: broadcasts, and replies addressed to `me`.
+    pub fn is_for(&self, me: &ClientId) -> bool {
+        self.to.as_ref().is_none_or(|to| to == me)
+    }
+}
+
+/// The message kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// A tab joined and asks who leads. The leader answers with [`Message::Leader`].
+    Hello,
+    /// The leader announces itself (on taking the lock, and in answer to `hello`).
+    Leader {
+        /// Its epoch.
+        epoch: Epoch,
+    },
+    /// The leader is alive.
+    Heartbeat {
+        /// Its epoch.
+        epoch: Epoch,
+        /// Transactions not yet settled in the outbox.
+        pending: u32,
+    },
+    /// The leader is stepping down (its tab is being frozen or closed).
+    Resign {
+        /// Its epoch.
+        epoch: Epoch,
+    },
+    /// A tab submits a transaction. Idempotent by the transaction's id: tabs resend until a
+    /// leader answers `durable`.
+    Submit {
+        /// The transaction, as the tab created it.
+        tx: Box<Transaction>,
+    },
+    /// The leader committed the transaction to the outbox.
+    Durable {
+        /// The transaction.
+        id: TransactionId,
+        /// The epoch of the leader that committed it.
+        epoch: Epoch,
+    },
+    /// The leader could not accept the transaction (quota, invalid).
+    Rejected {
+        /// The transaction.
+        id: TransactionId,
+        /// Why.
+        error: TxError,
+    },
+    /// A transaction changed state (with its attempts and error). Broadcast to every tab.
+    State {
+        /// The transaction as the leader now has it.
+        tx: Box<Transaction>,
+    },
+    /// A tab asks for every unsettled transaction and dead letter (on joining).
+    SnapshotRequest,
+    /// The answer to `snapshot_request`.
+    Snapshot {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// Unsettled transactions and dead letters, in acceptance order.
+        transactions: Vec<Transaction>,
+    },
+    /// Liveness probe.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Liveness answer.
+    Pong {
+        /// The probe's nonce.
+        nonce: u64,
+    },
+    /// The app says the network is back: bring scheduled retries forward.
+    NotifyOnline,
+    /// A tab became visible: a retry trigger.
+    Visible,
+    /// A request to the leader that expects a [`Message::Response`].
+    Request {
+        /// Correlates the response.
+        req: u64,
+        /// What is asked.
+        op: Request,
+    },
+    /// The answer to a [`Message::Request`].
+    Response {
+        /// The request's correlation number.
+        req: u64,
+        /// The result.
+        result: Response,
+    },
+    /// Something the app should know (a quarantined record, an unknown mutation function).
+    Diagnostic {
+        /// Stable code.
+        code: ErrorCode,
+        /// Plain words.
+        message: String,
+    },
+}
+
+impl Message {
+    /// The `kind` tag of this message on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Leader { .. } => "leader",
+            Self::Heartbeat { .. } => "heartbeat",
+            Self::Resign { .. } => "resign",
+            Self::Submit { .. } => "submit",
+            Self::Durable { .. } => "durable",
+            Self::Rejected { .. } => "rejected",
+            Self::State { .. } => "state",
+            Self::SnapshotRequest => "snapshot_request",
+            Self::Snapshot { .. } => "snapshot",
+            Self::Ping { .. } => "ping",
+            Self::Pong { .. } => "pong",
+            Self::NotifyOnline => "notify_online",
+            Self::Visible => "visible",
+            Self::Request { .. } => "request",
+            Self::Response { .. } => "response",
+            Self::Diagnostic { .. } => "diagnostic",
+        }
+    }
+
+    /// Every kind this version knows.
+    pub const KINDS: [&'static str; 17] = [
+        "hello",
+        "leader",
+        "heartbeat",
+        "resign",
+        "submit",
+        "durable",
+        "rejected",
+        "state",
+        "snapshot_request",
+        "snapshot",
+        "ping",
+        "pong",
+        "notify_online",
+        "visible",
+        "request",
+        "response",
+        "diagnostic",
+    ];
+}
+
+/// Requests a tab can make of the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Every transaction in the outbox, dead letters included.
+    Peek,
+    /// Remove a transaction (one not running) from the outbox, dead letter or not.
+    Remove {
+        /// Which.
+        id: TransactionId,
+    },
+    /// Put a dead letter back in line with a fresh retry budget.
+    RetryDeadLetter {
+        /// Which.
+        id: TransactionId,
+    },
+    /// Queue statistics.
+    Stats,
+}
+
+/// The leader's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// The outbox's transactions.
+    Outbox {
+        /// In acceptance order.
+        transactions: Vec<Transaction>,
+    },
+    /// Done.
+    Done,
+    /// Queue statistics.
+    Stats {
+        /// The figures.
+        stats: QueueStats,
+    },
+    /// It could not be done.
+    Error {
+        /// Why.
+        error: TxError,
+    },
+}
+
+/// How full the outbox is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Unsettled transactions.
+    pub size: u32,
+    /// Their approximate stored size in bytes.
+    pub bytes: u64,
+    /// Transactions whose mutation function is running.
+    pub in_flight: u32,
+    /// Dead letters.
+    pub dead_letters: u32,
+}
