@@ -1,1 +1,282 @@
-//! The storage port.
+//! The outbox storage port: what the leader writes, the epoch fence, and an in-memory store.
+//!
+//! The browser's IndexedDB store (in `outbox-worker`) follows the same rules: the epoch is
+//! bumped in the same atomic step that loads the outbox, and a batch from an older epoch is
+//! refused whole ([`check_fence`]).
+
+use crate::model::{Epoch, ErrorCode, Millis, Transaction, TransactionId, TxError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Identifies one write batch of one executor.
+pub type WriteId = u64;
+
+/// One atomic write: everything in it commits together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteBatch {
+    /// The batch's id (echoed back in `Written` / `WriteFailed`).
+    pub id: WriteId,
+    /// The epoch of the leader writing it; refused if older than the stored epoch.
+    pub epoch: Epoch,
+    /// Records to put (insert or replace), by transaction id.
+    pub puts: Vec<Transaction>,
+    /// Transactions that completed: their records are replaced by tombstones, so a late resend
+    /// of the same id is recognised as done.
+    pub completed: Vec<Tombstone>,
+    /// Records to delete outright (removed by the app).
+    pub deletes: Vec<TransactionId>,
+}
+
+impl WriteBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.completed.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// What is left of a completed transaction: enough to answer a late resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstone {
+    /// The transaction.
+    pub id: TransactionId,
+    /// When it completed.
+    pub completed_at: Millis,
+}
+
+/// How long tombstones are kept.
+pub const TOMBSTONE_TTL_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// What a new leader reads, in the same atomic step that bumps the epoch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// The new epoch.
+    pub epoch: Epoch,
+    /// Every stored record, undecoded, with its storage key (for quarantine).
+    pub records: Vec<(String, Value)>,
+    /// Recent tombstones.
+    pub tombstones: Vec<Tombstone>,
+}
+
+/// Why a write failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The batch's epoch is older than the stored one: another leader has taken over.
+    #[error("write from epoch {attempted} refused: storage is at epoch {stored}")]
+    Fenced {
+        /// The epoch in storage.
+        stored: Epoch,
+        /// The batch's epoch.
+        attempted: Epoch,
+    },
+    /// Storage is full.
+    #[error("storage quota exceeded")]
+    QuotaExceeded,
+    /// Anything else.
+    #[error("storage failed: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// The stable code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Fenced { .. } => ErrorCode::Fenced,
+            Self::QuotaExceeded => ErrorCode::QuotaExceeded,
+            Self::Other(_) => ErrorCode::Storage,
+        }
+    }
+
+    /// As a transaction error.
+    pub fn to_tx_error(&self) -> TxError {
+        TxError::new(self.code(), self.to_string())
+    }
+}
+
+/// The fence: a write from `attempted` may proceed only if storage is not past it.
+pub fn check_fence(stored: Epoch, attempted: Epoch) -> Result<(), StoreError> {
+    if attempted < stored {
+        Err(StoreError::Fenced { stored, attempted })
+    } else {
+        Ok(())
+    }
+}
+
+/// An in-memory outbox store with the same semantics as the IndexedDB one. Used by native tests
+/// and simulations.
+#[derive(Debug, Clone, Default)]
+pub struct MemOutboxStore {
+    epoch: Epoch,
+    records: BTreeMap<String, Value>,
+    tombstones: BTreeMap<TransactionId, Tombstone>,
+    quarantine: BTreeMap<String, Value>,
+    /// When set, writes that add records fail with [`StoreError::QuotaExceeded`].
+    pub quota_exhausted: bool,
+    /// Disables the epoch fence. Only for proving, in tests, that the fence matters.
+    pub unfenced: bool,
+}
+
+impl MemOutboxStore {
+    /// An empty store at epoch 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes leadership: bumps the epoch and loads everything, atomically.
+    pub fn begin_leadership(&mut self, now: Millis) -> Loaded {
+        self.epoch = self.epoch.next();
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
+        self.tombstones.retain(|_, t| t.completed_at >= cutoff);
+        Loaded {
+            epoch: self.epoch,
+            records: self
+                .records
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            tombstones: self.tombstones.values().cloned().collect(),
+        }
+    }
+
+    /// Applies a batch atomically, or refuses it whole.
+    pub fn write(&mut self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if !self.unfenced {
+            check_fence(self.epoch, batch.epoch)?;
+        }
+        if self.quota_exhausted
+            && batch
+                .puts
+                .iter()
+                .any(|t| !self.records.contains_key(t.id.as_str()))
+        {
+            return Err(StoreError::QuotaExceeded);
+        }
+        for t in &batch.puts {
+            self.records.insert(t.id.0.clone(), t.to_record());
+        }
+        for t in &batch.completed {
+            self.records.remove(t.id.as_str());
+            self.tombstones.insert(t.id.clone(), t.clone());
+        }
+        for id in &batch.deletes {
+            self.records.remove(id.as_str());
+        }
+        Ok(())
+    }
+
+    /// Moves a record into quarantine.
+    pub fn quarantine(&mut self, key: &str) {
+        if let Some(v) = self.records.remove(key) {
+            self.quarantine.insert(key.to_owned(), v);
+        }
+    }
+
+    /// Puts a raw record (for tests that plant corrupt data).
+    pub fn put_raw(&mut self, key: &str, value: Value) {
+        self.records.insert(key.to_owned(), value);
+    }
+
+    /// The stored epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Stored records, decoded where possible.
+    pub fn transactions(&self) -> Vec<Transaction> {
+        self.records
+            .values()
+            .filter_map(|v| Transaction::from_record(v.clone()).ok())
+            .collect()
+    }
+
+    /// Whether a tombstone exists for `id`.
+    pub fn is_completed(&self, id: &TransactionId) -> bool {
+        self.tombstones.contains_key(id)
+    }
+
+    /// Keys of quarantined records.
+    pub fn quarantined(&self) -> Vec<String> {
+        self.quarantine.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PendingMutation, Strategy};
+    use serde_json::json;
+
+    fn tx(id: &str) -> Transaction {
+        Transaction::new(
+            id.into(),
+            "f",
+            Strategy::Ordered,
+            vec![PendingMutation::insert("c", id, json!({}))],
+            0,
+        )
+    }
+
+    fn batch(epoch: u64, puts: Vec<Transaction>) -> WriteBatch {
+        WriteBatch {
+            id: 1,
+            epoch: Epoch(epoch),
+            puts,
+            completed: vec![],
+            deletes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_stale_epoch_is_fenced_out_whole() {
+        let mut s = MemOutboxStore::new();
+        assert_eq!(s.begin_leadership(0).epoch, Epoch(1));
+        s.write(&batch(1, vec![tx("a")])).unwrap();
+        assert_eq!(s.begin_leadership(0).epoch, Epoch(2));
+        let err = s.write(&batch(1, vec![tx("b")])).unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::Fenced {
+                stored: Epoch(2),
+                attempted: Epoch(1)
+            }
+        );
+        assert_eq!(err.code(), ErrorCode::Fenced);
+        assert_eq!(s.transactions().len(), 1);
+        s.write(&batch(2, vec![tx("b")])).unwrap();
+        assert_eq!(s.transactions().len(), 2);
+    }
+
+    #[test]
+    fn quota_refuses_new_records_but_not_updates() {
+        let mut s = MemOutboxStore::new();
+        s.begin_leadership(0);
+        s.write(&batch(1, vec![tx("a")])).unwrap();
+        s.quota_exhausted = true;
+        assert_eq!(
+            s.write(&batch(1, vec![tx("b")])),
+            Err(StoreError::QuotaExceeded)
+        );
+        s.write(&batch(1, vec![tx("a")])).unwrap();
+        assert_eq!(s.transactions().len(), 1);
+    }
+
+    #[test]
+    fn completed_records_become_tombstones_that_expire() {
+        let mut s = MemOutboxStore::new();
+        s.begin_leadership(0);
+        s.write(&batch(1, vec![tx("a")])).unwrap();
+        let mut b = batch(1, vec![]);
+        b.completed.push(Tombstone {
+            id: "a".into(),
+            completed_at: 10,
+        });
+        s.write(&b).unwrap();
+        assert!(s.transactions().is_empty());
+        assert_eq!(s.begin_leadership(20).tombstones.len(), 1);
+        assert!(s
+            .begin_leadership(10 + TOMBSTONE_TTL_MS + 1)
+            .tombstones
+            .is_empty());
+    }
+}

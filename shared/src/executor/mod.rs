@@ -1,1 +1,266 @@
-//! The executor.
+//! The leader's executor as a sans-IO state machine.
+//!
+//! The browser adapter feeds it [`Event`]s with the current time and carries out the
+//! [`Command`]s it returns: write a batch to the outbox, call a mutation function, set the one
+//! timer, send a message on the channel. It never reads a clock or a random source itself.
+//!
+//! Rules it keeps:
+//! - a submit is answered `durable` only after the write holding it has committed;
+//! - no attempt starts before its transaction's record has committed, and an attempt record is
+//!   committed before each call;
+//! - at most one write is in flight; everything that changes meanwhile goes into the next one
+//!   (group commit);
+//! - ordered transactions run first-in first-out per key; a failure fails those queued behind;
+//! - a write refused for a stale epoch makes it step down at once.
+
+mod config;
+mod event;
+mod lifecycle;
+mod requests;
+#[cfg(test)]
+mod tests;
+mod writes;
+
+pub use config::{BeforeRetry, ExecutorConfig, RetryDecision};
+pub use event::{AttemptOutcome, AttemptSuccess, Command, Event};
+
+use crate::model::{Epoch, Millis, Transaction, TransactionId, TransactionState};
+use crate::protocol::QueueStats;
+use crate::retry::RandomSource;
+use crate::scheduler::KeyScheduler;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use writes::WritePipeline;
+
+/// The executor. Create one per leadership; feed it [`Event::BecameLeader`] first.
+pub struct Executor {
+    config: ExecutorConfig,
+    rng: Box<dyn RandomSource>,
+    epoch: Epoch,
+    role: Role,
+    txs: HashMap<TransactionId, Entry>,
+    scheduler: KeyScheduler,
+    /// Runnable transactions by acceptance order.
+    ready: BTreeSet<(u64, TransactionId)>,
+    /// Transactions waiting for a scheduled retry, by due time.
+    waiting: BTreeSet<(Millis, u64, TransactionId)>,
+    in_flight: usize,
+    writes: WritePipeline,
+    tombstones: HashSet<TransactionId>,
+    synced_seq: u64,
+    next_seq: u64,
+    timer_at: Option<Millis>,
+    out: Vec<Command>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("epoch", &self.epoch)
+            .field("role", &self.role)
+            .field("transactions", &self.txs.len())
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Not yet leading.
+    Idle,
+    Leading,
+    /// Stepped down (fenced or told to stop): ignores everything.
+    Stopped,
+}
+
+/// The executor's copy of one transaction.
+#[derive(Debug)]
+struct Entry {
+    tx: Transaction,
+    /// Its record has committed at least once.
+    durable: bool,
+}
+
+impl Executor {
+    /// An executor with this configuration and random source (for backoff jitter).
+    pub fn new(config: ExecutorConfig, rng: Box<dyn RandomSource>) -> Self {
+        Self {
+            config,
+            rng,
+            epoch: Epoch(0),
+            role: Role::Idle,
+            txs: HashMap::new(),
+            scheduler: KeyScheduler::new(),
+            ready: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            in_flight: 0,
+            writes: WritePipeline::default(),
+            tombstones: HashSet::new(),
+            synced_seq: 0,
+            next_seq: 1,
+            timer_at: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// Handles one event at time `now` and returns the commands to carry out, in order.
+    pub fn handle(&mut self, now: Millis, event: Event) -> Vec<Command> {
+        match (self.role, event) {
+            (Role::Stopped, _) => {}
+            (Role::Idle, Event::BecameLeader(loaded)) => self.take_over(now, loaded),
+            (Role::Idle, _) | (Role::Leading, Event::BecameLeader(_)) => {}
+            (Role::Leading, event) => self.lead(now, event),
+        }
+        if self.role == Role::Leading {
+            self.pump(now);
+            self.flush_writes();
+            self.arm_timer();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn lead(&mut self, now: Millis, event: Event) {
+        match event {
+            Event::BecameLeader(_) => {}
+            Event::Submitted { from, to, tx } if to == self.epoch => self.submitted(now, from, *tx),
+            Event::Submitted { from, .. } => {
+                // Addressed to another leader: the tab will resend, in order, once it knows us.
+                self.send_to(Some(from), crate::protocol::Message::Leader { epoch: self.epoch });
+            }
+            Event::Written { write } => self.written(now, write),
+            Event::WriteFailed { write, error } => self.write_failed(now, write, error),
+            Event::AttemptFinished {
+                id,
+                attempt,
+                outcome,
+            } => self.attempt_finished(now, &id, attempt, outcome),
+            Event::TimerFired => self.timer_fired(now),
+            Event::Online | Event::TabVisible | Event::NotifyOnline => self.bring_forward(now),
+            Event::SyncedTo { server_seq } => self.synced_to(now, server_seq),
+            Event::SnapshotRequested { from } => self.snapshot(&from),
+            Event::Request { from, req, op } => self.request(now, &from, req, op),
+            Event::Stop => self.role = Role::Stopped,
+        }
+    }
+
+    /// The epoch this executor leads in (0 before it leads).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Whether it is leading (not idle, not stepped down).
+    pub fn is_leading(&self) -> bool {
+        self.role == Role::Leading
+    }
+
+    /// A transaction as the executor has it.
+    pub fn get(&self, id: &TransactionId) -> Option<&Transaction> {
+        self.txs.get(id).map(|e| &e.tx)
+    }
+
+    /// Every transaction it holds (unsettled ones and dead letters), in acceptance order.
+    pub fn transactions(&self) -> Vec<Transaction> {
+        let mut all: Vec<&Transaction> = self.txs.values().map(|e| &e.tx).collect();
+        all.sort_by_key(|t| t.seq);
+        all.into_iter().cloned().collect()
+    }
+
+    /// Queue statistics.
+    pub fn stats(&self) -> QueueStats {
+        let mut s = QueueStats::default();
+        for e in self.txs.values() {
+            if e.tx.state == TransactionState::Failed {
+                s.dead_letters += 1;
+            } else {
+                s.size += 1;
+            }
+            s.bytes += approx_bytes(&e.tx);
+        }
+        s.in_flight = u32::try_from(self.in_flight).unwrap_or(u32::MAX);
+        s
+    }
+
+    fn arm_timer(&mut self) {
+        let due = [
+            self.waiting.first().map(|(at, _, _)| *at),
+            self.writes.retry_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if due != self.timer_at {
+            self.timer_at = due;
+            if let Some(at) = due {
+                self.out.push(Command::SetTimer { at });
+            }
+        }
+    }
+
+    fn timer_fired(&mut self, now: Millis) {
+        self.timer_at = None;
+        while let Some(first) = self.waiting.first().cloned() {
+            if first.0 > now {
+                break;
+            }
+            self.waiting.remove(&first);
+            self.make_ready(now, &first.2);
+        }
+        self.writes.retry_due(now);
+    }
+
+    /// A retry trigger (online, visible, notify-online, start-up, a success): every scheduled
+    /// retry becomes due now.
+    fn bring_forward(&mut self, now: Millis) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for (_, _, id) in waiting {
+            if let Some(e) = self.txs.get_mut(&id) {
+                if let Some(a) = e.tx.attempts.last_mut() {
+                    a.retry_scheduled_for = Some(now);
+                }
+            }
+            self.make_ready(now, &id);
+        }
+    }
+
+    /// Starts attempts while there is room.
+    fn pump(&mut self, now: Millis) {
+        while self.in_flight < self.config.max_concurrency {
+            let Some((_, id)) = self.ready.pop_first() else {
+                break;
+            };
+            self.start_attempt(now, &id);
+        }
+    }
+
+    fn snapshot(&mut self, from: &crate::model::ClientId) {
+        let transactions = self.transactions();
+        self.send_to(
+            Some(from.clone()),
+            crate::protocol::Message::Snapshot {
+                epoch: self.epoch,
+                transactions,
+            },
+        );
+    }
+
+    fn send_to(&mut self, to: Option<crate::model::ClientId>, msg: crate::protocol::Message) {
+        self.out.push(Command::Send { to, msg });
+    }
+}
+
+/// A rough stored size of a transaction, for queue statistics.
+fn approx_bytes(tx: &Transaction) -> u64 {
+    let rows: usize = tx
+        .mutations
+        .iter()
+        .map(|m| {
+            [&m.original, &m.modified]
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string().len())
+                .sum::<usize>()
+                + m.changes.to_string().len()
+                + 64
+        })
+        .sum();
+    u64::try_from(rows + 256 + tx.attempts.len() * 96).unwrap_or(u64::MAX)
+}

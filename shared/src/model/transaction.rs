@@ -48,6 +48,10 @@ pub struct Transaction {
     /// Every attempt so far, oldest first.
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// Attempts made before the current retry budget began (a dead letter retried by the app
+    /// gets a fresh budget; its earlier attempts stay in the history).
+    #[serde(default)]
+    pub budget_start: u32,
     /// While queued: the transaction it waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_behind: Option<TransactionId>,
@@ -89,6 +93,7 @@ impl Transaction {
             mutations,
             keys,
             attempts: Vec::new(),
+            budget_start: 0,
             queued_behind: None,
             error: None,
             epoch: Epoch(0),
@@ -110,9 +115,11 @@ impl Transaction {
 
     /// Attempts that count against the retry budget.
     pub fn counted_attempts(&self) -> u32 {
+        let skip = usize::try_from(self.budget_start).unwrap_or(usize::MAX);
         let n = self
             .attempts
             .iter()
+            .skip(skip)
             .filter(|a| a.counts_against_budget())
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)

@@ -1,7 +1,7 @@
 //! Encoding and defensive decoding.
 
 use super::{Envelope, Message};
-use crate::model::ErrorCode;
+use crate::model::{ErrorCode, Transaction};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -84,7 +84,12 @@ pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
     }
     let env: Envelope =
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    if let Message::Submit { tx } | Message::State { tx } = &env.body {
+    let carried: &[Transaction] = match &env.body {
+        Message::Submit { tx, .. } => std::slice::from_ref(&**tx),
+        Message::State { txs, .. } | Message::Snapshot { transactions: txs, .. } => txs,
+        _ => &[],
+    };
+    for tx in carried {
         tx.validate()
             .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     }

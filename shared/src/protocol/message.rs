@@ -72,14 +72,20 @@ pub enum Message {
     },
     /// A tab submits a transaction. Idempotent by the transaction's id: tabs resend until a
     /// leader answers `durable`.
+    ///
+    /// A submit is addressed to the leader of one epoch; any other leader ignores it (and tells
+    /// the tab who leads). A tab resends everything unsettled, in order, when it learns of a
+    /// new leader, so a new leader sees each tab's transactions in the order they were made.
     Submit {
+        /// The epoch of the leader the tab addresses.
+        epoch: Epoch,
         /// The transaction, as the tab created it.
         tx: Box<Transaction>,
     },
-    /// The leader committed the transaction to the outbox.
+    /// The leader committed these transactions to the outbox.
     Durable {
-        /// The transaction.
-        id: TransactionId,
+        /// The transactions.
+        ids: Vec<TransactionId>,
         /// The epoch of the leader that committed it.
         epoch: Epoch,
     },
@@ -90,10 +96,14 @@ pub enum Message {
         /// Why.
         error: TxError,
     },
-    /// A transaction changed state (with its attempts and error). Broadcast to every tab.
+    /// Transactions changed state (with their attempts and errors), as committed to the
+    /// outbox. Broadcast to every tab.
     State {
-        /// The transaction as the leader now has it.
-        tx: Box<Transaction>,
+        /// The epoch of the leader saying so. Tabs ignore states from a leader older than the
+        /// one they know: it was deposed and speaks of the past.
+        epoch: Epoch,
+        /// The transactions as the leader now has them.
+        txs: Vec<Transaction>,
     },
     /// A tab asks for every unsettled transaction and dead letter (on joining).
     SnapshotRequest,

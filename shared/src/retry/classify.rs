@@ -58,6 +58,17 @@ impl AttemptError {
         }
     }
 
+    /// The server refused the call because a newer leader has called it since (the request's
+    /// `Outbox-Epoch` is older than one the server has seen): the caller is a deposed leader
+    /// and must step down; the transaction is left to the current leader.
+    pub fn fenced(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::NonRetriable,
+            error: TxError::new(ErrorCode::Fenced, message),
+            retry_after_ms: None,
+        }
+    }
+
     /// Whether another attempt may help.
     pub fn is_retriable(&self) -> bool {
         self.kind == ErrorKind::Retriable

@@ -1,0 +1,56 @@
+//! Executor configuration.
+
+use crate::model::{Millis, Transaction};
+use crate::retry::RetryPolicy;
+
+/// What a `before_retry` filter decides for one transaction about to be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Retry it.
+    Proceed,
+    /// Take it out of the outbox instead (it fails with `OUTBOX_REMOVED`, rolled back in
+    /// every tab).
+    Discard,
+}
+
+/// The app's filter, asked before each retry (not before first attempts).
+pub type BeforeRetry = Box<dyn FnMut(&Transaction) -> RetryDecision>;
+
+/// How the executor behaves.
+pub struct ExecutorConfig {
+    /// Mutation functions running at once, at most.
+    pub max_concurrency: usize,
+    /// Attempts and backoff.
+    pub retry: RetryPolicy,
+    /// When a success names the server's sequence number, wait for the sync to pass it
+    /// (`persisted_awaiting_sync`) before `completed`.
+    pub await_sync: bool,
+    /// Asked before each retry.
+    pub before_retry: Option<BeforeRetry>,
+    /// After a failed outbox write (other than a fenced one), try again after this long.
+    pub write_retry_ms: Millis,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 8,
+            retry: RetryPolicy::default(),
+            await_sync: false,
+            before_retry: None,
+            write_retry_ms: 1000,
+        }
+    }
+}
+
+impl std::fmt::Debug for ExecutorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorConfig")
+            .field("max_concurrency", &self.max_concurrency)
+            .field("retry", &self.retry)
+            .field("await_sync", &self.await_sync)
+            .field("before_retry", &self.before_retry.is_some())
+            .field("write_retry_ms", &self.write_retry_ms)
+            .finish()
+    }
+}

@@ -1,0 +1,122 @@
+//! What goes into the executor and what comes out.
+
+use crate::model::{ClientId, Epoch, Millis, Transaction, TransactionId, TxError};
+use crate::protocol::{Message, Request};
+use crate::retry::AttemptError;
+use crate::store::{Loaded, StoreError, WriteBatch, WriteId};
+
+/// Something that happened.
+#[derive(Debug)]
+pub enum Event {
+    /// This worker took the leader lock; storage bumped the epoch and loaded the outbox.
+    BecameLeader(Loaded),
+    /// A tab submitted a transaction.
+    Submitted {
+        /// The submitting context.
+        from: ClientId,
+        /// The epoch of the leader the tab addressed.
+        to: Epoch,
+        /// The transaction.
+        tx: Box<Transaction>,
+    },
+    /// A write batch committed.
+    Written {
+        /// Which.
+        write: WriteId,
+    },
+    /// A write batch failed; nothing in it was stored.
+    WriteFailed {
+        /// Which.
+        write: WriteId,
+        /// Why.
+        error: StoreError,
+    },
+    /// A mutation function call finished.
+    AttemptFinished {
+        /// The transaction.
+        id: TransactionId,
+        /// The attempt's number.
+        attempt: u32,
+        /// How it went.
+        outcome: AttemptOutcome,
+    },
+    /// The timer set by [`Command::SetTimer`] fired.
+    TimerFired,
+    /// The `online` event.
+    Online,
+    /// A tab became visible.
+    TabVisible,
+    /// The app called `notifyOnline()`.
+    NotifyOnline,
+    /// The sync has applied server changes up to this sequence number.
+    SyncedTo {
+        /// The highest applied server sequence number.
+        server_seq: u64,
+    },
+    /// A tab asked for the snapshot of unsettled transactions.
+    SnapshotRequested {
+        /// Who asked.
+        from: ClientId,
+    },
+    /// A tab's request (peek, remove, retry a dead letter, stats).
+    Request {
+        /// Who asked.
+        from: ClientId,
+        /// Correlation number.
+        req: u64,
+        /// What.
+        op: Request,
+    },
+    /// Stop leading (the tab is being frozen or closed, or the lock was lost).
+    Stop,
+}
+
+/// How one call of a mutation function went.
+pub type AttemptOutcome = Result<AttemptSuccess, AttemptError>;
+
+/// A successful call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptSuccess {
+    /// The server's sequence number for the applied change, if the reply named one.
+    pub server_seq: Option<u64>,
+}
+
+/// Something to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Write this batch to the outbox atomically; answer with `Written` or `WriteFailed`.
+    Write(WriteBatch),
+    /// Call the transaction's mutation function (its record, with this attempt, is committed);
+    /// answer with `AttemptFinished`.
+    Call {
+        /// The transaction, as committed.
+        tx: Box<Transaction>,
+        /// The attempt's number.
+        attempt: u32,
+    },
+    /// (Re)arm the one timer to fire at `at`; answer with `TimerFired`.
+    SetTimer {
+        /// When.
+        at: Millis,
+    },
+    /// Send a message on the channel: to one context, or to all when `to` is `None`.
+    Send {
+        /// Addressee.
+        to: Option<ClientId>,
+        /// The message.
+        msg: Message,
+    },
+    /// Move a stored record that cannot be read out of the outbox, into quarantine.
+    Quarantine {
+        /// Its storage key.
+        key: String,
+        /// Why it was unreadable.
+        reason: String,
+    },
+    /// Another leader has taken over (a write was fenced out): stop serving, release nothing
+    /// (the lock is already someone else's), and let the worker wait for the lock again.
+    StepDown {
+        /// Why.
+        error: TxError,
+    },
+}

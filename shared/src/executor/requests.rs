@@ -1,0 +1,77 @@
+//! Tabs' requests to the leader: peek, remove, retry a dead letter, stats.
+
+use super::writes::AfterCommit;
+use super::Executor;
+use crate::model::{ClientId, ErrorCode, Millis, TransactionState, TxError};
+use crate::protocol::{Message, Request, Response};
+
+impl Executor {
+    pub(super) fn request(&mut self, now: Millis, from: &ClientId, req: u64, op: Request) {
+        let immediate = match op {
+            Request::Peek => Some(Response::Outbox {
+                transactions: self.transactions(),
+            }),
+            Request::Stats => Some(Response::Stats {
+                stats: self.stats(),
+            }),
+            Request::Remove { id } => match self.txs.get(&id).map(|e| e.tx.state) {
+                None => Some(unknown(&id)),
+                Some(TransactionState::Persisting) => Some(Response::Error {
+                    error: TxError::new(
+                        ErrorCode::Invalid,
+                        format!("transaction {id} is running and cannot be removed now"),
+                    ),
+                }),
+                Some(_) => {
+                    self.remove(
+                        now,
+                        &id,
+                        TxError::new(ErrorCode::Removed, "removed from the outbox by the app"),
+                    );
+                    None
+                }
+            },
+            Request::RetryDeadLetter { id } => match self.txs.get_mut(&id) {
+                None => Some(unknown(&id)),
+                Some(e) if e.tx.state != TransactionState::Failed => Some(Response::Error {
+                    error: TxError::new(
+                        ErrorCode::Invalid,
+                        format!("transaction {id} is {} and not a dead letter", e.tx.state),
+                    ),
+                }),
+                Some(e) => {
+                    let _ = e.tx.move_to(TransactionState::Pending, now);
+                    e.tx.error = None;
+                    e.tx.budget_start = u32::try_from(e.tx.attempts.len()).unwrap_or(u32::MAX);
+                    if let Some(a) = e.tx.attempts.last_mut() {
+                        a.retry_scheduled_for = None;
+                    }
+                    e.tx.seq = self.next_seq;
+                    self.next_seq += 1;
+                    let (strategy, keys) = (e.tx.strategy, e.tx.keys.clone());
+                    self.scheduler.enqueue(&id, strategy, &keys);
+                    self.writes.put(&id);
+                    self.recheck(now, &id);
+                    None
+                }
+            },
+        };
+        match immediate {
+            Some(result) => self.send_to(Some(from.clone()), Message::Response { req, result }),
+            None => self.writes.after_commit(AfterCommit::Reply {
+                to: from.clone(),
+                req,
+                response: Response::Done,
+            }),
+        }
+    }
+}
+
+fn unknown(id: &crate::model::TransactionId) -> Response {
+    Response::Error {
+        error: TxError::new(
+            ErrorCode::Invalid,
+            format!("no transaction {id} in the outbox"),
+        ),
+    }
+}

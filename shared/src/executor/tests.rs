@@ -1,0 +1,522 @@
+//! Scenario tests of the executor against the in-memory store.
+
+use super::*;
+use crate::model::{ClientId, ErrorCode, PendingMutation, Strategy, Transaction};
+use crate::protocol::{Message, Request, Response};
+use crate::retry::{AttemptError, SplitMix64};
+use crate::store::{MemOutboxStore, StoreError, WriteBatch};
+use serde_json::json;
+use std::collections::VecDeque;
+
+struct Rig {
+    exec: Executor,
+    store: MemOutboxStore,
+    now: Millis,
+    writes: VecDeque<WriteBatch>,
+    calls: Vec<(TransactionId, u32)>,
+    sent: Vec<(Option<ClientId>, Message)>,
+    timer: Option<Millis>,
+    other: Vec<Command>,
+}
+
+fn tab() -> ClientId {
+    ClientId("tab".into())
+}
+
+fn tx(id: &str, keys: &[&str], strategy: Strategy) -> Transaction {
+    let muts = keys
+        .iter()
+        .map(|k| PendingMutation::insert("todos", k, json!({ "id": k })))
+        .collect();
+    Transaction::new(id.into(), "sync", strategy, muts, 0)
+}
+
+fn ordered(id: &str, keys: &[&str]) -> Transaction {
+    tx(id, keys, Strategy::Ordered)
+}
+
+impl Rig {
+    fn new(config: ExecutorConfig) -> Self {
+        Self::with_store(config, MemOutboxStore::new())
+    }
+
+    fn with_store(config: ExecutorConfig, mut store: MemOutboxStore) -> Self {
+        let loaded = store.begin_leadership(0);
+        let mut rig = Self {
+            exec: Executor::new(config, Box::new(SplitMix64::new(1))),
+            store,
+            now: 0,
+            writes: VecDeque::new(),
+            calls: Vec::new(),
+            sent: Vec::new(),
+            timer: None,
+            other: Vec::new(),
+        };
+        rig.feed(Event::BecameLeader(loaded));
+        rig
+    }
+
+    fn feed(&mut self, ev: Event) {
+        for c in self.exec.handle(self.now, ev) {
+            match c {
+                Command::Write(b) => self.writes.push_back(b),
+                Command::Call { tx, attempt } => self.calls.push((tx.id.clone(), attempt)),
+                Command::Send { to, msg } => self.sent.push((to, msg)),
+                Command::SetTimer { at } => self.timer = Some(at),
+                other => self.other.push(other),
+            }
+        }
+    }
+
+    /// Commits writes until none is pending.
+    fn settle(&mut self) {
+        while let Some(b) = self.writes.pop_front() {
+            let ev = match self.store.write(&b) {
+                Ok(()) => Event::Written { write: b.id },
+                Err(error) => Event::WriteFailed { write: b.id, error },
+            };
+            self.feed(ev);
+        }
+    }
+
+    fn submit(&mut self, t: Transaction) {
+        let to = self.exec.epoch();
+        self.feed(Event::Submitted {
+            from: tab(),
+            to,
+            tx: Box::new(t),
+        });
+    }
+
+    fn finish(&mut self, id: &str, attempt: u32, outcome: AttemptOutcome) {
+        self.feed(Event::AttemptFinished {
+            id: id.into(),
+            attempt,
+            outcome,
+        });
+        self.settle();
+    }
+
+    fn ok(&mut self, id: &str, attempt: u32) {
+        self.finish(id, attempt, Ok(AttemptSuccess::default()));
+    }
+
+    fn state(&self, id: &str) -> Option<TransactionState> {
+        self.exec.get(&id.into()).map(|t| t.state)
+    }
+
+    fn called(&self) -> Vec<&str> {
+        self.calls.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    fn durable_acks(&self) -> Vec<TransactionId> {
+        self.sent
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Message::Durable { ids, .. } => Some(ids.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+#[test]
+fn durable_is_answered_only_after_the_commit_and_the_call_after_the_attempt_record() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    assert_eq!(r.writes.len(), 1, "the submit is written");
+    assert!(r.durable_acks().is_empty(), "no ack before the commit");
+    let b = r.writes.pop_front().unwrap();
+    r.store.write(&b).unwrap();
+    r.feed(Event::Written { write: b.id });
+    assert_eq!(r.durable_acks(), vec![TransactionId::from("a")]);
+    assert!(r.calls.is_empty(), "no call before the attempt record commits");
+    let b = r.writes.pop_front().unwrap();
+    assert_eq!(b.puts[0].state, TransactionState::Persisting);
+    assert_eq!(b.puts[0].attempts.len(), 1);
+    r.store.write(&b).unwrap();
+    r.feed(Event::Written { write: b.id });
+    assert_eq!(r.called(), vec!["a"]);
+    r.ok("a", 1);
+    assert_eq!(r.state("a"), None);
+    assert!(r.store.is_completed(&"a".into()));
+    assert!(r.store.transactions().is_empty());
+}
+
+#[test]
+fn submits_arriving_during_a_write_go_into_one_batch() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    for i in 0..10 {
+        r.submit(ordered(&format!("b{i}"), &[&format!("k{i}")]));
+    }
+    assert_eq!(r.writes.len(), 1, "one write in flight");
+    let first = r.writes.pop_front().unwrap();
+    r.store.write(&first).unwrap();
+    r.feed(Event::Written { write: first.id });
+    assert_eq!(r.writes.len(), 1);
+    assert_eq!(r.writes[0].puts.len(), 11, "ten submits + a's attempt record");
+}
+
+#[test]
+fn resubmitting_is_idempotent() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.submit(ordered("a", &["1"]));
+    assert_eq!(r.durable_acks().len(), 3);
+    assert_eq!(r.called(), vec!["a"]);
+    assert_eq!(r.store.transactions().len(), 1);
+}
+
+#[test]
+fn ordered_transactions_run_fifo_per_key_and_in_parallel_across_keys() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1", "2"]));
+    r.submit(ordered("c", &["3"]));
+    r.submit(tx("p", &["1"], Strategy::Parallel));
+    r.settle();
+    assert_eq!(r.called(), vec!["a", "c", "p"]);
+    assert_eq!(r.state("b"), Some(TransactionState::Queued));
+    assert_eq!(
+        r.exec.get(&"b".into()).unwrap().queued_behind,
+        Some("a".into())
+    );
+    r.ok("a", 1);
+    assert_eq!(r.called(), vec!["a", "c", "p", "b"]);
+}
+
+#[test]
+fn max_concurrency_is_a_real_limit() {
+    let mut r = Rig::new(ExecutorConfig {
+        max_concurrency: 2,
+        ..ExecutorConfig::default()
+    });
+    for i in 0..5 {
+        r.submit(ordered(&format!("t{i}"), &[&format!("k{i}")]));
+    }
+    r.settle();
+    assert_eq!(r.called(), vec!["t0", "t1"]);
+    assert_eq!(r.exec.stats().in_flight, 2);
+    r.ok("t1", 1);
+    assert_eq!(r.called(), vec!["t0", "t1", "t2"]);
+}
+
+#[test]
+fn a_final_failure_fails_those_queued_behind_naming_the_cause() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1", "2"]));
+    r.submit(ordered("c", &["2"]));
+    r.submit(ordered("d", &["9"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::non_retriable("400")));
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.state, TransactionState::Failed);
+    assert_eq!(a.error_code(), Some(ErrorCode::NonRetriable));
+    for dep in ["b", "c"] {
+        let t = r.exec.get(&dep.into()).unwrap();
+        assert_eq!(t.state, TransactionState::Failed, "{dep}");
+        assert_eq!(t.error_code(), Some(ErrorCode::DependencyFailed));
+        assert_eq!(t.error.as_ref().unwrap().cause, Some("a".into()));
+    }
+    assert_eq!(r.called(), vec!["a", "d"], "dependents never ran");
+    assert_eq!(r.exec.stats().dead_letters, 3);
+    assert_eq!(r.store.transactions().len(), 4, "dead letters are kept");
+}
+
+#[test]
+fn retriable_errors_back_off_then_give_up_after_five_attempts() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    for n in 1..=5u32 {
+        assert_eq!(r.calls.last(), Some(&("a".into(), n)));
+        r.finish("a", n, Err(AttemptError::retriable("503")));
+        if n < 5 {
+            let due = r.timer.unwrap();
+            let base = 1000 * 2u64.pow(n - 1);
+            assert!(due >= r.now + base && due <= r.now + base * 13 / 10, "{n}: {due}");
+            r.now = due;
+            r.feed(Event::TimerFired);
+            r.settle();
+        }
+    }
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.state, TransactionState::Failed);
+    assert_eq!(a.error_code(), Some(ErrorCode::RetriesExhausted));
+    assert_eq!(a.attempts.len(), 5);
+    assert_eq!(r.calls.len(), 5);
+}
+
+#[test]
+fn online_and_notify_online_bring_scheduled_retries_forward() {
+    for trigger in [Event::Online, Event::NotifyOnline, Event::TabVisible] {
+        let mut r = Rig::new(ExecutorConfig::default());
+        r.submit(ordered("a", &["1"]));
+        r.settle();
+        r.finish("a", 1, Err(AttemptError::retriable("offline")));
+        assert_eq!(r.calls.len(), 1);
+        r.now = 10;
+        r.feed(trigger);
+        r.settle();
+        assert_eq!(r.calls.len(), 2, "retried at once");
+    }
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    let mut e = AttemptError::retriable("429");
+    e.retry_after_ms = Some(30_000);
+    r.finish("a", 1, Err(e));
+    assert_eq!(r.timer, Some(30_000));
+}
+
+#[test]
+fn a_new_leader_retries_an_interrupted_attempt_with_the_same_key_without_spending_budget() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    assert_eq!(r.called(), vec!["a"]);
+    // The leader dies mid-attempt. A new one takes over the same storage.
+    let store = r.store.clone();
+    let mut r2 = Rig::with_store(ExecutorConfig::default(), store);
+    r2.settle();
+    assert_eq!(r2.calls, vec![("a".into(), 2)]);
+    let a = r2.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.attempts[0].error.as_ref().unwrap().code, ErrorCode::LeaderLost);
+    assert_eq!(a.counted_attempts(), 1, "only the running attempt counts");
+    assert_eq!(a.epoch, r2.exec.epoch());
+}
+
+#[test]
+fn a_fenced_write_makes_the_stale_leader_step_down() {
+    let mut old = Rig::new(ExecutorConfig::default());
+    old.submit(ordered("a", &["1"]));
+    old.settle();
+    let mut store = old.store.clone();
+    let _new_leader = store.begin_leadership(0);
+    old.store = store;
+    old.finish("a", 1, Ok(AttemptSuccess::default()));
+    assert!(matches!(old.other.as_slice(), [Command::StepDown { error }] if error.code == ErrorCode::Fenced));
+    assert!(!old.exec.is_leading());
+    old.submit(ordered("b", &["2"]));
+    assert!(old.writes.is_empty(), "a stepped-down leader does nothing");
+    assert_eq!(old.store.transactions()[0].state, TransactionState::Persisting);
+}
+
+#[test]
+fn quota_exhaustion_refuses_the_new_submit_and_keeps_what_was_accepted() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.store.quota_exhausted = true;
+    r.submit(ordered("b", &["2"]));
+    r.settle();
+    let rejected: Vec<_> = r
+        .sent
+        .iter()
+        .filter_map(|(to, m)| match m {
+            Message::Rejected { id, error } => Some((to.clone(), id.clone(), error.code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected, vec![(Some(tab()), "b".into(), ErrorCode::QuotaExceeded)]);
+    assert_eq!(r.state("b"), None);
+    assert_eq!(r.state("a"), Some(TransactionState::Persisting));
+    r.store.quota_exhausted = false;
+    r.ok("a", 1);
+    assert!(r.store.is_completed(&"a".into()));
+}
+
+#[test]
+fn corrupt_records_are_quarantined_and_reported_and_the_rest_resumes() {
+    let mut store = MemOutboxStore::new();
+    store.put_raw("junk", json!({"version": 1, "id": 7}));
+    store.put_raw("future", json!({"version": 99}));
+    let mut good = ordered("ok", &["1"]);
+    good.seq = 5_000_000_000;
+    store.put_raw("ok", good.to_record());
+    let mut r = Rig::with_store(ExecutorConfig::default(), store);
+    let quarantined: Vec<_> = r
+        .other
+        .iter()
+        .filter_map(|c| match c {
+            Command::Quarantine { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(quarantined, vec!["future", "junk"]);
+    let diags = r
+        .sent
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Diagnostic { code: ErrorCode::CorruptRecord, .. }))
+        .count();
+    assert_eq!(diags, 2);
+    r.settle();
+    assert_eq!(r.called(), vec!["ok"]);
+    r.submit(ordered("n", &["2"]));
+    assert_eq!(r.exec.get(&"n".into()).unwrap().seq, 5_000_000_001);
+}
+
+#[test]
+fn a_completed_transaction_resent_to_a_new_leader_is_answered_completed() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.ok("a", 1);
+    let mut r2 = Rig::with_store(ExecutorConfig::default(), r.store.clone());
+    r2.submit(ordered("a", &["1"]));
+    assert!(r2.writes.is_empty() && r2.calls.is_empty());
+    assert_eq!(r2.durable_acks(), vec![TransactionId::from("a")]);
+    assert!(r2.sent.iter().any(|(_, m)| matches!(m, Message::State { txs, .. } if txs[0].state == TransactionState::Completed)));
+}
+
+#[test]
+fn dead_letters_can_be_retried_with_a_fresh_budget_or_removed() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::non_retriable("409")));
+    r.feed(Event::Request {
+        from: tab(),
+        req: 1,
+        op: Request::RetryDeadLetter { id: "a".into() },
+    });
+    r.settle();
+    assert!(r.sent.iter().any(|(_, m)| matches!(m, Message::Response { req: 1, result: Response::Done })));
+    assert_eq!(r.calls.last(), Some(&("a".into(), 2)));
+    assert_eq!(r.exec.get(&"a".into()).unwrap().counted_attempts(), 1);
+    r.feed(Event::Request {
+        from: tab(),
+        req: 2,
+        op: Request::Remove { id: "b".into() },
+    });
+    r.settle();
+    assert_eq!(r.state("b"), None);
+    assert!(r.store.transactions().iter().all(|t| t.id.as_str() != "b"));
+    let removed = r.sent.iter().rev().any(|(_, m)| matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "b" && t.state == TransactionState::Failed)));
+    assert!(removed, "tabs learn the removal, to roll it back");
+    // Removing an unsettled transaction fails it with OUTBOX_REMOVED first.
+    r.submit(ordered("c", &["7"]));
+    r.submit(ordered("d", &["7"]));
+    r.settle();
+    r.feed(Event::Request {
+        from: tab(),
+        req: 4,
+        op: Request::Remove { id: "d".into() },
+    });
+    r.settle();
+    let removed = r.sent.iter().any(|(_, m)| matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "d" && t.error_code() == Some(ErrorCode::Removed))));
+    assert!(removed);
+    assert!(r.sent.iter().any(|(_, m)| matches!(m, Message::Response { req: 4, result: Response::Done })));
+    r.feed(Event::Request {
+        from: tab(),
+        req: 3,
+        op: Request::Remove { id: "a".into() },
+    });
+    assert!(r.sent.iter().any(|(_, m)| matches!(m, Message::Response { req: 3, result: Response::Error { .. } })), "a running transaction is not removed");
+}
+
+#[test]
+fn before_retry_can_discard_a_transaction() {
+    let mut r = Rig::new(ExecutorConfig {
+        before_retry: Some(Box::new(|t: &Transaction| {
+            if t.id.as_str() == "drop" {
+                RetryDecision::Discard
+            } else {
+                RetryDecision::Proceed
+            }
+        })),
+        ..ExecutorConfig::default()
+    });
+    r.submit(ordered("drop", &["1"]));
+    r.submit(ordered("keep", &["2"]));
+    r.settle();
+    r.finish("drop", 1, Err(AttemptError::retriable("x")));
+    r.finish("keep", 1, Err(AttemptError::retriable("x")));
+    r.feed(Event::NotifyOnline);
+    r.settle();
+    assert_eq!(r.called(), vec!["drop", "keep", "keep"]);
+    assert_eq!(r.state("drop"), None);
+}
+
+#[test]
+fn await_sync_holds_a_transaction_until_the_feed_passes_its_sequence() {
+    let mut r = Rig::new(ExecutorConfig {
+        await_sync: true,
+        ..ExecutorConfig::default()
+    });
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1"]));
+    r.settle();
+    r.finish("a", 1, Ok(AttemptSuccess { server_seq: Some(7) }));
+    assert_eq!(r.state("a"), Some(TransactionState::PersistedAwaitingSync));
+    assert_eq!(r.called(), vec!["a", "b"], "the key is free once persisted");
+    r.feed(Event::SyncedTo { server_seq: 6 });
+    assert_eq!(r.state("a"), Some(TransactionState::PersistedAwaitingSync));
+    r.feed(Event::SyncedTo { server_seq: 7 });
+    r.settle();
+    assert_eq!(r.state("a"), None);
+    assert!(r.store.is_completed(&"a".into()));
+}
+
+#[test]
+fn a_failed_write_is_retried_later_and_loses_nothing_accepted() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    // The attempt's completion write fails for an unrelated reason.
+    r.feed(Event::AttemptFinished {
+        id: "a".into(),
+        attempt: 1,
+        outcome: Ok(AttemptSuccess::default()),
+    });
+    let b = r.writes.pop_front().unwrap();
+    r.feed(Event::WriteFailed {
+        write: b.id,
+        error: StoreError::Other("disk hiccup".into()),
+    });
+    assert!(r.writes.is_empty());
+    assert_eq!(r.timer, Some(1000));
+    r.now = 1000;
+    r.feed(Event::TimerFired);
+    r.settle();
+    assert!(r.store.is_completed(&"a".into()));
+}
+
+#[test]
+fn snapshot_and_stats_describe_the_outbox() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1"]));
+    r.settle();
+    r.feed(Event::SnapshotRequested { from: tab() });
+    let snap = r.sent.iter().find_map(|(to, m)| match m {
+        Message::Snapshot { transactions, .. } if to.as_ref() == Some(&tab()) => Some(transactions.clone()),
+        _ => None,
+    });
+    let ids: Vec<_> = snap.unwrap().into_iter().map(|t| t.id.0).collect();
+    assert_eq!(ids, vec!["a", "b"]);
+    let s = r.exec.stats();
+    assert_eq!((s.size, s.in_flight, s.dead_letters), (2, 1, 0));
+    assert!(s.bytes > 0);
+}
+
+#[test]
+fn a_server_fencing_out_a_call_makes_the_leader_step_down_and_leaves_the_record() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::fenced("a newer leader has called")));
+    assert!(matches!(r.other.as_slice(), [Command::StepDown { error }] if error.code == ErrorCode::Fenced));
+    assert!(!r.exec.is_leading());
+    assert_eq!(r.store.transactions()[0].state, TransactionState::Persisting);
+}

@@ -1,0 +1,172 @@
+//! The write pipeline: one outbox write in flight at a time; whatever changes meanwhile goes
+//! into the next batch (group commit). What must wait for a commit (acks, calls, broadcasts,
+//! replies) rides along with the batch that holds its record.
+
+use crate::model::{ClientId, Epoch, Millis, Transaction, TransactionId};
+use crate::protocol::Response;
+use crate::store::{Tombstone, WriteBatch, WriteId};
+use std::collections::BTreeSet;
+
+/// An action that may run only once a write has committed.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum AfterCommit {
+    /// Answer `durable` to a submitter.
+    Ack { to: ClientId, id: TransactionId },
+    /// Call the mutation function for this attempt.
+    Call { id: TransactionId, attempt: u32 },
+    /// Answer a tab's request.
+    Reply {
+        to: ClientId,
+        req: u64,
+        response: Response,
+    },
+}
+
+/// A batch on its way to storage, with what waits for it.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub id: WriteId,
+    pub batch: WriteBatch,
+    pub after: Vec<AfterCommit>,
+    /// Final states of completed and removed transactions (no longer held by the executor),
+    /// broadcast once the batch commits.
+    pub finals: Vec<Transaction>,
+    /// Transactions first written by this batch (not yet accepted).
+    pub new: BTreeSet<TransactionId>,
+}
+
+/// Changes waiting for the next batch.
+#[derive(Debug, Default)]
+pub(super) struct WritePipeline {
+    next_id: WriteId,
+    dirty: BTreeSet<TransactionId>,
+    completed: Vec<Tombstone>,
+    deletes: Vec<TransactionId>,
+    finals: Vec<Transaction>,
+    after: Vec<AfterCommit>,
+    new: BTreeSet<TransactionId>,
+    in_flight: Option<InFlight>,
+    retry_at: Option<Millis>,
+}
+
+impl WritePipeline {
+    /// The record of `id` changed: put it in the next batch.
+    pub fn put(&mut self, id: &TransactionId) {
+        self.dirty.insert(id.clone());
+    }
+
+    /// A new transaction: put it, and remember it was new (rejected if the batch fails).
+    pub fn put_new(&mut self, id: &TransactionId) {
+        self.new.insert(id.clone());
+        self.put(id);
+    }
+
+    /// The transaction completed: tombstone it.
+    pub fn complete(&mut self, tx: Transaction, now: Millis) {
+        self.dirty.remove(&tx.id);
+        self.completed.push(Tombstone {
+            id: tx.id.clone(),
+            completed_at: now,
+        });
+        self.finals.push(tx);
+    }
+
+    /// The transaction was removed: delete its record.
+    pub fn delete(&mut self, tx: Transaction) {
+        self.dirty.remove(&tx.id);
+        self.new.remove(&tx.id);
+        self.deletes.push(tx.id.clone());
+        self.finals.push(tx);
+    }
+
+    /// Run `action` once the next batch commits.
+    pub fn after_commit(&mut self, action: AfterCommit) {
+        self.after.push(action);
+    }
+
+    /// When a failed write is to be tried again.
+    pub fn retry_at(&self) -> Option<Millis> {
+        self.retry_at
+    }
+
+    /// The retry delay for a failed write has passed.
+    pub fn retry_due(&mut self, now: Millis) {
+        if self.retry_at.is_some_and(|at| at <= now) {
+            self.retry_at = None;
+        }
+    }
+
+    /// If no write is in flight and something is waiting, takes the next batch. `record`
+    /// looks up the current record of a dirty transaction (gone ones are skipped).
+    pub fn take_batch(
+        &mut self,
+        epoch: Epoch,
+        mut record: impl FnMut(&TransactionId) -> Option<Transaction>,
+    ) -> Option<WriteBatch> {
+        if self.in_flight.is_some() || self.retry_at.is_some() {
+            return None;
+        }
+        if self.dirty.is_empty()
+            && self.completed.is_empty()
+            && self.deletes.is_empty()
+            && self.after.is_empty()
+        {
+            return None;
+        }
+        self.next_id += 1;
+        let puts = std::mem::take(&mut self.dirty)
+            .iter()
+            .filter_map(&mut record)
+            .collect();
+        let batch = WriteBatch {
+            id: self.next_id,
+            epoch,
+            puts,
+            completed: std::mem::take(&mut self.completed),
+            deletes: std::mem::take(&mut self.deletes),
+        };
+        self.in_flight = Some(InFlight {
+            id: self.next_id,
+            batch: batch.clone(),
+            after: std::mem::take(&mut self.after),
+            finals: std::mem::take(&mut self.finals),
+            new: std::mem::take(&mut self.new),
+        });
+        Some(batch)
+    }
+
+    /// The in-flight batch `id` finished; returns it (or `None` if `id` is not in flight).
+    pub fn finish(&mut self, id: WriteId) -> Option<InFlight> {
+        if self.in_flight.as_ref().is_some_and(|f| f.id == id) {
+            self.in_flight.take()
+        } else {
+            None
+        }
+    }
+
+    /// A failed batch's surviving contents go back in line, to be retried at `retry_at`
+    /// (at once with the next write if nothing survived).
+    pub fn requeue(&mut self, failed: InFlight, retry_at: Millis) {
+        let survivors = !(failed.batch.is_empty() && failed.after.is_empty());
+        for t in failed.batch.puts {
+            self.dirty.insert(t.id);
+        }
+        self.completed.splice(0..0, failed.batch.completed);
+        self.deletes.splice(0..0, failed.batch.deletes);
+        self.finals.splice(0..0, failed.finals);
+        self.after.splice(0..0, failed.after);
+        if survivors {
+            self.retry_at = Some(retry_at);
+        }
+    }
+
+    /// Forgets everything about `id` still waiting to be written (it was rejected).
+    pub fn forget(&mut self, id: &TransactionId) {
+        self.dirty.remove(id);
+        self.new.remove(id);
+        self.after.retain(|a| match a {
+            AfterCommit::Ack { id: x, .. } | AfterCommit::Call { id: x, .. } => x != id,
+            AfterCommit::Reply { .. } => true,
+        });
+    }
+}
