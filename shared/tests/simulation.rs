@@ -32,20 +32,29 @@ fn every_durable_transaction_is_applied_exactly_once_in_per_key_order() {
     println!("{seeds} seeds from {base}: {totals}");
     // The runs must actually exercise what they claim to.
     assert!(totals.completed > seeds * 10, "{totals}");
-    assert!(totals.failed > 0 && totals.crashes > seeds && totals.freezes > 0, "{totals}");
-    assert!(totals.fenced_writes > 0 && totals.dropped_replies > 0, "{totals}");
-    assert!(totals.resumed_attempts > 0 && totals.rejected > 0, "{totals}");
+    assert!(
+        totals.failed > 0 && totals.crashes > seeds && totals.freezes > 0,
+        "{totals}"
+    );
+    assert!(
+        totals.fenced_writes > 0 && totals.dropped_replies > 0,
+        "{totals}"
+    );
+    assert!(
+        totals.resumed_attempts > 0 && totals.rejected > 0,
+        "{totals}"
+    );
 }
 
 /// The simulation is only worth something if it can fail: with the epoch fence switched off,
 /// a frozen leader's late writes resurrect settled transactions and some seed must catch it.
 #[test]
 fn without_the_epoch_fence_the_simulation_catches_a_stale_leader() {
-    let knobs = Knobs {
-        unfenced: true,
-        ..Knobs::default()
-    };
+    let knobs = Knobs { unfenced: true };
     let caught = (0..1000).find_map(|seed| run(seed, &knobs).err());
     let failure = caught.expect("no seed caught the missing fence");
-    println!("caught as expected: {}", failure.lines().next().unwrap_or_default());
+    println!(
+        "caught as expected: {}",
+        failure.lines().next().unwrap_or_default()
+    );
 }

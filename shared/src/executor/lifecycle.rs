@@ -58,7 +58,10 @@ impl Executor {
             }
             let id = tx.id.clone();
             let awaiting = tx.state == TransactionState::PersistedAwaitingSync;
-            let live = matches!(tx.state, TransactionState::Pending | TransactionState::Queued);
+            let live = matches!(
+                tx.state,
+                TransactionState::Pending | TransactionState::Queued
+            );
             if live {
                 self.scheduler.enqueue(&id, tx.strategy, &tx.keys);
             }
@@ -70,10 +73,8 @@ impl Executor {
                 self.settle_success(now, &id);
             }
         }
-        let live: Vec<TransactionId> = self.transactions_in_state(&[
-            TransactionState::Pending,
-            TransactionState::Queued,
-        ]);
+        let live: Vec<TransactionId> =
+            self.transactions_in_state(&[TransactionState::Pending, TransactionState::Queued]);
         for id in live {
             self.recheck(now, &id);
         }
@@ -85,7 +86,9 @@ impl Executor {
             None,
             Message::Diagnostic {
                 code: ErrorCode::CorruptRecord,
-                message: format!("outbox record {key:?} could not be read and was quarantined: {reason}"),
+                message: format!(
+                    "outbox record {key:?} could not be read and was quarantined: {reason}"
+                ),
             },
         );
         self.out.push(Command::Quarantine { key, reason });
@@ -117,7 +120,13 @@ impl Executor {
                     epoch: self.epoch,
                 },
             );
-            self.send_to(Some(from), Message::State { epoch: self.epoch, txs: vec![tx] });
+            self.send_to(
+                Some(from),
+                Message::State {
+                    epoch: self.epoch,
+                    txs: vec![tx],
+                },
+            );
             return;
         }
         if let Some(e) = self.txs.get(&id) {
@@ -132,7 +141,13 @@ impl Executor {
                         epoch: self.epoch,
                     },
                 );
-                self.send_to(Some(from), Message::State { epoch: self.epoch, txs: vec![current] });
+                self.send_to(
+                    Some(from),
+                    Message::State {
+                        epoch: self.epoch,
+                        txs: vec![current],
+                    },
+                );
             } else {
                 self.writes.after_commit(AfterCommit::Ack { to: from, id });
             }
@@ -194,9 +209,13 @@ impl Executor {
                         }
                     }
                 }
-                AfterCommit::Reply { to, req, response } => {
-                    self.send_to(Some(to), Message::Response { req, result: response })
-                }
+                AfterCommit::Reply { to, req, response } => self.send_to(
+                    Some(to),
+                    Message::Response {
+                        req,
+                        result: response,
+                    },
+                ),
             }
         }
         for (to, ids) in acks {
@@ -210,7 +229,13 @@ impl Executor {
         }
         while !states.is_empty() {
             let rest = states.split_off(states.len().min(STATES_PER_MESSAGE));
-            self.send_to(None, Message::State { epoch: self.epoch, txs: states });
+            self.send_to(
+                None,
+                Message::State {
+                    epoch: self.epoch,
+                    txs: states,
+                },
+            );
             states = rest;
         }
         for t in &done.batch.puts {
@@ -262,19 +287,27 @@ impl Executor {
 
     /// Starts the next attempt of a ready transaction: records it, and calls once committed.
     pub(super) fn start_attempt(&mut self, now: Millis, id: &TransactionId) {
-        let Some(e) = self.txs.get_mut(id) else { return };
+        let Some(e) = self.txs.get_mut(id) else {
+            return;
+        };
         if !e.durable || e.tx.state != TransactionState::Pending {
             return;
         }
         if !e.tx.attempts.is_empty() {
             if let Some(filter) = self.config.before_retry.as_mut() {
                 if filter(&e.tx) == RetryDecision::Discard {
-                    self.remove(now, id, TxError::new(ErrorCode::Removed, "discarded by before_retry"));
+                    self.remove(
+                        now,
+                        id,
+                        TxError::new(ErrorCode::Removed, "discarded by before_retry"),
+                    );
                     return;
                 }
             }
         }
-        let number = u32::try_from(e.tx.attempts.len()).unwrap_or(u32::MAX).saturating_add(1);
+        let number = u32::try_from(e.tx.attempts.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         if e.tx.move_to(TransactionState::Persisting, now).is_err() {
             return;
         }
@@ -302,7 +335,9 @@ impl Executor {
         attempt: u32,
         outcome: AttemptOutcome,
     ) {
-        let Some(e) = self.txs.get_mut(id) else { return };
+        let Some(e) = self.txs.get_mut(id) else {
+            return;
+        };
         if e.tx.state != TransactionState::Persisting
             || e.tx.last_attempt().map(|a| a.number) != Some(attempt)
         {
@@ -347,10 +382,10 @@ impl Executor {
                 }
                 let made = e.tx.counted_attempts();
                 if err.is_retriable() && self.config.retry.allows_another(made) {
-                    let delay = self
-                        .config
-                        .retry
-                        .delay(made, err.retry_after_ms, self.rng.as_mut());
+                    let delay =
+                        self.config
+                            .retry
+                            .delay(made, err.retry_after_ms, self.rng.as_mut());
                     let due = now.saturating_add(delay);
                     if let Some(a) = e.tx.attempts.last_mut() {
                         a.retry_scheduled_for = Some(due);
@@ -363,7 +398,10 @@ impl Executor {
                     let error = if err.is_retriable() {
                         TxError {
                             code: ErrorCode::RetriesExhausted,
-                            message: format!("gave up after {made} attempts: {}", err.error.message),
+                            message: format!(
+                                "gave up after {made} attempts: {}",
+                                err.error.message
+                            ),
                             cause: None,
                             status: err.error.status,
                         }
@@ -378,7 +416,9 @@ impl Executor {
 
     /// Success, settled: the record becomes a tombstone and the next on its keys may run.
     pub(super) fn settle_success(&mut self, now: Millis, id: &TransactionId) {
-        let Some(mut e) = self.txs.remove(id) else { return };
+        let Some(mut e) = self.txs.remove(id) else {
+            return;
+        };
         let _ = e.tx.move_to(TransactionState::Completed, now);
         e.tx.epoch = self.epoch;
         let promoted = self.scheduler.remove(id, &e.tx.keys);
@@ -399,7 +439,11 @@ impl Executor {
             let mut i = 0;
             while i < doomed.len() {
                 let (cur, _) = &doomed[i];
-                let keys = self.txs.get(cur).map(|e| e.tx.keys.clone()).unwrap_or_default();
+                let keys = self
+                    .txs
+                    .get(cur)
+                    .map(|e| e.tx.keys.clone())
+                    .unwrap_or_default();
                 for d in self.scheduler.behind(cur, &keys) {
                     if !doomed.iter().any(|(x, _)| *x == d) {
                         doomed.push((d, TxError::dependency(id)));
@@ -410,7 +454,9 @@ impl Executor {
         }
         let mut promoted = Vec::new();
         for (d, err) in doomed {
-            let Some(e) = self.txs.get_mut(&d) else { continue };
+            let Some(e) = self.txs.get_mut(&d) else {
+                continue;
+            };
             if let Some(due) = e.tx.retry_due() {
                 self.waiting.remove(&(due, e.tx.seq, d.clone()));
             }
@@ -429,7 +475,9 @@ impl Executor {
 
     /// Takes `id` out of the outbox, failing it with `error` first if it was unsettled.
     pub(super) fn remove(&mut self, now: Millis, id: &TransactionId, error: TxError) {
-        let Some(mut e) = self.txs.remove(id) else { return };
+        let Some(mut e) = self.txs.remove(id) else {
+            return;
+        };
         if let Some(due) = e.tx.retry_due() {
             self.waiting.remove(&(due, e.tx.seq, id.clone()));
         }
@@ -447,21 +495,22 @@ impl Executor {
 
     /// Re-reads whether a pending or queued transaction may run now.
     pub(super) fn recheck(&mut self, now: Millis, id: &TransactionId) {
-        let Some(e) = self.txs.get_mut(id) else { return };
-        match (e.tx.state, self.scheduler.blocker(id, e.tx.strategy, &e.tx.keys)) {
-            (TransactionState::Queued, None) => {
-                if e.tx.move_to(TransactionState::Pending, now).is_ok() {
-                    self.writes.put(id);
-                }
+        let Some(e) = self.txs.get_mut(id) else {
+            return;
+        };
+        let blocker = self.scheduler.blocker(id, e.tx.strategy, &e.tx.keys);
+        let to = match (e.tx.state, &blocker) {
+            (TransactionState::Queued, None) => Some(TransactionState::Pending),
+            (TransactionState::Pending, Some(_)) => Some(TransactionState::Queued),
+            _ => None,
+        };
+        if let Some(to) = to {
+            if e.tx.move_to(to, now).is_ok() {
+                self.writes.put(id);
             }
-            (TransactionState::Pending, Some(behind)) => {
-                if e.tx.move_to(TransactionState::Queued, now).is_ok() {
-                    e.tx.queued_behind = Some(behind);
-                    self.writes.put(id);
-                }
-            }
-            (TransactionState::Queued, Some(behind)) => e.tx.queued_behind = Some(behind),
-            _ => {}
+        }
+        if e.tx.state == TransactionState::Queued {
+            e.tx.queued_behind = blocker;
         }
         self.make_ready(now, id);
     }
@@ -472,7 +521,10 @@ impl Executor {
         if e.durable
             && e.tx.state == TransactionState::Pending
             && e.tx.retry_due().is_none_or(|due| due <= now)
-            && self.scheduler.blocker(id, e.tx.strategy, &e.tx.keys).is_none()
+            && self
+                .scheduler
+                .blocker(id, e.tx.strategy, &e.tx.keys)
+                .is_none()
         {
             self.ready.insert((e.tx.seq, id.clone()));
         }

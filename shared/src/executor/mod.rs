@@ -124,7 +124,10 @@ impl Executor {
             Event::Submitted { from, to, tx } if to == self.epoch => self.submitted(now, from, *tx),
             Event::Submitted { from, .. } => {
                 // Addressed to another leader: the tab will resend, in order, once it knows us.
-                self.send_to(Some(from), crate::protocol::Message::Leader { epoch: self.epoch });
+                self.send_to(
+                    Some(from),
+                    crate::protocol::Message::Leader { epoch: self.epoch },
+                );
             }
             Event::Written { write } => self.written(now, write),
             Event::WriteFailed { write, error } => self.write_failed(now, write, error),

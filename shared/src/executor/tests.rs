@@ -131,7 +131,10 @@ fn durable_is_answered_only_after_the_commit_and_the_call_after_the_attempt_reco
     r.store.write(&b).unwrap();
     r.feed(Event::Written { write: b.id });
     assert_eq!(r.durable_acks(), vec![TransactionId::from("a")]);
-    assert!(r.calls.is_empty(), "no call before the attempt record commits");
+    assert!(
+        r.calls.is_empty(),
+        "no call before the attempt record commits"
+    );
     let b = r.writes.pop_front().unwrap();
     assert_eq!(b.puts[0].state, TransactionState::Persisting);
     assert_eq!(b.puts[0].attempts.len(), 1);
@@ -156,7 +159,11 @@ fn submits_arriving_during_a_write_go_into_one_batch() {
     r.store.write(&first).unwrap();
     r.feed(Event::Written { write: first.id });
     assert_eq!(r.writes.len(), 1);
-    assert_eq!(r.writes[0].puts.len(), 11, "ten submits + a's attempt record");
+    assert_eq!(
+        r.writes[0].puts.len(),
+        11,
+        "ten submits + a's attempt record"
+    );
 }
 
 #[test]
@@ -239,7 +246,10 @@ fn retriable_errors_back_off_then_give_up_after_five_attempts() {
         if n < 5 {
             let due = r.timer.unwrap();
             let base = 1000 * 2u64.pow(n - 1);
-            assert!(due >= r.now + base && due <= r.now + base * 13 / 10, "{n}: {due}");
+            assert!(
+                due >= r.now + base && due <= r.now + base * 13 / 10,
+                "{n}: {due}"
+            );
             r.now = due;
             r.feed(Event::TimerFired);
             r.settle();
@@ -290,7 +300,10 @@ fn a_new_leader_retries_an_interrupted_attempt_with_the_same_key_without_spendin
     r2.settle();
     assert_eq!(r2.calls, vec![("a".into(), 2)]);
     let a = r2.exec.get(&"a".into()).unwrap();
-    assert_eq!(a.attempts[0].error.as_ref().unwrap().code, ErrorCode::LeaderLost);
+    assert_eq!(
+        a.attempts[0].error.as_ref().unwrap().code,
+        ErrorCode::LeaderLost
+    );
     assert_eq!(a.counted_attempts(), 1, "only the running attempt counts");
     assert_eq!(a.epoch, r2.exec.epoch());
 }
@@ -304,11 +317,16 @@ fn a_fenced_write_makes_the_stale_leader_step_down() {
     let _new_leader = store.begin_leadership(0);
     old.store = store;
     old.finish("a", 1, Ok(AttemptSuccess::default()));
-    assert!(matches!(old.other.as_slice(), [Command::StepDown { error }] if error.code == ErrorCode::Fenced));
+    assert!(
+        matches!(old.other.as_slice(), [Command::StepDown { error }] if error.code == ErrorCode::Fenced)
+    );
     assert!(!old.exec.is_leading());
     old.submit(ordered("b", &["2"]));
     assert!(old.writes.is_empty(), "a stepped-down leader does nothing");
-    assert_eq!(old.store.transactions()[0].state, TransactionState::Persisting);
+    assert_eq!(
+        old.store.transactions()[0].state,
+        TransactionState::Persisting
+    );
 }
 
 #[test]
@@ -327,7 +345,10 @@ fn quota_exhaustion_refuses_the_new_submit_and_keeps_what_was_accepted() {
             _ => None,
         })
         .collect();
-    assert_eq!(rejected, vec![(Some(tab()), "b".into(), ErrorCode::QuotaExceeded)]);
+    assert_eq!(
+        rejected,
+        vec![(Some(tab()), "b".into(), ErrorCode::QuotaExceeded)]
+    );
     assert_eq!(r.state("b"), None);
     assert_eq!(r.state("a"), Some(TransactionState::Persisting));
     r.store.quota_exhausted = false;
@@ -356,7 +377,15 @@ fn corrupt_records_are_quarantined_and_reported_and_the_rest_resumes() {
     let diags = r
         .sent
         .iter()
-        .filter(|(_, m)| matches!(m, Message::Diagnostic { code: ErrorCode::CorruptRecord, .. }))
+        .filter(|(_, m)| {
+            matches!(
+                m,
+                Message::Diagnostic {
+                    code: ErrorCode::CorruptRecord,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(diags, 2);
     r.settle();
@@ -391,7 +420,13 @@ fn dead_letters_can_be_retried_with_a_fresh_budget_or_removed() {
         op: Request::RetryDeadLetter { id: "a".into() },
     });
     r.settle();
-    assert!(r.sent.iter().any(|(_, m)| matches!(m, Message::Response { req: 1, result: Response::Done })));
+    assert!(r.sent.iter().any(|(_, m)| matches!(
+        m,
+        Message::Response {
+            req: 1,
+            result: Response::Done
+        }
+    )));
     assert_eq!(r.calls.last(), Some(&("a".into(), 2)));
     assert_eq!(r.exec.get(&"a".into()).unwrap().counted_attempts(), 1);
     r.feed(Event::Request {
@@ -416,13 +451,28 @@ fn dead_letters_can_be_retried_with_a_fresh_budget_or_removed() {
     r.settle();
     let removed = r.sent.iter().any(|(_, m)| matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "d" && t.error_code() == Some(ErrorCode::Removed))));
     assert!(removed);
-    assert!(r.sent.iter().any(|(_, m)| matches!(m, Message::Response { req: 4, result: Response::Done })));
+    assert!(r.sent.iter().any(|(_, m)| matches!(
+        m,
+        Message::Response {
+            req: 4,
+            result: Response::Done
+        }
+    )));
     r.feed(Event::Request {
         from: tab(),
         req: 3,
         op: Request::Remove { id: "a".into() },
     });
-    assert!(r.sent.iter().any(|(_, m)| matches!(m, Message::Response { req: 3, result: Response::Error { .. } })), "a running transaction is not removed");
+    assert!(
+        r.sent.iter().any(|(_, m)| matches!(
+            m,
+            Message::Response {
+                req: 3,
+                result: Response::Error { .. }
+            }
+        )),
+        "a running transaction is not removed"
+    );
 }
 
 #[test]
@@ -457,7 +507,13 @@ fn await_sync_holds_a_transaction_until_the_feed_passes_its_sequence() {
     r.submit(ordered("a", &["1"]));
     r.submit(ordered("b", &["1"]));
     r.settle();
-    r.finish("a", 1, Ok(AttemptSuccess { server_seq: Some(7) }));
+    r.finish(
+        "a",
+        1,
+        Ok(AttemptSuccess {
+            server_seq: Some(7),
+        }),
+    );
     assert_eq!(r.state("a"), Some(TransactionState::PersistedAwaitingSync));
     assert_eq!(r.called(), vec!["a", "b"], "the key is free once persisted");
     r.feed(Event::SyncedTo { server_seq: 6 });
@@ -500,7 +556,9 @@ fn snapshot_and_stats_describe_the_outbox() {
     r.settle();
     r.feed(Event::SnapshotRequested { from: tab() });
     let snap = r.sent.iter().find_map(|(to, m)| match m {
-        Message::Snapshot { transactions, .. } if to.as_ref() == Some(&tab()) => Some(transactions.clone()),
+        Message::Snapshot { transactions, .. } if to.as_ref() == Some(&tab()) => {
+            Some(transactions.clone())
+        }
         _ => None,
     });
     let ids: Vec<_> = snap.unwrap().into_iter().map(|t| t.id.0).collect();
@@ -515,8 +573,17 @@ fn a_server_fencing_out_a_call_makes_the_leader_step_down_and_leaves_the_record(
     let mut r = Rig::new(ExecutorConfig::default());
     r.submit(ordered("a", &["1"]));
     r.settle();
-    r.finish("a", 1, Err(AttemptError::fenced("a newer leader has called")));
-    assert!(matches!(r.other.as_slice(), [Command::StepDown { error }] if error.code == ErrorCode::Fenced));
+    r.finish(
+        "a",
+        1,
+        Err(AttemptError::fenced("a newer leader has called")),
+    );
+    assert!(
+        matches!(r.other.as_slice(), [Command::StepDown { error }] if error.code == ErrorCode::Fenced)
+    );
     assert!(!r.exec.is_leading());
-    assert_eq!(r.store.transactions()[0].state, TransactionState::Persisting);
+    assert_eq!(
+        r.store.transactions()[0].state,
+        TransactionState::Persisting
+    );
 }

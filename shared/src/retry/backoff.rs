@@ -53,7 +53,10 @@ impl RetryPolicy {
         rng: &mut dyn RandomSource,
     ) -> Millis {
         let n = failures.saturating_sub(1);
-        let exp = self.factor.max(1.0).powi(i32::try_from(n).unwrap_or(i32::MAX));
+        let exp = self
+            .factor
+            .max(1.0)
+            .powi(i32::try_from(n).unwrap_or(i32::MAX));
         let base = (self.base_delay_ms as f64 * exp).min(self.max_delay_ms as f64);
         let jitter = base * self.jitter.clamp(0.0, 10.0) * rng.next_f64();
         let backoff = (base + jitter).round() as Millis;
@@ -81,10 +84,7 @@ mod tests {
         assert!(!p.allows_another(5));
         let no_jitter = &mut Fixed(0.0);
         let delays: Vec<_> = (1..=8).map(|n| p.delay(n, None, no_jitter)).collect();
-        assert_eq!(
-            delays,
-            [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]
-        );
+        assert_eq!(delays, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn classify_http(status: u16, retry_after_ms: Option<Millis>) -> Option<Atte
     if (200..300).contains(&status) {
         return None;
     }
-    let retriable = matches!(status, 408 | 429) || status >= 500 || status < 200;
+    let retriable = matches!(status, 408 | 429) || !(200..500).contains(&status);
     let mut err = if retriable {
         AttemptError::retriable(format!("server answered {status}"))
     } else {
@@ -156,10 +156,18 @@ mod tests {
     #[test]
     fn four_xx_is_final_except_408_and_429() {
         for s in [400, 401, 403, 404, 409, 410, 413, 422, 451, 499] {
-            assert_eq!(classify_http(s, None).map(|e| e.kind), Some(ErrorKind::NonRetriable), "{s}");
+            assert_eq!(
+                classify_http(s, None).map(|e| e.kind),
+                Some(ErrorKind::NonRetriable),
+                "{s}"
+            );
         }
         for s in [408, 429, 500, 502, 503, 504, 599] {
-            assert_eq!(classify_http(s, None).map(|e| e.kind), Some(ErrorKind::Retriable), "{s}");
+            assert_eq!(
+                classify_http(s, None).map(|e| e.kind),
+                Some(ErrorKind::Retriable),
+                "{s}"
+            );
         }
         for s in [200, 201, 204, 299] {
             assert_eq!(classify_http(s, None), None, "{s}");

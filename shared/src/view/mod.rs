@@ -1,1 +1,174 @@
-//! The optimistic view.
+//! The optimistic view: the synced rows of each collection with the changes of every pending
+//! transaction (from every tab) laid over them, in order.
+//!
+//! The view is kept materialised: a change to the synced rows or to the pending set recomputes
+//! only the rows it touches, so reads are plain lookups and a new pending insert costs one row.
+//! A transaction that fails is simply taken out of the overlay: the rows it touched are
+//! recomputed from the synced rows and the remaining overlay, which is an exact rollback.
+
+use crate::model::{PendingMutation, Transaction, TransactionId};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// A row: its collection and key.
+pub type RowRef = (String, String);
+
+/// Synced rows plus the overlay of pending transactions.
+#[derive(Debug, Default, Clone)]
+pub struct OptimisticView {
+    synced: HashMap<String, BTreeMap<String, Value>>,
+    /// The materialised result, per collection.
+    view: HashMap<String, BTreeMap<String, Value>>,
+    /// Pending transactions' mutations, by overlay order.
+    pending: BTreeMap<u64, (TransactionId, Vec<PendingMutation>)>,
+    order_of: HashMap<TransactionId, u64>,
+    /// Per row, the overlay orders that touch it.
+    touching: HashMap<RowRef, Vec<u64>>,
+    next_order: u64,
+}
+
+impl OptimisticView {
+    /// An empty view.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lays a transaction's mutations over the view, after every pending one already there.
+    /// Adding one that is already there changes nothing. Returns the rows that changed.
+    pub fn add_pending(&mut self, tx: &Transaction) -> Vec<RowRef> {
+        if self.order_of.contains_key(&tx.id) {
+            return Vec::new();
+        }
+        self.next_order += 1;
+        let order = self.next_order;
+        self.order_of.insert(tx.id.clone(), order);
+        self.pending
+            .insert(order, (tx.id.clone(), tx.mutations.clone()));
+        let rows = rows_of(&tx.mutations);
+        for row in &rows {
+            self.touching.entry(row.clone()).or_default().push(order);
+        }
+        self.recompute(&rows);
+        rows
+    }
+
+    /// Takes a transaction's changes out of the overlay (it completed and the synced rows now
+    /// hold its effect, or it failed and is rolled back). Returns the rows that were touched.
+    pub fn remove_pending(&mut self, id: &TransactionId) -> Vec<RowRef> {
+        let Some(order) = self.order_of.remove(id) else {
+            return Vec::new();
+        };
+        let Some((_, mutations)) = self.pending.remove(&order) else {
+            return Vec::new();
+        };
+        let rows = rows_of(&mutations);
+        for row in &rows {
+            if let Some(v) = self.touching.get_mut(row) {
+                v.retain(|o| *o != order);
+                if v.is_empty() {
+                    self.touching.remove(row);
+                }
+            }
+        }
+        self.recompute(&rows);
+        rows
+    }
+
+    /// Whether the transaction is in the overlay.
+    pub fn is_pending(&self, id: &TransactionId) -> bool {
+        self.order_of.contains_key(id)
+    }
+
+    /// Sets (or, with `None`, deletes) a synced row.
+    pub fn set_synced(&mut self, collection: &str, key: &str, row: Option<Value>) -> RowRef {
+        let rows = self.synced.entry(collection.to_owned()).or_default();
+        match row {
+            Some(v) => rows.insert(key.to_owned(), v),
+            None => rows.remove(key),
+        };
+        let r = (collection.to_owned(), key.to_owned());
+        self.recompute(std::slice::from_ref(&r));
+        r
+    }
+
+    /// Replaces every synced row of a collection (a snapshot).
+    pub fn replace_synced(&mut self, collection: &str, rows: BTreeMap<String, Value>) {
+        let old = self
+            .synced
+            .insert(collection.to_owned(), rows)
+            .unwrap_or_default();
+        let mut touched: Vec<RowRef> = old
+            .into_keys()
+            .map(|k| (collection.to_owned(), k))
+            .collect();
+        if let Some(now) = self.synced.get(collection) {
+            touched.extend(now.keys().map(|k| (collection.to_owned(), k.clone())));
+        }
+        touched.sort();
+        touched.dedup();
+        self.recompute(&touched);
+    }
+
+    /// The row as the app should see it.
+    pub fn get(&self, collection: &str, key: &str) -> Option<&Value> {
+        self.view.get(collection)?.get(key)
+    }
+
+    /// Every row of a collection, by key.
+    pub fn rows(&self, collection: &str) -> impl Iterator<Item = (&String, &Value)> {
+        self.view.get(collection).into_iter().flatten()
+    }
+
+    /// The synced row, without the overlay.
+    pub fn synced(&self, collection: &str, key: &str) -> Option<&Value> {
+        self.synced.get(collection)?.get(key)
+    }
+
+    /// Pending transactions in overlay order.
+    pub fn pending_ids(&self) -> impl Iterator<Item = &TransactionId> {
+        self.pending.values().map(|(id, _)| id)
+    }
+
+    fn recompute(&mut self, rows: &[RowRef]) {
+        for (collection, key) in rows {
+            let mut row = self.synced(collection, key).cloned();
+            if let Some(orders) = self.touching.get(&(collection.clone(), key.clone())) {
+                let mut orders = orders.clone();
+                orders.sort_unstable();
+                for o in orders {
+                    if let Some((_, muts)) = self.pending.get(&o) {
+                        for m in muts
+                            .iter()
+                            .filter(|m| m.collection == *collection && m.key == *key)
+                        {
+                            row = m.apply_to(row.as_ref());
+                        }
+                    }
+                }
+            }
+            let col = self.view.entry(collection.clone()).or_default();
+            match row {
+                Some(v) => {
+                    col.insert(key.clone(), v);
+                }
+                None => {
+                    col.remove(key);
+                }
+            }
+        }
+    }
+}
+
+fn rows_of(mutations: &[PendingMutation]) -> Vec<RowRef> {
+    let mut rows: Vec<RowRef> = Vec::new();
+    for m in mutations {
+        let r = (m.collection.clone(), m.key.clone());
+        if !rows.contains(&r) {
+            rows.push(r);
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests;

@@ -52,7 +52,9 @@ pub(super) fn invariants(w: &World, report: &mut Report) -> Vec<String> {
                         _ => false,
                     };
                     if !ok {
-                        problems.push(format!("{id} failed with {code:?} but applied {applied} times"));
+                        problems.push(format!(
+                            "{id} failed with {code:?} but applied {applied} times"
+                        ));
                     }
                     if heard != Some(TransactionState::Failed) {
                         problems.push(format!("{id} failed but its tab last heard {heard:?}"));
@@ -62,15 +64,22 @@ pub(super) fn invariants(w: &World, report: &mut Report) -> Vec<String> {
             }
         }
         // Per-tab creation order of ordered transactions holds on the server, per key.
-        let created_index: HashMap<&TransactionId, usize> =
-            tab.created.iter().enumerate().map(|(i, t)| (&t.id, i)).collect();
+        let created_index: HashMap<&TransactionId, usize> = tab
+            .created
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (&t.id, i))
+            .collect();
         for (key, log) in &w.server.log {
             let mine: Vec<usize> = log
                 .iter()
                 .filter_map(|(id, _)| created_index.get(id).copied())
                 .collect();
             if mine.windows(2).any(|p| p[0] > p[1]) {
-                problems.push(format!("{}'s ordered transactions on {key} applied out of order: {mine:?}", tab.id));
+                problems.push(format!(
+                    "{}'s ordered transactions on {key} applied out of order: {mine:?}",
+                    tab.id
+                ));
             }
         }
     }
@@ -78,7 +87,9 @@ pub(super) fn invariants(w: &World, report: &mut Report) -> Vec<String> {
     for (key, log) in &w.server.log {
         let seqs: Vec<u64> = log.iter().map(|(_, s)| *s).collect();
         if seqs.windows(2).any(|p| p[0] >= p[1]) {
-            problems.push(format!("ordered transactions on {key} applied out of acceptance order: {log:?}"));
+            problems.push(format!(
+                "ordered transactions on {key} applied out of acceptance order: {log:?}"
+            ));
         }
     }
     problems

@@ -51,7 +51,9 @@ impl Server {
         if let Some(f) = faults {
             if rng.chance(f.p_unavailable) {
                 return Handled {
-                    outcome: Err(classify_http(503, None).unwrap_or_else(|| AttemptError::retriable("503"))),
+                    outcome: Err(
+                        classify_http(503, None).unwrap_or_else(|| AttemptError::retriable("503"))
+                    ),
                     reply_lost: false,
                     delay,
                 };
@@ -67,7 +69,9 @@ impl Server {
         self.max_epoch = tx.epoch;
         if tx.mutation_fn == "poison" {
             return Handled {
-                outcome: Err(classify_http(422, None).unwrap_or_else(|| AttemptError::non_retriable("422"))),
+                outcome: Err(
+                    classify_http(422, None).unwrap_or_else(|| AttemptError::non_retriable("422"))
+                ),
                 reply_lost: false,
                 delay,
             };
@@ -80,7 +84,10 @@ impl Server {
                 *self.applied.entry(tx.id.clone()).or_default() += 1;
                 if tx.strategy == Strategy::Ordered {
                     for k in &tx.keys {
-                        self.log.entry(k.clone()).or_default().push((tx.id.clone(), tx.seq));
+                        self.log
+                            .entry(k.clone())
+                            .or_default()
+                            .push((tx.id.clone(), tx.seq));
                     }
                 }
                 self.seq

@@ -19,19 +19,50 @@ const MAX_CRASHES: u64 = 6;
 
 #[derive(Debug)]
 enum Ev {
-    Create { tab: usize },
-    ToLeaders { from: usize, msg: Message },
+    Create {
+        tab: usize,
+    },
+    ToLeaders {
+        from: usize,
+        msg: Message,
+    },
     /// A tab's message held for one frozen leader.
-    ToLeader { gen: u64, from: usize, msg: Message },
-    ToTab { tab: usize, msg: Message },
-    WriteDone { gen: u64, write: WriteId },
-    WriteResult { gen: u64, write: WriteId, result: Result<(), StoreError> },
-    ServerRecv { tx: Box<Transaction> },
-    Reply { gen: u64, id: TransactionId, attempt: u32, outcome: AttemptOutcome },
-    Timer { gen: u64, token: u64 },
+    ToLeader {
+        gen: u64,
+        from: usize,
+        msg: Message,
+    },
+    ToTab {
+        tab: usize,
+        msg: Message,
+    },
+    WriteDone {
+        gen: u64,
+        write: WriteId,
+    },
+    WriteResult {
+        gen: u64,
+        write: WriteId,
+        result: Result<(), StoreError>,
+    },
+    ServerRecv {
+        tx: Box<Transaction>,
+    },
+    Reply {
+        gen: u64,
+        id: TransactionId,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    },
+    Timer {
+        gen: u64,
+        token: u64,
+    },
     Crash,
     Elect,
-    Wake { gen: u64 },
+    Wake {
+        gen: u64,
+    },
     QuotaToggle,
 }
 
@@ -88,7 +119,11 @@ pub fn run(seed: u64, knobs: &Knobs) -> Result<Report, String> {
     if problems.is_empty() {
         return Ok(w.report);
     }
-    let keep = if std::env::var_os("SIM_TRACE").is_some() { usize::MAX } else { 40 };
+    let keep = if std::env::var_os("SIM_TRACE").is_some() {
+        usize::MAX
+    } else {
+        40
+    };
     let tail: Vec<&String> = w.trace.iter().rev().take(keep).collect();
     let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
     Err(format!(
@@ -178,7 +213,8 @@ impl World {
     fn run(&mut self) {
         while let Some(((t, _), ev)) = self.queue.pop_first() {
             if t > LIMIT_MS {
-                self.violations.push(format!("still busy at {LIMIT_MS} virtual ms"));
+                self.violations
+                    .push(format!("still busy at {LIMIT_MS} virtual ms"));
                 break;
             }
             self.now = t;
@@ -197,17 +233,39 @@ impl World {
                 let now = self.now;
                 let tx = self.tabs[tab].create(&mut self.rng, keys, now);
                 self.log(format!("{} creates {}", self.tabs[tab].id, tx.id));
-                self.deliver((tab as i64, -1), Ev::ToLeaders { from: tab, msg: Message::Submit { epoch: self.tabs[tab].epoch, tx: Box::new(tx) } });
+                self.deliver(
+                    (tab as i64, -1),
+                    Ev::ToLeaders {
+                        from: tab,
+                        msg: Message::Submit {
+                            epoch: self.tabs[tab].epoch,
+                            tx: Box::new(tx),
+                        },
+                    },
+                );
             }
             Ev::ToLeaders { from, msg } => {
-                let gens: Vec<u64> = self.leaders.iter().filter(|(_, l)| l.life != Life::Dead).map(|(g, _)| *g).collect();
+                let gens: Vec<u64> = self
+                    .leaders
+                    .iter()
+                    .filter(|(_, l)| l.life != Life::Dead)
+                    .map(|(g, _)| *g)
+                    .collect();
                 for gen in gens {
-                    self.step(Ev::ToLeader { gen, from, msg: msg.clone() });
+                    self.step(Ev::ToLeader {
+                        gen,
+                        from,
+                        msg: msg.clone(),
+                    });
                 }
             }
             Ev::ToLeader { gen, from, msg } => {
                 let event = match &msg {
-                    Message::Submit { tx, epoch } => Event::Submitted { from: self.tabs[from].id.clone(), to: *epoch, tx: tx.clone() },
+                    Message::Submit { tx, epoch } => Event::Submitted {
+                        from: self.tabs[from].id.clone(),
+                        to: *epoch,
+                        tx: tx.clone(),
+                    },
                     _ => return,
                 };
                 self.feed_or_hold(gen, event, || Ev::ToLeader { gen, from, msg });
@@ -217,18 +275,49 @@ impl World {
                     let resend = self.tabs[tab].to_resend();
                     self.log(format!("{} resends {}", self.tabs[tab].id, resend.len()));
                     for tx in resend {
-                        self.deliver((tab as i64, -1), Ev::ToLeaders { from: tab, msg: Message::Submit { epoch: self.tabs[tab].epoch, tx: Box::new(tx) } });
+                        self.deliver(
+                            (tab as i64, -1),
+                            Ev::ToLeaders {
+                                from: tab,
+                                msg: Message::Submit {
+                                    epoch: self.tabs[tab].epoch,
+                                    tx: Box::new(tx),
+                                },
+                            },
+                        );
                     }
                 }
             }
             Ev::WriteDone { gen, write } => self.write_done(gen, write),
             Ev::WriteResult { gen, write, result } => self.write_result(gen, write, result),
             Ev::ServerRecv { tx } => self.server_recv(tx),
-            Ev::Reply { gen, id, attempt, outcome } => {
-                self.feed_or_hold(gen, Event::AttemptFinished { id: id.clone(), attempt, outcome: outcome.clone() }, || Ev::Reply { gen, id, attempt, outcome });
+            Ev::Reply {
+                gen,
+                id,
+                attempt,
+                outcome,
+            } => {
+                self.feed_or_hold(
+                    gen,
+                    Event::AttemptFinished {
+                        id: id.clone(),
+                        attempt,
+                        outcome: outcome.clone(),
+                    },
+                    || Ev::Reply {
+                        gen,
+                        id,
+                        attempt,
+                        outcome,
+                    },
+                );
             }
             Ev::Timer { gen, token } => {
-                if self.leaders.get(&gen).is_some_and(|l| l.timer_token == token) {
+                if self
+                    .leaders
+                    .get(&gen)
+                    .is_some_and(|l| l.timer_token == token)
+                {
                     self.feed_or_hold(gen, Event::TimerFired, || Ev::Timer { gen, token });
                 }
             }
@@ -237,13 +326,18 @@ impl World {
             }
             Ev::Elect => self.elect(),
             Ev::Wake { gen } => {
-                let Some(l) = self.leaders.get_mut(&gen) else { return };
+                let Some(l) = self.leaders.get_mut(&gen) else {
+                    return;
+                };
                 if l.life != Life::Frozen {
                     return;
                 }
                 l.life = Life::Alive;
                 let held = std::mem::take(&mut l.inbox);
-                self.log(format!("zombie gen {gen} wakes with {} held events", held.len()));
+                self.log(format!(
+                    "zombie gen {gen} wakes with {} held events",
+                    held.len()
+                ));
                 for ev in held {
                     self.step(ev);
                 }
@@ -259,7 +353,9 @@ impl World {
 
     /// Feeds an event to leader `gen`, holds it if the leader is frozen, drops it if dead.
     fn feed_or_hold(&mut self, gen: u64, event: Event, held: impl FnOnce() -> Ev) {
-        let Some(l) = self.leaders.get_mut(&gen) else { return };
+        let Some(l) = self.leaders.get_mut(&gen) else {
+            return;
+        };
         match l.life {
             Life::Dead => {}
             Life::Frozen => l.inbox.push(held()),
@@ -299,7 +395,13 @@ impl World {
                 Command::Send { to, msg } => {
                     for tab in 0..self.tabs.len() {
                         if to.as_ref().is_none_or(|c| *c == self.tabs[tab].id) {
-                            self.deliver((-1 - gen as i64, tab as i64), Ev::ToTab { tab, msg: msg.clone() });
+                            self.deliver(
+                                (-1 - gen as i64, tab as i64),
+                                Ev::ToTab {
+                                    tab,
+                                    msg: msg.clone(),
+                                },
+                            );
                         }
                     }
                 }
@@ -315,7 +417,9 @@ impl World {
     }
 
     fn write_done(&mut self, gen: u64, write: WriteId) {
-        let Some(l) = self.leaders.get_mut(&gen) else { return };
+        let Some(l) = self.leaders.get_mut(&gen) else {
+            return;
+        };
         match l.life {
             Life::Frozen => {
                 l.inbox.push(Ev::WriteDone { gen, write });
@@ -333,7 +437,9 @@ impl World {
             }
             Life::Alive => {}
         }
-        let Some(b) = l.writes.remove(&write) else { return };
+        let Some(b) = l.writes.remove(&write) else {
+            return;
+        };
         let result = self.commit(&b);
         if result.is_ok() && self.rng.chance(self.p_crash_hook * 3.0) && self.crash() {
             // Crashed between the commit and the acks: a frozen leader hears of the commit
@@ -363,7 +469,14 @@ impl World {
                 self.completed_at_epoch.insert(t.id.clone(), b.epoch);
             }
         }
-        self.log(format!("write {} epoch {} puts {} done {} -> {:?}", b.id, b.epoch, b.puts.len(), b.completed.len(), r));
+        self.log(format!(
+            "write {} epoch {} puts {} done {} -> {:?}",
+            b.id,
+            b.epoch,
+            b.puts.len(),
+            b.completed.len(),
+            r
+        ));
         r
     }
 
@@ -386,9 +499,24 @@ impl World {
         } else {
             handled.outcome
         };
-        self.log(format!("server gets {} #{attempt} -> {:?}", tx.id, outcome.as_ref().map(|s| s.server_seq).map_err(|e| e.error.code)));
+        self.log(format!(
+            "server gets {} #{attempt} -> {:?}",
+            tx.id,
+            outcome
+                .as_ref()
+                .map(|s| s.server_seq)
+                .map_err(|e| e.error.code)
+        ));
         let t = self.now + handled.delay;
-        self.at(t, Ev::Reply { gen, id: tx.id.clone(), attempt, outcome });
+        self.at(
+            t,
+            Ev::Reply {
+                gen,
+                id: tx.id.clone(),
+                attempt,
+                outcome,
+            },
+        );
         if self.faulty() && self.rng.chance(self.p_crash_hook) {
             // Crash after the server applied it, before the reply arrives.
             self.at(self.now, Ev::Crash);
@@ -434,13 +562,25 @@ impl World {
             .iter()
             .filter(|(_, v)| v.get("state").and_then(|s| s.as_str()) == Some("persisting"))
             .count() as u64;
-        self.log(format!("gen {gen} leads with {} records", loaded.records.len()));
+        self.log(format!(
+            "gen {gen} leads with {} records",
+            loaded.records.len()
+        ));
         let config = ExecutorConfig {
             max_concurrency: self.max_concurrency,
             ..ExecutorConfig::default()
         };
         let exec = Executor::new(config, Box::new(SplitMix64::new(self.seed ^ gen)));
-        self.leaders.insert(gen, Leader { exec, life: Life::Alive, writes: HashMap::new(), timer_token: 0, inbox: Vec::new() });
+        self.leaders.insert(
+            gen,
+            Leader {
+                exec,
+                life: Life::Alive,
+                writes: HashMap::new(),
+                timer_token: 0,
+                inbox: Vec::new(),
+            },
+        );
         self.feed_or_hold(gen, Event::BecameLeader(loaded), || Ev::Elect);
     }
 }

@@ -1,0 +1,156 @@
+use super::*;
+use crate::model::Strategy as TxStrategy;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn tx(id: &str, mutations: Vec<PendingMutation>) -> Transaction {
+    Transaction::new(id.into(), "f", TxStrategy::Ordered, mutations, 0)
+}
+
+#[test]
+fn pending_changes_overlay_synced_rows_in_order_and_roll_back_exactly() {
+    let mut v = OptimisticView::new();
+    v.set_synced("todos", "1", Some(json!({"t": "a", "done": false})));
+    let a = tx(
+        "a",
+        vec![PendingMutation::update(
+            "todos",
+            "1",
+            json!({"t": "a", "done": false}),
+            json!({"done": true}),
+        )],
+    );
+    let b = tx(
+        "b",
+        vec![
+            PendingMutation::update(
+                "todos",
+                "1",
+                json!({"t": "a", "done": true}),
+                json!({"t": "b"}),
+            ),
+            PendingMutation::insert("todos", "2", json!({"t": "new"})),
+        ],
+    );
+    v.add_pending(&a);
+    assert_eq!(v.add_pending(&b).len(), 2);
+    assert_eq!(v.get("todos", "1"), Some(&json!({"t": "b", "done": true})));
+    assert_eq!(v.rows("todos").count(), 2);
+    // a fails: only b's change stays, over the synced row.
+    v.remove_pending(&"a".into());
+    assert_eq!(v.get("todos", "1"), Some(&json!({"t": "b", "done": false})));
+    // b fails too: back to exactly the synced state.
+    v.remove_pending(&"b".into());
+    assert_eq!(v.get("todos", "1"), Some(&json!({"t": "a", "done": false})));
+    assert_eq!(v.get("todos", "2"), None);
+}
+
+#[test]
+fn synced_changes_show_under_pending_ones() {
+    let mut v = OptimisticView::new();
+    v.set_synced("todos", "1", Some(json!({"t": "a", "n": 1})));
+    v.add_pending(&tx(
+        "a",
+        vec![PendingMutation::update(
+            "todos",
+            "1",
+            json!({"t": "a", "n": 1}),
+            json!({"t": "mine"}),
+        )],
+    ));
+    v.set_synced("todos", "1", Some(json!({"t": "theirs", "n": 2})));
+    assert_eq!(v.get("todos", "1"), Some(&json!({"t": "mine", "n": 2})));
+    v.add_pending(&tx(
+        "d",
+        vec![PendingMutation::delete("todos", "1", json!({}))],
+    ));
+    assert_eq!(v.get("todos", "1"), None);
+    let mut snapshot = BTreeMap::new();
+    snapshot.insert("9".to_owned(), json!({"t": "z"}));
+    v.replace_synced("todos", snapshot);
+    v.remove_pending(&"d".into());
+    assert_eq!(
+        v.get("todos", "1"),
+        Some(&json!({"t": "mine", "n": 1})),
+        "the update shows over the row it was made on"
+    );
+    assert_eq!(v.get("todos", "9"), Some(&json!({"t": "z"})));
+}
+
+#[test]
+fn adding_twice_is_a_no_op() {
+    let mut v = OptimisticView::new();
+    let t = tx("a", vec![PendingMutation::insert("c", "1", json!(1))]);
+    assert_eq!(v.add_pending(&t).len(), 1);
+    assert!(v.add_pending(&t).is_empty());
+    assert_eq!(v.pending_ids().count(), 1);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Add(u8, Vec<(u8, u8, Option<u8>)>),
+    Remove(u8),
+    Sync(u8, Option<u8>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (
+            0u8..8,
+            prop::collection::vec((0u8..3, 0u8..4, prop::option::of(0u8..5)), 1..3)
+        )
+            .prop_map(|(i, m)| Op::Add(i, m)),
+        (0u8..8).prop_map(Op::Remove),
+        (0u8..4, prop::option::of(0u8..5)).prop_map(|(k, v)| Op::Sync(k, v)),
+    ]
+}
+
+proptest! {
+    /// The incrementally maintained view always equals a from-scratch fold of the synced rows
+    /// and the pending transactions in order.
+    #[test]
+    fn incremental_view_equals_recomputation(ops in prop::collection::vec(op(), 1..40)) {
+        let mut v = OptimisticView::new();
+        let mut synced: BTreeMap<String, Value> = BTreeMap::new();
+        let mut pending: Vec<Transaction> = Vec::new();
+        for o in ops {
+            match o {
+                Op::Add(i, ms) => {
+                    let id = format!("t{i}");
+                    if pending.iter().any(|t| t.id.0 == id) { continue; }
+                    let muts = ms.into_iter().map(|(kind, k, val)| {
+                        let key = k.to_string();
+                        match (kind, val) {
+                            (0, Some(x)) => PendingMutation::insert("c", &key, json!({"v": x})),
+                            (1, Some(x)) => PendingMutation::update("c", &key, json!({"v": 0}), json!({"w": x})),
+                            _ => PendingMutation::delete("c", &key, json!({"v": 0})),
+                        }
+                    }).collect();
+                    let t = tx(&id, muts);
+                    v.add_pending(&t);
+                    pending.push(t);
+                }
+                Op::Remove(i) => {
+                    let id: TransactionId = format!("t{i}").as_str().into();
+                    v.remove_pending(&id);
+                    pending.retain(|t| t.id != id);
+                }
+                Op::Sync(k, val) => {
+                    let row = val.map(|x| json!({"v": x, "s": true}));
+                    v.set_synced("c", &k.to_string(), row.clone());
+                    match row { Some(r) => { synced.insert(k.to_string(), r); } None => { synced.remove(&k.to_string()); } }
+                }
+            }
+            for k in 0u8..4 {
+                let key = k.to_string();
+                let mut expect = synced.get(&key).cloned();
+                for t in &pending {
+                    for m in t.mutations.iter().filter(|m| m.key == key) {
+                        expect = m.apply_to(expect.as_ref());
+                    }
+                }
+                prop_assert_eq!(v.get("c", &key), expect.as_ref());
+            }
+        }
+    }
+}
