@@ -32,7 +32,10 @@ impl KeyScheduler {
             return None;
         }
         for k in keys {
-            self.queues.entry(k.clone()).or_default().push_back(id.clone());
+            self.queues
+                .entry(k.clone())
+                .or_default()
+                .push_back(id.clone());
         }
         self.blocker(id, strategy, keys)
     }
@@ -123,9 +126,15 @@ mod tests {
             Some(id("b"))
         );
         assert_eq!(s.remove(&id("b"), &keys(&["y"])), vec![id("c")]);
-        assert_eq!(s.blocker(&id("c"), Strategy::Ordered, &keys(&["y", "x"])), Some(id("a")));
+        assert_eq!(
+            s.blocker(&id("c"), Strategy::Ordered, &keys(&["y", "x"])),
+            Some(id("a"))
+        );
         assert_eq!(s.remove(&id("a"), &keys(&["x"])), vec![id("c")]);
-        assert_eq!(s.blocker(&id("c"), Strategy::Ordered, &keys(&["y", "x"])), None);
+        assert_eq!(
+            s.blocker(&id("c"), Strategy::Ordered, &keys(&["y", "x"])),
+            None
+        );
     }
 
     #[test]
@@ -143,7 +152,10 @@ mod tests {
         s.enqueue(&id("b"), Strategy::Ordered, &keys(&["x"]));
         s.enqueue(&id("c"), Strategy::Ordered, &keys(&["y"]));
         s.enqueue(&id("d"), Strategy::Ordered, &keys(&["z"]));
-        assert_eq!(s.behind(&id("a"), &keys(&["x", "y"])), vec![id("b"), id("c")]);
+        assert_eq!(
+            s.behind(&id("a"), &keys(&["x", "y"])),
+            vec![id("b"), id("c")]
+        );
         assert!(s.behind(&id("d"), &keys(&["z"])).is_empty());
     }
 

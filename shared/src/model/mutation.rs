@@ -160,8 +160,16 @@ mod tests {
     #[test]
     fn inverse_of_update_restores_changed_and_removed_fields() {
         let original = json!({"id": 1, "t": "x", "done": false});
-        let m = PendingMutation::update("todos", "1", original.clone(), json!({"done": true, "n": 2}));
-        assert_eq!(m.modified, Some(json!({"id": 1, "t": "x", "done": true, "n": 2})));
+        let m = PendingMutation::update(
+            "todos",
+            "1",
+            original.clone(),
+            json!({"done": true, "n": 2}),
+        );
+        assert_eq!(
+            m.modified,
+            Some(json!({"id": 1, "t": "x", "done": true, "n": 2}))
+        );
         let after = json!({"1": m.modified.clone().unwrap()});
         assert_eq!(undo(&after, &m), json!({"1": original}));
     }

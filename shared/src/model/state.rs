@@ -48,7 +48,10 @@ impl TransactionState {
             (self, to),
             (Pending, Queued | Persisting | Failed)
                 | (Queued, Pending | Persisting | Failed)
-                | (Persisting, Pending | PersistedAwaitingSync | Completed | Failed)
+                | (
+                    Persisting,
+                    Pending | PersistedAwaitingSync | Completed | Failed
+                )
                 | (PersistedAwaitingSync, Completed | Failed)
                 | (Failed, Pending)
         )

@@ -161,7 +161,9 @@ impl Transaction {
             return Err(RecordError::Malformed("empty transaction id".into()));
         }
         if self.mutations.is_empty() {
-            return Err(RecordError::Malformed("a transaction without mutations".into()));
+            return Err(RecordError::Malformed(
+                "a transaction without mutations".into(),
+            ));
         }
         if self.keys != distinct_keys(&self.mutations) {
             return Err(RecordError::Malformed(

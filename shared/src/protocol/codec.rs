@@ -86,7 +86,10 @@ pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     let carried: &[Transaction] = match &env.body {
         Message::Submit { tx, .. } => std::slice::from_ref(&**tx),
-        Message::State { txs, .. } | Message::Snapshot { transactions: txs, .. } => txs,
+        Message::State { txs, .. }
+        | Message::Snapshot {
+            transactions: txs, ..
+        } => txs,
         _ => &[],
     };
     for tx in carried {
