@@ -16,12 +16,14 @@
 #![deny(missing_docs)]
 
 pub mod executor;
+pub mod http;
 pub mod model;
 pub mod patch;
 pub mod protocol;
 pub mod retry;
 pub mod scheduler;
 pub mod store;
+pub mod tab;
 pub mod view;
 
 pub use model::{

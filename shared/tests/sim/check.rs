@@ -21,17 +21,17 @@ pub(super) fn invariants(w: &World, report: &mut Report) -> Vec<String> {
             if applied > 1 {
                 problems.push(format!("{id} applied {applied} times"));
             }
-            if let Some(code) = tab.rejected.get(id) {
+            if let Some(code) = tab.rejected(id) {
                 report.rejected += 1;
                 if applied != 0 || stored.contains_key(id) || w.store.is_completed(id) {
                     problems.push(format!("{id} was rejected ({code}) yet stored or applied"));
                 }
                 continue;
             }
-            if !tab.durable.contains(id) {
+            if !tab.durable(id) {
                 problems.push(format!("{id} never became durable"));
             }
-            let heard = tab.states.get(id).copied();
+            let heard = tab.heard(id);
             if w.store.is_completed(id) {
                 report.completed += 1;
                 if applied != 1 {
@@ -78,7 +78,7 @@ pub(super) fn invariants(w: &World, report: &mut Report) -> Vec<String> {
             if mine.windows(2).any(|p| p[0] > p[1]) {
                 problems.push(format!(
                     "{}'s ordered transactions on {key} applied out of order: {mine:?}",
-                    tab.id
+                    tab.id()
                 ));
             }
         }

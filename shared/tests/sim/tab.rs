@@ -1,45 +1,45 @@
-//! A simulated tab: creates transactions, resends them until a leader says durable, and
-//! follows their states.
+//! A simulated tab: the real [`TabCore`] with a random workload.
 
 use outbox_shared::model::{
-    ClientId, Epoch, ErrorCode, PendingMutation, Strategy, Transaction, TransactionId,
-    TransactionState,
+    ClientId, ErrorCode, PendingMutation, Strategy, Transaction, TransactionId, TransactionState,
 };
-use outbox_shared::protocol::Message;
+use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::retry::SplitMix64;
+use outbox_shared::tab::{TabCore, TabOutput};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub const SCOPE: &str = "sim";
 
 #[derive(Debug)]
 pub struct Tab {
-    pub id: ClientId,
+    pub core: TabCore,
     /// Every transaction it created, in creation order.
     pub created: Vec<Transaction>,
-    pub durable: HashSet<TransactionId>,
-    pub rejected: HashMap<TransactionId, ErrorCode>,
-    /// The last state it heard for each transaction.
-    pub states: BTreeMap<TransactionId, TransactionState>,
-    pub epoch: Epoch,
     next: u64,
 }
 
 impl Tab {
     pub fn new(n: usize) -> Self {
         Self {
-            id: ClientId(format!("tab{n}")),
+            core: TabCore::new(ClientId(format!("tab{n}")), SCOPE),
             created: Vec::new(),
-            durable: HashSet::new(),
-            rejected: HashMap::new(),
-            states: BTreeMap::new(),
-            epoch: Epoch(0),
             next: 0,
         }
     }
 
-    /// Makes a transaction on one or two random keys.
-    pub fn create(&mut self, rng: &mut SplitMix64, keys: u64, now: u64) -> Transaction {
+    pub fn id(&self) -> &ClientId {
+        self.core.id()
+    }
+
+    /// Makes a transaction on one or two random keys and submits it; returns what to send.
+    pub fn create(
+        &mut self,
+        rng: &mut SplitMix64,
+        keys: u64,
+        now: u64,
+    ) -> (TransactionId, Vec<Message>) {
         self.next += 1;
-        let id = TransactionId(format!("{}-{}", self.id, self.next));
+        let id = TransactionId(format!("{}-{}", self.id(), self.next));
         let mut rows = vec![rng.below(keys)];
         if rng.chance(0.3) {
             let other = rng.below(keys);
@@ -57,46 +57,42 @@ impl Tab {
             Strategy::Ordered
         };
         let f = if rng.chance(0.04) { "poison" } else { "sync" };
-        let tx = Transaction::new(id, f, strategy, mutations, now);
+        let tx = Transaction::new(id.clone(), f, strategy, mutations, now);
         self.created.push(tx.clone());
-        self.states.insert(tx.id.clone(), TransactionState::Pending);
-        tx
+        let out = self.core.submit(tx);
+        (id, sends(out))
     }
 
-    /// Transactions to (re)send to a new leader: every one not known to be settled.
-    pub fn to_resend(&self) -> Vec<Transaction> {
-        self.created
-            .iter()
-            .filter(|t| !self.rejected.contains_key(&t.id))
-            .filter(|t| !self.states.get(&t.id).is_some_and(|s| s.is_settled()))
-            .cloned()
-            .collect()
+    pub fn start(&mut self) -> Vec<Message> {
+        sends(self.core.start())
     }
 
-    /// Reads one message; returns true when a new leader announced itself.
-    pub fn receive(&mut self, msg: &Message) -> bool {
-        match msg {
-            Message::Leader { epoch } if *epoch > self.epoch => {
-                self.epoch = *epoch;
-                return true;
-            }
-            Message::Durable { ids, .. } => self.durable.extend(ids.iter().cloned()),
-            Message::Rejected { id, error } => {
-                self.rejected.insert(id.clone(), error.code);
-            }
-            // A late message from a deposed leader speaks of the past.
-            Message::State { epoch, .. } if *epoch < self.epoch => {}
-            Message::State { txs, .. } => {
-                for t in txs {
-                    if let Some(s) = self.states.get_mut(&t.id) {
-                        if *s != TransactionState::Completed {
-                            *s = t.state;
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        false
+    /// Reads one message; returns what to send in answer.
+    pub fn receive(&mut self, now: u64, env: &Envelope) -> Vec<Message> {
+        sends(self.core.receive(now, env))
     }
+
+    pub fn durable(&self, id: &TransactionId) -> bool {
+        self.core.is_durable(id)
+    }
+
+    /// The last state this tab heard for its transaction.
+    pub fn heard(&self, id: &TransactionId) -> Option<TransactionState> {
+        self.core.get(id).map(|t| t.state)
+    }
+
+    /// Refused by a leader (quota) before it was ever durable.
+    pub fn rejected(&self, id: &TransactionId) -> Option<ErrorCode> {
+        let tx = self.core.get(id)?;
+        (!self.durable(id) && tx.state == TransactionState::Failed).then(|| tx.error_code())?
+    }
+}
+
+fn sends(out: Vec<TabOutput>) -> Vec<Message> {
+    out.into_iter()
+        .filter_map(|o| match o {
+            TabOutput::Send(m) => Some(m),
+            _ => None,
+        })
+        .collect()
 }

@@ -2,11 +2,11 @@
 
 use super::check;
 use super::server::{Faults, Server};
-use super::tab::Tab;
+use super::tab::{Tab, SCOPE};
 use super::{Knobs, Report};
 use outbox_shared::executor::{AttemptOutcome, Command, Event, Executor, ExecutorConfig};
-use outbox_shared::model::{Epoch, Transaction, TransactionId};
-use outbox_shared::protocol::Message;
+use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId};
+use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::retry::{AttemptError, RandomSource, SplitMix64};
 use outbox_shared::store::{MemOutboxStore, StoreError, WriteBatch, WriteId};
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +34,7 @@ enum Ev {
     },
     ToTab {
         tab: usize,
-        msg: Message,
+        env: Envelope,
     },
     WriteDone {
         gen: u64,
@@ -168,6 +168,8 @@ impl World {
         let tabs = 2 + w.rng.below(3) as usize;
         for t in 0..tabs {
             w.tabs.push(Tab::new(t));
+            let hello = w.tabs[t].start();
+            w.send_from_tab(t, hello);
             for _ in 0..5 + w.rng.below(20) {
                 let at = w.rng.below(FAULT_PHASE_MS);
                 w.at(at, Ev::Create { tab: t });
@@ -197,6 +199,12 @@ impl World {
         let t = (self.now + self.rng.below(3)).max(self.links.get(&link).copied().unwrap_or(0));
         self.links.insert(link, t);
         self.at(t, ev);
+    }
+
+    fn send_from_tab(&mut self, tab: usize, msgs: Vec<Message>) {
+        for msg in msgs {
+            self.deliver((tab as i64, -1), Ev::ToLeaders { from: tab, msg });
+        }
     }
 
     fn faulty(&self) -> bool {
@@ -231,18 +239,9 @@ impl World {
             Ev::Create { tab } => {
                 let keys = self.keys;
                 let now = self.now;
-                let tx = self.tabs[tab].create(&mut self.rng, keys, now);
-                self.log(format!("{} creates {}", self.tabs[tab].id, tx.id));
-                self.deliver(
-                    (tab as i64, -1),
-                    Ev::ToLeaders {
-                        from: tab,
-                        msg: Message::Submit {
-                            epoch: self.tabs[tab].epoch,
-                            tx: Box::new(tx),
-                        },
-                    },
-                );
+                let (id, msgs) = self.tabs[tab].create(&mut self.rng, keys, now);
+                self.log(format!("{} creates {id}", self.tabs[tab].id()));
+                self.send_from_tab(tab, msgs);
             }
             Ev::ToLeaders { from, msg } => {
                 let gens: Vec<u64> = self
@@ -261,8 +260,27 @@ impl World {
             }
             Ev::ToLeader { gen, from, msg } => {
                 let event = match &msg {
+                    Message::Hello => {
+                        // Answered like the worker's glue does: with who leads.
+                        let epoch = self.leaders.get(&gen).map(|l| l.exec.epoch());
+                        if let (Some(epoch), Some(Life::Alive)) =
+                            (epoch, self.leaders.get(&gen).map(|l| &l.life))
+                        {
+                            self.run_commands(
+                                gen,
+                                vec![Command::Send {
+                                    to: Some(self.tabs[from].id().clone()),
+                                    msg: Message::Leader { epoch },
+                                }],
+                            );
+                        }
+                        return;
+                    }
+                    Message::SnapshotRequest => Event::SnapshotRequested {
+                        from: self.tabs[from].id().clone(),
+                    },
                     Message::Submit { tx, epoch } => Event::Submitted {
-                        from: self.tabs[from].id.clone(),
+                        from: self.tabs[from].id().clone(),
                         to: *epoch,
                         tx: tx.clone(),
                     },
@@ -270,23 +288,17 @@ impl World {
                 };
                 self.feed_or_hold(gen, event, || Ev::ToLeader { gen, from, msg });
             }
-            Ev::ToTab { tab, msg } => {
-                if self.tabs[tab].receive(&msg) {
-                    let resend = self.tabs[tab].to_resend();
-                    self.log(format!("{} resends {}", self.tabs[tab].id, resend.len()));
-                    for tx in resend {
-                        self.deliver(
-                            (tab as i64, -1),
-                            Ev::ToLeaders {
-                                from: tab,
-                                msg: Message::Submit {
-                                    epoch: self.tabs[tab].epoch,
-                                    tx: Box::new(tx),
-                                },
-                            },
-                        );
-                    }
+            Ev::ToTab { tab, env } => {
+                let now = self.now;
+                let msgs = self.tabs[tab].receive(now, &env);
+                let resends = msgs
+                    .iter()
+                    .filter(|m| matches!(m, Message::Submit { .. }))
+                    .count();
+                if resends > 0 {
+                    self.log(format!("{} resends {resends}", self.tabs[tab].id()));
                 }
+                self.send_from_tab(tab, msgs);
             }
             Ev::WriteDone { gen, write } => self.write_done(gen, write),
             Ev::WriteResult { gen, write, result } => self.write_result(gen, write, result),
@@ -393,13 +405,18 @@ impl World {
                     }
                 }
                 Command::Send { to, msg } => {
+                    let from = ClientId(format!("leader{gen}"));
+                    let env = match &to {
+                        Some(to) => Envelope::reply(SCOPE, &from, to, msg),
+                        None => Envelope::broadcast(SCOPE, &from, msg),
+                    };
                     for tab in 0..self.tabs.len() {
-                        if to.as_ref().is_none_or(|c| *c == self.tabs[tab].id) {
+                        if env.is_for(self.tabs[tab].id()) {
                             self.deliver(
                                 (-1 - gen as i64, tab as i64),
                                 Ev::ToTab {
                                     tab,
-                                    msg: msg.clone(),
+                                    env: env.clone(),
                                 },
                             );
                         }

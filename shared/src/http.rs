@@ -1,0 +1,318 @@
+//! The built-in HTTP mutation function, without the I/O: how a transaction becomes a request,
+//! and how an answer becomes an attempt outcome.
+//!
+//! Requests carry `Idempotency-Key` (the transaction id) and `Outbox-Epoch` (the calling
+//! leader's epoch). A server that has already heard from a newer leader answers with the header
+//! `Outbox-Fenced`, which makes the caller step down (see [`AttemptError::fenced`]).
+//!
+//! A batch request carries many transactions, each with its own idempotency key and its own
+//! answer: `POST <url>/batch` with `{"transactions":[…]}`, answered by
+//! `{"results":[{"id","status","body"}…]}`.
+
+use crate::executor::{AttemptOutcome, AttemptSuccess};
+use crate::model::{Millis, Transaction, TransactionId};
+use crate::retry::{classify_http, parse_retry_after, AttemptError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Header with the transaction's id.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Header with the calling leader's epoch.
+pub const EPOCH_HEADER: &str = "Outbox-Epoch";
+/// Header a server sets when it refuses a deposed leader.
+pub const FENCED_HEADER: &str = "Outbox-Fenced";
+
+/// Where and how to send one mutation function's transactions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEndpoint {
+    /// The URL transactions are POSTed to.
+    pub url: String,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: HashMap<String, String>,
+    /// Send transactions that are ready together in one request to `<url>/batch`.
+    #[serde(default)]
+    pub batch: bool,
+}
+
+/// A request to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The URL.
+    pub url: String,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: String,
+}
+
+/// An answer received.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpAnswer {
+    /// The status.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// Whether the `Outbox-Fenced` header was present.
+    pub fenced: bool,
+    /// The body text.
+    pub body: String,
+}
+
+impl HttpEndpoint {
+    fn base_headers(&self, tx_epoch: u64) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = vec![
+            ("Content-Type".into(), "application/json".into()),
+            (EPOCH_HEADER.into(), tx_epoch.to_string()),
+        ];
+        let mut extra: Vec<_> = self.headers.iter().collect();
+        extra.sort();
+        headers.extend(extra.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+        headers
+    }
+
+    /// The request for one transaction.
+    pub fn request(&self, tx: &Transaction) -> HttpRequest {
+        let mut headers = self.base_headers(tx.epoch.0);
+        headers.push((IDEMPOTENCY_KEY.into(), tx.id.0.clone()));
+        HttpRequest {
+            url: self.url.clone(),
+            headers,
+            body: serde_json::to_string(tx).unwrap_or_default(),
+        }
+    }
+
+    /// The request for several transactions at once (all from one leader).
+    pub fn batch_request(&self, txs: &[&Transaction]) -> HttpRequest {
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            transactions: &'a [&'a Transaction],
+        }
+        let epoch = txs.first().map_or(0, |t| t.epoch.0);
+        HttpRequest {
+            url: format!("{}/batch", self.url.trim_end_matches('/')),
+            headers: self.base_headers(epoch),
+            body: serde_json::to_string(&Batch { transactions: txs }).unwrap_or_default(),
+        }
+    }
+}
+
+/// What one answer means for the attempt. `now` dates a `Retry-After` given as a date.
+pub fn outcome(answer: &HttpAnswer, now: Millis) -> AttemptOutcome {
+    if answer.fenced {
+        return Err(AttemptError::fenced(format!(
+            "the server refused a deposed leader ({})",
+            answer.status
+        )));
+    }
+    let retry_after = answer
+        .retry_after
+        .as_deref()
+        .and_then(|v| parse_retry_after(v, now));
+    match classify_http(answer.status, retry_after) {
+        Some(mut err) => {
+            if let Some(msg) = error_message(&answer.body) {
+                err.error.message = format!("{}: {msg}", err.error.message);
+            }
+            Err(err)
+        }
+        None => Ok(AttemptSuccess {
+            server_seq: server_seq(&answer.body),
+        }),
+    }
+}
+
+/// The outcome of a request that got no answer at all (network down, connection dropped).
+pub fn network_error(message: &str) -> AttemptOutcome {
+    Err(AttemptError::retriable(format!("network error: {message}")))
+}
+
+/// Splits a batch answer into one outcome per transaction. Transactions the answer does not
+/// mention get a retriable error, so nothing is taken for done without a word from the server.
+pub fn batch_outcomes(
+    answer: &HttpAnswer,
+    ids: &[TransactionId],
+    now: Millis,
+) -> Vec<(TransactionId, AttemptOutcome)> {
+    #[derive(Deserialize)]
+    struct Item {
+        id: Option<String>,
+        status: Option<u16>,
+        #[serde(default)]
+        body: Value,
+    }
+    #[derive(Deserialize)]
+    struct Results {
+        results: Vec<Item>,
+    }
+    let whole = outcome(answer, now);
+    let parsed = match whole {
+        Ok(_) => serde_json::from_str::<Results>(&answer.body).ok(),
+        Err(_) => None,
+    };
+    let Some(results) = parsed else {
+        // The request as a whole failed (or its body is unreadable): every transaction shares
+        // that fate.
+        let err = match outcome(answer, now) {
+            Err(e) => e,
+            Ok(_) => AttemptError::retriable("unreadable batch answer"),
+        };
+        return ids
+            .iter()
+            .map(|id| (id.clone(), Err(err.clone())))
+            .collect();
+    };
+    let mut by_id: HashMap<String, AttemptOutcome> = HashMap::new();
+    for item in results.results {
+        let (Some(id), Some(status)) = (item.id, item.status) else {
+            continue;
+        };
+        let item_answer = HttpAnswer {
+            status,
+            retry_after: None,
+            fenced: item
+                .body
+                .pointer("/error/code")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c == "STALE_EPOCH"),
+            body: item.body.to_string(),
+        };
+        by_id.insert(id, outcome(&item_answer, now));
+    }
+    ids.iter()
+        .map(|id| {
+            let o = by_id
+                .remove(id.as_str())
+                .unwrap_or_else(|| Err(AttemptError::retriable("missing from the batch answer")));
+            (id.clone(), o)
+        })
+        .collect()
+}
+
+/// The server sequence number in a success body: `{"seq": N}`.
+fn server_seq(body: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get("seq")?
+        .as_u64()
+}
+
+/// `{"error":{"message":…}}` or `{"message":…}` in an error body.
+fn error_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let msg = v
+        .pointer("/error/message")
+        .or_else(|| v.get("message"))?
+        .as_str()?;
+    Some(msg.chars().take(500).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Epoch, ErrorCode, PendingMutation, Strategy};
+    use crate::retry::ErrorKind;
+    use serde_json::json;
+
+    fn tx(id: &str) -> Transaction {
+        let mut t = Transaction::new(
+            id.into(),
+            "todos",
+            Strategy::Ordered,
+            vec![PendingMutation::insert("todos", "1", json!({"id": "1"}))],
+            0,
+        );
+        t.epoch = Epoch(7);
+        t
+    }
+
+    fn answer(status: u16, body: Value) -> HttpAnswer {
+        HttpAnswer {
+            status,
+            body: body.to_string(),
+            ..HttpAnswer::default()
+        }
+    }
+
+    #[test]
+    fn requests_carry_the_idempotency_key_and_the_epoch() {
+        let ep = HttpEndpoint {
+            url: "/api/mutations".into(),
+            headers: [("Authorization".to_owned(), "Bearer x".to_owned())].into(),
+            batch: false,
+        };
+        let r = ep.request(&tx("t1"));
+        assert_eq!(r.url, "/api/mutations");
+        assert!(r.headers.contains(&(IDEMPOTENCY_KEY.into(), "t1".into())));
+        assert!(r.headers.contains(&(EPOCH_HEADER.into(), "7".into())));
+        assert!(r
+            .headers
+            .contains(&("Authorization".into(), "Bearer x".into())));
+        let body: Transaction = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body, tx("t1"));
+        let (a, b) = (tx("a"), tx("b"));
+        let br = ep.batch_request(&[&a, &b]);
+        assert_eq!(br.url, "/api/mutations/batch");
+        let v: Value = serde_json::from_str(&br.body).unwrap();
+        assert_eq!(v["transactions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn answers_are_classified_by_status_and_headers() {
+        assert_eq!(
+            outcome(&answer(200, json!({"seq": 12})), 0),
+            Ok(AttemptSuccess {
+                server_seq: Some(12)
+            })
+        );
+        assert_eq!(
+            outcome(&answer(204, json!(null)), 0),
+            Ok(AttemptSuccess { server_seq: None })
+        );
+        let e = outcome(
+            &answer(
+                422,
+                json!({"error": {"code": "MISSING_KEY", "message": "no key"}}),
+            ),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NonRetriable);
+        assert!(e.error.message.ends_with("no key"));
+        let mut a = answer(503, json!({}));
+        a.retry_after = Some("3".into());
+        assert_eq!(outcome(&a, 0).unwrap_err().retry_after_ms, Some(3000));
+        let mut f = answer(409, json!({"error": {"code": "STALE_EPOCH"}}));
+        f.fenced = true;
+        assert_eq!(outcome(&f, 0).unwrap_err().error.code, ErrorCode::Fenced);
+        assert!(network_error("reset").unwrap_err().is_retriable());
+    }
+
+    #[test]
+    fn batch_answers_split_per_transaction_and_silence_is_not_success() {
+        let ids: Vec<TransactionId> = vec!["a".into(), "b".into(), "c".into(), "d".into()];
+        let body = json!({"results": [
+            {"id": "a", "status": 200, "body": {"seq": 3}},
+            {"id": "b", "status": 400, "body": {"error": {"code": "MISSING_KEY", "message": "m"}}},
+            {"id": "c", "status": 409, "body": {"error": {"code": "STALE_EPOCH"}}},
+        ]});
+        let out = batch_outcomes(&answer(200, body), &ids, 0);
+        assert_eq!(
+            out[0].1,
+            Ok(AttemptSuccess {
+                server_seq: Some(3)
+            })
+        );
+        assert_eq!(out[1].1.as_ref().unwrap_err().kind, ErrorKind::NonRetriable);
+        assert_eq!(out[2].1.as_ref().unwrap_err().error.code, ErrorCode::Fenced);
+        assert!(out[3].1.as_ref().unwrap_err().is_retriable());
+        let down = batch_outcomes(&answer(503, json!({})), &ids, 0);
+        assert!(down
+            .iter()
+            .all(|(_, o)| o.as_ref().unwrap_err().is_retriable()));
+        let garbage = batch_outcomes(&answer(200, json!("nope")), &ids, 0);
+        assert!(garbage.iter().all(|(_, o)| o.is_err()));
+    }
+}

@@ -1,0 +1,332 @@
+//! The tab's side of the protocol, without the I/O: what a tab sends, what it makes of what it
+//! hears, and the optimistic view of every tab's pending transactions.
+//!
+//! The browser client (`outbox-client`) feeds it the app's calls and the channel's messages and
+//! carries out its [`TabOutput`]s. Rules it keeps:
+//! - a submit is addressed to the leader the tab knows; when it learns of a new leader it resends
+//!   everything of its own that is not settled, in creation order (submits are idempotent);
+//! - states from a leader older than the one it knows are ignored;
+//! - the view holds every unsettled transaction of every tab; a failure rolls back by taking the
+//!   transaction out of the overlay; a completion folds the change into the synced rows of
+//!   collections that have no sync of their own (those with a sync wait for it instead).
+
+#[cfg(test)]
+mod tests;
+
+use crate::model::{
+    ClientId, Epoch, Millis, Transaction, TransactionId, TransactionState, TxError,
+};
+use crate::protocol::{Envelope, Message};
+use crate::view::{OptimisticView, RowRef};
+use std::collections::{HashMap, HashSet};
+
+/// What the tab client should do or tell the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TabOutput {
+    /// Broadcast this on the channel.
+    Send(Message),
+    /// The transaction is durable in the outbox.
+    Durable(TransactionId),
+    /// A transaction's state changed (any tab's).
+    StateChanged(Box<Transaction>),
+    /// These rows of the view changed.
+    RowsChanged(Vec<RowRef>),
+    /// A new leader announced itself.
+    LeaderChanged(Epoch),
+}
+
+#[derive(Debug)]
+struct Known {
+    tx: Transaction,
+    own: bool,
+    durable: bool,
+}
+
+/// The tab's protocol state and optimistic view.
+#[derive(Debug)]
+pub struct TabCore {
+    me: ClientId,
+    scope: String,
+    leader: Option<Epoch>,
+    last_heard: Option<Millis>,
+    /// Own unsettled transactions, in creation order.
+    own_order: Vec<TransactionId>,
+    known: HashMap<TransactionId, Known>,
+    view: OptimisticView,
+    /// Collections whose synced rows come from a sync source rather than from completions.
+    externally_synced: HashSet<String>,
+    dropped: u64,
+    out: Vec<TabOutput>,
+}
+
+impl TabCore {
+    /// A tab with this context id on this channel scope.
+    pub fn new(me: ClientId, scope: impl Into<String>) -> Self {
+        Self {
+            me,
+            scope: scope.into(),
+            leader: None,
+            last_heard: None,
+            own_order: Vec::new(),
+            known: HashMap::new(),
+            view: OptimisticView::new(),
+            externally_synced: HashSet::new(),
+            dropped: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// The first messages: ask who leads.
+    pub fn start(&mut self) -> Vec<TabOutput> {
+        self.out.push(TabOutput::Send(Message::Hello));
+        self.take()
+    }
+
+    /// Marks a collection as fed by a sync source: completions do not touch its synced rows.
+    pub fn set_externally_synced(&mut self, collection: &str) {
+        self.externally_synced.insert(collection.to_owned());
+    }
+
+    /// This tab's context id.
+    pub fn id(&self) -> &ClientId {
+        &self.me
+    }
+
+    /// The channel scope.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// The leader's epoch, once one has been heard.
+    pub fn leader(&self) -> Option<Epoch> {
+        self.leader
+    }
+
+    /// When a leader last spoke.
+    pub fn last_heard(&self) -> Option<Millis> {
+        self.last_heard
+    }
+
+    /// Messages that were not for this tab's use (count).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The optimistic view.
+    pub fn view(&self) -> &OptimisticView {
+        &self.view
+    }
+
+    /// A transaction this tab knows (its own, or another tab's it heard of).
+    pub fn get(&self, id: &TransactionId) -> Option<&Transaction> {
+        self.known.get(id).map(|k| &k.tx)
+    }
+
+    /// Whether the leader has confirmed the transaction durable.
+    pub fn is_durable(&self, id: &TransactionId) -> bool {
+        self.known.get(id).is_some_and(|k| k.durable)
+    }
+
+    /// Every transaction known, own and others'.
+    pub fn transactions(&self) -> impl Iterator<Item = &Transaction> {
+        self.known.values().map(|k| &k.tx)
+    }
+
+    /// Own transactions not yet durable, in creation order.
+    pub fn unacknowledged(&self) -> Vec<&Transaction> {
+        self.own_order
+            .iter()
+            .filter_map(|id| self.known.get(id))
+            .filter(|k| !k.durable)
+            .map(|k| &k.tx)
+            .collect()
+    }
+
+    /// Sets a synced row (from the collection's sync source).
+    pub fn set_synced(
+        &mut self,
+        collection: &str,
+        key: &str,
+        row: Option<serde_json::Value>,
+    ) -> Vec<TabOutput> {
+        let r = self.view.set_synced(collection, key, row);
+        self.out.push(TabOutput::RowsChanged(vec![r]));
+        self.take()
+    }
+
+    /// The app made a transaction: show it at once, and submit it to the leader.
+    pub fn submit(&mut self, tx: Transaction) -> Vec<TabOutput> {
+        let id = tx.id.clone();
+        if self.known.contains_key(&id) {
+            return Vec::new();
+        }
+        let rows = self.view.add_pending(&tx);
+        if let Some(epoch) = self.leader {
+            self.out.push(TabOutput::Send(Message::Submit {
+                epoch,
+                tx: Box::new(tx.clone()),
+            }));
+        }
+        self.own_order.push(id.clone());
+        self.known.insert(
+            id,
+            Known {
+                tx,
+                own: true,
+                durable: false,
+            },
+        );
+        self.out.push(TabOutput::RowsChanged(rows));
+        self.take()
+    }
+
+    /// A message from the channel (already decoded and checked for scope).
+    pub fn receive(&mut self, now: Millis, env: &Envelope) -> Vec<TabOutput> {
+        if env.from == self.me || !env.is_for(&self.me) {
+            return Vec::new();
+        }
+        match &env.body {
+            Message::Leader { epoch } | Message::Heartbeat { epoch, .. } => {
+                self.heard_leader(now, *epoch);
+            }
+            Message::Resign { epoch } if Some(*epoch) == self.leader => {
+                self.last_heard = None;
+            }
+            Message::Durable { ids, epoch } if self.is_current(*epoch) => {
+                self.last_heard = Some(now);
+                for id in ids {
+                    if let Some(k) = self.known.get_mut(id) {
+                        if !k.durable {
+                            k.durable = true;
+                            self.out.push(TabOutput::Durable(id.clone()));
+                        }
+                    }
+                }
+            }
+            Message::Rejected { id, error } => self.rejected(id, error.clone()),
+            Message::State { epoch, txs } if self.is_current(*epoch) => {
+                self.last_heard = Some(now);
+                for tx in txs {
+                    self.update(tx.clone(), true);
+                }
+            }
+            Message::Snapshot {
+                epoch,
+                transactions,
+            } if self.is_current(*epoch) => {
+                for tx in transactions {
+                    self.update(tx.clone(), true);
+                }
+            }
+            _ => self.dropped += 1,
+        }
+        self.take()
+    }
+
+    /// A state from a leader at least as new as the one we know.
+    fn is_current(&self, epoch: Epoch) -> bool {
+        self.leader.is_none_or(|known| epoch >= known)
+    }
+
+    fn heard_leader(&mut self, now: Millis, epoch: Epoch) {
+        self.last_heard = Some(now);
+        if self.leader.is_some_and(|known| known >= epoch) {
+            return;
+        }
+        self.leader = Some(epoch);
+        self.out.push(TabOutput::LeaderChanged(epoch));
+        self.out.push(TabOutput::Send(Message::SnapshotRequest));
+        // Resend everything of ours not known settled, in creation order.
+        let resend: Vec<Transaction> = self
+            .own_order
+            .iter()
+            .filter_map(|id| self.known.get(id))
+            .filter(|k| !k.tx.state.is_settled())
+            .map(|k| k.tx.clone())
+            .collect();
+        for tx in resend {
+            self.out.push(TabOutput::Send(Message::Submit {
+                epoch,
+                tx: Box::new(tx),
+            }));
+        }
+    }
+
+    fn rejected(&mut self, id: &TransactionId, error: TxError) {
+        let Some(k) = self.known.get(id) else { return };
+        let mut tx = k.tx.clone();
+        tx.state = TransactionState::Failed;
+        tx.error = Some(error);
+        self.update(tx, false);
+    }
+
+    /// Takes in a transaction's latest state; `from_leader` when a leader said so (it speaks
+    /// only of what it has committed, so the transaction is durable).
+    fn update(&mut self, tx: Transaction, from_leader: bool) {
+        let id = tx.id.clone();
+        let prev = self.known.get(&id).map(|k| k.tx.state);
+        if prev == Some(TransactionState::Completed) {
+            return;
+        }
+        let settled = tx.state.is_settled();
+        let rows = if settled {
+            if tx.state == TransactionState::Completed {
+                self.fold_into_synced(&tx);
+            }
+            self.view.remove_pending(&id)
+        } else {
+            self.view.add_pending(&tx)
+        };
+        match self.known.get_mut(&id) {
+            Some(k) => {
+                if from_leader && !k.durable {
+                    k.durable = true;
+                    if k.own {
+                        self.out.push(TabOutput::Durable(id.clone()));
+                    }
+                }
+                k.tx = tx.clone();
+            }
+            None => {
+                self.known.insert(
+                    id.clone(),
+                    Known {
+                        tx: tx.clone(),
+                        own: false,
+                        durable: from_leader,
+                    },
+                );
+            }
+        }
+        if settled {
+            self.own_order.retain(|x| *x != id);
+            if self.known.get(&id).is_some_and(|k| !k.own)
+                && tx.state == TransactionState::Completed
+            {
+                self.known.remove(&id);
+            }
+        }
+        if !rows.is_empty() {
+            self.out.push(TabOutput::RowsChanged(rows));
+        }
+        if prev != Some(tx.state) || !settled {
+            self.out.push(TabOutput::StateChanged(Box::new(tx)));
+        }
+    }
+
+    /// A completed transaction's effect becomes part of the synced rows of collections that have
+    /// no sync source of their own (there is nothing else that would ever show it).
+    fn fold_into_synced(&mut self, tx: &Transaction) {
+        for m in &tx.mutations {
+            if self.externally_synced.contains(&m.collection) {
+                continue;
+            }
+            let row = m.apply_to(self.view.synced(&m.collection, &m.key));
+            self.view.set_synced(&m.collection, &m.key, row);
+        }
+    }
+
+    fn take(&mut self) -> Vec<TabOutput> {
+        std::mem::take(&mut self.out)
+    }
+}
