@@ -1,1 +1,47 @@
-//! placeholder
+//! Outbox's reference HTTP server.
+//!
+//! It applies transactions sent by Outbox's HTTP mutation function atomically and exactly once
+//! (idempotent by `Idempotency-Key`, recorded in SQLite so it holds across restarts), serves
+//! the rows and a resumable change feed, can inject faults for tests, and serves the demo.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /api/mutations` | one transaction → `{"seq","txId"}`; a replay gets the first answer and `Idempotent-Replayed: true` |
+//! | `POST /api/mutations/batch` | `{"transactions":[…]}` → `{"results":[{"id","status","body"}…]}` |
+//! | `GET /api/<collection>` | `{"seq","rows":[{"key","value","seq"}…]}` |
+//! | `GET /api/changes?since=N&limit=M` | `{"seq","changes":[entry…]}` |
+//! | `GET /api/feed?since=N` | Server-Sent Events `change`, `id:` = seq; resumes from `Last-Event-ID` |
+//! | `/_test/faults`, `/_test/reset`, `/_test/stats` | fault switches and counts (`--faults` only) |
+//!
+//! Errors are `{"error":{"code","message"}}` with the codes of [`ErrorCode`]. Start one in
+//! process with [`start`]:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), outbox_www::StartError> {
+//! let server = outbox_www::start(outbox_www::Config { port: 0, ..Default::default() }).await?;
+//! println!("listening on {}", server.url());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod apply;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod faults;
+mod feed;
+mod routes;
+pub mod serve;
+mod state;
+pub mod wire;
+mod writer;
+
+pub use config::{Config, ConfigError};
+pub use error::{ApiError, ErrorCode};
+pub use faults::{FaultSettings, Stats};
+pub use feed::KEEP_ALIVE;
+pub use routes::REPLAYED_HEADER;
+pub use serve::{start, Server, StartError};
+pub use wire::{Applied, ChangeEntry, RowChange};

@@ -1,0 +1,204 @@
+//! Applying one transaction inside an open SQLite transaction: the idempotency check, the row
+//! changes, the change-feed entry and the stored answer. The caller wraps each call in a
+//! savepoint and rolls it back unless the outcome is [`Outcome::Applied`].
+
+use crate::db::to_i64;
+use crate::error::ApiError;
+use crate::wire::{Applied, ChangeEntry, MutationIn, RowChange, TxIn};
+use outbox_shared::MutationKind;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+/// The HTTP status of an applied transaction's answer.
+pub(crate) const APPLIED_STATUS: u16 = 200;
+
+/// What became of one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// Applied now, as change `seq`.
+    Applied {
+        /// Its server sequence number.
+        seq: u64,
+        /// The transaction's id.
+        tx_id: String,
+        /// The answer (`{"seq","txId"}`), as stored for replays.
+        body: String,
+        /// The change-feed entry, as JSON.
+        entry: String,
+        /// The rows it touched, `collection/key`, in mutation order.
+        row_keys: Vec<String>,
+    },
+    /// Applied before: the first answer, applied nothing.
+    Replayed {
+        /// The first answer's status.
+        status: u16,
+        /// The first answer's body.
+        body: String,
+    },
+    /// Not applied; nothing written.
+    Refused(ApiError),
+}
+
+/// Applies `tx` as change number `seq`, unless its id was applied before.
+pub(crate) fn apply_tx(conn: &Connection, tx: &TxIn, seq: u64) -> Result<Outcome, ApiError> {
+    if let Some((status, body)) = conn
+        .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1")?
+        .query_row([&tx.id], |r| {
+            Ok((r.get::<_, u16>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?
+    {
+        return Ok(Outcome::Replayed { status, body });
+    }
+
+    let mut changes = Vec::with_capacity(tx.mutations.len());
+    let mut row_keys = Vec::with_capacity(tx.mutations.len());
+    for (i, m) in tx.mutations.iter().enumerate() {
+        let value = match m.kind {
+            MutationKind::Delete => {
+                conn.prepare_cached("DELETE FROM rows WHERE collection = ?1 AND key = ?2")?
+                    .execute((&m.collection, &m.key))?;
+                None
+            }
+            MutationKind::Insert | MutationKind::Update => {
+                let current = if m.kind == MutationKind::Update {
+                    current_row(conn, m)?
+                } else {
+                    None
+                };
+                let Some(row) = new_row(m, current) else {
+                    return Ok(Outcome::Refused(ApiError::bad_request(format!(
+                        "mutation {i}: an update of a missing row needs `modified` or object `changes`"
+                    ))));
+                };
+                let text = serde_json::to_string(&row)
+                    .map_err(|e| ApiError::internal(format!("row to JSON: {e}")))?;
+                conn.prepare_cached(
+                    "INSERT INTO rows (collection, key, value, seq) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (collection, key)
+                     DO UPDATE SET value = excluded.value, seq = excluded.seq",
+                )?
+                .execute((&m.collection, &m.key, &text, to_i64(seq)))?;
+                Some(row)
+            }
+        };
+        row_keys.push(format!("{}/{}", m.collection, m.key));
+        changes.push(RowChange {
+            collection: m.collection.clone(),
+            key: m.key.clone(),
+            op: m.kind,
+            value,
+        });
+    }
+
+    let entry = ChangeEntry {
+        seq,
+        prev_seq: seq.saturating_sub(1),
+        tx_id: tx.id.clone(),
+        changes,
+    };
+    let entry = serde_json::to_string(&entry)
+        .map_err(|e| ApiError::internal(format!("entry to JSON: {e}")))?;
+    let body = serde_json::to_string(&Applied {
+        seq,
+        tx_id: tx.id.clone(),
+    })
+    .map_err(|e| ApiError::internal(format!("answer to JSON: {e}")))?;
+    conn.prepare_cached("INSERT INTO changes (seq, tx_id, payload) VALUES (?1, ?2, ?3)")?
+        .execute((to_i64(seq), &tx.id, &entry))?;
+    conn.prepare_cached(
+        "INSERT INTO idempotency (key, user, status, body, seq) VALUES (?1, NULL, ?2, ?3, ?4)",
+    )?
+    .execute((&tx.id, APPLIED_STATUS, &body, to_i64(seq)))?;
+    Ok(Outcome::Applied {
+        seq,
+        tx_id: tx.id.clone(),
+        body,
+        entry,
+        row_keys,
+    })
+}
+
+fn current_row(conn: &Connection, m: &MutationIn) -> Result<Option<Value>, ApiError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT value FROM rows WHERE collection = ?1 AND key = ?2")?
+        .query_row((&m.collection, &m.key), |r| r.get(0))
+        .optional()?;
+    match text {
+        Some(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| ApiError::internal(format!("stored row is not JSON: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// The row after an insert or update: an insert sets `modified` (or `changes`); an update
+/// merges object `changes` over the current row, field by field, and falls back to
+/// `modified` when the row is missing or `changes` is absent.
+fn new_row(m: &MutationIn, current: Option<Value>) -> Option<Value> {
+    let modified = m.modified.clone().filter(|v| !v.is_null());
+    if m.kind == MutationKind::Insert {
+        return modified.or_else(|| Some(m.changes.clone()).filter(|v| !v.is_null()));
+    }
+    match (current, &m.changes) {
+        (Some(Value::Object(base)), Value::Object(delta)) => {
+            Some(Value::Object(merge(base, delta)))
+        }
+        (Some(_), Value::Null) | (None, _) => {
+            modified.or_else(|| Some(m.changes.clone()).filter(Value::is_object))
+        }
+        (Some(_), other) => Some(other.clone()),
+    }
+}
+
+fn merge(mut base: Map<String, Value>, delta: &Map<String, Value>) -> Map<String, Value> {
+    for (k, v) in delta {
+        base.insert(k.clone(), v.clone());
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(kind: MutationKind, modified: Option<Value>, changes: Value) -> MutationIn {
+        MutationIn {
+            collection: "todos".into(),
+            key: "a".into(),
+            kind,
+            modified,
+            changes,
+        }
+    }
+
+    #[test]
+    fn update_merges_over_the_current_row() {
+        let u = m(
+            MutationKind::Update,
+            Some(json!({"t": "old", "done": true})),
+            json!({"done": true}),
+        );
+        let now = json!({"t": "newer", "done": false});
+        assert_eq!(
+            new_row(&u, Some(now)),
+            Some(json!({"t": "newer", "done": true}))
+        );
+        assert_eq!(new_row(&u, None), Some(json!({"t": "old", "done": true})));
+    }
+
+    #[test]
+    fn insert_sets_modified_or_changes() {
+        let i = m(MutationKind::Insert, None, json!({"t": 1}));
+        assert_eq!(new_row(&i, None), Some(json!({"t": 1})));
+        let i = m(MutationKind::Insert, Some(json!({"t": 2})), json!({"t": 1}));
+        assert_eq!(new_row(&i, None), Some(json!({"t": 2})));
+    }
+
+    #[test]
+    fn update_of_a_missing_row_without_a_whole_row_is_refused() {
+        let u = m(MutationKind::Update, None, json!(5));
+        assert_eq!(new_row(&u, None), None);
+    }
+}

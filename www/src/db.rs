@@ -1,0 +1,278 @@
+//! The SQLite database: opening, the versioned schema, and the read side (a small pool of
+//! read-only connections used from blocking tasks).
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use serde_json::value::RawValue;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The schema this build writes, kept in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The most idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer schema.
+    #[error("the database has schema version {0}; this server knows up to {SCHEMA_VERSION}")]
+    UnsupportedSchema(i64),
+    /// A stored payload is not JSON.
+    #[error("corrupt stored JSON: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The blocking task running the query died, or the writer has stopped.
+    #[error("database task: {0}")]
+    Task(String),
+}
+
+const SCHEMA_V1: &str = "
+CREATE TABLE rows (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+CREATE TABLE changes (
+    seq     INTEGER PRIMARY KEY,
+    tx_id   TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE idempotency (
+    key    TEXT PRIMARY KEY,
+    user   TEXT,
+    status INTEGER NOT NULL,
+    body   TEXT NOT NULL,
+    seq    INTEGER
+) WITHOUT ROWID;
+";
+
+/// Opens (creating when needed) the database at `path` for writing, in WAL mode with
+/// `synchronous=NORMAL`, and brings its schema up to [`SCHEMA_VERSION`].
+pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), DbError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(DbError::UnsupportedSchema(version));
+    }
+    if version < 1 {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(SCHEMA_V1)?;
+        tx.pragma_update(None, "user_version", 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The highest sequence number in the change feed (0 when empty).
+pub fn max_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM changes")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(seq.map_or(0, to_u64))
+}
+
+/// SQLite integers are signed; sequence numbers are never negative.
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// SQLite integers are signed; a sequence number past `i64::MAX` is not reachable.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// One row as `GET /api/<collection>` lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct RowOut {
+    /// The row key.
+    pub key: String,
+    /// The row.
+    pub value: Box<RawValue>,
+    /// The sequence number of its last change.
+    pub seq: u64,
+}
+
+/// A snapshot of a collection: the rows and the sequence number they are current at.
+#[derive(Debug, serde::Serialize)]
+pub struct Snapshot {
+    /// The server sequence number the rows reflect.
+    pub seq: u64,
+    /// The rows, by key.
+    pub rows: Vec<RowOut>,
+}
+
+/// A range of the change feed: entries after some number, and the current number.
+#[derive(Debug, serde::Serialize)]
+pub struct ChangeRange {
+    /// The current (highest) sequence number.
+    pub seq: u64,
+    /// The entries, in order, each `{seq, prevSeq, txId, changes}`.
+    pub changes: Vec<Box<RawValue>>,
+}
+
+/// A pool of read-only connections to the database, used from blocking tasks.
+#[derive(Debug, Clone)]
+pub struct Readers {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    /// Readers of the database at `path` (which the writer has created).
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs `f` on a read connection in a blocking task.
+    pub async fn with<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = match this.take() {
+                Some(c) => c,
+                None => open_reader(&this.path)?,
+            };
+            let out = f(&mut conn);
+            this.give_back(conn);
+            out
+        })
+        .await
+        .unwrap_or_else(|e| Err(DbError::Task(e.to_string())))
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.idle.lock().ok().and_then(|mut v| v.pop())
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut v) = self.idle.lock() {
+            if v.len() < MAX_IDLE_READERS {
+                v.push(conn);
+            }
+        }
+    }
+
+    /// The rows of `collection` and the sequence number they are current at, read in one
+    /// snapshot.
+    pub async fn snapshot(&self, collection: String) -> Result<Snapshot, DbError> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let seq = max_seq(&tx)?;
+            let mut rows = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT key, value, seq FROM rows WHERE collection = ?1 ORDER BY key",
+                )?;
+                let mut q = stmt.query([&collection])?;
+                while let Some(r) = q.next()? {
+                    let value: String = r.get(1)?;
+                    rows.push(RowOut {
+                        key: r.get(0)?,
+                        value: RawValue::from_string(value)?,
+                        seq: to_u64(r.get(2)?),
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(Snapshot { seq, rows })
+        })
+        .await
+    }
+
+    /// Up to `limit` change entries with a sequence number above `since`, in order, and the
+    /// current sequence number.
+    pub async fn changes_since(&self, since: u64, limit: u32) -> Result<ChangeRange, DbError> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let seq = max_seq(&tx)?;
+            let mut changes = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT payload FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let mut q = stmt.query((to_i64(since), i64::from(limit)))?;
+                while let Some(r) = q.next()? {
+                    changes.push(RawValue::from_string(r.get(0)?)?);
+                }
+            }
+            tx.commit()?;
+            Ok(ChangeRange { seq, changes })
+        })
+        .await
+    }
+
+    /// Up to `limit` entries above `since`, each with its sequence number (for the feed).
+    pub async fn entries_since(
+        &self,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>, DbError> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, payload FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map((to_i64(since), i64::from(limit)), |r| {
+                    Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_is_created_once_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let c = open_writer(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(c);
+        let c = open_writer(&path).unwrap();
+        assert_eq!(max_seq(&c).unwrap(), 0);
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(
+            open_writer(&path),
+            Err(DbError::UnsupportedSchema(99))
+        ));
+    }
+}

@@ -1,0 +1,126 @@
+//! Errors the API answers with: an HTTP status and a stable code in a JSON body,
+//! `{"error":{"code":"…","message":"…"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The stable codes clients can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON of the wrong shape (400).
+    BadRequest,
+    /// A collection this server does not keep (422 in a mutation body, 404 as a path).
+    UnknownCollection,
+    /// The request body is over the size limit (413).
+    BodyTooLarge,
+    /// A mutation without a row key, or with an empty one (400).
+    MissingKey,
+    /// `Idempotency-Key` missing, or not equal to the transaction's id (400).
+    BadIdempotencyKey,
+    /// No such route (404).
+    NotFound,
+    /// A failure injected by the fault switches.
+    InjectedFault,
+    /// The server is made unavailable by the fault switches, or is shutting down (503).
+    Unavailable,
+    /// The server failed (500); nothing was written.
+    Internal,
+}
+
+/// An error answer. Building one writes nothing; every path that returns one has written
+/// nothing either.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code:?}: {message}")]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `400 BAD_REQUEST`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    }
+
+    /// `400 MISSING_KEY`.
+    pub fn missing_key(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::MissingKey, message)
+    }
+
+    /// `400 BAD_IDEMPOTENCY_KEY`.
+    pub fn bad_idempotency_key(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadIdempotencyKey,
+            message,
+        )
+    }
+
+    /// `422 UNKNOWN_COLLECTION`: a mutation names a collection the server does not keep.
+    pub fn unknown_collection(name: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::UnknownCollection,
+            format!("no collection named {name:?}"),
+        )
+    }
+
+    /// `413 BODY_TOO_LARGE`.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+    }
+
+    /// `503 UNAVAILABLE`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            message,
+        )
+    }
+
+    /// `500 INTERNAL`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            message,
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::internal(format!("database: {e}"))
+    }
+}
