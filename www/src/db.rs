@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The most idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -51,6 +51,19 @@ CREATE TABLE idempotency (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: the highest leader epoch accepted per user scope (see [`crate::fence`]), as
+/// decimal text because an epoch may use all 64 bits of a `u64`.
+const SCHEMA_V2: &str = "
+CREATE TABLE leader_epochs (
+    scope TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The schema steps: step `i` brings version `i` to `i + 1`.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
+
 /// Opens (creating when needed) the database at `path` for writing, in WAL mode with
 /// `synchronous=NORMAL`, and brings its schema up to [`SCHEMA_VERSION`].
 pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
@@ -67,11 +80,13 @@ fn migrate(conn: &Connection) -> Result<(), DbError> {
     if version > SCHEMA_VERSION {
         return Err(DbError::UnsupportedSchema(version));
     }
-    if version < 1 {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(SCHEMA_V1)?;
-        tx.pragma_update(None, "user_version", 1)?;
-        tx.commit()?;
+    for (to, step) in (1..).zip(MIGRATIONS) {
+        if version < to {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", to)?;
+            tx.commit()?;
+        }
     }
     Ok(())
 }
@@ -274,5 +289,30 @@ mod tests {
             open_writer(&path),
             Err(DbError::UnsupportedSchema(99))
         ));
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO changes (seq, tx_id, payload) VALUES (1, 't1', '{}')",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let c = open_writer(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+        assert_eq!(max_seq(&c).unwrap(), 1);
+        let epochs: i64 = c
+            .query_row("SELECT COUNT(*) FROM leader_epochs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(epochs, 0);
     }
 }

@@ -1,7 +1,8 @@
 //! Errors the API answers with: an HTTP status and a stable code in a JSON body,
 //! `{"error":{"code":"…","message":"…"}}`.
 
-use axum::http::StatusCode;
+use crate::fence::FENCED_HEADER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -19,6 +20,9 @@ pub enum ErrorCode {
     MissingKey,
     /// `Idempotency-Key` missing, or not equal to the transaction's id (400).
     BadIdempotencyKey,
+    /// `Outbox-Epoch` is lower than the highest epoch accepted for its scope: the sender is a
+    /// deposed leader (409, with `Outbox-Fenced: true`).
+    StaleEpoch,
     /// No such route (404).
     NotFound,
     /// A failure injected by the fault switches.
@@ -71,6 +75,18 @@ impl ApiError {
         )
     }
 
+    /// `409 STALE_EPOCH`: `epoch` is below `highest`, the highest accepted for `scope`.
+    pub fn stale_epoch(scope: &str, epoch: u64, highest: u64) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            ErrorCode::StaleEpoch,
+            format!(
+                "epoch {epoch} is below {highest}, the highest accepted for scope {scope:?}: \
+                 a newer leader has taken over"
+            ),
+        )
+    }
+
     /// `422 UNKNOWN_COLLECTION`: a mutation names a collection the server does not keep.
     pub fn unknown_collection(name: &str) -> Self {
         Self::new(
@@ -115,7 +131,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        if self.code == ErrorCode::StaleEpoch {
+            resp.headers_mut()
+                .insert(FENCED_HEADER, HeaderValue::from_static("true"));
+        }
+        resp
     }
 }
 

@@ -13,6 +13,10 @@
 //! | `GET /api/feed?since=N` | Server-Sent Events `change`, `id:` = seq; resumes from `Last-Event-ID` |
 //! | `/_test/faults`, `/_test/reset`, `/_test/stats` | fault switches and counts (`--faults` only) |
 //!
+//! A leader sends `Outbox-Epoch: <u64>` (and `Outbox-Scope`) with its mutations; a request whose
+//! epoch is below the highest accepted for its scope is refused whole with `409 STALE_EPOCH` and
+//! `Outbox-Fenced: true` (see [`fence`]).
+//!
 //! Errors are `{"error":{"code","message"}}` with the codes of [`ErrorCode`]. Start one in
 //! process with [`start`]:
 //!
@@ -32,6 +36,7 @@ pub mod db;
 pub mod error;
 pub mod faults;
 mod feed;
+pub mod fence;
 mod routes;
 pub mod serve;
 mod state;
@@ -42,6 +47,7 @@ pub use config::{Config, ConfigError};
 pub use error::{ApiError, ErrorCode};
 pub use faults::{FaultSettings, Stats};
 pub use feed::KEEP_ALIVE;
+pub use fence::{EPOCH_HEADER, FENCED_HEADER, SCOPE_HEADER};
 pub use routes::REPLAYED_HEADER;
 pub use serve::{start, Server, StartError};
 pub use wire::{Applied, ChangeEntry, RowChange};

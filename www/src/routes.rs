@@ -6,6 +6,7 @@ use crate::db::DbError;
 use crate::error::{ApiError, ErrorCode};
 use crate::faults::{api_gate, drop_connection, FaultPatch};
 use crate::feed;
+use crate::fence::Fence;
 use crate::serve::ConnCtl;
 use crate::state::AppState;
 use crate::wire::parse_tx;
@@ -86,7 +87,7 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
 }
 
 /// `POST /api/mutations`: one transaction, idempotent by the `Idempotency-Key` header (which
-/// must equal the body's `id`).
+/// must equal the body's `id`), fenced by `Outbox-Epoch` when present.
 async fn post_mutation(
     State(app): State<AppState>,
     ctl: Option<Extension<Arc<ConnCtl>>>,
@@ -122,6 +123,7 @@ async fn mutation_outcome(
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_idempotency_key("the Idempotency-Key header is required"))?;
+    let fence = Fence::from_headers(headers)?;
     if let Some(e) = app.faults.as_ref().and_then(|f| f.take_fail_next()) {
         return Err(e);
     }
@@ -131,7 +133,7 @@ async fn mutation_outcome(
             "the Idempotency-Key header must equal the transaction's id",
         ));
     }
-    let mut outcomes = app.writer.submit(vec![tx]).await?;
+    let mut outcomes = app.writer.submit(vec![tx], fence).await?;
     outcomes
         .pop()
         .ok_or_else(|| ApiError::internal("the writer gave no answer"))
@@ -179,13 +181,15 @@ fn null() -> Box<RawValue> {
 }
 
 /// `POST /api/mutations/batch`: `{"transactions": [tx, …]}` → `{"results": [{id, status,
-/// body}, …]}` in order, each transaction idempotent by its own id.
+/// body}, …]}` in order, each transaction idempotent by its own id; a stale `Outbox-Epoch`
+/// refuses the whole batch.
 async fn post_batch(
     State(app): State<AppState>,
     ctl: Option<Extension<Arc<ConnCtl>>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let results = match batch_results(&app, body).await {
+    let results = match batch_results(&app, &headers, body).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -197,9 +201,11 @@ async fn post_batch(
 
 async fn batch_results(
     app: &AppState,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<BatchItem>, ApiError> {
     let body = read_body(body, app.config.max_body_bytes)?;
+    let fence = Fence::from_headers(headers)?;
     if let Some(e) = app.faults.as_ref().and_then(|f| f.take_fail_next()) {
         return Err(e);
     }
@@ -217,10 +223,11 @@ async fn batch_results(
         }
     }
     let ids: Vec<String> = good.iter().map(|t| t.id.clone()).collect();
-    let outcomes = if good.is_empty() {
+    // A fenced batch goes to the writer even when empty, so a stale one is refused whole.
+    let outcomes = if good.is_empty() && fence.is_none() {
         Vec::new()
     } else {
-        app.writer.submit(good).await?
+        app.writer.submit(good, fence).await?
     };
     let mut answers = ids.into_iter().zip(outcomes).map(|(id, o)| match o {
         Outcome::Applied { body, .. } => BatchItem::stored(id, APPLIED_STATUS, body, false),

@@ -1,12 +1,15 @@
 //! The one writer: a dedicated thread owning the write connection. Requests queue jobs; the
 //! thread takes every job waiting and applies them in one SQLite transaction (group commit),
 //! each transaction inside its own savepoint, then publishes the new feed entries and answers.
+//! A job carrying a leader epoch is checked against, and recorded in, the same SQLite
+//! transaction (see [`crate::fence`]).
 
 use crate::apply::{apply_tx, Outcome};
 use crate::db::{max_seq, DbError};
 use crate::error::ApiError;
 use crate::faults::Faults;
 use crate::feed::FeedItem;
+use crate::fence::Fence;
 use crate::wire::TxIn;
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
@@ -18,12 +21,25 @@ const QUEUE: usize = 1024;
 /// The most transactions applied in one SQLite transaction.
 const GROUP_LIMIT: usize = 4096;
 
+/// One request's transactions, in order, or the whole request refused.
+type JobAnswer = Result<Vec<Outcome>, ApiError>;
+
 enum Msg {
     Job {
         txs: Vec<TxIn>,
-        reply: oneshot::Sender<Vec<Outcome>>,
+        fence: Option<Fence>,
+        reply: oneshot::Sender<JobAnswer>,
     },
     Stop,
+}
+
+/// A job run inside the group's SQLite transaction, waiting for the commit.
+struct Done {
+    answer: JobAnswer,
+    /// Whether the job recorded its epoch: then its answers, replays included, stand only if
+    /// the commit does.
+    recorded: bool,
+    reply: oneshot::Sender<JobAnswer>,
 }
 
 /// A handle to the writer thread.
@@ -70,16 +86,23 @@ impl Writer {
         })
     }
 
-    /// Applies `txs` in order, each with its own idempotency and answer.
-    pub(crate) async fn submit(&self, txs: Vec<TxIn>) -> Result<Vec<Outcome>, ApiError> {
+    /// Applies `txs` in order, each with its own idempotency and answer. With a `fence`, the
+    /// whole job is first refused with `409 STALE_EPOCH` when its epoch is below the highest
+    /// accepted for its scope (replays included, and even when `txs` is empty); otherwise the
+    /// epoch is recorded as the highest if any transaction is applied or replayed.
+    pub(crate) async fn submit(
+        &self,
+        txs: Vec<TxIn>,
+        fence: Option<Fence>,
+    ) -> Result<Vec<Outcome>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Job { txs, reply })
+            .send(Msg::Job { txs, fence, reply })
             .await
             .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
         answer
             .await
-            .map_err(|_| ApiError::unavailable("the server is shutting down"))
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?
     }
 
     /// Asks the thread to finish the queued jobs and close the database; returns the thread
@@ -107,9 +130,9 @@ impl Loop {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Job { txs, reply } => {
-                        count += txs.len();
-                        jobs.push((txs, reply));
+                    Msg::Job { txs, fence, reply } => {
+                        count += txs.len().max(1);
+                        jobs.push((txs, fence, reply));
                     }
                     Msg::Stop => {
                         stop = true;
@@ -129,20 +152,28 @@ impl Loop {
         }
     }
 
-    fn run_group(&mut self, jobs: Vec<(Vec<TxIn>, oneshot::Sender<Vec<Outcome>>)>) {
+    fn run_group(&mut self, jobs: Vec<(Vec<TxIn>, Option<Fence>, oneshot::Sender<JobAnswer>)>) {
         let start_seq = self.last_seq;
-        let mut answers: Vec<(Vec<Outcome>, oneshot::Sender<Vec<Outcome>>)> =
-            Vec::with_capacity(jobs.len());
+        let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
         let began = self.conn.execute_batch("BEGIN IMMEDIATE");
-        for (txs, reply) in jobs {
-            let outcomes = txs
-                .iter()
-                .map(|tx| match &began {
-                    Ok(()) => self.apply_one(tx),
-                    Err(e) => Outcome::Refused(ApiError::internal(format!("database: {e}"))),
-                })
-                .collect();
-            answers.push((outcomes, reply));
+        for (txs, fence, reply) in jobs {
+            let (answer, recorded) = match &began {
+                Ok(()) => self.run_job(&txs, fence.as_ref()),
+                Err(e) => {
+                    let e = ApiError::internal(format!("database: {e}"));
+                    let answer = match fence {
+                        // The epoch cannot be checked: the request is refused whole.
+                        Some(_) => Err(e),
+                        None => Ok(txs.iter().map(|_| Outcome::Refused(e.clone())).collect()),
+                    };
+                    (answer, false)
+                }
+            };
+            done.push(Done {
+                answer,
+                recorded,
+                reply,
+            });
         }
         if began.is_ok() {
             if let Err(e) = self.conn.execute_batch("COMMIT") {
@@ -150,17 +181,22 @@ impl Loop {
                 // Best effort: the transaction may already be rolled back.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.last_seq = max_seq(&self.conn).unwrap_or(start_seq);
-                for (outcomes, _) in &mut answers {
+                for d in &mut done {
+                    let Ok(outcomes) = &mut d.answer else {
+                        continue;
+                    };
                     for o in outcomes.iter_mut() {
-                        if matches!(o, Outcome::Applied { .. }) {
+                        if matches!(o, Outcome::Applied { .. })
+                            || (d.recorded && matches!(o, Outcome::Replayed { .. }))
+                        {
                             *o = Outcome::Refused(ApiError::internal(format!("commit: {e}")));
                         }
                     }
                 }
             }
         }
-        for (outcomes, reply) in answers {
-            for o in &outcomes {
+        for Done { answer, reply, .. } in done {
+            for o in answer.iter().flatten() {
                 if let Outcome::Applied {
                     seq,
                     entry,
@@ -180,7 +216,41 @@ impl Loop {
                 }
             }
             // The requester may have gone away; the change stays applied either way.
-            let _ = reply.send(outcomes);
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Runs one request's transactions; with a fence, checks the epoch first and records it
+    /// when any transaction is accepted (applied or replayed). Answers whether it recorded.
+    fn run_job(&mut self, txs: &[TxIn], fence: Option<&Fence>) -> (JobAnswer, bool) {
+        let Some(fence) = fence else {
+            return (Ok(txs.iter().map(|tx| self.apply_one(tx)).collect()), false);
+        };
+        if let Err(e) = fence.check(&self.conn) {
+            return (Err(e), false);
+        }
+        let start_seq = self.last_seq;
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT job") {
+            return (Err(ApiError::from(e)), false);
+        }
+        let outcomes: Vec<Outcome> = txs.iter().map(|tx| self.apply_one(tx)).collect();
+        let accepted = outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Applied { .. } | Outcome::Replayed { .. }));
+        let recorded = if accepted {
+            fence.record(&self.conn)
+        } else {
+            Ok(())
+        };
+        let end = recorded.and_then(|()| Ok(self.conn.execute_batch("RELEASE job")?));
+        match end {
+            Ok(()) => (Ok(outcomes), accepted),
+            Err(e) => {
+                // Undo the job's transactions: its epoch could not be recorded with them.
+                let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                self.last_seq = start_seq;
+                (Err(e), false)
+            }
         }
     }
 
