@@ -1,0 +1,149 @@
+//! The one conversion module of this crate: Rust data ↔ JS values, and errors in both directions.
+//!
+//! - Data objects cross through serde-wasm-bindgen with the `json_compatible()` serializer, so JS
+//!   sees plain objects and arrays (never `Map`s) with the camelCase names the model's serde
+//!   attributes give them, and numbers rather than `BigInt`s.
+//! - Errors going out are real JS `Error` objects (`instanceof Error`, with a stack) whose `name`
+//!   is `OutboxError` and whose `code` is the stable [`ErrorCode`] string, e.g. `OUTBOX_INVALID`.
+//!   Apps match on `code`, never on `message`.
+//! - Errors coming in from JS are read as `{name, message}` ([`JsErrorInfo`]).
+
+use outbox_shared::protocol::ProtocolError;
+use outbox_shared::{ErrorCode, TxError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The `name` of every error this crate hands to JS.
+pub const ERROR_NAME: &str = "OutboxError";
+
+/// A value that could not cross the boundary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// A Rust value JS cannot represent (for example an integer above 2^53).
+    #[error("cannot convert to a JS value: {0}")]
+    ToJs(String),
+    /// A JS value that is not of the expected shape.
+    #[error("invalid value from JS: {0}")]
+    FromJs(String),
+}
+
+impl ConvertError {
+    /// The stable code reported for this error.
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Invalid
+    }
+}
+
+/// `value` as a plain JS value (objects, arrays, numbers, strings, `null`).
+pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, ConvertError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| ConvertError::ToJs(e.to_string()))
+}
+
+/// Reads a `T` from a JS value made by [`to_js`] or written by hand in JS.
+pub fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, ConvertError> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| ConvertError::FromJs(e.to_string()))
+}
+
+/// A JS `Error` named [`ERROR_NAME`] with a stable `code` property.
+pub fn js_error(code: ErrorCode, message: &str) -> js_sys::Error {
+    let error = js_sys::Error::new(message);
+    error.set_name(ERROR_NAME);
+    set(&error, "code", &JsValue::from_str(code.as_str()));
+    error
+}
+
+/// Sets a property on an object this module just created. Setting a data property on a fresh,
+/// extensible `Error` cannot fail, so a failure is ignored rather than reported.
+fn set(target: &js_sys::Error, key: &str, value: &JsValue) {
+    let _ = js_sys::Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+/// Errors that cross into JS as real `Error` objects with a stable `code`.
+pub trait ToJsError {
+    /// This error as a JS `Error`.
+    fn to_js_error(&self) -> js_sys::Error;
+}
+
+impl ToJsError for TxError {
+    /// Carries `code`, and when present `status` (the HTTP status) and `causeId` (the id of the
+    /// transaction whose failure caused this one).
+    fn to_js_error(&self) -> js_sys::Error {
+        let error = js_error(self.code, &self.message);
+        if let Some(status) = self.status {
+            set(&error, "status", &JsValue::from(status));
+        }
+        if let Some(cause) = &self.cause {
+            set(&error, "causeId", &JsValue::from_str(cause.as_str()));
+        }
+        error
+    }
+}
+
+impl ToJsError for ConvertError {
+    fn to_js_error(&self) -> js_sys::Error {
+        js_error(self.code(), &self.to_string())
+    }
+}
+
+impl ToJsError for ProtocolError {
+    fn to_js_error(&self) -> js_sys::Error {
+        js_error(self.code(), &self.to_string())
+    }
+}
+
+impl From<ConvertError> for JsValue {
+    fn from(e: ConvertError) -> Self {
+        e.to_js_error().into()
+    }
+}
+
+/// An error that came in from JS, read as `{name, message}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsErrorInfo {
+    /// The error's `name` (`TypeError`, `InvalidStateError`, …); `Error` when it has none.
+    pub name: String,
+    /// The error's `message`, or the thrown value itself when it is not an object.
+    pub message: String,
+}
+
+impl JsErrorInfo {
+    /// Reads whatever JS threw or rejected with. Never fails: a thrown string becomes the message,
+    /// anything else is described as well as it can be.
+    pub fn from_js(value: &JsValue) -> Self {
+        if let Some(text) = value.as_string() {
+            return Self {
+                name: "Error".to_owned(),
+                message: text,
+            };
+        }
+        let field = |key: &str| {
+            if value.is_object() {
+                js_sys::Reflect::get(value, &JsValue::from_str(key))
+                    .ok()
+                    .and_then(|v| v.as_string())
+            } else {
+                None
+            }
+        };
+        let name = field("name").unwrap_or_else(|| "Error".to_owned());
+        let message = field("message").unwrap_or_else(|| {
+            value
+                .dyn_ref::<js_sys::Object>()
+                .map(|o| String::from(o.to_string()))
+                .unwrap_or_else(|| format!("{value:?}"))
+        });
+        Self { name, message }
+    }
+}
+
+impl fmt::Display for JsErrorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for JsErrorInfo {}

@@ -1,0 +1,307 @@
+//! The client's adapters in a real page of headless Chromium.
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot go on fails at the unwrap"
+)]
+
+use futures_util::StreamExt;
+use js_sys::{Array, Object, Reflect};
+use outbox_client::channel::{channel_name, Channel, DropCounts, Incoming};
+use outbox_client::convert::{self, ConvertError, JsErrorInfo, ToJsError, ERROR_NAME};
+use outbox_shared::model::{Attempt, ClientId, Epoch, ErrorCode, TransactionState, TxError};
+use outbox_shared::protocol::{self, Envelope, Message, MAX_MESSAGE_BYTES};
+use outbox_shared::{PendingMutation, Strategy, Transaction, TransactionId};
+use serde_json::json;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_sys::BroadcastChannel;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A transaction with every kind of mutation, an attempt with an error, and metadata.
+fn transaction(id: &str) -> Transaction {
+    let mut tx = Transaction::new(
+        TransactionId::from(id),
+        "syncTodos",
+        Strategy::Ordered,
+        vec![
+            PendingMutation::insert("todos", "1", json!({"id": "1", "title": "milk"})),
+            PendingMutation::update(
+                "todos",
+                "2",
+                json!({"id": "2", "done": false, "tags": ["a"]}),
+                json!({"done": true, "rank": 1.5}),
+            ),
+            PendingMutation::delete("todos", "3", json!({"id": "3", "n": -7}))
+                .with_metadata(json!({"why": "swipe"})),
+        ],
+        1_700_000_000_123,
+    );
+    tx.metadata = Some(json!({"origin": {"screen": "list"}, "n": null}));
+    tx.attempts.push(Attempt {
+        id: format!("{id}#1"),
+        number: 1,
+        started_at: 1_700_000_000_200,
+        completed_at: Some(1_700_000_000_300),
+        error: Some(TxError {
+            status: Some(503),
+            ..TxError::new(ErrorCode::Retriable, "service unavailable")
+        }),
+        retry_scheduled_for: Some(1_700_000_001_300),
+        epoch: Epoch(3),
+    });
+    tx.epoch = Epoch(3);
+    tx.seq = 42;
+    tx
+}
+
+fn submit(scope: &str, from: &str, id: &str) -> Envelope {
+    Envelope::broadcast(
+        scope,
+        &ClientId::from(from),
+        Message::Submit {
+            epoch: Epoch(3),
+            tx: Box::new(transaction(id)),
+        },
+    )
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap()
+}
+
+async fn next(rx: &mut Incoming) -> Envelope {
+    rx.next().await.expect("the channel's stream ended")
+}
+
+#[wasm_bindgen_test]
+async fn a_submit_crosses_between_two_channels_and_arrives_equal() {
+    let scope = "app-submit";
+    let (a, _a_rx) = Channel::open_stream(scope, ClientId::from("tab-a")).unwrap();
+    let (b, mut b_rx) = Channel::open_stream(scope, ClientId::from("tab-b")).unwrap();
+    assert_eq!(a.name(), "outbox:app-submit");
+    assert_eq!(b.name(), channel_name(scope));
+
+    let sent = submit(scope, "tab-a", "t-1");
+    a.post(&sent).unwrap();
+    let got = next(&mut b_rx).await;
+    assert_eq!(got, sent);
+    let Message::Submit { tx, .. } = &got.body else {
+        panic!("not a submit: {got:?}")
+    };
+    assert_eq!(tx.state, TransactionState::Pending);
+    assert_eq!(b.drops(), DropCounts::default());
+}
+
+#[wasm_bindgen_test]
+async fn the_callback_form_delivers_replies_for_me_and_ignores_others() {
+    let scope = "app-callback";
+    let (tx, mut rx) = futures_channel::mpsc::unbounded();
+    let me = ClientId::from("tab-a");
+    let a = Channel::open(scope, me.clone(), move |env| {
+        tx.unbounded_send(env).unwrap();
+    })
+    .unwrap();
+    let b = Channel::open(scope, ClientId::from("leader"), |_| {}).unwrap();
+
+    let from = ClientId::from("leader");
+    let for_other = Envelope::reply(
+        scope,
+        &from,
+        &ClientId::from("tab-z"),
+        Message::Pong { nonce: 1 },
+    );
+    let for_me = Envelope::reply(scope, &from, &me, Message::Pong { nonce: 2 });
+    b.post(&for_other).unwrap();
+    b.post(&for_me).unwrap();
+    assert_eq!(rx.next().await, Some(for_me));
+    assert_eq!(
+        a.drops(),
+        DropCounts {
+            not_for_me: 1,
+            ..DropCounts::default()
+        }
+    );
+}
+
+#[wasm_bindgen_test]
+async fn garbage_is_counted_by_kind_and_a_good_message_after_it_still_arrives() {
+    let scope = "app-garbage";
+    let (rx_channel, mut rx) = Channel::open_stream(scope, ClientId::from("tab-a")).unwrap();
+    let raw = BroadcastChannel::new(&channel_name(scope)).unwrap();
+
+    let good = protocol::encode(&submit(scope, "tab-b", "t-good"));
+    let foreign = protocol::encode(&submit("other-app", "tab-b", "t-foreign"));
+    let wrong_version = good.replacen("\"v\":1", "\"v\":2", 1);
+    assert_ne!(wrong_version, good);
+    let unknown_kind = r#"{"v":1,"app":"app-garbage","from":"tab-b","kind":"gossip"}"#;
+    let oversized = "x".repeat(MAX_MESSAGE_BYTES + 1);
+
+    let object = Object::new();
+    Reflect::set(&object, &"v".into(), &1.into()).unwrap();
+    for garbage in [
+        JsValue::from(7),
+        object.into(),
+        JsValue::from_str("{not json"),
+        JsValue::from_str(&wrong_version),
+        JsValue::from_str(&foreign),
+        JsValue::from_str(unknown_kind),
+        JsValue::from_str(&oversized),
+    ] {
+        raw.post_message(&garbage).unwrap();
+    }
+    raw.post_message(&JsValue::from_str(&good)).unwrap();
+
+    // One sender's messages arrive in the order it posted them, so the good one arriving first
+    // means every piece of garbage was seen and none was delivered.
+    let got = next(&mut rx).await;
+    assert_eq!(protocol::encode(&got), good);
+    assert_eq!(
+        rx_channel.drops(),
+        DropCounts {
+            not_text: 2,
+            too_large: 1,
+            malformed: 1,
+            unsupported: 1,
+            foreign: 1,
+            unknown_kind: 1,
+            not_for_me: 0,
+        }
+    );
+    raw.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_dropped_channel_ends_its_stream() {
+    let scope = "app-drop";
+    let (a, rx) = Channel::open_stream(scope, ClientId::from("tab-a")).unwrap();
+    drop(a);
+    // The stream ends because the listener (and with it the sender) is gone.
+    let rest: Vec<Envelope> = rx.collect().await;
+    assert!(rest.is_empty());
+}
+
+#[wasm_bindgen_test]
+fn a_transaction_round_trips_through_js_with_camel_case_names() {
+    let tx = transaction("t-js");
+    let value = convert::to_js(&tx).unwrap();
+    assert!(value.is_object());
+
+    assert_eq!(
+        get(&value, "mutationFn").as_string().as_deref(),
+        Some("syncTodos")
+    );
+    assert_eq!(get(&value, "createdAt").as_f64(), Some(1_700_000_000_123.0));
+    assert_eq!(get(&value, "state").as_string().as_deref(), Some("pending"));
+    assert!(get(&value, "mutation_fn").is_undefined());
+    assert!(get(&value, "created_at").is_undefined());
+
+    let mutations = get(&value, "mutations");
+    assert!(Array::is_array(&mutations));
+    let first = Array::from(&mutations).get(0);
+    assert_eq!(get(&first, "kind").as_string().as_deref(), Some("insert"));
+    assert!(
+        get(&first, "original").is_null(),
+        "a missing row is null in JS"
+    );
+    assert!(Array::is_array(&get(&first, "inverse")));
+
+    let attempt = Array::from(&get(&value, "attempts")).get(0);
+    assert_eq!(
+        get(&attempt, "retryScheduledFor").as_f64(),
+        Some(1_700_000_001_300.0)
+    );
+    assert_eq!(
+        get(&get(&attempt, "error"), "code").as_string().as_deref(),
+        Some("OUTBOX_RETRIABLE")
+    );
+
+    // Maps become plain objects, not `Map`s.
+    let metadata = get(&value, "metadata");
+    assert_eq!(
+        Object::get_prototype_of(&metadata),
+        Object::get_prototype_of(&Object::new())
+    );
+    assert_eq!(
+        get(&get(&metadata, "origin"), "screen")
+            .as_string()
+            .as_deref(),
+        Some("list")
+    );
+
+    let back: Transaction = convert::from_js(value).unwrap();
+    assert_eq!(back, tx);
+}
+
+#[wasm_bindgen_test]
+fn a_transaction_written_in_js_is_read() {
+    let tx = transaction("t-json");
+    let from_json = js_sys::JSON::parse(&serde_json::to_string(&tx).unwrap()).unwrap();
+    assert_eq!(convert::from_js::<Transaction>(from_json), Ok(tx));
+}
+
+#[wasm_bindgen_test]
+fn a_value_of_the_wrong_shape_is_a_typed_error() {
+    let err = convert::from_js::<Transaction>(JsValue::from(3)).unwrap_err();
+    assert!(matches!(err, ConvertError::FromJs(_)));
+    assert_eq!(err.code(), ErrorCode::Invalid);
+    let js: JsValue = err.into();
+    assert!(js.is_instance_of::<js_sys::Error>());
+    assert_eq!(
+        get(&js, "code").as_string().as_deref(),
+        Some("OUTBOX_INVALID")
+    );
+}
+
+#[wasm_bindgen_test]
+fn errors_cross_into_js_as_real_errors_with_a_stable_code() {
+    let error: JsValue = convert::js_error(ErrorCode::Invalid, "bad argument").into();
+    assert!(error.is_instance_of::<js_sys::Error>());
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("OUTBOX_INVALID")
+    );
+    assert_eq!(get(&error, "name").as_string().as_deref(), Some(ERROR_NAME));
+    assert_eq!(
+        get(&error, "message").as_string().as_deref(),
+        Some("bad argument")
+    );
+    assert!(get(&error, "stack").as_string().is_some());
+
+    let dependency = TxError {
+        status: Some(409),
+        ..TxError::dependency(&TransactionId::from("t-cause"))
+    };
+    let error: JsValue = dependency.to_js_error().into();
+    assert!(error.is_instance_of::<js_sys::Error>());
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("OUTBOX_DEPENDENCY_FAILED")
+    );
+    assert_eq!(
+        get(&error, "causeId").as_string().as_deref(),
+        Some("t-cause")
+    );
+    assert_eq!(get(&error, "status").as_f64(), Some(409.0));
+}
+
+#[wasm_bindgen_test]
+fn errors_from_js_are_read_as_name_and_message() {
+    let thrown = js_sys::JSON::parse("{").unwrap_err();
+    let info = JsErrorInfo::from_js(&thrown);
+    assert_eq!(info.name, "SyntaxError");
+    assert!(!info.message.is_empty());
+
+    let info = JsErrorInfo::from_js(&JsValue::from_str("plain"));
+    assert_eq!(
+        (info.name.as_str(), info.message.as_str()),
+        ("Error", "plain")
+    );
+
+    let closed = BroadcastChannel::new("outbox:closed").unwrap();
+    closed.close();
+    let info = JsErrorInfo::from_js(&closed.post_message(&1.into()).unwrap_err());
+    assert_eq!(info.name, "InvalidStateError");
+}
