@@ -27,3 +27,82 @@ pub mod lock;
 
 #[cfg(web_sys_unstable_apis)]
 pub use lock::{request_lock, LockError, LockGuard, LockRequest};
+
+#[cfg(web_sys_unstable_apis)]
+pub mod idb;
+#[cfg(web_sys_unstable_apis)]
+pub mod leader;
+#[cfg(web_sys_unstable_apis)]
+pub mod options;
+
+#[cfg(web_sys_unstable_apis)]
+mod exports {
+    use crate::leader::{to_js_error, Leader};
+    use outbox_shared::model::ErrorCode;
+    use wasm_bindgen::prelude::*;
+
+    /// A running Outbox worker (leading, or waiting to lead), as JS sees it.
+    #[wasm_bindgen]
+    #[derive(Debug)]
+    pub struct LeaderHandle(Leader);
+
+    #[wasm_bindgen]
+    impl LeaderHandle {
+        /// Stops leading and asks for nothing until `resume()` (the tab is being frozen or
+        /// closed).
+        pub fn resign(&self) {
+            self.0.resign();
+        }
+
+        /// Waits for the lock again after `resign()`.
+        pub fn resume(&self) {
+            self.0.resume();
+        }
+
+        /// Whether this worker leads now.
+        #[wasm_bindgen(getter, js_name = isLeader)]
+        pub fn is_leader(&self) -> bool {
+            self.0.epoch().is_some()
+        }
+
+        /// The epoch while leading, else `undefined`.
+        #[wasm_bindgen(getter)]
+        pub fn epoch(&self) -> Option<f64> {
+            self.0.epoch().map(|e| e.0 as f64)
+        }
+
+        /// The scope served.
+        #[wasm_bindgen(getter)]
+        pub fn scope(&self) -> String {
+            self.0.scope().to_owned()
+        }
+
+        /// Queue statistics while leading (`{size, bytes, inFlight, deadLetters}`), else `null`.
+        pub fn stats(&self) -> JsValue {
+            self.0
+                .stats()
+                .and_then(|s| outbox_runtime::convert::to_js(&s).ok())
+                .unwrap_or(JsValue::NULL)
+        }
+    }
+
+    /// Starts the worker for `scope` with the app's options (called by the JS bootstrap,
+    /// `startOutboxWorker`). Rejects with an `OutboxError` whose `code` says why: bad options
+    /// (`OUTBOX_INVALID`) or no IndexedDB (`OUTBOX_STORAGE`).
+    #[wasm_bindgen(js_name = startLeader)]
+    pub async fn start_leader(
+        options: JsValue,
+        scope: Option<String>,
+    ) -> Result<LeaderHandle, JsValue> {
+        let parsed =
+            crate::options::parse(&options).map_err(|m| to_js_error(ErrorCode::Invalid, &m))?;
+        let scope = scope.unwrap_or_else(|| parsed.options.app.clone());
+        Leader::start(scope, parsed)
+            .await
+            .map(LeaderHandle)
+            .map_err(|(code, message)| to_js_error(code, &message))
+    }
+}
+
+#[cfg(web_sys_unstable_apis)]
+pub use exports::{start_leader, LeaderHandle};

@@ -8,8 +8,8 @@
 
 use futures_util::StreamExt;
 use js_sys::{Array, Object, Reflect};
-use outbox_client::channel::{channel_name, Channel, DropCounts, Incoming};
-use outbox_client::convert::{self, ConvertError, JsErrorInfo, ToJsError, ERROR_NAME};
+use outbox_runtime::channel::{channel_name, Channel, DropCounts, Incoming};
+use outbox_runtime::convert::{self, ConvertError, JsErrorInfo, ToJsError, ERROR_NAME};
 use outbox_shared::model::{Attempt, ClientId, Epoch, ErrorCode, TransactionState, TxError};
 use outbox_shared::protocol::{self, Envelope, Message, MAX_MESSAGE_BYTES};
 use outbox_shared::{PendingMutation, Strategy, Transaction, TransactionId};

@@ -1,0 +1,67 @@
+// The worker bootstrap: the one import an app's worker script needs.
+//
+//   import { startOutboxWorker } from './outbox-worker.js';
+//   startOutboxWorker({ app: 'todos', http: { todos: { url: '/api/mutations', batch: true } } });
+//
+// The same script works as a SharedWorker and as a dedicated (module) worker. Control messages
+// from the tab that owns the worker ({type: 'outbox:resign'} when it is being frozen or closed,
+// {type: 'outbox:resume'} when it comes back) arrive on the worker's port(s); the worker answers
+// {type: 'outbox:ready'} once it runs, or {type: 'outbox:error', code, message} if it cannot
+// (for example without IndexedDB). Everything else goes over the BroadcastChannel.
+import init, { startLeader } from './outbox_worker.js';
+
+const PREFIX = 'outbox:';
+
+export function startOutboxWorker(options) {
+  const isShared =
+    typeof SharedWorkerGlobalScope !== 'undefined' && self instanceof SharedWorkerGlobalScope;
+  // The scope comes from the worker's name (`outbox:<scope>`, set by the client), else the app.
+  const scope =
+    typeof self.name === 'string' && self.name.startsWith(PREFIX)
+      ? self.name.slice(PREFIX.length)
+      : options && options.app;
+  const ports = [];
+  let leader = null;
+  let status = null;
+
+  const tell = (message) => {
+    status = message;
+    if (isShared) for (const port of ports) port.postMessage(message);
+    else self.postMessage(message);
+  };
+  const control = (data) => {
+    if (!leader || !data || typeof data !== 'object') return;
+    if (data.type === 'outbox:resign') leader.resign();
+    else if (data.type === 'outbox:resume') leader.resume();
+  };
+  // Ports must be collected before anything is awaited, or early connects are lost.
+  if (isShared) {
+    self.addEventListener('connect', (event) => {
+      for (const port of event.ports) {
+        ports.push(port);
+        port.onmessage = (m) => control(m.data);
+        if (status) port.postMessage(status);
+      }
+    });
+  } else {
+    self.addEventListener('message', (m) => control(m.data));
+  }
+
+  return init(options && options.wasmUrl)
+    .then(() => startLeader(options, scope))
+    .then(
+      (handle) => {
+        leader = handle;
+        tell({ type: 'outbox:ready', scope });
+        return handle;
+      },
+      (error) => {
+        tell({
+          type: 'outbox:error',
+          code: (error && error.code) || 'OUTBOX_INVALID',
+          message: String((error && error.message) || error),
+        });
+        throw error;
+      },
+    );
+}

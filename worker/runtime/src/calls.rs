@@ -1,0 +1,225 @@
+//! Calling mutation functions: the app's JS functions by name, or the built-in HTTP one.
+
+use crate::convert::to_js;
+use crate::timer::call_global;
+use outbox_shared::executor::{AttemptOutcome, AttemptSuccess};
+use outbox_shared::http::{self, HttpAnswer, HttpEndpoint, HttpRequest, FENCED_HEADER};
+use outbox_shared::model::{ErrorCode, Transaction};
+use outbox_shared::retry::{classify_http, AttemptError, ErrorKind};
+use std::collections::HashMap;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// The mutation functions a runtime can call, by name.
+#[derive(Debug, Default)]
+pub struct MutationFns {
+    fns: HashMap<String, js_sys::Function>,
+    http: HashMap<String, HttpEndpoint>,
+    on_unknown: Option<js_sys::Function>,
+}
+
+/// How a call will be made.
+#[derive(Debug)]
+pub enum Route<'a> {
+    /// The app's JS function.
+    Js(&'a js_sys::Function),
+    /// The built-in HTTP function.
+    Http(&'a HttpEndpoint),
+    /// No function by that name.
+    Unknown,
+}
+
+impl MutationFns {
+    /// Reads `{ mutationFns?: {name: fn}, http?: {name: {url, headers?, batch?}},
+    /// onUnknownMutationFn?: fn }`. Entries that are not functions or endpoint objects are
+    /// reported as an error naming them.
+    pub fn from_options(options: &JsValue) -> Result<Self, String> {
+        let mut out = Self::default();
+        let get = |key: &str| js_sys::Reflect::get(options, &JsValue::from_str(key)).ok();
+        if let Some(fns) = get("mutationFns").filter(|v| v.is_object()) {
+            for entry in js_sys::Object::entries(fns.unchecked_ref()).iter() {
+                let pair: js_sys::Array = entry.unchecked_into();
+                let name = pair.get(0).as_string().unwrap_or_default();
+                let f = pair
+                    .get(1)
+                    .dyn_into::<js_sys::Function>()
+                    .map_err(|_| format!("mutationFns.{name} is not a function"))?;
+                out.fns.insert(name, f);
+            }
+        }
+        if let Some(http) = get("http").filter(|v| v.is_object()) {
+            let endpoints: HashMap<String, HttpEndpoint> =
+                crate::convert::from_js(http).map_err(|e| format!("http: {e}"))?;
+            out.http = endpoints;
+        }
+        out.on_unknown = get("onUnknownMutationFn").and_then(|f| f.dyn_into().ok());
+        Ok(out)
+    }
+
+    /// Registers a JS function.
+    pub fn insert_fn(&mut self, name: &str, f: js_sys::Function) {
+        self.fns.insert(name.to_owned(), f);
+    }
+
+    /// Registers an HTTP endpoint.
+    pub fn insert_http(&mut self, name: &str, endpoint: HttpEndpoint) {
+        self.http.insert(name.to_owned(), endpoint);
+    }
+
+    /// How a transaction's mutation function is reached. JS functions win over HTTP.
+    pub fn route(&self, name: &str) -> Route<'_> {
+        if let Some(f) = self.fns.get(name) {
+            Route::Js(f)
+        } else if let Some(e) = self.http.get(name) {
+            Route::Http(e)
+        } else {
+            Route::Unknown
+        }
+    }
+
+    /// Tells the app about an unknown name, and the outcome to record.
+    pub fn unknown(&self, tx: &Transaction) -> AttemptOutcome {
+        if let Some(f) = &self.on_unknown {
+            let js_tx = to_js(tx).unwrap_or(JsValue::NULL);
+            let _ = f.call2(&JsValue::NULL, &JsValue::from_str(&tx.mutation_fn), &js_tx);
+        }
+        Err(AttemptError::unknown_mutation_fn(&tx.mutation_fn))
+    }
+}
+
+/// Calls the app's function with `{transaction, idempotencyKey, attempt, signal}` and reads
+/// its result: a resolved value (optionally `{seq}`) is success; a rejection is classified by
+/// [`classify_js_error`].
+pub async fn call_js(
+    f: &js_sys::Function,
+    tx: &Transaction,
+    attempt: u32,
+    signal: &web_sys::AbortSignal,
+) -> AttemptOutcome {
+    let arg = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| {
+        let _ = js_sys::Reflect::set(&arg, &JsValue::from_str(k), v);
+    };
+    set("transaction", &to_js(tx).unwrap_or(JsValue::NULL));
+    set("idempotencyKey", &JsValue::from_str(tx.id.as_str()));
+    set("attempt", &JsValue::from(attempt));
+    set("epoch", &JsValue::from(tx.epoch.0 as f64));
+    set("signal", signal);
+    let result = match f.call1(&JsValue::NULL, &arg) {
+        Ok(v) => v,
+        Err(e) => return Err(classify_js_error(&e)),
+    };
+    let value = if result.has_type::<js_sys::Promise>() {
+        match JsFuture::from(result.unchecked_into::<js_sys::Promise>()).await {
+            Ok(v) => v,
+            Err(e) => return Err(classify_js_error(&e)),
+        }
+    } else {
+        result
+    };
+    let server_seq = if value.is_object() {
+        js_sys::Reflect::get(&value, &JsValue::from_str("seq"))
+            .ok()
+            .and_then(|s| s.as_f64())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| s as u64)
+    } else {
+        None
+    };
+    Ok(AttemptSuccess { server_seq })
+}
+
+/// Reads what a mutation function threw, by kind, never by message text:
+/// - `code === "OUTBOX_FENCED"`: the server refused a deposed leader;
+/// - `name === "NonRetriableError"` or `retriable === false`: final;
+/// - a numeric `status`: classified like an HTTP answer (4xx final except 408/429), with
+///   `retryAfterMs` honoured;
+/// - anything else: retriable.
+pub fn classify_js_error(e: &JsValue) -> AttemptError {
+    let info = crate::convert::JsErrorInfo::from_js(e);
+    let field = |k: &str| {
+        if e.is_object() {
+            js_sys::Reflect::get(e, &JsValue::from_str(k)).ok()
+        } else {
+            None
+        }
+    };
+    let message = info.to_string();
+    if field("code").and_then(|c| c.as_string()).as_deref() == Some(ErrorCode::Fenced.as_str()) {
+        return AttemptError::fenced(message);
+    }
+    let retry_after = field("retryAfterMs")
+        .and_then(|v| v.as_f64())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v as u64);
+    let mut err = if let Some(status) = field("status")
+        .and_then(|s| s.as_f64())
+        .filter(|s| (100.0..600.0).contains(s))
+    {
+        classify_http(status as u16, retry_after).unwrap_or_else(|| AttemptError::retriable(""))
+    } else {
+        let mut e = AttemptError::retriable("");
+        e.retry_after_ms = retry_after;
+        e
+    };
+    if info.name == "NonRetriableError"
+        || field("retriable").and_then(|v| v.as_bool()) == Some(false)
+    {
+        err.kind = ErrorKind::NonRetriable;
+        err.error.code = ErrorCode::NonRetriable;
+    }
+    err.error.message = message;
+    err
+}
+
+/// Sends one request with `fetch`. `Err` is a network failure (no answer at all).
+pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<HttpAnswer, String> {
+    let headers = web_sys::Headers::new().map_err(|e| describe(&e))?;
+    for (k, v) in &req.headers {
+        headers.append(k, v).map_err(|e| describe(&e))?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&req.body));
+    init.set_signal(Some(signal));
+    let request =
+        web_sys::Request::new_with_str_and_init(&req.url, &init).map_err(|e| describe(&e))?;
+    let promise = call_global("fetch", &[&request]).map_err(|e| describe(&e))?;
+    let response: web_sys::Response = JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map_err(|e| describe(&e))?
+        .dyn_into()
+        .map_err(|e| describe(&e))?;
+    let text = match response.text() {
+        Ok(p) => JsFuture::from(p)
+            .await
+            .map_err(|e| describe(&e))?
+            .as_string()
+            .unwrap_or_default(),
+        Err(e) => return Err(describe(&e)),
+    };
+    let h = response.headers();
+    Ok(HttpAnswer {
+        status: response.status(),
+        retry_after: h.get("Retry-After").ok().flatten(),
+        fenced: h.has(FENCED_HEADER).unwrap_or(false),
+        body: text,
+    })
+}
+
+/// One transaction through the built-in HTTP function.
+pub async fn call_http(
+    endpoint: &HttpEndpoint,
+    tx: &Transaction,
+    signal: &web_sys::AbortSignal,
+) -> AttemptOutcome {
+    match fetch(&endpoint.request(tx), signal).await {
+        Ok(answer) => http::outcome(&answer, crate::clock::now()),
+        Err(e) => http::network_error(&e),
+    }
+}
+
+fn describe(e: &JsValue) -> String {
+    crate::convert::JsErrorInfo::from_js(e).to_string()
+}

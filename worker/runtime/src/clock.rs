@@ -1,0 +1,43 @@
+//! The browser's clock and randomness, the only place the runtime reads them.
+
+use outbox_shared::model::Millis;
+use outbox_shared::retry::RandomSource;
+
+/// Now, in ms since the Unix epoch.
+pub fn now() -> Millis {
+    let ms = js_sys::Date::now();
+    if ms.is_finite() && ms > 0.0 {
+        ms as Millis
+    } else {
+        0
+    }
+}
+
+/// `Math.random()` as the executor's random source (backoff jitter only).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MathRandom;
+
+impl RandomSource for MathRandom {
+    fn next_f64(&mut self) -> f64 {
+        js_sys::Math::random()
+    }
+}
+
+/// A fresh random id (a UUID v4 from `crypto.randomUUID()` where there is one).
+pub fn random_id() -> String {
+    let global = js_sys::global();
+    let uuid = js_sys::Reflect::get(&global, &"crypto".into())
+        .ok()
+        .filter(|c| c.is_object())
+        .and_then(|crypto| {
+            let f = js_sys::Reflect::get(&crypto, &"randomUUID".into()).ok()?;
+            let f: &js_sys::Function = wasm_bindgen::JsCast::dyn_ref(&f)?;
+            f.call0(&crypto).ok()?.as_string()
+        });
+    uuid.unwrap_or_else(|| {
+        let a = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        let b = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        let c = now();
+        format!("{a:08x}-{b:08x}-{c:x}")
+    })
+}

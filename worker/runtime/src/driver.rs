@@ -1,0 +1,247 @@
+//! The driver: the one event loop that feeds the shared executor and carries out its commands
+//! with real storage, timers, `fetch` and JS mutation functions.
+//!
+//! Events are queued and handled one at a time, so a command that leads straight back into the
+//! driver (a message to an in-page tab, say) never re-enters the executor. Calls ready in the
+//! same turn are sent together: transactions for one batching HTTP endpoint share a request.
+
+use crate::calls::{self, MutationFns, Route};
+use crate::clock::now;
+use crate::store::AsyncStore;
+use crate::timer::Timer;
+use outbox_shared::executor::{Command, Event, Executor};
+use outbox_shared::http::{batch_outcomes, network_error};
+use outbox_shared::model::{ClientId, Transaction, TxError};
+use outbox_shared::protocol::Message;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::{Rc, Weak};
+use wasm_bindgen_futures::spawn_local;
+
+/// Where the executor's messages go.
+pub type Sender = Box<dyn Fn(Option<ClientId>, Message)>;
+
+/// Told when the executor steps down.
+type StepDownHook = Box<dyn Fn(&TxError)>;
+
+/// Runs an [`Executor`]. Cloning gives another handle to the same driver.
+#[derive(Clone)]
+pub struct Driver(Rc<Inner>);
+
+struct Inner {
+    exec: RefCell<Executor>,
+    store: Rc<dyn AsyncStore>,
+    fns: Rc<MutationFns>,
+    send: Sender,
+    timer: RefCell<Timer>,
+    queue: RefCell<VecDeque<Event>>,
+    busy: Cell<bool>,
+    ready_calls: RefCell<Vec<(Transaction, u32)>>,
+    aborts: RefCell<Vec<web_sys::AbortController>>,
+    on_step_down: RefCell<Option<StepDownHook>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("executor", &self.0.exec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// A driver for `exec`, writing to `store`, calling `fns`, and sending through `send`.
+    pub fn new(
+        exec: Executor,
+        store: Rc<dyn AsyncStore>,
+        fns: Rc<MutationFns>,
+        send: Sender,
+    ) -> Self {
+        Self(Rc::new(Inner {
+            exec: RefCell::new(exec),
+            store,
+            fns,
+            send,
+            timer: RefCell::new(Timer::default()),
+            queue: RefCell::new(VecDeque::new()),
+            busy: Cell::new(false),
+            ready_calls: RefCell::new(Vec::new()),
+            aborts: RefCell::new(Vec::new()),
+            on_step_down: RefCell::new(None),
+        }))
+    }
+
+    /// Called when the executor steps down (another leader fenced it out).
+    pub fn on_step_down(&self, f: impl Fn(&TxError) + 'static) {
+        *self.0.on_step_down.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Feeds one event (queued if the driver is mid-turn).
+    pub fn dispatch(&self, event: Event) {
+        Inner::dispatch(&self.0, event);
+    }
+
+    /// Reads the executor.
+    pub fn with_executor<R>(&self, f: impl FnOnce(&Executor) -> R) -> R {
+        f(&self.0.exec.borrow())
+    }
+
+    /// Stops: the executor ignores everything from now on, running calls are aborted, and the
+    /// timer is cleared.
+    pub fn stop(&self) {
+        self.dispatch(Event::Stop);
+        self.0.timer.borrow_mut().clear();
+        for c in self.0.aborts.borrow_mut().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+impl Inner {
+    fn dispatch(this: &Rc<Self>, event: Event) {
+        this.queue.borrow_mut().push_back(event);
+        if this.busy.replace(true) {
+            return;
+        }
+        loop {
+            let next = this.queue.borrow_mut().pop_front();
+            let Some(event) = next else { break };
+            let commands = this.exec.borrow_mut().handle(now(), event);
+            for c in commands {
+                Self::run(this, c);
+            }
+        }
+        this.busy.set(false);
+        Self::flush_calls(this);
+    }
+
+    fn run(this: &Rc<Self>, command: Command) {
+        match command {
+            Command::Write(batch) => {
+                let weak = Rc::downgrade(this);
+                let write = batch.id;
+                let fut = this.store.write(batch);
+                spawn_local(async move {
+                    let result = fut.await;
+                    let event = match result {
+                        Ok(()) => Event::Written { write },
+                        Err(error) => Event::WriteFailed { write, error },
+                    };
+                    dispatch_weak(&weak, event);
+                });
+            }
+            Command::Call { tx, attempt } => this.ready_calls.borrow_mut().push((*tx, attempt)),
+            Command::SetTimer { at } => {
+                let weak = Rc::downgrade(this);
+                let delay = at.saturating_sub(now());
+                this.timer
+                    .borrow_mut()
+                    .set(delay, move || dispatch_weak(&weak, Event::TimerFired));
+            }
+            Command::Send { to, msg } => (this.send)(to, msg),
+            Command::Quarantine { key, .. } => spawn_local(this.store.quarantine(key)),
+            Command::StepDown { error } => {
+                if let Some(f) = this.on_step_down.borrow().as_ref() {
+                    f(&error);
+                }
+            }
+        }
+    }
+
+    /// Starts every call made ready in this turn.
+    fn flush_calls(this: &Rc<Self>) {
+        let ready = std::mem::take(&mut *this.ready_calls.borrow_mut());
+        if ready.is_empty() {
+            return;
+        }
+        let mut batches: BTreeMap<String, Vec<(Transaction, u32)>> = BTreeMap::new();
+        for (tx, attempt) in ready {
+            match this.fns.route(&tx.mutation_fn) {
+                Route::Http(endpoint) if endpoint.batch => {
+                    batches
+                        .entry(tx.mutation_fn.clone())
+                        .or_default()
+                        .push((tx, attempt));
+                }
+                _ => Self::call_one(this, tx, attempt),
+            }
+        }
+        for (name, group) in batches {
+            Self::call_batch(this, name, group);
+        }
+    }
+
+    fn abort_signal(this: &Rc<Self>) -> Option<web_sys::AbortSignal> {
+        let controller = web_sys::AbortController::new().ok()?;
+        let signal = controller.signal();
+        let mut aborts = this.aborts.borrow_mut();
+        aborts.retain(|c| !c.signal().aborted());
+        aborts.push(controller);
+        Some(signal)
+    }
+
+    fn call_one(this: &Rc<Self>, tx: Transaction, attempt: u32) {
+        let weak = Rc::downgrade(this);
+        let fns = Rc::clone(&this.fns);
+        let signal = Self::abort_signal(this);
+        spawn_local(async move {
+            let outcome = match (fns.route(&tx.mutation_fn), &signal) {
+                (Route::Js(f), Some(signal)) => calls::call_js(f, &tx, attempt, signal).await,
+                (Route::Http(e), Some(signal)) => calls::call_http(e, &tx, signal).await,
+                (Route::Unknown, _) => fns.unknown(&tx),
+                (_, None) => network_error("could not make an AbortController"),
+            };
+            dispatch_weak(
+                &weak,
+                Event::AttemptFinished {
+                    id: tx.id,
+                    attempt,
+                    outcome,
+                },
+            );
+        });
+    }
+
+    fn call_batch(this: &Rc<Self>, name: String, group: Vec<(Transaction, u32)>) {
+        let weak = Rc::downgrade(this);
+        let fns = Rc::clone(&this.fns);
+        let signal = Self::abort_signal(this);
+        spawn_local(async move {
+            let Route::Http(endpoint) = fns.route(&name) else {
+                return;
+            };
+            let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
+            let ids: Vec<_> = group.iter().map(|(t, _)| t.id.clone()).collect();
+            let request = endpoint.batch_request(&txs);
+            let outcomes = match &signal {
+                Some(signal) => match calls::fetch(&request, signal).await {
+                    Ok(answer) => batch_outcomes(&answer, &ids, now()),
+                    Err(e) => ids
+                        .iter()
+                        .map(|id| (id.clone(), network_error(&e)))
+                        .collect(),
+                },
+                None => ids
+                    .iter()
+                    .map(|id| (id.clone(), network_error("no AbortController")))
+                    .collect(),
+            };
+            for ((id, outcome), (_, attempt)) in outcomes.into_iter().zip(group.iter()) {
+                dispatch_weak(
+                    &weak,
+                    Event::AttemptFinished {
+                        id,
+                        attempt: *attempt,
+                        outcome,
+                    },
+                );
+            }
+        });
+    }
+}
+
+fn dispatch_weak(weak: &Weak<Inner>, event: Event) {
+    if let Some(inner) = weak.upgrade() {
+        Inner::dispatch(&inner, event);
+    }
+}

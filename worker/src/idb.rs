@@ -1,0 +1,273 @@
+//! The outbox in IndexedDB, through `indexed_db_futures`.
+//!
+//! Database `outbox:<scope>`, schema version 1:
+//! - `meta`: the leadership epoch under the key `epoch`;
+//! - `outbox`: one record per transaction, keyed by its id; the value is the record's JSON text
+//!   (one serialisation in Rust, a cheap structured clone of a string);
+//! - `tombstones`: completed ids → completion time (ms), so a late resend is answered;
+//! - `quarantine`: records that could not be read, moved aside as they were.
+//!
+//! Every operation is one read-write transaction. [`IdbStore::begin_leadership`] bumps the epoch
+//! and loads the outbox in the same transaction; [`IdbStore::write`] reads the stored epoch in
+//! the same transaction as its puts and rolls everything back if a newer leader has taken over.
+
+use indexed_db_futures::database::Database;
+use indexed_db_futures::error::{DomException, Error as IdbError};
+use indexed_db_futures::internals::SystemRepr;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::transaction::TransactionMode;
+use outbox_runtime::store::{AsyncStore, LocalFuture};
+use outbox_shared::model::{Epoch, Millis};
+use outbox_shared::store::{
+    check_fence, Loaded, StoreError, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
+};
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+
+/// The schema version this build creates and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+const META: &str = "meta";
+const OUTBOX: &str = "outbox";
+const TOMBSTONES: &str = "tombstones";
+const QUARANTINE: &str = "quarantine";
+const EPOCH_KEY: &str = "epoch";
+
+/// The name of the database for `scope`.
+pub fn database_name(scope: &str) -> String {
+    format!("outbox:{scope}")
+}
+
+/// An open outbox database.
+#[derive(Debug, Clone)]
+pub struct IdbStore {
+    db: Rc<Database>,
+}
+
+/// Maps an IndexedDB failure to the store's error, recognising quota exhaustion by its
+/// DOMException name.
+pub fn store_error(e: &IdbError) -> StoreError {
+    match e {
+        IdbError::DomException(d) if dom_name(d) == "QuotaExceededError" => {
+            StoreError::QuotaExceeded
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+fn dom_name(d: &DomException) -> String {
+    d.as_sys().name()
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+impl IdbStore {
+    /// Opens (creating or upgrading) the outbox database of `scope`.
+    pub async fn open(scope: &str) -> Result<Self, StoreError> {
+        let db = Database::open(database_name(scope).as_str())
+            .with_version(SCHEMA_VERSION)
+            .with_on_upgrade_needed(|event, db| {
+                let old = event.old_version() as u64;
+                if old < 1 {
+                    for store in [META, OUTBOX, TOMBSTONES, QUARANTINE] {
+                        db.create_object_store(store).build()?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(other)?;
+        Ok(Self { db: Rc::new(db) })
+    }
+
+    /// Takes leadership: bumps the epoch, drops expired tombstones and loads everything, in one
+    /// transaction.
+    pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
+        let tx = self
+            .db
+            .transaction([META, OUTBOX, TOMBSTONES])
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .map_err(|e| store_error(&e))?;
+        let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
+        let stored: Option<f64> = meta
+            .get(EPOCH_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let epoch =
+            Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64).next();
+        meta.put(epoch.0 as f64)
+            .with_key(EPOCH_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
+        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+        let keys = outbox
+            .get_all_keys::<JsValue>()
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let values = outbox
+            .get_all::<JsValue>()
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let mut records = Vec::new();
+        for (k, v) in keys.zip(values) {
+            let key = k.ok().and_then(|k| k.as_string()).unwrap_or_default();
+            let value = v.ok().map(record_value).unwrap_or(serde_json::Value::Null);
+            records.push((key, value));
+        }
+        let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
+        let tkeys = tombs
+            .get_all_keys::<JsValue>()
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let tvalues = tombs
+            .get_all::<JsValue>()
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
+        let mut tombstones = Vec::new();
+        for (k, v) in tkeys.zip(tvalues) {
+            let (Some(id), at) = (
+                k.ok().and_then(|k| k.as_string()),
+                v.ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as Millis,
+            ) else {
+                continue;
+            };
+            if at < cutoff {
+                tombs
+                    .delete(id.as_str())
+                    .primitive()
+                    .map_err(|e| store_error(&e))?;
+            } else {
+                tombstones.push(Tombstone {
+                    id: id.as_str().into(),
+                    completed_at: at,
+                });
+            }
+        }
+        tx.commit().await.map_err(|e| store_error(&e))?;
+        Ok(Loaded {
+            epoch,
+            records,
+            tombstones,
+        })
+    }
+
+    /// Writes a batch atomically, refusing it whole if storage has moved past its epoch.
+    pub async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let tx = self
+            .db
+            .transaction([META, OUTBOX, TOMBSTONES])
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .map_err(|e| store_error(&e))?;
+        let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
+        // Requests run in order within the transaction: the epoch read sees the state before
+        // the puts below, and if it says we are fenced the whole transaction is rolled back.
+        let epoch_req = meta
+            .get::<f64, _, _>(EPOCH_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
+        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+        let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
+        for t in &batch.puts {
+            let text = serde_json::to_string(t).map_err(other)?;
+            outbox
+                .put(text)
+                .with_key(t.id.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
+        for t in &batch.completed {
+            outbox
+                .delete(t.id.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+            tombs
+                .put(t.completed_at as f64)
+                .with_key(t.id.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
+        for id in &batch.deletes {
+            outbox
+                .delete(id.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
+        let stored = epoch_req.await.map_err(|e| store_error(&e))?;
+        let stored = Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64);
+        // Dropping `tx` without committing rolls it back.
+        check_fence(stored, batch.epoch)?;
+        tx.commit().await.map_err(|e| store_error(&e))
+    }
+
+    /// Moves the record under `key` from the outbox into quarantine.
+    pub async fn quarantine(&self, key: &str) -> Result<(), StoreError> {
+        let tx = self
+            .db
+            .transaction([OUTBOX, QUARANTINE])
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .map_err(|e| store_error(&e))?;
+        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+        let value: Option<JsValue> = outbox
+            .get(key)
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        if let Some(v) = value {
+            tx.object_store(QUARANTINE)
+                .map_err(|e| store_error(&e))?
+                .put(v)
+                .with_key(key)
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+            outbox
+                .delete(key)
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
+        tx.commit().await.map_err(|e| store_error(&e))
+    }
+
+    /// The underlying database (tests plant records through it).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// A stored value as JSON: records are JSON text; anything else is read as a plain JS value,
+/// and what cannot be read at all becomes `null` (which the executor quarantines).
+fn record_value(v: JsValue) -> serde_json::Value {
+    if let Some(text) = v.as_string() {
+        return serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    }
+    serde_wasm_bindgen::from_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+impl AsyncStore for IdbStore {
+    fn write(&self, batch: WriteBatch) -> LocalFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move { IdbStore::write(&me, &batch).await })
+    }
+
+    fn quarantine(&self, key: String) -> LocalFuture<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let _ = IdbStore::quarantine(&me, &key).await;
+        })
+    }
+}

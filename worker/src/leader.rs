@@ -1,0 +1,335 @@
+//! The leader's life: wait for the lock, take over the outbox, serve the tabs, and hand over.
+//!
+//! Every worker instance asks for the lock `outbox:<scope>:leader` and waits for it; the
+//! database is opened first, so a waiting worker takes over warm. On taking the lock it bumps the
+//! epoch and loads the outbox in one IndexedDB transaction, announces itself, heartbeats, and
+//! serves. It stops leading when its tab says it is being frozen or closed (`resign`), or when a
+//! write or a call is fenced out by a newer leader (then it waits for the lock again).
+
+use crate::idb::IdbStore;
+use crate::lock::request_lock;
+use crate::options::{executor_config, LeaderOptions, Parsed};
+use futures_channel::oneshot;
+use outbox_runtime::calls::MutationFns;
+use outbox_runtime::channel::Channel;
+use outbox_runtime::clock::{now, random_id, MathRandom};
+use outbox_runtime::driver::Driver;
+use outbox_runtime::timer::Interval;
+use outbox_shared::executor::{Event, Executor};
+use outbox_shared::model::{ClientId, Epoch, ErrorCode};
+use outbox_shared::protocol::{Envelope, Message, QueueStats};
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::spawn_local;
+
+/// The Web Lock every worker of `scope` waits for.
+pub fn lock_name(scope: &str) -> String {
+    format!("outbox:{scope}:leader")
+}
+
+/// A running worker: leading, or waiting to.
+#[derive(Clone)]
+pub struct Leader(Rc<Inner>);
+
+impl std::fmt::Debug for Leader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leader")
+            .field("scope", &self.0.scope)
+            .field("epoch", &self.epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    scope: String,
+    me: ClientId,
+    options: LeaderOptions,
+    before_retry: Option<js_sys::Function>,
+    fns: Rc<MutationFns>,
+    store: IdbStore,
+    channel: RefCell<Option<Channel>>,
+    term: RefCell<Option<Term>>,
+    end_term: RefCell<Option<oneshot::Sender<()>>>,
+    /// Told to resign (its tab is frozen or closing): no new lock request until resumed.
+    resigned: Cell<bool>,
+    /// A lock request is out (or held).
+    running: Cell<bool>,
+    online: RefCell<Option<Closure<dyn FnMut()>>>,
+}
+
+/// One leadership.
+struct Term {
+    driver: Driver,
+    epoch: Epoch,
+    _heartbeat: Option<Interval>,
+}
+
+impl Leader {
+    /// Opens the outbox of `scope`, joins its channel, and starts waiting for the lock.
+    pub async fn start(scope: String, parsed: Parsed) -> Result<Self, (ErrorCode, String)> {
+        let store = IdbStore::open(&scope).await.map_err(|e| {
+            (
+                ErrorCode::Storage,
+                format!("IndexedDB is unavailable, so this worker cannot keep an outbox: {e}"),
+            )
+        })?;
+        let Parsed {
+            options,
+            fns,
+            before_retry,
+        } = parsed;
+        let inner = Rc::new(Inner {
+            me: ClientId(format!("worker-{}", random_id())),
+            scope,
+            options,
+            before_retry,
+            fns: Rc::new(fns),
+            store,
+            channel: RefCell::new(None),
+            term: RefCell::new(None),
+            end_term: RefCell::new(None),
+            resigned: Cell::new(false),
+            running: Cell::new(false),
+            online: RefCell::new(None),
+        });
+        let weak = Rc::downgrade(&inner);
+        let channel = Channel::open(&inner.scope, inner.me.clone(), move |env| {
+            if let Some(inner) = weak.upgrade() {
+                Inner::on_message(&inner, env);
+            }
+        })
+        .map_err(|e| (ErrorCode::Invalid, e.to_string()))?;
+        *inner.channel.borrow_mut() = Some(channel);
+        Inner::listen_online(&inner);
+        Inner::run(&inner);
+        Ok(Self(inner))
+    }
+
+    /// Stops leading (the tab is being frozen or closed) and asks for nothing until
+    /// [`Leader::resume`].
+    pub fn resign(&self) {
+        self.0.resigned.set(true);
+        Inner::end_term(&self.0);
+    }
+
+    /// Waits for the lock again after a [`Leader::resign`].
+    pub fn resume(&self) {
+        if self.0.resigned.replace(false) {
+            Inner::run(&self.0);
+        }
+    }
+
+    /// The epoch while leading.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.0.term.borrow().as_ref().map(|t| t.epoch)
+    }
+
+    /// The scope it serves.
+    pub fn scope(&self) -> &str {
+        &self.0.scope
+    }
+
+    /// Queue statistics while leading.
+    pub fn stats(&self) -> Option<QueueStats> {
+        self.0
+            .term
+            .borrow()
+            .as_ref()
+            .map(|t| t.driver.with_executor(Executor::stats))
+    }
+}
+
+impl Inner {
+    fn send(&self, to: Option<ClientId>, msg: Message) {
+        let env = match &to {
+            Some(to) => Envelope::reply(&self.scope, &self.me, to, msg),
+            None => Envelope::broadcast(&self.scope, &self.me, msg),
+        };
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            // A failed post (the channel was closed) leaves nothing to do: tabs resend.
+            let _ = channel.post(&env);
+        }
+    }
+
+    /// Starts the loop that waits for the lock and leads, unless one is already running.
+    fn run(this: &Rc<Self>) {
+        if this.running.replace(true) {
+            return;
+        }
+        let this = Rc::clone(this);
+        spawn_local(async move {
+            while !this.resigned.get() {
+                let guard = match request_lock(&lock_name(&this.scope)).await {
+                    Ok(guard) => guard,
+                    Err(e) => {
+                        this.send(
+                            None,
+                            Message::Diagnostic {
+                                code: ErrorCode::Invalid,
+                                message: format!("the leader lock could not be requested: {e}"),
+                            },
+                        );
+                        break;
+                    }
+                };
+                if this.resigned.get() {
+                    break;
+                }
+                let ended = match Self::begin_term(&this).await {
+                    Ok(ended) => ended,
+                    Err(message) => {
+                        this.send(
+                            None,
+                            Message::Diagnostic {
+                                code: ErrorCode::Storage,
+                                message,
+                            },
+                        );
+                        break;
+                    }
+                };
+                // Lead until resigned or fenced out.
+                let _ = ended.await;
+                let _ = guard.release().await;
+            }
+            this.running.set(false);
+        });
+    }
+
+    /// Takes over the outbox; the returned receiver fires when the term ends.
+    async fn begin_term(this: &Rc<Self>) -> Result<oneshot::Receiver<()>, String> {
+        let loaded = this
+            .store
+            .begin_leadership(now())
+            .await
+            .map_err(|e| format!("the outbox could not be loaded: {e}"))?;
+        let epoch = loaded.epoch;
+        let exec = Executor::new(
+            executor_config(&this.options, this.before_retry.as_ref()),
+            Box::new(MathRandom),
+        );
+        let weak = Rc::downgrade(this);
+        let driver = Driver::new(
+            exec,
+            Rc::new(this.store.clone()),
+            Rc::clone(&this.fns),
+            Box::new(move |to, msg| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.send(to, msg);
+                }
+            }),
+        );
+        let weak = Rc::downgrade(this);
+        driver.on_step_down(move |_| {
+            if let Some(inner) = weak.upgrade() {
+                // Ending the term from inside the driver's turn: defer to a fresh task.
+                spawn_local(async move { Inner::end_term(&inner) });
+            }
+        });
+        let (tx, rx) = oneshot::channel();
+        *this.end_term.borrow_mut() = Some(tx);
+        let heartbeat = Self::heartbeat(this, epoch);
+        *this.term.borrow_mut() = Some(Term {
+            driver: driver.clone(),
+            epoch,
+            _heartbeat: heartbeat,
+        });
+        driver.dispatch(Event::BecameLeader(loaded));
+        Ok(rx)
+    }
+
+    fn heartbeat(this: &Rc<Self>, epoch: Epoch) -> Option<Interval> {
+        let weak: Weak<Self> = Rc::downgrade(this);
+        Interval::new(this.options.heartbeat_ms.max(50), move || {
+            let Some(inner) = weak.upgrade() else { return };
+            let pending = inner
+                .term
+                .borrow()
+                .as_ref()
+                .map_or(0, |t| t.driver.with_executor(|e| e.stats().size));
+            inner.send(None, Message::Heartbeat { epoch, pending });
+        })
+    }
+
+    /// Ends the current term, if any: says so on the channel, stops the executor.
+    fn end_term(this: &Rc<Self>) {
+        let term = this.term.borrow_mut().take();
+        if let Some(term) = term {
+            term.driver.stop();
+            this.send(None, Message::Resign { epoch: term.epoch });
+        }
+        if let Some(tx) = this.end_term.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn listen_online(this: &Rc<Self>) {
+        let weak = Rc::downgrade(this);
+        let closure = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.dispatch(Event::Online);
+            }
+        });
+        let global = js_sys::global();
+        if let Ok(add) = js_sys::Reflect::get(&global, &"addEventListener".into()) {
+            if let Ok(add) = add.dyn_into::<js_sys::Function>() {
+                let _ = add.call2(&global, &"online".into(), closure.as_ref());
+            }
+        }
+        *this.online.borrow_mut() = Some(closure);
+    }
+
+    fn dispatch(&self, event: Event) {
+        let driver = self.term.borrow().as_ref().map(|t| t.driver.clone());
+        if let Some(driver) = driver {
+            driver.dispatch(event);
+        }
+    }
+
+    fn epoch(&self) -> Option<Epoch> {
+        self.term.borrow().as_ref().map(|t| t.epoch)
+    }
+
+    /// A message from a tab. Only a leading worker answers.
+    fn on_message(this: &Rc<Self>, env: Envelope) {
+        let Some(epoch) = this.epoch() else { return };
+        let from = env.from;
+        let event = match env.body {
+            Message::Hello => {
+                this.send(Some(from), Message::Leader { epoch });
+                return;
+            }
+            Message::Ping { nonce } => {
+                this.send(Some(from), Message::Pong { nonce });
+                return;
+            }
+            Message::Submit { epoch: to, tx } => Event::Submitted { from, to, tx },
+            Message::SnapshotRequest => Event::SnapshotRequested { from },
+            Message::NotifyOnline => Event::NotifyOnline,
+            Message::Visible => Event::TabVisible,
+            Message::Request { req, op } => Event::Request { from, req, op },
+            _ => return,
+        };
+        this.dispatch(event);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(closure) = self.online.borrow_mut().take() {
+            let global = js_sys::global();
+            if let Ok(remove) = js_sys::Reflect::get(&global, &"removeEventListener".into()) {
+                if let Ok(remove) = remove.dyn_into::<js_sys::Function>() {
+                    let _ = remove.call2(&global, &"online".into(), closure.as_ref());
+                }
+            }
+        }
+    }
+}
+
+/// The JS value for a leader-side error.
+pub fn to_js_error(code: ErrorCode, message: &str) -> JsValue {
+    outbox_runtime::convert::js_error(code, message).into()
+}

@@ -1,0 +1,104 @@
+//! What the app passes to `startOutboxWorker(options)`.
+
+use outbox_runtime::calls::MutationFns;
+use outbox_shared::executor::{ExecutorConfig, RetryDecision};
+use outbox_shared::retry::RetryPolicy;
+use serde::Deserialize;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The plain-data part of the options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderOptions {
+    /// The app's name; the scope is `app`, or `app:<user scope>` when the tab names one.
+    pub app: String,
+    /// Mutation functions running at once, at most.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Attempts and backoff.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Wait for the sync to pass a success's server sequence number before `completed`.
+    #[serde(default)]
+    pub await_sync: bool,
+    /// How often the leader says it is alive, in ms.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u32,
+}
+
+fn default_concurrency() -> usize {
+    ExecutorConfig::default().max_concurrency
+}
+
+fn default_heartbeat() -> u32 {
+    1000
+}
+
+/// Everything the leader needs from the options, functions included.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Plain settings.
+    pub options: LeaderOptions,
+    /// The mutation functions.
+    pub fns: MutationFns,
+    /// The app's `beforeRetry(transaction) => boolean`, if any.
+    pub before_retry: Option<js_sys::Function>,
+}
+
+/// Reads the options object. Errors name the offending field.
+pub fn parse(options: &JsValue) -> Result<Parsed, String> {
+    if !options.is_object() {
+        return Err("startOutboxWorker needs an options object".into());
+    }
+    let plain: LeaderOptions = outbox_runtime::convert::from_js(plain_part(options))
+        .map_err(|e| format!("options: {e}"))?;
+    if plain.app.is_empty() {
+        return Err("options.app must be a non-empty string".into());
+    }
+    let fns = MutationFns::from_options(options)?;
+    let before_retry = js_sys::Reflect::get(options, &"beforeRetry".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    Ok(Parsed {
+        options: plain,
+        fns,
+        before_retry,
+    })
+}
+
+/// A copy of the options without function-valued fields (serde cannot read functions).
+fn plain_part(options: &JsValue) -> JsValue {
+    let out = js_sys::Object::new();
+    for key in ["app", "maxConcurrency", "retry", "awaitSync", "heartbeatMs"] {
+        if let Ok(v) = js_sys::Reflect::get(options, &key.into()) {
+            if !v.is_undefined() {
+                let _ = js_sys::Reflect::set(&out, &key.into(), &v);
+            }
+        }
+    }
+    out.into()
+}
+
+/// The executor configuration, with the app's `beforeRetry` wired in: a retry goes ahead unless
+/// it returns `false`.
+pub fn executor_config(
+    options: &LeaderOptions,
+    before_retry: Option<&js_sys::Function>,
+) -> ExecutorConfig {
+    let before_retry = before_retry.cloned().map(|f| {
+        Box::new(move |tx: &outbox_shared::Transaction| {
+            let arg = outbox_runtime::convert::to_js(tx).unwrap_or(JsValue::NULL);
+            match f.call1(&JsValue::NULL, &arg) {
+                Ok(v) if v.as_bool() == Some(false) => RetryDecision::Discard,
+                _ => RetryDecision::Proceed,
+            }
+        }) as outbox_shared::executor::BeforeRetry
+    });
+    ExecutorConfig {
+        max_concurrency: options.max_concurrency.max(1),
+        retry: options.retry,
+        await_sync: options.await_sync,
+        before_retry,
+        ..ExecutorConfig::default()
+    }
+}
