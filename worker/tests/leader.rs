@@ -1,6 +1,4 @@
-//! The leader — IndexedDB outbox, Web Lock, executor, channel — in a dedicated worker of
-//! headless Chromium. A "tab" here is a second channel object in the same worker, which the
-//! BroadcastChannel treats like any other context. Every wait is on an event.
+//! The leader in a dedicated worker of headless Chromium (bodies in `leader_cases`).
 #![cfg(target_arch = "wasm32")]
 #![allow(
     clippy::unwrap_used,
@@ -8,429 +6,59 @@
     reason = "a test that cannot go on fails at the unwrap"
 )]
 
-use futures_util::StreamExt;
-use indexed_db_futures::prelude::*;
-use indexed_db_futures::transaction::TransactionMode;
-use outbox_runtime::channel::{Channel, Incoming};
-use outbox_shared::model::{
-    Attempt, ClientId, Epoch, ErrorCode, PendingMutation, Strategy, Transaction, TransactionState,
-};
-use outbox_shared::protocol::{Envelope, Message};
-use outbox_shared::store::{StoreError, WriteBatch};
-use outbox_worker::idb::{store_error, IdbStore};
-use outbox_worker::leader::Leader;
-use serde_json::json;
-use std::cell::RefCell;
-use std::rc::Rc;
-use wasm_bindgen::JsValue;
+mod leader_cases;
+
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
-fn unique(name: &str) -> String {
-    format!("{name}-{}", outbox_runtime::clock::random_id())
-}
-
-fn tx(id: &str, key: &str) -> Transaction {
-    Transaction::new(
-        id.into(),
-        "sync",
-        Strategy::Ordered,
-        vec![PendingMutation::insert("todos", key, json!({ "id": key }))],
-        outbox_runtime::clock::now(),
-    )
-}
-
-/// A JS mutation function that records every call's `idempotencyKey#attempt` and then behaves
-/// as `body` says (JS source taking `args`).
-fn recording_fn(calls: &js_sys::Array, body: &str) -> js_sys::Function {
-    let f = js_sys::Function::new_with_args(
-        "calls, args",
-        &format!("calls.push(args.idempotencyKey + '#' + args.attempt); {body}"),
-    );
-    let bound = f.bind1(&JsValue::NULL, calls);
-    wasm_bindgen::JsCast::unchecked_into(JsValue::from(bound))
-}
-
-fn options(app: &str, fns: &[(&str, &js_sys::Function)]) -> JsValue {
-    let o = js_sys::Object::new();
-    js_sys::Reflect::set(&o, &"app".into(), &app.into()).unwrap();
-    js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(60_000)).unwrap();
-    let m = js_sys::Object::new();
-    for (name, f) in fns {
-        js_sys::Reflect::set(&m, &(*name).into(), f).unwrap();
-    }
-    js_sys::Reflect::set(&o, &"mutationFns".into(), &m).unwrap();
-    o.into()
-}
-
-async fn start(scope: &str, options: &JsValue) -> Leader {
-    let parsed = outbox_worker::options::parse(options).unwrap();
-    Leader::start(scope.to_owned(), parsed).await.unwrap()
-}
-
-/// A tab: a channel of its own, and the leader's epoch once heard.
-struct Tab {
-    channel: Channel,
-    incoming: Incoming,
-    me: ClientId,
-    scope: String,
-}
-
-impl Tab {
-    fn open(scope: &str) -> Self {
-        let me = ClientId(unique("tab"));
-        let (channel, incoming) = Channel::open_stream(scope, me.clone()).unwrap();
-        Self {
-            channel,
-            incoming,
-            me,
-            scope: scope.to_owned(),
-        }
-    }
-
-    fn post(&self, body: Message) {
-        self.channel
-            .post(&Envelope::broadcast(&self.scope, &self.me, body))
-            .unwrap();
-    }
-
-    /// The next message matching `pick`, skipping heartbeats and others.
-    async fn until<T>(&mut self, mut pick: impl FnMut(&Message) -> Option<T>) -> T {
-        loop {
-            let env = self.incoming.next().await.expect("channel closed");
-            if let Some(t) = pick(&env.body) {
-                return t;
-            }
-        }
-    }
-
-    /// Asks who leads and waits for the answer.
-    async fn leader(&mut self) -> Epoch {
-        self.post(Message::Hello);
-        self.until(|m| match m {
-            Message::Leader { epoch } => Some(*epoch),
-            _ => None,
-        })
-        .await
-    }
-
-    /// Waits until `id` is reported in `state`.
-    async fn settled(&mut self, id: &str) -> Transaction {
-        self.until(|m| match m {
-            Message::State { txs, .. } => txs
-                .iter()
-                .find(|t| t.id.as_str() == id && t.state.is_settled())
-                .cloned(),
-            _ => None,
-        })
-        .await
-    }
-}
-
 #[wasm_bindgen_test]
 async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
-    let scope = unique("store");
-    let store = IdbStore::open(&scope).await.unwrap();
-    let first = store.begin_leadership(0).await.unwrap();
-    assert!(first.records.is_empty());
-    let mut t = tx("a", "1");
-    t.epoch = first.epoch;
-    let batch = WriteBatch {
-        id: 1,
-        epoch: first.epoch,
-        puts: vec![t.clone()],
-        completed: vec![],
-        deletes: vec![],
-    };
-    store.write(&batch).await.unwrap();
-    let reopened = IdbStore::open(&scope).await.unwrap();
-    let second = reopened.begin_leadership(0).await.unwrap();
-    assert_eq!(second.epoch, first.epoch.next());
-    assert_eq!(second.records.len(), 1);
-    assert_eq!(
-        Transaction::from_record(second.records[0].1.clone()).unwrap(),
-        t
-    );
+    leader_cases::the_store_bumps_the_epoch_and_keeps_records_across_openings().await;
 }
 
 #[wasm_bindgen_test]
 async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
-    let scope = unique("fence");
-    let old = IdbStore::open(&scope).await.unwrap();
-    let new = IdbStore::open(&scope).await.unwrap();
-    let e1 = old.begin_leadership(0).await.unwrap().epoch;
-    let e2 = new.begin_leadership(0).await.unwrap().epoch;
-    let stale = WriteBatch {
-        id: 1,
-        epoch: e1,
-        puts: vec![tx("late", "1")],
-        completed: vec![],
-        deletes: vec![],
-    };
-    assert_eq!(
-        old.write(&stale).await,
-        Err(StoreError::Fenced {
-            stored: e2,
-            attempted: e1
-        })
-    );
-    let loaded = new.begin_leadership(0).await.unwrap();
-    assert!(
-        loaded.records.is_empty(),
-        "nothing of the stale batch landed"
-    );
+    leader_cases::a_stale_leaders_write_is_fenced_out_and_rolled_back_whole().await;
 }
 
 #[wasm_bindgen_test]
 fn quota_exhaustion_is_recognised_by_its_dom_exception_name() {
-    let dom =
-        web_sys::DomException::new_with_message_and_name("full", "QuotaExceededError").unwrap();
-    let err = indexed_db_futures::error::Error::from(JsValue::from(dom));
-    assert_eq!(store_error(&err), StoreError::QuotaExceeded);
-    assert_eq!(store_error(&err).code(), ErrorCode::QuotaExceeded);
-    let other = web_sys::DomException::new_with_message_and_name("x", "DataError").unwrap();
-    let err = indexed_db_futures::error::Error::from(JsValue::from(other));
-    assert!(matches!(store_error(&err), StoreError::Other(_)));
+    leader_cases::quota_exhaustion_is_recognised_by_its_dom_exception_name();
 }
 
 #[wasm_bindgen_test]
 async fn a_submit_is_durable_then_completed_through_the_mutation_function() {
-    let scope = unique("submit");
-    let calls = js_sys::Array::new();
-    let f = recording_fn(&calls, "return { seq: 7 };");
-    let _leader = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let mut tab = Tab::open(&scope);
-    let epoch = tab.leader().await;
-    tab.post(Message::Submit {
-        epoch,
-        tx: Box::new(tx("t1", "1")),
-    });
-    let ids = tab
-        .until(|m| match m {
-            Message::Durable { ids, .. } => Some(ids.clone()),
-            _ => None,
-        })
-        .await;
-    assert_eq!(ids, vec!["t1".into()]);
-    let done = tab.settled("t1").await;
-    assert_eq!(done.state, TransactionState::Completed);
-    assert_eq!(done.server_seq, Some(7));
-    assert_eq!(calls.to_vec(), vec![JsValue::from("t1#1")]);
+    leader_cases::a_submit_is_durable_then_completed_through_the_mutation_function().await;
 }
 
 #[wasm_bindgen_test]
 async fn submits_that_arrive_together_are_committed_together() {
-    let scope = unique("group");
-    let never = js_sys::Function::new_no_args("return new Promise(() => {});");
-    let _leader = start(&scope, &options("todos", &[("sync", &never)])).await;
-    let mut tab = Tab::open(&scope);
-    let epoch = tab.leader().await;
-    for i in 0..50 {
-        tab.post(Message::Submit {
-            epoch,
-            tx: Box::new(tx(&format!("g{i}"), &format!("k{i}"))),
-        });
-    }
-    let mut acked = 0;
-    let mut messages = 0;
-    while acked < 50 {
-        acked += tab
-            .until(|m| match m {
-                Message::Durable { ids, .. } => Some(ids.len()),
-                _ => None,
-            })
-            .await;
-        messages += 1;
-    }
-    assert_eq!(acked, 50);
-    assert!(
-        messages < 50,
-        "50 submits were acknowledged in {messages} commits"
-    );
+    leader_cases::submits_that_arrive_together_are_committed_together().await;
 }
 
 #[wasm_bindgen_test]
 async fn a_new_leader_retries_what_a_dead_one_left_persisting_with_the_same_key() {
-    let scope = unique("resume");
-    // A dead leader's outbox: one transaction mid-attempt.
-    let store = IdbStore::open(&scope).await.unwrap();
-    let epoch = store.begin_leadership(0).await.unwrap().epoch;
-    let mut t = tx("r1", "1");
-    t.state = TransactionState::Persisting;
-    t.epoch = epoch;
-    t.seq = 1;
-    t.attempts.push(Attempt {
-        id: "r1#1".into(),
-        number: 1,
-        started_at: 1,
-        completed_at: None,
-        error: None,
-        retry_scheduled_for: None,
-        epoch,
-    });
-    store
-        .write(&WriteBatch {
-            id: 1,
-            epoch,
-            puts: vec![t],
-            completed: vec![],
-            deletes: vec![],
-        })
-        .await
-        .unwrap();
-    let calls = js_sys::Array::new();
-    let f = recording_fn(&calls, "return {};");
-    let mut tab = Tab::open(&scope);
-    let _leader = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let done = tab.settled("r1").await;
-    assert_eq!(done.state, TransactionState::Completed);
-    assert_eq!(calls.to_vec(), vec![JsValue::from("r1#2")]);
-    assert_eq!(
-        done.attempts[0].error.as_ref().unwrap().code,
-        ErrorCode::LeaderLost
-    );
+    leader_cases::a_new_leader_retries_what_a_dead_one_left_persisting_with_the_same_key().await;
 }
 
 #[wasm_bindgen_test]
 async fn a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on() {
-    let scope = unique("corrupt");
-    let store = IdbStore::open(&scope).await.unwrap();
-    {
-        let db = store.database();
-        let t = db
-            .transaction("outbox")
-            .with_mode(TransactionMode::Readwrite)
-            .build()
-            .unwrap();
-        let os = t.object_store("outbox").unwrap();
-        os.put(JsValue::from(42))
-            .with_key("junk")
-            .primitive()
-            .unwrap();
-        os.put("{not json").with_key("torn").primitive().unwrap();
-        t.commit().await.unwrap();
-    }
-    let calls = js_sys::Array::new();
-    let f = recording_fn(&calls, "return {};");
-    let mut tab = Tab::open(&scope);
-    let _leader = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let mut reported = Vec::new();
-    while reported.len() < 2 {
-        let m = tab
-            .until(|m| match m {
-                Message::Diagnostic {
-                    code: ErrorCode::CorruptRecord,
-                    message,
-                } => Some(message.clone()),
-                _ => None,
-            })
-            .await;
-        reported.push(m);
-    }
-    assert!(reported.iter().any(|m| m.contains("\"junk\"")));
-    assert!(reported.iter().any(|m| m.contains("\"torn\"")));
-    // The quarantine transactions were created before this one, so it sees their result.
-    let t = store
-        .database()
-        .transaction(["outbox", "quarantine"])
-        .build()
-        .unwrap();
-    let outbox_keys: Vec<String> = t
-        .object_store("outbox")
-        .unwrap()
-        .get_all_keys::<String>()
-        .primitive()
-        .unwrap()
-        .await
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let quarantined: Vec<String> = t
-        .object_store("quarantine")
-        .unwrap()
-        .get_all_keys::<String>()
-        .primitive()
-        .unwrap()
-        .await
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert!(outbox_keys.is_empty(), "{outbox_keys:?}");
-    assert_eq!(quarantined, vec!["junk".to_owned(), "torn".to_owned()]);
-    // And the leader serves on.
-    let epoch = tab.leader().await;
-    tab.post(Message::Submit {
-        epoch,
-        tx: Box::new(tx("after", "1")),
-    });
-    assert_eq!(
-        tab.settled("after").await.state,
-        TransactionState::Completed
-    );
+    leader_cases::a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on().await;
 }
 
 #[wasm_bindgen_test]
 async fn of_two_workers_exactly_one_leads_and_the_other_takes_over_when_it_resigns() {
-    let scope = unique("two");
-    let f = js_sys::Function::new_no_args("return {};");
-    let a = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let mut tab = Tab::open(&scope);
-    let first = tab.leader().await;
-    let b = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let leading = [a.epoch().is_some(), b.epoch().is_some()];
-    assert_eq!(leading, [true, false], "exactly one leads");
-    a.resign();
-    let second = tab
-        .until(|m| match m {
-            Message::Leader { epoch } if *epoch > first => Some(*epoch),
-            _ => None,
-        })
-        .await;
-    assert_eq!(second, first.next());
-    assert_eq!((a.epoch(), b.epoch()), (None, Some(second)));
+    leader_cases::of_two_workers_exactly_one_leads_and_the_other_takes_over_when_it_resigns().await;
 }
 
 #[wasm_bindgen_test]
 async fn an_unknown_mutation_function_fails_the_transaction_with_a_clear_code() {
-    let scope = unique("unknown");
-    let seen = Rc::new(RefCell::new(Vec::<String>::new()));
-    let o = options("todos", &[]);
-    let record = seen.clone();
-    let on_unknown =
-        wasm_bindgen::closure::Closure::<dyn FnMut(String)>::new(move |name: String| {
-            record.borrow_mut().push(name);
-        });
-    js_sys::Reflect::set(&o, &"onUnknownMutationFn".into(), on_unknown.as_ref()).unwrap();
-    let _leader = start(&scope, &o).await;
-    let mut tab = Tab::open(&scope);
-    let epoch = tab.leader().await;
-    tab.post(Message::Submit {
-        epoch,
-        tx: Box::new(tx("u1", "1")),
-    });
-    let failed = tab.settled("u1").await;
-    assert_eq!(failed.state, TransactionState::Failed);
-    assert_eq!(failed.error_code(), Some(ErrorCode::UnknownMutationFn));
-    assert_eq!(*seen.borrow(), vec!["sync".to_owned()]);
+    leader_cases::an_unknown_mutation_function_fails_the_transaction_with_a_clear_code().await;
 }
 
 #[wasm_bindgen_test]
 async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_its_answer() {
-    // The test runner's own HTTP server has no such route: a real 4xx answer, final.
-    let scope = unique("http");
-    let o = options("todos", &[]);
-    let http = js_sys::JSON::parse(r#"{"sync": {"url": "/outbox-no-such-route"}}"#).unwrap();
-    js_sys::Reflect::set(&o, &"http".into(), &http).unwrap();
-    let _leader = start(&scope, &o).await;
-    let mut tab = Tab::open(&scope);
-    let epoch = tab.leader().await;
-    tab.post(Message::Submit {
-        epoch,
-        tx: Box::new(tx("h1", "1")),
-    });
-    let failed = tab.settled("h1").await;
-    assert_eq!(failed.error_code(), Some(ErrorCode::NonRetriable));
-    let status = failed.error.unwrap().status.unwrap();
-    assert!((400..500).contains(&status), "{status}");
+    leader_cases::the_built_in_http_function_posts_to_a_real_server_and_classifies_its_answer()
+        .await;
 }

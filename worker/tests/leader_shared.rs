@@ -1,0 +1,64 @@
+//! The leader in a shared worker of headless Chromium (bodies in `leader_cases`).
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot go on fails at the unwrap"
+)]
+
+mod leader_cases;
+
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_shared_worker);
+
+#[wasm_bindgen_test]
+async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
+    leader_cases::the_store_bumps_the_epoch_and_keeps_records_across_openings().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
+    leader_cases::a_stale_leaders_write_is_fenced_out_and_rolled_back_whole().await;
+}
+
+#[wasm_bindgen_test]
+fn quota_exhaustion_is_recognised_by_its_dom_exception_name() {
+    leader_cases::quota_exhaustion_is_recognised_by_its_dom_exception_name();
+}
+
+#[wasm_bindgen_test]
+async fn a_submit_is_durable_then_completed_through_the_mutation_function() {
+    leader_cases::a_submit_is_durable_then_completed_through_the_mutation_function().await;
+}
+
+#[wasm_bindgen_test]
+async fn submits_that_arrive_together_are_committed_together() {
+    leader_cases::submits_that_arrive_together_are_committed_together().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_new_leader_retries_what_a_dead_one_left_persisting_with_the_same_key() {
+    leader_cases::a_new_leader_retries_what_a_dead_one_left_persisting_with_the_same_key().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on() {
+    leader_cases::a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on().await;
+}
+
+#[wasm_bindgen_test]
+async fn of_two_workers_exactly_one_leads_and_the_other_takes_over_when_it_resigns() {
+    leader_cases::of_two_workers_exactly_one_leads_and_the_other_takes_over_when_it_resigns().await;
+}
+
+#[wasm_bindgen_test]
+async fn an_unknown_mutation_function_fails_the_transaction_with_a_clear_code() {
+    leader_cases::an_unknown_mutation_function_fails_the_transaction_with_a_clear_code().await;
+}
+
+#[wasm_bindgen_test]
+async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_its_answer() {
+    leader_cases::the_built_in_http_function_posts_to_a_real_server_and_classifies_its_answer()
+        .await;
+}
