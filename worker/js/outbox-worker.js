@@ -5,7 +5,8 @@
 //
 // The same script works as a SharedWorker and as a dedicated (module) worker. Control messages
 // from the tab that owns the worker ({type: 'outbox:resign'} when it is being frozen or closed,
-// {type: 'outbox:resume'} when it comes back) arrive on the worker's port(s); the worker answers
+// {type: 'outbox:resume'} when it comes back, {type: 'outbox:steal'} to replace a leader that
+// no longer answers) arrive on the worker's port(s); the worker answers
 // {type: 'outbox:ready'} once it runs, or {type: 'outbox:error', code, message} if it cannot
 // (for example without IndexedDB). Everything else goes over the BroadcastChannel.
 import init, { startLeader } from './outbox_worker.js';
@@ -33,6 +34,7 @@ export function startOutboxWorker(options) {
     if (!leader || !data || typeof data !== 'object') return;
     if (data.type === 'outbox:resign') leader.resign();
     else if (data.type === 'outbox:resume') leader.resume();
+    else if (data.type === 'outbox:steal') leader.steal();
   };
   // Ports must be collected before anything is awaited, or early connects are lost.
   if (isShared) {

@@ -7,9 +7,11 @@
 //! write or a call is fenced out by a newer leader (then it waits for the lock again).
 
 use crate::idb::IdbStore;
-use crate::lock::request_lock;
+use crate::lock::{request_lock, steal_lock};
 use crate::options::{executor_config, LeaderOptions, Parsed};
-use futures_channel::oneshot;
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
 use outbox_runtime::calls::MutationFns;
 use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::{now, random_id, MathRandom};
@@ -56,6 +58,9 @@ struct Inner {
     resigned: Cell<bool>,
     /// A lock request is out (or held).
     running: Cell<bool>,
+    /// Asks the waiting loop to take the lock by force.
+    steal_tx: mpsc::UnboundedSender<()>,
+    steal_rx: RefCell<Option<mpsc::UnboundedReceiver<()>>>,
     online: RefCell<Option<Closure<dyn FnMut()>>>,
 }
 
@@ -80,7 +85,10 @@ impl Leader {
             fns,
             before_retry,
         } = parsed;
+        let (steal_tx, steal_rx) = mpsc::unbounded();
         let inner = Rc::new(Inner {
+            steal_tx,
+            steal_rx: RefCell::new(Some(steal_rx)),
             me: ClientId(format!("worker-{}", random_id())),
             scope,
             options,
@@ -118,6 +126,15 @@ impl Leader {
     pub fn resume(&self) {
         if self.0.resigned.replace(false) {
             Inner::run(&self.0);
+        }
+    }
+
+    /// Takes leadership from a leader that no longer answers (Web Locks `steal`). The old
+    /// leader's lock is released by the browser; its late writes are fenced out by the epoch.
+    /// Does nothing while leading.
+    pub fn steal(&self) {
+        if self.epoch().is_none() {
+            let _ = self.0.steal_tx.unbounded_send(());
         }
     }
 
@@ -160,8 +177,22 @@ impl Inner {
         }
         let this = Rc::clone(this);
         spawn_local(async move {
+            let mut steals = this.steal_rx.borrow_mut().take();
             while !this.resigned.get() {
-                let guard = match request_lock(&lock_name(&this.scope)).await {
+                let name = lock_name(&this.scope);
+                let wait = request_lock(&name);
+                let granted = match steals.as_mut() {
+                    Some(steals) => match select(wait, steals.next()).await {
+                        Either::Left((granted, _)) => granted,
+                        // Asked to steal: withdraw the waiting request, take the lock.
+                        Either::Right((_, wait)) => {
+                            drop(wait);
+                            steal_lock(&name).await
+                        }
+                    },
+                    None => wait.await,
+                };
+                let mut guard = match granted {
                     Ok(guard) => guard,
                     Err(e) => {
                         this.send(
@@ -190,10 +221,17 @@ impl Inner {
                         break;
                     }
                 };
-                // Lead until resigned or fenced out.
-                let _ = ended.await;
+                // Lead until resigned, fenced out, or robbed of the lock.
+                let lost = match select(ended, Box::pin(guard.lost())).await {
+                    Either::Left(_) => false,
+                    Either::Right(_) => true,
+                };
+                if lost {
+                    Self::end_term(&this);
+                }
                 let _ = guard.release().await;
             }
+            *this.steal_rx.borrow_mut() = steals;
             this.running.set(false);
         });
     }

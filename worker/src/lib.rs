@@ -59,6 +59,12 @@ mod exports {
             self.0.resume();
         }
 
+        /// Takes leadership from a leader that no longer answers (Web Locks `steal`); its late
+        /// writes are fenced out by the epoch.
+        pub fn steal(&self) {
+            self.0.steal();
+        }
+
         /// Whether this worker leads now.
         #[wasm_bindgen(getter, js_name = isLeader)]
         pub fn is_leader(&self) -> bool {

@@ -69,7 +69,18 @@ impl LockError {
 ///
 /// The request goes out at once; the returned future resolves when the lock is held.
 pub fn request_lock(name: &str) -> LockRequest {
-    let state = match Pending::start(name) {
+    start_request(name, false)
+}
+
+/// Takes the exclusive Web Lock `name` from whoever holds it (`steal: true`): for replacing a
+/// holder that no longer answers. The previous holder's lock is released by the browser and its
+/// [`LockGuard::lost`] resolves.
+pub fn steal_lock(name: &str) -> LockRequest {
+    start_request(name, true)
+}
+
+fn start_request(name: &str, steal: bool) -> LockRequest {
+    let state = match Pending::start(name, steal) {
         Ok(pending) => State::Waiting(Box::new(pending)),
         Err(e) => State::Failed(e),
     };
@@ -114,7 +125,7 @@ impl fmt::Debug for Pending {
 }
 
 impl Pending {
-    fn start(name: &str) -> Result<Self, LockError> {
+    fn start(name: &str, steal: bool) -> Result<Self, LockError> {
         let locks = lock_manager()?;
         let fail = |e: JsValue| LockError::from_js(name, &e);
 
@@ -136,7 +147,12 @@ impl Pending {
 
         let abort = AbortController::new().map_err(fail)?;
         let options = LockOptions::new();
-        options.set_signal(&abort.signal());
+        if steal {
+            // The API refuses a signal together with `steal`: a steal is granted at once anyway.
+            options.set_steal(true);
+        } else {
+            options.set_signal(&abort.signal());
+        }
         // web-sys types the callback as a typed `js_sys::Function<…>`; the closure is one.
         let settled = locks.request_with_options(name, &options, callback.as_ref().unchecked_ref());
         Ok(Self {
@@ -209,6 +225,19 @@ impl LockGuard {
     /// The lock's name.
     pub fn name(&self) -> &str {
         self.pending.as_ref().map_or("", |p| p.name.as_str())
+    }
+
+    /// Resolves if the lock is taken away while held (another context stole it). Never resolves
+    /// while the lock is held normally.
+    pub async fn lost(&mut self) {
+        match self.pending.as_mut() {
+            Some(pending) => {
+                let _ = (&mut pending.settled).await;
+                // Nothing is left to release: let the request's state go.
+                self.pending = None;
+            }
+            None => std::future::pending::<()>().await,
+        }
     }
 
     /// Releases the lock and waits until the browser has let it go (so a request made after

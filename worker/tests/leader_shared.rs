@@ -62,3 +62,8 @@ async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_its_an
     leader_cases::the_built_in_http_function_posts_to_a_real_server_and_classifies_its_answer()
         .await;
 }
+
+#[wasm_bindgen_test]
+async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
+    leader_cases::a_worker_can_steal_leadership_from_one_that_no_longer_answers().await;
+}

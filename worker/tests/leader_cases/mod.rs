@@ -416,3 +416,33 @@ pub async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_it
     let status = failed.error.unwrap().status.unwrap();
     assert!((400..500).contains(&status), "{status}");
 }
+
+pub async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
+    let scope = unique("steal");
+    let f = js_sys::Function::new_no_args("return {};");
+    let stuck = start(&scope, &options("todos", &[("sync", &f)])).await;
+    let mut tab = Tab::open(&scope);
+    let first = tab.leader().await;
+    let rescuer = start(&scope, &options("todos", &[("sync", &f)])).await;
+    rescuer.steal();
+    // The new leader announces itself, and the robbed one (which notices it lost the lock)
+    // says it stopped, in whichever order.
+    let (mut second, mut robbed_resigned) = (None, false);
+    while second.is_none() || !robbed_resigned {
+        match tab.until(|m| Some(m.clone())).await {
+            Message::Leader { epoch } if epoch > first => second = Some(epoch),
+            Message::Resign { epoch } if epoch == first => robbed_resigned = true,
+            _ => {}
+        }
+    }
+    let second = second.unwrap();
+    assert_eq!(second, first.next());
+    assert_eq!(rescuer.epoch(), Some(second));
+    assert_eq!(stuck.epoch(), None);
+    // The new leader serves.
+    tab.post(Message::Submit {
+        epoch: second,
+        tx: Box::new(tx("s1", "1")),
+    });
+    assert_eq!(tab.settled("s1").await.state, TransactionState::Completed);
+}
