@@ -8,7 +8,8 @@
 // {type: 'outbox:resume'} when it comes back, {type: 'outbox:steal'} to replace a leader that
 // no longer answers) arrive on the worker's port(s); the worker answers
 // {type: 'outbox:ready'} once it runs, or {type: 'outbox:error', code, message} if it cannot
-// (for example without IndexedDB). Everything else goes over the BroadcastChannel.
+// (for example without IndexedDB), and {type: 'outbox:leading', epoch} / {type:
+// 'outbox:following'} as it starts and stops leading. Everything else goes over the BroadcastChannel.
 import init, { startLeader } from './outbox_worker.js';
 
 const PREFIX = 'outbox:';
@@ -43,14 +44,23 @@ export function startOutboxWorker(options) {
         ports.push(port);
         port.onmessage = (m) => control(m.data);
         if (status) port.postMessage(status);
+        if (role) port.postMessage(role);
       }
     });
   } else {
     self.addEventListener('message', (m) => control(m.data));
   }
 
+  // Which role this worker has: a dedicated worker's tab is "the leader tab" while it leads.
+  let role = null;
+  const onRole = (epoch) => {
+    role = epoch === null ? { type: 'outbox:following' } : { type: 'outbox:leading', epoch };
+    if (isShared) for (const port of ports) port.postMessage(role);
+    else self.postMessage(role);
+  };
+
   return init(options && options.wasmUrl)
-    .then(() => startLeader(options, scope))
+    .then(() => startLeader(options, scope, onRole))
     .then(
       (handle) => {
         leader = handle;

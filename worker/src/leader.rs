@@ -62,7 +62,12 @@ struct Inner {
     steal_tx: mpsc::UnboundedSender<()>,
     steal_rx: RefCell<Option<mpsc::UnboundedReceiver<()>>>,
     online: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// Told when this worker starts leading (with the epoch) or stops (`None`).
+    on_role: RefCell<Option<RoleHook>>,
 }
+
+/// The hook told of role changes.
+type RoleHook = Box<dyn Fn(Option<Epoch>)>;
 
 /// One leadership.
 struct Term {
@@ -101,6 +106,7 @@ impl Leader {
             resigned: Cell::new(false),
             running: Cell::new(false),
             online: RefCell::new(None),
+            on_role: RefCell::new(None),
         });
         let weak = Rc::downgrade(&inner);
         let channel = Channel::open(&inner.scope, inner.me.clone(), move |env| {
@@ -127,6 +133,11 @@ impl Leader {
         if self.0.resigned.replace(false) {
             Inner::run(&self.0);
         }
+    }
+
+    /// Calls `hook` whenever this worker starts leading (`Some(epoch)`) or stops (`None`).
+    pub fn on_role_change(&self, hook: impl Fn(Option<Epoch>) + 'static) {
+        *self.0.on_role.borrow_mut() = Some(Box::new(hook));
     }
 
     /// Takes leadership from a leader that no longer answers (Web Locks `steal`). The old
@@ -275,6 +286,7 @@ impl Inner {
             _heartbeat: heartbeat,
         });
         driver.dispatch(Event::BecameLeader(loaded));
+        this.tell_role(Some(epoch));
         Ok(rx)
     }
 
@@ -297,9 +309,16 @@ impl Inner {
         if let Some(term) = term {
             term.driver.stop();
             this.send(None, Message::Resign { epoch: term.epoch });
+            this.tell_role(None);
         }
         if let Some(tx) = this.end_term.borrow_mut().take() {
             let _ = tx.send(());
+        }
+    }
+
+    fn tell_role(&self, epoch: Option<Epoch>) {
+        if let Some(hook) = self.on_role.borrow().as_ref() {
+            hook(epoch);
         }
     }
 

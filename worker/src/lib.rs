@@ -95,18 +95,33 @@ mod exports {
     /// Starts the worker for `scope` with the app's options (called by the JS bootstrap,
     /// `startOutboxWorker`). Rejects with an `OutboxError` whose `code` says why: bad options
     /// (`OUTBOX_INVALID`) or no IndexedDB (`OUTBOX_STORAGE`).
+    ///
+    /// `on_role`, when given, is called with the epoch (a number) whenever this worker starts
+    /// leading, and with `null` when it stops.
     #[wasm_bindgen(js_name = startLeader)]
     pub async fn start_leader(
         options: JsValue,
         scope: Option<String>,
+        on_role: Option<js_sys::Function>,
     ) -> Result<LeaderHandle, JsValue> {
         let parsed =
             crate::options::parse(&options).map_err(|m| to_js_error(ErrorCode::Invalid, &m))?;
         let scope = scope.unwrap_or_else(|| parsed.options.app.clone());
-        Leader::start(scope, parsed)
+        let leader = Leader::start(scope, parsed)
             .await
-            .map(LeaderHandle)
-            .map_err(|(code, message)| to_js_error(code, &message))
+            .map_err(|(code, message)| to_js_error(code, &message))?;
+        if let Some(f) = on_role {
+            let report = move |epoch: Option<outbox_shared::model::Epoch>| {
+                let arg = epoch.map_or(JsValue::NULL, |e| JsValue::from(e.0 as f64));
+                // The bootstrap's hook only posts a message; an exception there is not ours.
+                let _ = f.call1(&JsValue::NULL, &arg);
+            };
+            if let Some(epoch) = leader.epoch() {
+                report(Some(epoch));
+            }
+            leader.on_role_change(report);
+        }
+        Ok(LeaderHandle(leader))
     }
 }
 
