@@ -62,11 +62,14 @@ pub struct HttpAnswer {
 }
 
 impl HttpEndpoint {
+    /// Epoch 0 is no leadership (a tab running online-only): it sends no `Outbox-Epoch`, so
+    /// servers do not fence it.
     fn base_headers(&self, tx_epoch: u64) -> Vec<(String, String)> {
-        let mut headers: Vec<(String, String)> = vec![
-            ("Content-Type".into(), "application/json".into()),
-            (EPOCH_HEADER.into(), tx_epoch.to_string()),
-        ];
+        let mut headers: Vec<(String, String)> =
+            vec![("Content-Type".into(), "application/json".into())];
+        if tx_epoch > 0 {
+            headers.push((EPOCH_HEADER.into(), tx_epoch.to_string()));
+        }
         let mut extra: Vec<_> = self.headers.iter().collect();
         extra.sort();
         headers.extend(extra.into_iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -257,6 +260,13 @@ mod tests {
         assert_eq!(br.url, "/api/mutations/batch");
         let v: Value = serde_json::from_str(&br.body).unwrap();
         assert_eq!(v["transactions"].as_array().unwrap().len(), 2);
+        let mut unled = tx("u");
+        unled.epoch = Epoch(0);
+        let r = ep.request(&unled);
+        assert!(
+            r.headers.iter().all(|(k, _)| k != EPOCH_HEADER),
+            "online-only is not fenced"
+        );
     }
 
     #[test]

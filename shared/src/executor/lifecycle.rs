@@ -481,7 +481,14 @@ impl Executor {
         if let Some(due) = e.tx.retry_due() {
             self.waiting.remove(&(due, e.tx.seq, id.clone()));
         }
-        if e.tx.state != TransactionState::Failed {
+        if e.tx.state == TransactionState::Failed {
+            // A dead letter discarded: say so, so every tab can drop it, keeping what it was.
+            let was = e.tx.error.take().map(|w| w.to_string()).unwrap_or_default();
+            e.tx.error = Some(TxError::new(
+                error.code,
+                format!("{} (it had failed: {was})", error.message),
+            ));
+        } else {
             let _ = e.tx.fail(error, now);
         }
         e.tx.epoch = self.epoch;

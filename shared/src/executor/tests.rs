@@ -437,7 +437,7 @@ fn dead_letters_can_be_retried_with_a_fresh_budget_or_removed() {
     r.settle();
     assert_eq!(r.state("b"), None);
     assert!(r.store.transactions().iter().all(|t| t.id.as_str() != "b"));
-    let removed = r.sent.iter().rev().any(|(_, m)| matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "b" && t.state == TransactionState::Failed)));
+    let removed = r.sent.iter().rev().any(|(_, m)| matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "b" && t.state == TransactionState::Failed && t.error_code() == Some(ErrorCode::Removed))));
     assert!(removed, "tabs learn the removal, to roll it back");
     // Removing an unsettled transaction fails it with OUTBOX_REMOVED first.
     r.submit(ordered("c", &["7"]));

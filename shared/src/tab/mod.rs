@@ -10,13 +10,16 @@
 //!   transaction out of the overlay; a completion folds the change into the synced rows of
 //!   collections that have no sync of their own (those with a sync wait for it instead).
 
+mod forget;
+mod staging;
+mod synced;
 #[cfg(test)]
 mod tests;
 
 use crate::model::{
-    ClientId, Epoch, Millis, Transaction, TransactionId, TransactionState, TxError,
+    ClientId, Epoch, ErrorCode, Millis, Transaction, TransactionId, TransactionState, TxError,
 };
-use crate::protocol::{Envelope, Message};
+use crate::protocol::{Envelope, Message, Response};
 use crate::view::{OptimisticView, RowRef};
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +36,22 @@ pub enum TabOutput {
     RowsChanged(Vec<RowRef>),
     /// A new leader announced itself.
     LeaderChanged(Epoch),
+    /// The leader of this epoch said it is stepping down.
+    LeaderResigned(Epoch),
+    /// The answer to one of this tab's requests.
+    Response {
+        /// The request's correlation number.
+        req: u64,
+        /// The answer.
+        result: Response,
+    },
+    /// The leader has something to tell the app (a quarantined record, say).
+    Diagnostic {
+        /// Stable code.
+        code: ErrorCode,
+        /// Plain words.
+        message: String,
+    },
 }
 
 #[derive(Debug)]
@@ -55,6 +74,12 @@ pub struct TabCore {
     view: OptimisticView,
     /// Collections whose synced rows come from a sync source rather than from completions.
     externally_synced: HashSet<String>,
+    /// Transactions still being built, by id: the overlay entries of their mutations so far.
+    staged: HashMap<TransactionId, Vec<TransactionId>>,
+    /// Unsettled transactions in the outbox, as the leader's last heartbeat said.
+    leader_pending: Option<u32>,
+    /// Settled transactions the app is done with: late news of them is not taken back in.
+    forgotten: forget::Forgotten,
     dropped: u64,
     out: Vec<TabOutput>,
 }
@@ -71,6 +96,9 @@ impl TabCore {
             known: HashMap::new(),
             view: OptimisticView::new(),
             externally_synced: HashSet::new(),
+            staged: HashMap::new(),
+            leader_pending: None,
+            forgotten: forget::Forgotten::default(),
             dropped: 0,
             out: Vec::new(),
         }
@@ -80,11 +108,6 @@ impl TabCore {
     pub fn start(&mut self) -> Vec<TabOutput> {
         self.out.push(TabOutput::Send(Message::Hello));
         self.take()
-    }
-
-    /// Marks a collection as fed by a sync source: completions do not touch its synced rows.
-    pub fn set_externally_synced(&mut self, collection: &str) {
-        self.externally_synced.insert(collection.to_owned());
     }
 
     /// This tab's context id.
@@ -105,6 +128,16 @@ impl TabCore {
     /// When a leader last spoke.
     pub fn last_heard(&self) -> Option<Millis> {
         self.last_heard
+    }
+
+    /// Unsettled transactions in the outbox, as the leader's last heartbeat said.
+    pub fn leader_pending(&self) -> Option<u32> {
+        self.leader_pending
+    }
+
+    /// How many of this tab's own transactions are not settled yet.
+    pub fn own_unsettled(&self) -> usize {
+        self.own_order.len()
     }
 
     /// Messages that were not for this tab's use (count).
@@ -142,25 +175,19 @@ impl TabCore {
             .collect()
     }
 
-    /// Sets a synced row (from the collection's sync source).
-    pub fn set_synced(
-        &mut self,
-        collection: &str,
-        key: &str,
-        row: Option<serde_json::Value>,
-    ) -> Vec<TabOutput> {
-        let r = self.view.set_synced(collection, key, row);
-        self.out.push(TabOutput::RowsChanged(vec![r]));
-        self.take()
-    }
-
-    /// The app made a transaction: show it at once, and submit it to the leader.
+    /// The app made a transaction: show it at once, and submit it to the leader. A
+    /// transaction staged under the same id gives way to it.
     pub fn submit(&mut self, tx: Transaction) -> Vec<TabOutput> {
         let id = tx.id.clone();
         if self.known.contains_key(&id) {
             return Vec::new();
         }
-        let rows = self.view.add_pending(&tx);
+        let mut rows = self.drop_staged(&id);
+        for r in self.view.add_pending(&tx) {
+            if !rows.contains(&r) {
+                rows.push(r);
+            }
+        }
         if let Some(epoch) = self.leader {
             self.out.push(TabOutput::Send(Message::Submit {
                 epoch,
@@ -186,12 +213,27 @@ impl TabCore {
             return Vec::new();
         }
         match &env.body {
-            Message::Leader { epoch } | Message::Heartbeat { epoch, .. } => {
+            Message::Leader { epoch } => self.heard_leader(now, *epoch),
+            Message::Heartbeat { epoch, pending } => {
                 self.heard_leader(now, *epoch);
+                if Some(*epoch) == self.leader {
+                    self.leader_pending = Some(*pending);
+                }
             }
             Message::Resign { epoch } if Some(*epoch) == self.leader => {
                 self.last_heard = None;
+                self.out.push(TabOutput::LeaderResigned(*epoch));
             }
+            Message::Response { req, result } if env.to.as_ref() == Some(&self.me) => {
+                self.out.push(TabOutput::Response {
+                    req: *req,
+                    result: result.clone(),
+                });
+            }
+            Message::Diagnostic { code, message } => self.out.push(TabOutput::Diagnostic {
+                code: *code,
+                message: message.clone(),
+            }),
             Message::Durable { ids, epoch } if self.is_current(*epoch) => {
                 self.last_heard = Some(now);
                 for id in ids {
@@ -269,6 +311,9 @@ impl TabCore {
             return;
         }
         let settled = tx.state.is_settled();
+        if !self.forgotten.admit(&id, settled) {
+            return;
+        }
         let rows = if settled {
             if tx.state == TransactionState::Completed {
                 self.fold_into_synced(&tx);
@@ -311,18 +356,6 @@ impl TabCore {
         }
         if prev != Some(tx.state) || !settled {
             self.out.push(TabOutput::StateChanged(Box::new(tx)));
-        }
-    }
-
-    /// A completed transaction's effect becomes part of the synced rows of collections that have
-    /// no sync source of their own (there is nothing else that would ever show it).
-    fn fold_into_synced(&mut self, tx: &Transaction) {
-        for m in &tx.mutations {
-            if self.externally_synced.contains(&m.collection) {
-                continue;
-            }
-            let row = m.apply_to(self.view.synced(&m.collection, &m.key));
-            self.view.set_synced(&m.collection, &m.key, row);
         }
     }
 

@@ -250,3 +250,117 @@ fn externally_synced_collections_wait_for_their_sync() {
         Some(&json!({"id": "1", "server": true}))
     );
 }
+
+#[test]
+fn responses_to_me_and_diagnostics_reach_the_app() {
+    use crate::protocol::Response;
+    let mut t = me();
+    let to_me = Envelope::reply(
+        SCOPE,
+        &ClientId("leader".into()),
+        &ClientId("me".into()),
+        Message::Response {
+            req: 7,
+            result: Response::Done,
+        },
+    );
+    assert_eq!(
+        t.receive(0, &to_me),
+        vec![TabOutput::Response {
+            req: 7,
+            result: Response::Done
+        }]
+    );
+    let out = t.receive(
+        1,
+        &from_leader(Message::Diagnostic {
+            code: ErrorCode::CorruptRecord,
+            message: "quarantined".into(),
+        }),
+    );
+    assert!(matches!(
+        &out[..],
+        [TabOutput::Diagnostic {
+            code: ErrorCode::CorruptRecord,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn heartbeats_tell_the_outbox_size_and_a_resignation_is_reported() {
+    let mut t = me();
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    t.receive(
+        1,
+        &from_leader(Message::Heartbeat {
+            epoch: Epoch(2),
+            pending: 12,
+        }),
+    );
+    assert_eq!(t.leader_pending(), Some(12));
+    let out = t.receive(2, &from_leader(Message::Resign { epoch: Epoch(2) }));
+    assert_eq!(out, vec![TabOutput::LeaderResigned(Epoch(2))]);
+}
+
+#[test]
+fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again() {
+    let mut t = me();
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(5) }));
+    t.submit(insert("a", "1"));
+    t.forget_leader();
+    assert_eq!(t.leader(), None);
+    let out = t.receive(1, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    assert!(out.contains(&TabOutput::LeaderChanged(Epoch(1))));
+    assert!(sent(&out)
+        .iter()
+        .any(|m| matches!(m, Message::Submit { epoch: Epoch(1), tx } if tx.id.as_str() == "a")));
+    assert_eq!(t.own_unsettled(), 1);
+}
+
+#[test]
+fn only_settled_transactions_can_be_forgotten() {
+    let mut t = me();
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    assert!(!t.forget(&"a".into()));
+    t.receive(
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![with_state(insert("a", "1"), TransactionState::Completed)],
+        }),
+    );
+    assert_eq!(t.own_unsettled(), 0);
+    assert!(t.forget(&"a".into()));
+    assert!(t.get(&"a".into()).is_none());
+    assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
+}
+
+#[test]
+fn a_forgotten_transaction_is_not_brought_back_by_late_news_unless_it_lives_again() {
+    let mut t = me();
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let mut failed = with_state(insert("a", "1"), TransactionState::Failed);
+    failed.error = Some(TxError::new(ErrorCode::NonRetriable, "no"));
+    let state = |tx: Transaction| {
+        from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![tx],
+        })
+    };
+    t.receive(1, &state(failed.clone()));
+    assert!(t.forget(&"a".into()), "removed from the outbox by the app");
+    assert!(t.receive(2, &state(failed.clone())).is_empty());
+    assert!(t.get(&"a".into()).is_none());
+    t.receive(
+        3,
+        &state(with_state(insert("a", "1"), TransactionState::Pending)),
+    );
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::Pending),
+        "a retried dead letter is news again"
+    );
+}

@@ -1,0 +1,351 @@
+//! `OutboxClient`: what the app holds after `connect`.
+
+use crate::building::{Action, Building, OutboxTransaction};
+use crate::collection::{parse_strategy, Collection, CollectionDef};
+use crate::errors::invalid;
+use crate::handle::Deferred;
+use crate::inner::Inner;
+use crate::notify::{bound_method, call_listener, unsubscribe_fn, Topic};
+use crate::rowdata::to_json;
+use js_sys::{Function, Promise};
+use outbox_shared::model::TransactionId;
+use outbox_shared::protocol::{Message, Request};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// A tab's connection to Outbox.
+#[wasm_bindgen]
+#[derive(Debug, Clone)]
+pub struct OutboxClient(pub(crate) Rc<Inner>);
+
+/// A field of an options object, `None` when absent, `undefined` or `null`.
+fn field(options: &JsValue, name: &str) -> Option<JsValue> {
+    if !options.is_object() {
+        return None;
+    }
+    js_sys::Reflect::get(options, &JsValue::from_str(name))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn optional_string(options: &JsValue, name: &str, what: &str) -> Result<Option<String>, JsValue> {
+    match field(options, name).map(|v| v.as_string()) {
+        None => Ok(None),
+        Some(Some(s)) if !s.is_empty() => Ok(Some(s)),
+        Some(_) => Err(invalid(format!(
+            "{what}: {name} must be a non-empty string"
+        ))),
+    }
+}
+
+impl OutboxClient {
+    fn subscribe(&self, topic: Topic, cb: Function) -> Function {
+        let id = self.0.subs.borrow_mut().add(topic.clone(), cb);
+        let weak = Rc::downgrade(&self.0);
+        unsubscribe_fn(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.subs.borrow_mut().remove(&topic, id);
+            }
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl OutboxClient {
+    /// `'offline-enabled'` while a leader serves this tab, `'online-only'` when none can.
+    #[wasm_bindgen(getter, unchecked_return_type = "OutboxMode")]
+    pub fn mode(&self) -> String {
+        self.0.mode.get().as_str().to_owned()
+    }
+
+    /// Why the tab is online-only (`{code, message}`), else `null`.
+    #[wasm_bindgen(getter, unchecked_return_type = "OutboxDiagnostic | null")]
+    pub fn diagnostic(&self) -> JsValue {
+        self.0
+            .diagnostic
+            .borrow()
+            .as_ref()
+            .map_or(JsValue::NULL, |d| d.to_js())
+    }
+
+    /// Whether this tab's own (dedicated) worker is the leader.
+    #[wasm_bindgen(getter, js_name = isLeaderTab)]
+    pub fn is_leader_tab(&self) -> bool {
+        self.0.leader_tab.get()
+    }
+
+    /// The leader's epoch, once one is known (offline-enabled mode).
+    #[wasm_bindgen(getter, js_name = leaderEpoch)]
+    pub fn leader_epoch(&self) -> Option<f64> {
+        if self.0.mode.get() != crate::errors::Mode::OfflineEnabled {
+            return None;
+        }
+        self.0.core.borrow().leader().map(|e| e.0 as f64)
+    }
+
+    /// The channel scope: `app`, or `app:scope`.
+    #[wasm_bindgen(getter)]
+    pub fn scope(&self) -> String {
+        self.0.scope.clone()
+    }
+
+    /// This tab's context id on the channel.
+    #[wasm_bindgen(getter, js_name = clientId)]
+    pub fn client_id(&self) -> String {
+        self.0.me.0.clone()
+    }
+
+    /// Calls `cb(mode, diagnostic)` when the mode changes; returns `unsubscribe()`.
+    #[wasm_bindgen(js_name = onModeChange, unchecked_return_type = "() => void")]
+    pub fn on_mode_change(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "(mode: OutboxMode, diagnostic: OutboxDiagnostic | null) => void"
+        )]
+        cb: Function,
+    ) -> Function {
+        self.subscribe(Topic::Mode, cb)
+    }
+
+    /// Calls `cb({epoch, isLeaderTab})` when a new leader serves the tab, or this tab's worker
+    /// starts or stops leading; returns `unsubscribe()`.
+    #[wasm_bindgen(js_name = onLeadershipChange, unchecked_return_type = "() => void")]
+    pub fn on_leadership_change(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "(leadership: { epoch: number, isLeaderTab: boolean }) => void"
+        )]
+        cb: Function,
+    ) -> Function {
+        self.subscribe(Topic::Leadership, cb)
+    }
+
+    /// Calls `cb(event)` for everything that happens, for logging and metrics; returns
+    /// `unsubscribe()`.
+    #[wasm_bindgen(js_name = onEvent, unchecked_return_type = "() => void")]
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: OutboxEvent) => void")] cb: Function,
+    ) -> Function {
+        self.subscribe(Topic::Events, cb)
+    }
+
+    /// Defines a collection (with options), or looks up one already defined (without).
+    pub fn collection(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "CollectionOptions")] options: Option<JsValue>,
+    ) -> Result<Collection, JsValue> {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
+        let inner = &self.0;
+        inner.ensure_open()?;
+        let what = format!("collection({name:?})");
+        if name.is_empty() {
+            return Err(invalid("collection(): the name must be a non-empty string"));
+        }
+        let existing = inner.collections.borrow().get(&name).cloned();
+        if !options.is_object() {
+            return existing
+                .map(|def| Collection { inner: Rc::clone(inner), def })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "unknown collection {name:?}: define it first with client.collection({name:?}, {{ key: 'id' }})"
+                    ))
+                });
+        }
+        let key_field = optional_string(&options, "key", &what)?.unwrap_or_else(|| "id".into());
+        let strategy = parse_strategy(field(&options, "strategy"), &what)?;
+        let mutation_fn =
+            optional_string(&options, "mutationFn", &what)?.unwrap_or_else(|| name.clone());
+        if let Some(def) = existing {
+            if def.key_field != key_field
+                || def.strategy != strategy
+                || def.mutation_fn != mutation_fn
+            {
+                return Err(invalid(format!(
+                    "{what} is already defined with other options"
+                )));
+            }
+            return Ok(Collection {
+                inner: Rc::clone(inner),
+                def,
+            });
+        }
+        let def = Rc::new(CollectionDef {
+            name: name.clone(),
+            key_field,
+            strategy,
+            mutation_fn,
+            sync_cleanup: RefCell::new(None),
+        });
+        inner
+            .collections
+            .borrow_mut()
+            .insert(name.clone(), Rc::clone(&def));
+        if let Some(sync) = field(&options, "sync") {
+            if let Err(e) = crate::sync::start(inner, &def, &sync) {
+                inner.collections.borrow_mut().remove(&name);
+                return Err(e);
+            }
+        }
+        Ok(Collection {
+            inner: Rc::clone(inner),
+            def,
+        })
+    }
+
+    /// Starts a transaction of several changes: `client.transaction({ mutationFn })
+    /// .mutate(() => { todos.insert(…); lists.update(…) })`.
+    pub fn transaction(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TransactionOptions")] options: Option<JsValue>,
+    ) -> Result<OutboxTransaction, JsValue> {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
+        self.0.ensure_open()?;
+        let what = "transaction()";
+        let mutation_fn = optional_string(&options, "mutationFn", what)?;
+        let strategy = parse_strategy(field(&options, "strategy"), what)?;
+        let auto_commit = field(&options, "autoCommit").is_none_or(|v| v.as_bool() != Some(false));
+        let metadata = field(&options, "metadata")
+            .map(|m| to_json(&m, "metadata"))
+            .transpose()
+            .map_err(|e| invalid(format!("{what}: {e}")))?;
+        Ok(OutboxTransaction {
+            inner: Rc::clone(&self.0),
+            building: Building::new(mutation_fn, strategy, auto_commit, metadata),
+        })
+    }
+
+    /// A reusable action: `const addTodo = client.createAction({ mutationFn, onMutate: (vars)
+    /// => todos.insert(vars) })`, then `addTodo(vars)` returns a transaction handle.
+    #[wasm_bindgen(js_name = createAction, unchecked_return_type = "(vars: any) => TransactionHandle")]
+    pub fn create_action(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ActionOptions")] options: JsValue,
+    ) -> Result<Function, JsValue> {
+        let what = "createAction()";
+        let on_mutate = field(&options, "onMutate")
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .ok_or_else(|| invalid(format!("{what}: onMutate must be a function")))?;
+        let action = Action {
+            inner: Rc::clone(&self.0),
+            mutation_fn: optional_string(&options, "mutationFn", what)?,
+            strategy: parse_strategy(field(&options, "strategy"), what)?,
+            on_mutate,
+        };
+        Ok(bound_method(action.into(), "run"))
+    }
+
+    /// Every transaction this tab knows of (its own and other tabs'), unsettled or failed,
+    /// with attempts.
+    #[wasm_bindgen(unchecked_return_type = "OutboxTransactionRecord[]")]
+    pub fn transactions(&self) -> js_sys::Array {
+        self.0.transactions_js()
+    }
+
+    /// Calls `cb(transactions)` whenever one changes; returns `unsubscribe()`.
+    #[wasm_bindgen(js_name = subscribeTransactions, unchecked_return_type = "() => void")]
+    pub fn subscribe_transactions(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(transactions: OutboxTransactionRecord[]) => void")]
+        cb: Function,
+    ) -> Function {
+        self.subscribe(Topic::Transactions, cb)
+    }
+
+    /// Every transaction in the outbox, dead letters included, as the leader has them.
+    #[wasm_bindgen(js_name = peekOutbox, unchecked_return_type = "Promise<OutboxTransactionRecord[]>")]
+    pub fn peek_outbox(&self) -> Promise {
+        Inner::request(&self.0, "peekOutbox", Request::Peek)
+    }
+
+    /// Removes a transaction that is not running (a dead letter, say); its changes roll back.
+    #[wasm_bindgen(js_name = removeFromOutbox, unchecked_return_type = "Promise<void>")]
+    pub fn remove_from_outbox(&self, id: String) -> Promise {
+        let id = TransactionId(id);
+        Inner::request(&self.0, "removeFromOutbox", Request::Remove { id })
+    }
+
+    /// Puts a dead letter back in line with a fresh retry budget.
+    #[wasm_bindgen(js_name = retryDeadLetter, unchecked_return_type = "Promise<void>")]
+    pub fn retry_dead_letter(&self, id: String) -> Promise {
+        let id = TransactionId(id);
+        Inner::request(&self.0, "retryDeadLetter", Request::RetryDeadLetter { id })
+    }
+
+    /// `{size, bytes, inFlight, deadLetters}` of the outbox.
+    #[wasm_bindgen(js_name = queueStats, unchecked_return_type = "Promise<QueueStats>")]
+    pub fn queue_stats(&self) -> Promise {
+        Inner::request(&self.0, "queueStats", Request::Stats)
+    }
+
+    /// Says the network is back: scheduled retries run now.
+    #[wasm_bindgen(js_name = notifyOnline)]
+    pub fn notify_online(&self) {
+        if !self.0.closed.get() {
+            Inner::send(&self.0, Message::NotifyOnline);
+        }
+    }
+
+    /// Whether the app should hold back new work: this many unsettled transactions (every
+    /// tab's) reach `backOffThreshold`.
+    #[wasm_bindgen(js_name = shouldBackOff)]
+    pub fn should_back_off(&self) -> bool {
+        let core = self.0.core.borrow();
+        let seen = core.view().pending_ids().count();
+        let told = core.leader_pending().map_or(0, |n| n as usize);
+        seen.max(told) >= self.0.options.back_off_threshold as usize
+    }
+
+    /// Resolves when every transaction of this tab has settled.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn drain(&self) -> Promise {
+        let idle = self.0.core.borrow().own_unsettled() == 0 && self.0.building.borrow().is_none();
+        if idle {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
+        let waiting = Deferred::new();
+        let promise = waiting.promise();
+        self.0.drains.borrow_mut().push(waiting);
+        promise
+    }
+
+    /// Disconnects: stops listening, stops the tab's worker or executor, rejects requests
+    /// waiting for answers, and stops sync sources. The client cannot be used afterwards.
+    pub fn close(&self) {
+        let inner = &self.0;
+        if inner.closed.replace(true) {
+            return;
+        }
+        inner.leader_timer.borrow_mut().clear();
+        drop(inner.channel.borrow_mut().take());
+        let local = inner.local.borrow_mut().take();
+        if let Some(local) = local {
+            local.stop();
+        }
+        drop(inner.worker.borrow_mut().take());
+        drop(inner.page.borrow_mut().take());
+        if let Some(decided) = inner.decided.borrow_mut().take() {
+            let _ = decided.send(());
+        }
+        let rejected = inner
+            .requests
+            .borrow_mut()
+            .reject_all("this OutboxClient was closed");
+        inner.later(rejected);
+        let cleanups: Vec<Function> = inner
+            .collections
+            .borrow()
+            .values()
+            .filter_map(|d| d.sync_cleanup.borrow_mut().take())
+            .collect();
+        inner.later([Box::new(move || {
+            for f in &cleanups {
+                call_listener(f, &[]);
+            }
+        }) as crate::notify::Later]);
+        Inner::pump(inner);
+    }
+}

@@ -1,0 +1,205 @@
+//! A transaction handle: what every mutator returns.
+//!
+//! `durable` resolves once the leader has committed the transaction to its outbox (in
+//! online-only mode: once the tab's own executor has taken it). `completed` resolves with the
+//! transaction when it succeeded, and rejects with a JS `Error` whose `code` says why it
+//! failed (`causeId` names the transaction whose failure caused a dependent's). Both promises
+//! are marked handled, so a transaction nobody awaits does not log an unhandled rejection.
+
+use crate::notify::{later_call_all, unsubscribe_fn, Later, Listeners};
+use js_sys::{Function, Promise};
+use outbox_runtime::convert::{to_js, ToJsError};
+use outbox_shared::model::{Transaction, TransactionId, TransactionState, TxError};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// A promise with its resolve and reject functions, settled at most once.
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    promise: Promise,
+    settle: RefCell<Option<(Function, Function)>>,
+}
+
+impl Deferred {
+    pub fn new() -> Self {
+        let mut slots = None;
+        let promise = Promise::new(&mut |resolve, reject| slots = Some((resolve, reject)));
+        mark_handled(&promise);
+        Self {
+            promise,
+            settle: RefCell::new(slots),
+        }
+    }
+
+    pub fn promise(&self) -> Promise {
+        self.promise.clone()
+    }
+
+    /// A queued resolve (nothing if already settled).
+    pub fn resolve_later(&self, value: JsValue) -> Option<Later> {
+        let (resolve, _) = self.settle.borrow_mut().take()?;
+        Some(Box::new(move || {
+            let _ = resolve.call1(&JsValue::NULL, &value);
+        }))
+    }
+
+    /// A queued reject (nothing if already settled).
+    pub fn reject_later(&self, error: JsValue) -> Option<Later> {
+        let (_, reject) = self.settle.borrow_mut().take()?;
+        Some(Box::new(move || {
+            let _ = reject.call1(&JsValue::NULL, &error);
+        }))
+    }
+}
+
+/// Attaches a no-op rejection handler, so a rejection nobody awaits is not reported as
+/// unhandled; whoever does await the promise still sees the rejection.
+fn mark_handled(promise: &Promise) {
+    thread_local! {
+        // One no-op function for the life of the page: promises hold on to it and may call it
+        // at any later time, so it must never be freed.
+        static NOOP: JsValue = Closure::<dyn FnMut(JsValue)>::new(|_| {}).into_js_value();
+    }
+    let catch = js_sys::Reflect::get(promise, &JsValue::from_str("catch"))
+        .ok()
+        .and_then(|c| c.dyn_into::<Function>().ok());
+    if let Some(catch) = catch {
+        NOOP.with(|noop| {
+            let _ = catch.call1(promise, noop);
+        });
+    }
+}
+
+/// One transaction as the client tracks it for the app.
+#[derive(Debug)]
+pub(crate) struct HandleState {
+    pub id: TransactionId,
+    tx: RefCell<Transaction>,
+    durable: Deferred,
+    completed: Deferred,
+    listeners: RefCell<Listeners>,
+    is_durable: Cell<bool>,
+}
+
+impl HandleState {
+    pub fn new(tx: Transaction) -> Rc<Self> {
+        Rc::new(Self {
+            id: tx.id.clone(),
+            tx: RefCell::new(tx),
+            durable: Deferred::new(),
+            completed: Deferred::new(),
+            listeners: RefCell::new(Listeners::default()),
+            is_durable: Cell::new(false),
+        })
+    }
+
+    pub fn state(&self) -> TransactionState {
+        self.tx.borrow().state
+    }
+
+    pub fn transaction(&self) -> Transaction {
+        self.tx.borrow().clone()
+    }
+
+    /// Replaces the transaction before it is submitted (more mutations were staged).
+    pub fn set_transaction(&self, tx: Transaction) {
+        *self.tx.borrow_mut() = tx;
+    }
+
+    /// The leader has it: `durable` resolves.
+    pub fn durable(&self, out: &mut Vec<Later>) {
+        self.is_durable.set(true);
+        out.extend(self.durable.resolve_later(JsValue::UNDEFINED));
+    }
+
+    /// The transaction moved on: listeners are told, and a settled one settles `completed`
+    /// (and `durable`, if it never became durable: it was refused, or rolled back).
+    pub fn update(&self, tx: Transaction, out: &mut Vec<Later>) {
+        let state = tx.state;
+        *self.tx.borrow_mut() = tx.clone();
+        let record = to_js(&tx).unwrap_or(JsValue::NULL);
+        let listeners = self.listeners.borrow().snapshot();
+        if !listeners.is_empty() {
+            out.push(later_call_all(
+                listeners,
+                vec![JsValue::from_str(state.as_str()), record.clone()],
+            ));
+        }
+        match state {
+            TransactionState::Completed => {
+                out.extend(self.durable.resolve_later(JsValue::UNDEFINED));
+                out.extend(self.completed.resolve_later(record));
+            }
+            TransactionState::Failed => {
+                let error = tx.error.clone().unwrap_or_else(|| {
+                    TxError::new(outbox_shared::ErrorCode::NonRetriable, "failed")
+                });
+                let js: JsValue = error.to_js_error().into();
+                if !self.is_durable.get() {
+                    out.extend(self.durable.reject_later(js.clone()));
+                }
+                out.extend(self.completed.reject_later(js));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A transaction of this tab, as the app holds it.
+#[wasm_bindgen]
+#[derive(Debug, Clone)]
+pub struct TransactionHandle(pub(crate) Rc<HandleState>);
+
+#[wasm_bindgen]
+impl TransactionHandle {
+    /// The transaction's id (also its idempotency key).
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.0.id.0.clone()
+    }
+
+    /// Where it is in its life: `pending`, `queued`, `persisting`, `persisted_awaiting_sync`,
+    /// `completed` or `failed`.
+    #[wasm_bindgen(getter, unchecked_return_type = "TransactionState")]
+    pub fn state(&self) -> String {
+        self.0.state().as_str().to_owned()
+    }
+
+    /// Resolves once the transaction is durable in the leader's outbox.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<void>")]
+    pub fn durable(&self) -> Promise {
+        self.0.durable.promise()
+    }
+
+    /// Resolves with the transaction on success; rejects with an `OutboxError` on failure.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<OutboxTransactionRecord>")]
+    pub fn completed(&self) -> Promise {
+        self.0.completed.promise()
+    }
+
+    /// The transaction as last heard: mutations, attempts, error.
+    #[wasm_bindgen(getter, unchecked_return_type = "OutboxTransactionRecord")]
+    pub fn transaction(&self) -> JsValue {
+        to_js(&self.0.transaction()).unwrap_or(JsValue::NULL)
+    }
+
+    /// Calls `cb(state, transaction)` on every change of state; returns `unsubscribe()`.
+    #[wasm_bindgen(js_name = onStateChange, unchecked_return_type = "() => void")]
+    pub fn on_state_change(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "(state: TransactionState, transaction: OutboxTransactionRecord) => void"
+        )]
+        cb: Function,
+    ) -> Function {
+        let id = self.0.listeners.borrow_mut().add(cb);
+        let weak = Rc::downgrade(&self.0);
+        unsubscribe_fn(move || {
+            if let Some(h) = weak.upgrade() {
+                h.listeners.borrow_mut().remove(id);
+            }
+        })
+    }
+}

@@ -1,0 +1,396 @@
+//! The client's state, shared by the client, its collections and its transactions, and the one
+//! pump that carries out what the tab core asks for.
+//!
+//! Everything that happens goes the same way: something borrows the [`TabCore`] for a moment
+//! and gets [`TabOutput`]s back; [`Inner::apply`] turns them into queued work (messages to send,
+//! handles to settle, listeners to call); [`Inner::pump`] runs that work with no borrow held,
+//! so a listener may call back into the client (an insert in a `subscribe` callback, say).
+
+use crate::building::Building;
+use crate::collection::CollectionDef;
+use crate::errors::{invalid, Diagnostic, Mode};
+use crate::events::{ClientEvent, Stamped};
+use crate::handle::{Deferred, HandleState};
+use crate::notify::{later_call_all, Later, Subscribers, Topic};
+use crate::online_only::LocalExecutor;
+use crate::options::ConnectOptions;
+use crate::page::PageListeners;
+use crate::requests::Requests;
+use crate::worker::OwnWorker;
+use futures_channel::oneshot;
+use outbox_runtime::calls::MutationFns;
+use outbox_runtime::channel::Channel;
+use outbox_runtime::clock::now;
+use outbox_runtime::convert::to_js;
+use outbox_runtime::timer::Timer;
+use outbox_shared::model::{ClientId, Transaction, TransactionId, TransactionState};
+use outbox_shared::protocol::{Envelope, Message};
+use outbox_shared::tab::{TabCore, TabOutput};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+
+/// Work waiting for the pump.
+#[derive(Default)]
+struct Queue {
+    /// Messages from the tab's own executor (online-only mode).
+    incoming: VecDeque<Envelope>,
+    /// Messages to the leader.
+    outgoing: VecDeque<Message>,
+    /// Listener calls and promise settlements.
+    calls: VecDeque<Later>,
+    /// Rows changed since listeners were last told, by collection.
+    dirty_rows: BTreeMap<String, BTreeSet<String>>,
+    /// Some transaction changed since `subscribeTransactions` listeners were last told.
+    txs_changed: bool,
+}
+
+enum Step {
+    Incoming(Envelope),
+    Outgoing(Message),
+    Call(Later),
+    Idle,
+}
+
+/// The client's state.
+pub(crate) struct Inner {
+    pub me: ClientId,
+    pub scope: String,
+    pub options: ConnectOptions,
+    pub fns: Rc<MutationFns>,
+    pub core: RefCell<TabCore>,
+    pub mode: Cell<Mode>,
+    pub diagnostic: RefCell<Option<Diagnostic>>,
+    pub closed: Cell<bool>,
+    pub leader_tab: Cell<bool>,
+    /// The tab's own worker said `outbox:ready`.
+    pub worker_ready: Cell<bool>,
+    pub channel: RefCell<Option<Channel>>,
+    pub local: RefCell<Option<LocalExecutor>>,
+    pub worker: RefCell<Option<OwnWorker>>,
+    pub page: RefCell<Option<PageListeners>>,
+    pub leader_timer: RefCell<Timer>,
+    pub decided: RefCell<Option<oneshot::Sender<()>>>,
+    pub collections: RefCell<HashMap<String, Rc<CollectionDef>>>,
+    pub handles: RefCell<HashMap<TransactionId, Rc<HandleState>>>,
+    pub building: RefCell<Option<Rc<Building>>>,
+    pub requests: RefCell<Requests>,
+    pub subs: RefCell<Subscribers>,
+    pub drains: RefCell<Vec<Deferred>>,
+    queue: RefCell<Queue>,
+    pumping: Cell<bool>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("me", &self.me)
+            .field("scope", &self.scope)
+            .field("mode", &self.mode.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub fn new(options: ConnectOptions, fns: MutationFns) -> Rc<Self> {
+        let me = ClientId(format!("tab-{}", outbox_runtime::clock::random_id()));
+        let scope = options.channel_scope();
+        Rc::new(Self {
+            core: RefCell::new(TabCore::new(me.clone(), scope.clone())),
+            me,
+            scope,
+            options,
+            fns: Rc::new(fns),
+            mode: Cell::new(Mode::Connecting),
+            diagnostic: RefCell::new(None),
+            closed: Cell::new(false),
+            leader_tab: Cell::new(false),
+            worker_ready: Cell::new(false),
+            channel: RefCell::new(None),
+            local: RefCell::new(None),
+            worker: RefCell::new(None),
+            page: RefCell::new(None),
+            leader_timer: RefCell::new(Timer::default()),
+            decided: RefCell::new(None),
+            collections: RefCell::new(HashMap::new()),
+            handles: RefCell::new(HashMap::new()),
+            building: RefCell::new(None),
+            requests: RefCell::new(Requests::default()),
+            subs: RefCell::new(Subscribers::default()),
+            drains: RefCell::new(Vec::new()),
+            queue: RefCell::new(Queue::default()),
+            pumping: Cell::new(false),
+        })
+    }
+
+    /// Throws if the client was closed.
+    pub fn ensure_open(&self) -> Result<(), JsValue> {
+        if self.closed.get() {
+            Err(invalid("this OutboxClient was closed"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues work for the pump.
+    pub fn later(&self, work: impl IntoIterator<Item = Later>) {
+        self.queue.borrow_mut().calls.extend(work);
+    }
+
+    /// Queues a message to the leader (or the tab's own executor) and pumps.
+    pub fn send(this: &Rc<Self>, msg: Message) {
+        this.queue.borrow_mut().outgoing.push_back(msg);
+        Self::pump(this);
+    }
+
+    /// Queues a message from the tab's own executor and pumps.
+    pub fn push_incoming(this: &Rc<Self>, env: Envelope) {
+        this.queue.borrow_mut().incoming.push_back(env);
+        Self::pump(this);
+    }
+
+    /// Drops messages of an executor that was stopped.
+    pub fn clear_incoming(&self) {
+        self.queue.borrow_mut().incoming.clear();
+    }
+
+    /// Tells `onEvent` listeners, if there are any.
+    pub fn emit(&self, make: impl FnOnce() -> ClientEvent) {
+        let listeners = self.subs.borrow().of(&Topic::Events);
+        if listeners.is_empty() {
+            return;
+        }
+        let event = make();
+        let value = to_js(&Stamped {
+            event: &event,
+            at: now(),
+        })
+        .unwrap_or(JsValue::NULL);
+        self.later([later_call_all(listeners, vec![value])]);
+    }
+
+    /// A transaction of this tab, made by the app: tracked, shown and submitted.
+    pub fn submit(this: &Rc<Self>, tx: Transaction, handle: Rc<HandleState>) {
+        handle.set_transaction(tx.clone());
+        this.handles
+            .borrow_mut()
+            .insert(tx.id.clone(), Rc::clone(&handle));
+        this.emit(|| ClientEvent::Submitted {
+            id: tx.id.0.clone(),
+            mutation_fn: tx.mutation_fn.clone(),
+            mutations: tx.mutations.len(),
+        });
+        let out = this.core.borrow_mut().submit(tx);
+        Self::apply(this, out);
+    }
+
+    /// Carries out what the tab core asked for.
+    pub fn apply(this: &Rc<Self>, outputs: Vec<TabOutput>) {
+        let mut later: Vec<Later> = Vec::new();
+        for output in outputs {
+            match output {
+                TabOutput::Send(msg) => this.queue.borrow_mut().outgoing.push_back(msg),
+                TabOutput::Durable(id) => {
+                    let handle = this.handles.borrow().get(&id).cloned();
+                    if let Some(h) = handle {
+                        h.durable(&mut later);
+                    }
+                    this.emit(|| ClientEvent::Durable { id: id.0 });
+                }
+                TabOutput::StateChanged(tx) => Self::state_changed(this, *tx, &mut later),
+                TabOutput::RowsChanged(rows) => {
+                    let mut q = this.queue.borrow_mut();
+                    for (collection, key) in rows {
+                        q.dirty_rows.entry(collection).or_default().insert(key);
+                    }
+                }
+                TabOutput::LeaderChanged(epoch) => Self::leadership_changed(this, epoch.0),
+                TabOutput::LeaderResigned(epoch) => {
+                    this.emit(|| ClientEvent::LeaderResigned { epoch: epoch.0 });
+                }
+                TabOutput::Response { req, result } => {
+                    let answered = this.requests.borrow_mut().answer(req, result);
+                    if let Some((work, removed)) = answered {
+                        later.push(work);
+                        if let Some(id) = removed {
+                            this.handles.borrow_mut().remove(&id);
+                            this.core.borrow_mut().forget(&id);
+                            this.queue.borrow_mut().txs_changed = true;
+                        }
+                    }
+                }
+                TabOutput::Diagnostic { code, message } => {
+                    this.emit(|| ClientEvent::Diagnostic {
+                        code: code.as_str().to_owned(),
+                        message,
+                    });
+                }
+            }
+        }
+        this.later(later);
+        Self::pump(this);
+    }
+
+    fn state_changed(this: &Rc<Self>, tx: Transaction, later: &mut Vec<Later>) {
+        this.queue.borrow_mut().txs_changed = true;
+        this.emit(|| ClientEvent::State {
+            id: tx.id.0.clone(),
+            state: tx.state.as_str().to_owned(),
+            attempts: tx.attempts.len(),
+            code: tx.error.as_ref().map(|e| e.code.as_str().to_owned()),
+        });
+        let handle = this.handles.borrow().get(&tx.id).cloned();
+        let Some(handle) = handle else { return };
+        let completed = tx.state == TransactionState::Completed;
+        let id = tx.id.clone();
+        handle.update(tx, later);
+        if completed {
+            // Done: nothing more will happen to it, so neither the core nor the client keeps it.
+            this.handles.borrow_mut().remove(&id);
+            this.core.borrow_mut().forget(&id);
+        }
+    }
+
+    /// A new leader (or this tab's worker started or stopped leading).
+    pub fn leadership_changed(this: &Rc<Self>, epoch: u64) {
+        if this.mode.get() == Mode::OnlineOnly {
+            // The tab's own executor: not a leader the app should hear of.
+            return;
+        }
+        let is_leader_tab = this.leader_tab.get();
+        this.emit(|| ClientEvent::Leader {
+            epoch,
+            is_leader_tab,
+        });
+        let listeners = this.subs.borrow().of(&Topic::Leadership);
+        if !listeners.is_empty() {
+            let info = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&info, &"epoch".into(), &JsValue::from(epoch as f64));
+            let _ = js_sys::Reflect::set(
+                &info,
+                &"isLeaderTab".into(),
+                &JsValue::from_bool(is_leader_tab),
+            );
+            this.later([later_call_all(listeners, vec![info.into()])]);
+        }
+    }
+
+    /// Runs queued work until there is none. Re-entrant calls return at once: the running pump
+    /// picks up what they queued.
+    pub fn pump(this: &Rc<Self>) {
+        if this.pumping.replace(true) {
+            return;
+        }
+        loop {
+            let step = {
+                let mut q = this.queue.borrow_mut();
+                if let Some(m) = q.outgoing.pop_front() {
+                    Step::Outgoing(m)
+                } else if let Some(e) = q.incoming.pop_front() {
+                    Step::Incoming(e)
+                } else if let Some(c) = q.calls.pop_front() {
+                    Step::Call(c)
+                } else {
+                    Step::Idle
+                }
+            };
+            match step {
+                Step::Outgoing(msg) => Self::deliver(this, msg),
+                Step::Incoming(env) => {
+                    let out = this.core.borrow_mut().receive(now(), &env);
+                    Self::apply(this, out);
+                }
+                Step::Call(work) => work(),
+                Step::Idle => {
+                    if !Self::collect_notifications(this) {
+                        break;
+                    }
+                }
+            }
+        }
+        this.pumping.set(false);
+    }
+
+    /// Sends a message to whoever serves the tab: its own executor in online-only mode, the
+    /// channel otherwise.
+    fn deliver(this: &Rc<Self>, msg: Message) {
+        if this.mode.get() == Mode::OnlineOnly {
+            let local = this.local.borrow().clone();
+            if let Some(local) = local {
+                local.deliver(this, msg);
+                return;
+            }
+        }
+        let env = Envelope::broadcast(&this.scope, &this.me, msg);
+        if let Some(channel) = this.channel.borrow().as_ref() {
+            // A failed post (the channel is closed) loses nothing: submits are resent to every
+            // new leader, and requests time out.
+            let _ = channel.post(&env);
+        }
+    }
+
+    /// Turns changed rows and transactions, and finished drains, into listener calls.
+    /// Returns whether it queued anything.
+    fn collect_notifications(this: &Rc<Self>) -> bool {
+        let (rows, txs_changed) = {
+            let mut q = this.queue.borrow_mut();
+            (
+                std::mem::take(&mut q.dirty_rows),
+                std::mem::take(&mut q.txs_changed),
+            )
+        };
+        let mut later: Vec<Later> = Vec::new();
+        for (collection, keys) in rows {
+            let listeners = this.subs.borrow().of(&Topic::Rows(collection.clone()));
+            if listeners.is_empty() {
+                continue;
+            }
+            let keys: js_sys::Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+            later.push(later_call_all(
+                listeners,
+                vec![this.rows_js(&collection).into(), keys.into()],
+            ));
+        }
+        if txs_changed {
+            let listeners = this.subs.borrow().of(&Topic::Transactions);
+            if !listeners.is_empty() {
+                later.push(later_call_all(
+                    listeners,
+                    vec![this.transactions_js().into()],
+                ));
+            }
+        }
+        let drained = !this.drains.borrow().is_empty()
+            && this.core.borrow().own_unsettled() == 0
+            && this.building.borrow().is_none();
+        if drained {
+            for d in std::mem::take(&mut *this.drains.borrow_mut()) {
+                later.extend(d.resolve_later(JsValue::UNDEFINED));
+            }
+        }
+        let any = !later.is_empty();
+        this.later(later);
+        any
+    }
+
+    /// Every row of a collection as the app should see it, as a JS array.
+    pub fn rows_js(&self, collection: &str) -> js_sys::Array {
+        let core = self.core.borrow();
+        core.view()
+            .rows(collection)
+            .map(|(_, row)| to_js(row).unwrap_or(JsValue::NULL))
+            .collect()
+    }
+
+    /// Every transaction the tab knows (its own and other tabs'), unsettled or failed, oldest
+    /// first, with their attempts.
+    pub fn transactions_js(&self) -> js_sys::Array {
+        let core = self.core.borrow();
+        let mut txs: Vec<&Transaction> = core.transactions().collect();
+        txs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        txs.into_iter()
+            .map(|t| to_js(t).unwrap_or(JsValue::NULL))
+            .collect()
+    }
+}

@@ -1,0 +1,94 @@
+//! Offline-enabled or online-only, and the moves between them.
+//!
+//! A tab starts `connecting`. The first word from a leader on the channel (its answer to
+//! `hello`, an announcement, a heartbeat) makes it `offline-enabled`. When no leader can serve
+//! it (no Web Locks, no IndexedDB, no BroadcastChannel, its worker failed, or no leader within
+//! `leaderTimeoutMs`) it goes `online-only` and starts its own executor. A leader heard later
+//! takes over: the tab's executor stops, and the tab core resends every unsettled transaction
+//! to the leader (same ids, so nothing runs twice at a server that dedups by idempotency key).
+
+use crate::errors::{Diagnostic, Mode};
+use crate::events::ClientEvent;
+use crate::inner::Inner;
+use crate::notify::{later_call_all, Topic};
+use crate::online_only::LocalExecutor;
+use outbox_runtime::clock::now;
+use outbox_shared::protocol::{Envelope, Message};
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+
+impl Inner {
+    /// Sets the mode and tells listeners; the first decision also lets `connect` resolve.
+    pub fn set_mode(this: &Rc<Self>, mode: Mode, diagnostic: Option<Diagnostic>) {
+        let previous = this.mode.replace(mode);
+        *this.diagnostic.borrow_mut() = diagnostic.clone();
+        if let Some(decided) = this.decided.borrow_mut().take() {
+            // `connect` may have given up waiting (its future dropped): nothing to tell then.
+            let _ = decided.send(());
+        }
+        if previous == mode {
+            return;
+        }
+        this.emit(|| ClientEvent::Mode {
+            mode: mode.as_str().to_owned(),
+            reason: diagnostic.as_ref().map(|d| d.code.as_str().to_owned()),
+        });
+        let listeners = this.subs.borrow().of(&Topic::Mode);
+        if !listeners.is_empty() {
+            let diag = diagnostic.map_or(JsValue::NULL, |d| d.to_js());
+            this.later([later_call_all(
+                listeners,
+                vec![JsValue::from_str(mode.as_str()), diag],
+            )]);
+        }
+    }
+
+    /// A message from the channel.
+    pub fn on_channel(this: &Rc<Self>, env: Envelope) {
+        if this.closed.get() {
+            return;
+        }
+        let from_leader = matches!(env.body, Message::Leader { .. } | Message::Heartbeat { .. });
+        match this.mode.get() {
+            Mode::Connecting if from_leader => {
+                this.leader_timer.borrow_mut().clear();
+                Self::set_mode(this, Mode::OfflineEnabled, None);
+            }
+            Mode::OnlineOnly if from_leader => Self::hand_over(this),
+            // The tab's own executor serves it; other tabs' traffic is not for it.
+            Mode::OnlineOnly => return,
+            _ => {}
+        }
+        let out = this.core.borrow_mut().receive(now(), &env);
+        Self::apply(this, out);
+    }
+
+    /// A leader appeared while the tab ran online-only: stop the tab's executor and let the
+    /// tab core resend everything unsettled to the leader.
+    fn hand_over(this: &Rc<Self>) {
+        let local = this.local.borrow_mut().take();
+        if let Some(local) = local {
+            local.stop();
+        }
+        this.clear_incoming();
+        this.core.borrow_mut().forget_leader();
+        Self::set_mode(this, Mode::OfflineEnabled, None);
+    }
+
+    /// No leader can serve the tab (decided while connecting only: once a leader serves, a
+    /// failing worker of this tab changes nothing).
+    pub fn go_online_only(this: &Rc<Self>, diagnostic: Diagnostic) {
+        if this.closed.get() || this.mode.get() != Mode::Connecting {
+            this.emit(|| ClientEvent::Diagnostic {
+                code: diagnostic.code.as_str().to_owned(),
+                message: diagnostic.message.clone(),
+            });
+            Self::pump(this);
+            return;
+        }
+        this.leader_timer.borrow_mut().clear();
+        Self::set_mode(this, Mode::OnlineOnly, Some(diagnostic));
+        LocalExecutor::start(this);
+        Self::pump(this);
+    }
+}

@@ -1,0 +1,98 @@
+//! Online-only mode: the tab runs the executor itself, with an outbox in memory.
+//!
+//! The same [`Executor`] the leader runs (same retry policy, same per-key order), driven by
+//! outbox-runtime's [`Driver`] with a [`MemoryStore`], the app's mutation functions and the
+//! built-in HTTP one. It speaks the channel protocol to the tab core without a channel: the
+//! core's messages become executor events, and the executor's messages come back as envelopes
+//! from a context of their own. So handles, views and requests behave exactly as with a leader.
+//! Nothing survives the tab.
+
+use crate::inner::Inner;
+use outbox_runtime::clock::MathRandom;
+use outbox_runtime::driver::Driver;
+use outbox_runtime::store::MemoryStore;
+use outbox_shared::executor::{Event, Executor, ExecutorConfig};
+use outbox_shared::model::{ClientId, Epoch};
+use outbox_shared::protocol::{Envelope, Message};
+use std::rc::Rc;
+
+/// The context id the tab's own executor speaks as.
+const LOCAL_ID: &str = "tab-executor";
+
+/// The tab's own executor. Cloning gives another handle to the same one.
+#[derive(Clone, Debug)]
+pub(crate) struct LocalExecutor {
+    driver: Driver,
+    epoch: Epoch,
+    id: ClientId,
+}
+
+impl LocalExecutor {
+    /// Starts the executor and installs it in the client; it announces itself at once, which
+    /// makes the tab core submit everything unsettled to it.
+    pub fn start(inner: &Rc<Inner>) {
+        let store = Rc::new(MemoryStore::new());
+        // Epoch 0: not a leadership. Its calls carry no `Outbox-Epoch`, so a server that has seen
+        // a real leader does not fence this tab out; any real leader's epoch is higher, so the
+        // tab core moves over to it as soon as one speaks.
+        let loaded = outbox_shared::store::Loaded::default();
+        let epoch = loaded.epoch;
+        let config = ExecutorConfig {
+            retry: inner.options.retry,
+            max_concurrency: inner.options.max_concurrency,
+            ..ExecutorConfig::default()
+        };
+        let id = ClientId(LOCAL_ID.to_owned());
+        let weak = Rc::downgrade(inner);
+        let (scope, from) = (inner.scope.clone(), id.clone());
+        let driver = Driver::new(
+            Executor::new(config, Box::new(MathRandom)),
+            store,
+            Rc::clone(&inner.fns),
+            Box::new(move |to, msg| {
+                let Some(inner) = weak.upgrade() else { return };
+                let env = match to {
+                    Some(to) => Envelope::reply(&scope, &from, &to, msg),
+                    None => Envelope::broadcast(&scope, &from, msg),
+                };
+                Inner::push_incoming(&inner, env);
+            }),
+        );
+        let local = Self { driver, epoch, id };
+        *inner.local.borrow_mut() = Some(local.clone());
+        local.driver.dispatch(Event::BecameLeader(loaded));
+    }
+
+    /// A message of the tab core, as the executor's event.
+    pub fn deliver(&self, inner: &Rc<Inner>, msg: Message) {
+        let from = inner.me.clone();
+        let event = match msg {
+            Message::Hello => {
+                let env = Envelope::reply(
+                    &inner.scope,
+                    &self.id,
+                    &from,
+                    Message::Leader { epoch: self.epoch },
+                );
+                Inner::push_incoming(inner, env);
+                return;
+            }
+            Message::Submit { epoch, tx } => Event::Submitted {
+                from,
+                to: epoch,
+                tx,
+            },
+            Message::SnapshotRequest => Event::SnapshotRequested { from },
+            Message::NotifyOnline => Event::NotifyOnline,
+            Message::Visible => Event::TabVisible,
+            Message::Request { req, op } => Event::Request { from, req, op },
+            _ => return,
+        };
+        self.driver.dispatch(event);
+    }
+
+    /// Stops: running calls are aborted, nothing more is said.
+    pub fn stop(&self) {
+        self.driver.stop();
+    }
+}

@@ -1,0 +1,135 @@
+//! Rows coming in from the app: JS values checked and read as JSON, and row keys.
+//!
+//! A row must survive the trip to IndexedDB, over the channel and to the server as JSON, so
+//! only JSON data is accepted: `null`, booleans, finite numbers, strings, arrays and plain
+//! objects. Anything else (a function, a symbol, a `BigInt`, `NaN`, a `Date`, a `Map`, a class
+//! instance, a cycle) is refused with a message that names where it is, before anything
+//! changes. Object properties that are `undefined` are left out, as `JSON.stringify` does.
+
+use serde_json::{Map, Number, Value};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Deeper than this is taken for a cycle.
+const MAX_DEPTH: usize = 64;
+
+/// Reads `value` as JSON; `Err` names the offending part, starting from `path`.
+pub(crate) fn to_json(value: &JsValue, path: &str) -> Result<Value, String> {
+    read(value, path, 0)
+}
+
+fn read(value: &JsValue, path: &str, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "{path} is nested more than {MAX_DEPTH} levels deep (is there a cycle?)"
+        ));
+    }
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(s) = value.as_string() {
+        return Ok(Value::String(s));
+    }
+    if let Some(n) = value.as_f64() {
+        return number(n).ok_or_else(|| format!("{path} is {n}, which JSON cannot hold"));
+    }
+    if value.is_undefined() {
+        return Err(format!("{path} is undefined"));
+    }
+    if value.is_function() {
+        return Err(format!("{path} is a function, which cannot be stored"));
+    }
+    if value.is_symbol() {
+        return Err(format!("{path} is a symbol, which cannot be stored"));
+    }
+    if value.is_bigint() {
+        return Err(format!(
+            "{path} is a BigInt, which JSON cannot hold (store it as a string)"
+        ));
+    }
+    if js_sys::Array::is_array(value) {
+        let array: &js_sys::Array = value.unchecked_ref();
+        let mut out = Vec::with_capacity(array.length() as usize);
+        for (i, item) in array.iter().enumerate() {
+            out.push(read(&item, &format!("{path}[{i}]"), depth + 1)?);
+        }
+        return Ok(Value::Array(out));
+    }
+    let object: &js_sys::Object = value.unchecked_ref();
+    if !is_plain(object) {
+        let kind = constructor_name(object).unwrap_or_else(|| "object".to_owned());
+        let hint = if kind == "Date" {
+            " (store dates as ISO strings or numbers)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{path} is a {kind}; only plain objects, arrays, strings, numbers, booleans and null can be stored{hint}"
+        ));
+    }
+    let mut out = Map::new();
+    for entry in js_sys::Object::entries(object).iter() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let key = pair.get(0).as_string().unwrap_or_default();
+        let item = pair.get(1);
+        if item.is_undefined() {
+            continue;
+        }
+        let child = read(&item, &format!("{path}.{key}"), depth + 1)?;
+        out.insert(key, child);
+    }
+    Ok(Value::Object(out))
+}
+
+fn number(n: f64) -> Option<Value> {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        // Whole numbers stay whole (`1`, not `1.0`), as JS writes them.
+        Some(Value::Number(Number::from(n as i64)))
+    } else {
+        Number::from_f64(n).map(Value::Number)
+    }
+}
+
+/// Whether the object's prototype is `Object.prototype` or `null`.
+fn is_plain(object: &js_sys::Object) -> bool {
+    let proto = js_sys::Object::get_prototype_of(object);
+    if proto.is_null() {
+        return true;
+    }
+    let base = js_sys::Object::get_prototype_of(&js_sys::Object::new());
+    js_sys::Object::is(&proto, &base)
+}
+
+fn constructor_name(object: &js_sys::Object) -> Option<String> {
+    let ctor = js_sys::Reflect::get(object, &"constructor".into()).ok()?;
+    js_sys::Reflect::get(&ctor, &"name".into())
+        .ok()?
+        .as_string()
+}
+
+/// A row key given by the app (`update(key, …)`): a string, or a finite number.
+pub(crate) fn key_from_js(key: &JsValue, what: &str) -> Result<String, String> {
+    if let Some(s) = key.as_string() {
+        return Ok(s);
+    }
+    match key.as_f64().and_then(number) {
+        Some(n) => Ok(n.to_string()),
+        None => Err(format!("{what}: a key must be a string or a finite number")),
+    }
+}
+
+/// The key of `row`, read from its field `field`.
+pub(crate) fn key_of(row: &Value, field: &str, what: &str) -> Result<String, String> {
+    match row.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(other) => Err(format!(
+            "{what}: the row's {field:?} (the collection's key) must be a string or a number, not {other}"
+        )),
+        None => Err(format!(
+            "{what}: the row has no {field:?}, which is the collection's key"
+        )),
+    }
+}

@@ -1,0 +1,134 @@
+//! A collection's sync source (`sync: { setup({ onUpdate }) }`): where synced rows come from.
+//!
+//! `onUpdate` takes one change `{type: 'insert' | 'update' | 'delete', key?, value?}` (for
+//! insert and update `value` is the whole row, and `key` may be left out), an array of such
+//! changes, or a snapshot `{type: 'snapshot', rows: [...]}` that replaces every synced row. A
+//! collection with a sync source keeps a completed transaction's change in its overlay only
+//! until then: its synced rows come from the sync alone. Bad updates throw `OUTBOX_INVALID`
+//! and change nothing.
+
+use crate::collection::CollectionDef;
+use crate::errors::invalid;
+use crate::inner::Inner;
+use crate::listen::string_field;
+use crate::notify::bound_method;
+use crate::rowdata::{key_from_js, key_of, to_json};
+use js_sys::{Array, Function};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// One synced change, checked.
+enum Change {
+    Set(String, Value),
+    Delete(String),
+    Snapshot(BTreeMap<String, Value>),
+}
+
+/// What `onUpdate` writes to.
+#[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
+pub struct SyncSink {
+    inner: Weak<Inner>,
+    def: Rc<CollectionDef>,
+}
+
+#[wasm_bindgen]
+impl SyncSink {
+    /// Applies one update, an array of them, or a snapshot.
+    pub fn update(&self, update: JsValue) -> Result<(), JsValue> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(());
+        };
+        let items: Vec<JsValue> = if Array::is_array(&update) {
+            update.unchecked_ref::<Array>().iter().collect()
+        } else {
+            vec![update]
+        };
+        let changes = items
+            .iter()
+            .map(|u| self.read(u))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| invalid(format!("{}: sync onUpdate: {e}", self.def.name)))?;
+        for change in changes {
+            let name = &self.def.name;
+            let out = match change {
+                Change::Set(key, row) => inner.core.borrow_mut().set_synced(name, &key, Some(row)),
+                Change::Delete(key) => inner.core.borrow_mut().set_synced(name, &key, None),
+                Change::Snapshot(rows) => inner.core.borrow_mut().replace_synced(name, rows),
+            };
+            Inner::apply(&inner, out);
+        }
+        Ok(())
+    }
+}
+
+impl SyncSink {
+    fn read(&self, update: &JsValue) -> Result<Change, String> {
+        let kind = string_field(update, "type")
+            .ok_or("an update needs a type: 'insert', 'update', 'delete' or 'snapshot'")?;
+        let field = |k: &str| js_sys::Reflect::get(update, &JsValue::from_str(k)).ok();
+        let given_key = field("key")
+            .filter(|k| !k.is_undefined() && !k.is_null())
+            .map(|k| key_from_js(&k, "key"))
+            .transpose()?;
+        match kind.as_str() {
+            "insert" | "update" => {
+                let value = to_json(&field("value").unwrap_or(JsValue::UNDEFINED), "value")?;
+                let key = match given_key {
+                    Some(k) => k,
+                    None => key_of(&value, &self.def.key_field, "value")?,
+                };
+                Ok(Change::Set(key, value))
+            }
+            "delete" => given_key
+                .map(Change::Delete)
+                .ok_or_else(|| "a delete needs its key".to_owned()),
+            "snapshot" => {
+                let rows = field("rows")
+                    .filter(Array::is_array)
+                    .ok_or("a snapshot needs rows: [...]")?;
+                let mut out = BTreeMap::new();
+                for (i, row) in rows.unchecked_ref::<Array>().iter().enumerate() {
+                    let row = to_json(&row, &format!("rows[{i}]"))?;
+                    let key = key_of(&row, &self.def.key_field, &format!("rows[{i}]"))?;
+                    out.insert(key, row);
+                }
+                Ok(Change::Snapshot(out))
+            }
+            other => Err(format!("unknown update type {other:?}")),
+        }
+    }
+}
+
+/// Calls the source's `setup({ onUpdate, collection })` and marks the collection as synced
+/// from outside. Whatever `setup` throws is rethrown.
+pub(crate) fn start(
+    inner: &Rc<Inner>,
+    def: &Rc<CollectionDef>,
+    sync: &JsValue,
+) -> Result<(), JsValue> {
+    let setup = js_sys::Reflect::get(sync, &"setup".into())
+        .ok()
+        .and_then(|s| s.dyn_into::<Function>().ok())
+        .ok_or_else(|| invalid(format!("{}: sync.setup must be a function", def.name)))?;
+    inner.core.borrow_mut().set_externally_synced(&def.name);
+    let sink = SyncSink {
+        inner: Rc::downgrade(inner),
+        def: Rc::clone(def),
+    };
+    let params = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(
+        &params,
+        &"onUpdate".into(),
+        &bound_method(sink.into(), "update"),
+    );
+    let _ = js_sys::Reflect::set(&params, &"collection".into(), &JsValue::from_str(&def.name));
+    let cleanup = setup.call1(sync, &params)?;
+    if let Ok(f) = cleanup.dyn_into::<Function>() {
+        *def.sync_cleanup.borrow_mut() = Some(f);
+    }
+    Ok(())
+}

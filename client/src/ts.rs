@@ -1,0 +1,163 @@
+//! TypeScript declarations for the plain-data shapes the API takes and returns. The classes
+//! and their methods are declared by wasm-bindgen itself; their `JsValue` parameters and
+//! results point at the types below through `unchecked_param_type` / `unchecked_return_type`.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** A row: a plain JSON object. */
+export type Row = { [field: string]: unknown };
+/** A row's key: the value of the collection's key field. */
+export type RowKey = string | number;
+export type OutboxMode = 'connecting' | 'offline-enabled' | 'online-only';
+export type TransactionState =
+  | 'pending' | 'queued' | 'persisting' | 'persisted_awaiting_sync' | 'completed' | 'failed';
+export type OutboxErrorCode =
+  | 'OUTBOX_QUOTA_EXCEEDED' | 'OUTBOX_UNKNOWN_MUTATION_FN' | 'OUTBOX_NON_RETRIABLE'
+  | 'OUTBOX_DEPENDENCY_FAILED' | 'OUTBOX_RETRIES_EXHAUSTED' | 'OUTBOX_RETRIABLE'
+  | 'OUTBOX_LEADER_LOST' | 'OUTBOX_REMOVED' | 'OUTBOX_CORRUPT_RECORD' | 'OUTBOX_FENCED'
+  | 'OUTBOX_STORAGE' | 'OUTBOX_INVALID' | 'OUTBOX_SYNC_REJECTED';
+
+/** What every Outbox promise rejects with and every Outbox call throws. */
+export interface OutboxError extends Error {
+  name: 'OutboxError';
+  code: OutboxErrorCode;
+  /** For OUTBOX_DEPENDENCY_FAILED: the transaction whose failure caused this one's. */
+  causeId?: string;
+  /** The HTTP status, when the failure was an HTTP answer. */
+  status?: number;
+}
+
+export interface OutboxDiagnostic {
+  code: 'OUTBOX_NO_WEB_LOCKS' | 'OUTBOX_NO_INDEXEDDB' | 'OUTBOX_NO_BROADCAST_CHANNEL'
+    | 'OUTBOX_WORKER_FAILED' | 'OUTBOX_NO_LEADER';
+  message: string;
+}
+
+/** A mutation function: resolve on success (optionally `{ seq }`), throw to fail. Throw an
+ *  error named `NonRetriableError` (or with `retriable: false`, or a 4xx `status`) to fail
+ *  for good. */
+export type MutationFn = (call: {
+  transaction: OutboxTransactionRecord;
+  idempotencyKey: string;
+  attempt: number;
+  epoch: number;
+  signal: AbortSignal;
+}) => unknown | Promise<unknown>;
+
+export interface HttpEndpoint { url: string; headers?: Record<string, string>; batch?: boolean }
+
+export interface RetryPolicy {
+  maxRetries?: number; baseDelayMs?: number; maxDelayMs?: number; factor?: number; jitter?: number;
+}
+
+export interface ConnectOptions {
+  app: string;
+  /** The signed-in user's scope: the channel, lock and database become `app:scope`. */
+  scope?: string;
+  /** The worker script (which calls `startOutboxWorker`). Without it, the tab only looks
+   *  for a leader hosted elsewhere. */
+  workerUrl?: string;
+  sharedWorker?: 'auto' | 'never';
+  /** Used in online-only mode, when the tab runs transactions itself. */
+  mutationFns?: Record<string, MutationFn>;
+  http?: Record<string, HttpEndpoint>;
+  onUnknownMutationFn?: (name: string, transaction: OutboxTransactionRecord) => void;
+  retry?: RetryPolicy;
+  maxConcurrency?: number;
+  /** Default 3000. */
+  leaderTimeoutMs?: number;
+  /** Default 5000. */
+  requestTimeoutMs?: number;
+  /** Default 1000. */
+  backOffThreshold?: number;
+}
+
+export type SyncUpdate =
+  | { type: 'insert' | 'update'; key?: RowKey; value: Row }
+  | { type: 'delete'; key: RowKey }
+  | { type: 'snapshot'; rows: Row[] };
+
+export interface SyncSource {
+  setup(params: { onUpdate: (update: SyncUpdate | SyncUpdate[]) => void; collection: string }):
+    void | (() => void);
+}
+
+export interface CollectionOptions {
+  /** The field holding each row's key. Default 'id'. */
+  key?: string;
+  strategy?: 'ordered' | 'parallel';
+  /** Default: the collection's name. */
+  mutationFn?: string;
+  sync?: SyncSource;
+}
+
+export interface TransactionOptions {
+  /** Default: the mutation function of the first collection changed. */
+  mutationFn?: string;
+  strategy?: 'ordered' | 'parallel';
+  /** Default true: commit when `mutate` returns. */
+  autoCommit?: boolean;
+  metadata?: unknown;
+}
+
+export interface ActionOptions {
+  mutationFn?: string;
+  strategy?: 'ordered' | 'parallel';
+  onMutate: (vars: any) => void;
+}
+
+export interface PendingMutationRecord {
+  collection: string;
+  key: string;
+  kind: 'insert' | 'update' | 'delete';
+  original: Row | null;
+  modified: Row | null;
+  changes: unknown;
+  inverse: unknown[];
+  metadata?: unknown;
+}
+
+export interface TransactionErrorRecord {
+  code: OutboxErrorCode; message: string; cause?: string; status?: number;
+}
+
+export interface AttemptRecord {
+  id: string; number: number; startedAt: number; completedAt?: number;
+  error?: TransactionErrorRecord; retryScheduledFor?: number; epoch: number;
+}
+
+export interface OutboxTransactionRecord {
+  version: number;
+  id: string;
+  mutationFn: string;
+  strategy: 'ordered' | 'parallel';
+  state: TransactionState;
+  createdAt: number;
+  updatedAt: number;
+  mutations: PendingMutationRecord[];
+  keys: string[];
+  attempts: AttemptRecord[];
+  budgetStart: number;
+  queuedBehind?: string;
+  error?: TransactionErrorRecord;
+  epoch: number;
+  seq: number;
+  serverSeq?: number;
+  metadata?: unknown;
+}
+
+export interface QueueStats { size: number; bytes: number; inFlight: number; deadLetters: number }
+
+export type OutboxEvent = { at: number } & (
+  | { type: 'submitted'; id: string; mutationFn: string; mutations: number }
+  | { type: 'durable'; id: string }
+  | { type: 'state'; id: string; state: TransactionState; attempts: number; code?: OutboxErrorCode }
+  | { type: 'leader'; epoch: number; isLeaderTab: boolean }
+  | { type: 'leader_resigned'; epoch: number }
+  | { type: 'mode'; mode: OutboxMode; reason?: OutboxDiagnostic['code'] }
+  | { type: 'diagnostic'; code: string; message: string }
+  | { type: 'worker_ready' }
+);
+"#;

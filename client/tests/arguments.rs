@@ -1,0 +1,192 @@
+//! Bad arguments fail at the call, synchronously, with `OUTBOX_INVALID` on a real `Error`, and
+//! nothing is half-applied: no row changes, no transaction is made.
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot go on fails at the unwrap"
+)]
+
+mod support;
+
+use js_sys::{Array, Function};
+use outbox_client::OutboxClient;
+use support::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Asserts `result` is an `OUTBOX_INVALID` Error whose message contains `words`.
+fn refused<T: std::fmt::Debug>(result: Result<T, JsValue>, words: &str) {
+    let error = result.expect_err("should have thrown");
+    assert!(
+        error.is_instance_of::<js_sys::Error>(),
+        "{error:?} is not an Error"
+    );
+    assert_eq!(code(&error), "OUTBOX_INVALID", "{error:?}");
+    let message = text(&error, "message").unwrap_or_default();
+    assert!(
+        message.contains(words),
+        "{message:?} does not say {words:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn bad_rows_and_keys_throw_at_the_call_and_change_nothing() {
+    let scope = unique_scope("arguments");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    settle(todos.insert(todo("1", "kept")).unwrap().completed())
+        .await
+        .unwrap();
+
+    refused(todos.insert(json(r#"{"title": "no id"}"#)), "has no \"id\"");
+    refused(
+        todos.insert(json(r#"{"id": true}"#)),
+        "must be a string or a number",
+    );
+    refused(
+        todos.insert(todo("1", "again")),
+        "already a row with key \"1\"",
+    );
+    refused(todos.insert(JsValue::from_str("text")), "must be an object");
+    let with_fn = todo("2", "x");
+    js_sys::Reflect::set(&with_fn, &"render".into(), &Function::new_no_args("")).unwrap();
+    refused(todos.insert(with_fn), "row.render is a function");
+    let cyclic = todo("3", "x");
+    js_sys::Reflect::set(&cyclic, &"self".into(), &cyclic).unwrap();
+    refused(todos.insert(cyclic), "(is there a cycle?)");
+    let dated = todo("4", "x");
+    js_sys::Reflect::set(&dated, &"due".into(), &js_sys::Date::new_0()).unwrap();
+    refused(todos.insert(dated), "row.due is a Date");
+    let nan = todo("5", "x");
+    js_sys::Reflect::set(&nan, &"n".into(), &JsValue::from(f64::NAN)).unwrap();
+    refused(todos.insert(nan), "JSON cannot hold");
+    let batch: Array = [todo("6", "fine"), json(r#"{"title": "no id"}"#)]
+        .iter()
+        .collect();
+    refused(todos.insert(batch.into()), "has no \"id\"");
+    assert!(
+        !has(&todos, "6"),
+        "a bad row in a batch stops the whole batch"
+    );
+
+    refused(
+        todos.update("9".into(), json(r#"{"title": "x"}"#)),
+        "no row with key \"9\"",
+    );
+    refused(todos.delete("9".into()), "no row with key \"9\"");
+    refused(
+        todos.update("1".into(), json(r#"{"id": "2"}"#)),
+        "cannot change",
+    );
+    refused(
+        todos.update("1".into(), JsValue::from(3)),
+        "changes must be an object",
+    );
+    let drop_title = js_fn("", "return (draft) => { delete draft.title; }", &[]);
+    refused(
+        todos.update("1".into(), drop_title.into()),
+        "set it to null instead",
+    );
+    refused(
+        todos.get(JsValue::TRUE),
+        "a key must be a string or a finite number",
+    );
+
+    refused(
+        client.collection("nope".into(), None),
+        "unknown collection \"nope\"",
+    );
+    refused(
+        client.collection("other".into(), Some(obj(&[("strategy", "fastest".into())]))),
+        "strategy must be",
+    );
+    refused(
+        client.collection("todos".into(), Some(obj(&[("key", "uuid".into())]))),
+        "already defined with other options",
+    );
+
+    assert_eq!(todos.rows().length(), 1);
+    assert_eq!(
+        text(&todos.get("1".into()).unwrap(), "title").as_deref(),
+        Some("kept")
+    );
+    assert_eq!(client.transactions().length(), 0, "no transaction was made");
+    assert_eq!(log.length(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn a_mutate_callback_that_throws_rolls_back_everything_it_staged() {
+    let scope = unique_scope("mutate-throws");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let todos_js: JsValue = todos.clone().into();
+
+    let tx = client.transaction(None).unwrap();
+    let throws = js_fn(
+        "todos",
+        "return () => { todos.insert({ id: 'a' }); todos.insert({ id: 'b' }); \
+         throw new RangeError('app bug'); }",
+        &[&todos_js],
+    );
+    let thrown = tx.mutate(throws).unwrap_err();
+    assert!(
+        thrown.is_instance_of::<js_sys::RangeError>(),
+        "the app's own error, rethrown"
+    );
+    assert_eq!(todos.rows().length(), 0, "nothing staged is left");
+    assert_eq!(code(&rejection(&tx.handle()).await), "OUTBOX_REMOVED");
+    refused(tx.commit(), "already committed or rolled back");
+
+    let tx = client.transaction(None).unwrap();
+    let asynchronous = js_fn(
+        "todos",
+        "return async () => { todos.insert({ id: 'c' }); }",
+        &[&todos_js],
+    );
+    refused(tx.mutate(asynchronous), "must be synchronous");
+    assert_eq!(todos.rows().length(), 0);
+
+    let outer = client.transaction(None).unwrap();
+    let inner_tx: JsValue = client.transaction(None).unwrap().into();
+    let nests = js_fn(
+        "inner, todos",
+        "return () => { todos.insert({ id: 'd' }); inner.mutate(() => {}); }",
+        &[&inner_tx, &todos_js],
+    );
+    let error = outer.mutate(nests).unwrap_err();
+    assert_eq!(code(&error), "OUTBOX_INVALID");
+    assert_eq!(
+        todos.rows().length(),
+        0,
+        "the outer transaction rolled back too"
+    );
+    assert_eq!(client.transactions().length(), 0);
+    assert_eq!(log.length(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn bad_options_reject_connect() {
+    let no_app = OutboxClient::connect(obj(&[])).await;
+    refused(no_app, "options.app");
+    let bad_fn = OutboxClient::connect(obj(&[
+        ("app", "x".into()),
+        ("mutationFns", json(r#"{"todos": 3}"#)),
+    ]))
+    .await;
+    refused(bad_fn, "mutationFns.todos is not a function");
+    let bad_choice = OutboxClient::connect(obj(&[
+        ("app", "x".into()),
+        ("sharedWorker", "always".into()),
+    ]))
+    .await;
+    refused(bad_choice, "sharedWorker");
+    let not_object = OutboxClient::connect(JsValue::from_str("todos")).await;
+    refused(not_object, "options object");
+}

@@ -1,0 +1,286 @@
+//! The client against the real leader (IndexedDB, Web Locks, BroadcastChannel), started in the
+//! test page. Each test has a scope of its own.
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot go on fails at the unwrap"
+)]
+
+mod support;
+
+use js_sys::Array;
+use support::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen_test]
+async fn connect_finds_the_leader_and_is_offline_enabled() {
+    let scope = unique_scope("connect");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    assert_eq!(client.mode(), "offline-enabled");
+    assert!(client.diagnostic().is_null());
+    assert!(client.leader_epoch().is_some_and(|e| e >= 1.0));
+    assert!(
+        !client.is_leader_tab(),
+        "the leader runs in the page, not in this tab's worker"
+    );
+    assert_eq!(client.scope(), scope);
+}
+
+#[wasm_bindgen_test]
+async fn an_insert_shows_at_once_then_is_durable_then_completed() {
+    let scope = unique_scope("insert");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "milk")).unwrap();
+    assert!(
+        has(&todos, "1"),
+        "the optimistic view shows it before insert returns"
+    );
+    assert_eq!(todos.rows().length(), 1);
+    assert_eq!(tx.state(), "pending");
+    settle(tx.durable()).await.unwrap();
+    let done = settle(tx.completed()).await.unwrap();
+    assert_eq!(text(&done, "state").as_deref(), Some("completed"));
+    assert_eq!(tx.state(), "completed");
+    assert_eq!(
+        log.to_vec(),
+        vec![JsValue::from_str(&tx.id())],
+        "called once, keyed by id"
+    );
+    assert_eq!(
+        text(&todos.get("1".into()).unwrap(), "title").as_deref(),
+        Some("milk")
+    );
+    settle(client.drain()).await.unwrap();
+    assert_eq!(client.transactions().length(), 0, "nothing left unsettled");
+}
+
+#[wasm_bindgen_test]
+async fn two_clients_in_one_page_see_each_others_pending_insert() {
+    let scope = unique_scope("two-tabs");
+    let (log, gate) = (Array::new(), Gate::new());
+    let slow = js_fn(
+        "gate, log",
+        "return async (call) => { log.push(call.idempotencyKey); await gate; return {}; }",
+        &[&gate.promise, &log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &slow)]).await;
+    let (a, b) = (connect(&scope, &[]).await, connect(&scope, &[]).await);
+    let (todos_a, todos_b) = (todos(&a), todos(&b));
+    let tx = todos_a.insert(todo("1", "from a")).unwrap();
+    rows_until(&todos_b, |c| has(c, "1")).await;
+    assert!(
+        b.transactions()
+            .iter()
+            .any(|t| text(&t, "id") == Some(tx.id())),
+        "b lists a's transaction"
+    );
+    gate.open();
+    settle(tx.completed()).await.unwrap();
+    rows_until(&todos_b, |_| b.transactions().length() == 0).await;
+    assert!(has(&todos_b, "1"), "a completed insert stays in every tab");
+}
+
+#[wasm_bindgen_test]
+async fn a_non_retriable_failure_rolls_back_in_both_tabs_and_rejects() {
+    let scope = unique_scope("rollback");
+    let (log, gate) = (Array::new(), Gate::new());
+    let _leader = start_leader(&scope, &[("todos", &refusing_after(&gate.promise, &log))]).await;
+    let (a, b) = (connect(&scope, &[]).await, connect(&scope, &[]).await);
+    let (todos_a, todos_b) = (todos(&a), todos(&b));
+    let tx = todos_a.insert(todo("1", "doomed")).unwrap();
+    rows_until(&todos_b, |c| has(c, "1")).await;
+    gate.open();
+    let error = rejection(&tx).await;
+    assert!(error.is_instance_of::<js_sys::Error>(), "a real Error");
+    assert_eq!(code(&error), "OUTBOX_NON_RETRIABLE");
+    assert_eq!(text(&error, "name").as_deref(), Some("OutboxError"));
+    assert!(!has(&todos_a, "1"), "rolled back in a");
+    rows_until(&todos_b, |c| !has(c, "1")).await;
+    assert_eq!(tx.state(), "failed");
+    assert_eq!(log.length(), 1, "not retried");
+}
+
+#[wasm_bindgen_test]
+async fn dependents_fail_with_the_cause_named() {
+    let scope = unique_scope("dependents");
+    let (log, gate) = (Array::new(), Gate::new());
+    let _leader = start_leader(&scope, &[("todos", &refusing_after(&gate.promise, &log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let first = todos.insert(todo("1", "a")).unwrap();
+    let second = todos.update("1".into(), json(r#"{"title": "b"}"#)).unwrap();
+    let third = todos.delete("1".into()).unwrap();
+    settle(third.durable()).await.unwrap();
+    gate.open();
+    assert_eq!(code(&rejection(&first).await), "OUTBOX_NON_RETRIABLE");
+    for dependent in [&second, &third] {
+        let error = rejection(dependent).await;
+        assert_eq!(code(&error), "OUTBOX_DEPENDENCY_FAILED");
+        assert_eq!(text(&error, "causeId"), Some(first.id()));
+    }
+    assert_eq!(todos.rows().length(), 0);
+    assert_eq!(log.length(), 1, "the dependents never ran");
+}
+
+#[wasm_bindgen_test]
+async fn dead_letters_can_be_peeked_retried_and_removed() {
+    let scope = unique_scope("dead-letters");
+    // Fails for good while `switch.fail` is true.
+    let switch = json(r#"{"fail": true}"#);
+    let flaky = js_fn(
+        "s",
+        "return (call) => { if (s.fail) throw { name: 'NonRetriableError', message: 'no' }; \
+         return {}; }",
+        &[&switch],
+    );
+    let _leader = start_leader(&scope, &[("todos", &flaky)]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let (a, b) = (
+        todos.insert(todo("a", "x")).unwrap(),
+        todos.insert(todo("b", "y")).unwrap(),
+    );
+    rejection(&a).await;
+    rejection(&b).await;
+    let outbox: Array = settle(client.peek_outbox()).await.unwrap().into();
+    let states: Vec<_> = outbox.iter().map(|t| text(&t, "state").unwrap()).collect();
+    assert_eq!(states, vec!["failed", "failed"]);
+    let stats = settle(client.queue_stats()).await.unwrap();
+    assert_eq!(prop(&stats, "deadLetters").as_f64(), Some(2.0));
+
+    Reflect_set(&switch, "fail", &JsValue::FALSE);
+    settle(client.retry_dead_letter(a.id())).await.unwrap();
+    state_until(&a, "completed").await;
+    assert!(
+        has(&todos, "a"),
+        "a retried dead letter shows again and stays"
+    );
+
+    settle(client.remove_from_outbox(b.id())).await.unwrap();
+    let outbox: Array = settle(client.peek_outbox()).await.unwrap().into();
+    assert_eq!(outbox.length(), 0);
+    assert_eq!(
+        client.transactions().length(),
+        0,
+        "the removed one is forgotten here too"
+    );
+    let unknown = settle(client.remove_from_outbox("nope".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unknown), "OUTBOX_INVALID");
+}
+
+#[allow(non_snake_case, reason = "reads like the JS it stands for")]
+fn Reflect_set(target: &JsValue, key: &str, value: &JsValue) {
+    js_sys::Reflect::set(target, &JsValue::from_str(key), value).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_transaction_groups_changes_into_one_call() {
+    let scope = unique_scope("grouped");
+    let calls = Array::new();
+    let record = js_fn(
+        "calls",
+        "return (call) => { calls.push(call.transaction.mutations.length); return {}; }",
+        &[&calls],
+    );
+    let _leader = start_leader(&scope, &[("batch", &record)]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let tx = client
+        .transaction(Some(obj(&[("mutationFn", "batch".into())])))
+        .unwrap();
+    let (t, c) = (todos.clone(), client.clone());
+    let body = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+        t.insert(todo("1", "a")).unwrap();
+        t.insert(todo("2", "b")).unwrap();
+        t.update("1".into(), json(r#"{"title": "a2"}"#)).unwrap();
+        assert_eq!(
+            c.transactions().length(),
+            0,
+            "nothing submitted before the end"
+        );
+    });
+    let handle = tx.mutate(body.as_ref().clone().unchecked_into()).unwrap();
+    assert_eq!(todos.rows().length(), 2);
+    settle(handle.completed()).await.unwrap();
+    assert_eq!(
+        calls.to_vec(),
+        vec![JsValue::from(3)],
+        "one call with three mutations"
+    );
+    assert_eq!(
+        text(&todos.get("1".into()).unwrap(), "title").as_deref(),
+        Some("a2")
+    );
+
+    let on_mutate = js_fn(
+        "todos",
+        "return (vars) => { todos.insert({ id: vars.id, title: vars.title }); }",
+        &[&todos.clone().into()],
+    );
+    let add = client
+        .create_action(obj(&[
+            ("mutationFn", "batch".into()),
+            ("onMutate", on_mutate.into()),
+        ]))
+        .unwrap();
+    let handle = add.call1(&JsValue::NULL, &todo("3", "c")).unwrap();
+    settle(prop(&handle, "completed").into()).await.unwrap();
+    assert!(has(&todos, "3"));
+}
+
+#[wasm_bindgen_test]
+async fn a_sync_source_feeds_synced_rows() {
+    let scope = unique_scope("sync");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let source = json("{}");
+    let setup = js_fn(
+        "source",
+        "return ({ onUpdate }) => { source.onUpdate = onUpdate; \
+         onUpdate({ type: 'snapshot', rows: [{ id: 's1', title: 'server' }] }); }",
+        &[&source],
+    );
+    Reflect_set(&source, "setup", &setup);
+    let todos = client
+        .collection("todos".into(), Some(obj(&[("sync", source.clone())])))
+        .unwrap();
+    assert!(has(&todos, "s1"));
+    let on_update: js_sys::Function = prop(&source, "onUpdate").into();
+    on_update
+        .call1(
+            &JsValue::NULL,
+            &json(
+                r#"[{"type": "insert", "value": {"id": "s2"}}, {"type": "delete", "key": "s1"}]"#,
+            ),
+        )
+        .unwrap();
+    assert!(has(&todos, "s2") && !has(&todos, "s1"));
+    let bad = on_update
+        .call1(&JsValue::NULL, &json(r#"{"type": "upsert"}"#))
+        .unwrap_err();
+    assert_eq!(code(&bad), "OUTBOX_INVALID");
+
+    // A completion does not touch a synced collection's rows: the sync brings the server's.
+    let tx = todos.insert(todo("3", "mine")).unwrap();
+    settle(tx.completed()).await.unwrap();
+    assert!(!has(&todos, "3"), "left to the sync");
+    on_update
+        .call1(
+            &JsValue::NULL,
+            &json(r#"{"type": "insert", "value": {"id": "3", "title": "mine"}}"#),
+        )
+        .unwrap();
+    assert!(has(&todos, "3"));
+}

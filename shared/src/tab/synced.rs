@@ -1,0 +1,88 @@
+//! The synced rows: what a collection's sync source says, and what completions fold in for
+//! collections that have no sync source.
+
+use super::{TabCore, TabOutput};
+use crate::model::Transaction;
+use crate::view::RowRef;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+impl TabCore {
+    /// Marks a collection as fed by a sync source: completions do not touch its synced rows.
+    pub fn set_externally_synced(&mut self, collection: &str) {
+        self.externally_synced.insert(collection.to_owned());
+    }
+
+    /// Sets a synced row (from the collection's sync source).
+    pub fn set_synced(
+        &mut self,
+        collection: &str,
+        key: &str,
+        row: Option<Value>,
+    ) -> Vec<TabOutput> {
+        let r = self.view.set_synced(collection, key, row);
+        self.out.push(TabOutput::RowsChanged(vec![r]));
+        self.take()
+    }
+
+    /// Replaces every synced row of a collection (a snapshot from its sync source).
+    pub fn replace_synced(
+        &mut self,
+        collection: &str,
+        rows: BTreeMap<String, Value>,
+    ) -> Vec<TabOutput> {
+        let mut touched: Vec<RowRef> = self
+            .view
+            .rows(collection)
+            .map(|(k, _)| (collection.to_owned(), k.clone()))
+            .collect();
+        touched.extend(rows.keys().map(|k| (collection.to_owned(), k.clone())));
+        touched.sort();
+        touched.dedup();
+        self.view.replace_synced(collection, rows);
+        self.out.push(TabOutput::RowsChanged(touched));
+        self.take()
+    }
+
+    /// A completed transaction's effect becomes part of the synced rows of collections that have
+    /// no sync source of their own (there is nothing else that would ever show it).
+    pub(super) fn fold_into_synced(&mut self, tx: &Transaction) {
+        for m in &tx.mutations {
+            if self.externally_synced.contains(&m.collection) {
+                continue;
+            }
+            let row = m.apply_to(self.view.synced(&m.collection, &m.key));
+            self.view.set_synced(&m.collection, &m.key, row);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::ClientId;
+    use crate::tab::{TabCore, TabOutput};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_snapshot_replaces_the_synced_rows_and_names_every_row_it_touched() {
+        let mut t = TabCore::new(ClientId("me".into()), "todos");
+        t.set_synced("todos", "1", Some(json!({"id": "1"})));
+        t.set_synced("todos", "2", Some(json!({"id": "2"})));
+        let rows = BTreeMap::from([
+            ("2".to_owned(), json!({"id": "2", "v": 2})),
+            ("3".to_owned(), json!({"id": "3"})),
+        ]);
+        let out = t.replace_synced("todos", rows);
+        let [TabOutput::RowsChanged(touched)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        let keys: Vec<&str> = touched.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(keys, vec!["1", "2", "3"]);
+        assert_eq!(t.view().get("todos", "1"), None);
+        assert_eq!(
+            t.view().get("todos", "2"),
+            Some(&json!({"id": "2", "v": 2}))
+        );
+    }
+}
