@@ -104,44 +104,19 @@ impl IdbStore {
             .primitive()
             .map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-        let keys = outbox
-            .get_all_keys::<JsValue>()
-            .primitive()
-            .map_err(|e| store_error(&e))?
-            .await
-            .map_err(|e| store_error(&e))?;
-        let values = outbox
-            .get_all::<JsValue>()
-            .primitive()
-            .map_err(|e| store_error(&e))?
-            .await
-            .map_err(|e| store_error(&e))?;
+        let (keys, values) = read_all(&outbox).await?;
         let mut records = Vec::new();
-        for (k, v) in keys.zip(values) {
-            let key = k.ok().and_then(|k| k.as_string()).unwrap_or_default();
-            let value = v.ok().map(record_value).unwrap_or(serde_json::Value::Null);
+        for (k, v) in keys.into_iter().zip(values) {
+            let key = k.as_string().unwrap_or_default();
+            let value = record_value(v);
             records.push((key, value));
         }
         let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
-        let tkeys = tombs
-            .get_all_keys::<JsValue>()
-            .primitive()
-            .map_err(|e| store_error(&e))?
-            .await
-            .map_err(|e| store_error(&e))?;
-        let tvalues = tombs
-            .get_all::<JsValue>()
-            .primitive()
-            .map_err(|e| store_error(&e))?
-            .await
-            .map_err(|e| store_error(&e))?;
+        let (tkeys, tvalues) = read_all(&tombs).await?;
         let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
         let mut tombstones = Vec::new();
-        for (k, v) in tkeys.zip(tvalues) {
-            let (Some(id), at) = (
-                k.ok().and_then(|k| k.as_string()),
-                v.ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as Millis,
-            ) else {
+        for (k, v) in tkeys.into_iter().zip(tvalues) {
+            let (Some(id), at) = (k.as_string(), v.as_f64().unwrap_or(0.0) as Millis) else {
                 continue;
             };
             if at < cutoff {
@@ -247,6 +222,29 @@ impl IdbStore {
     pub fn database(&self) -> &Database {
         &self.db
     }
+}
+
+/// Every key and value of a store, in key order (both lists come from the same transaction).
+async fn read_all(
+    store: &indexed_db_futures::object_store::ObjectStore<'_>,
+) -> Result<(Vec<JsValue>, Vec<JsValue>), StoreError> {
+    let keys = store
+        .get_all_keys::<JsValue>()
+        .primitive()
+        .map_err(|e| store_error(&e))?
+        .await
+        .map_err(|e| store_error(&e))?
+        .map(|k| k.unwrap_or(JsValue::UNDEFINED))
+        .collect();
+    let values = store
+        .get_all::<JsValue>()
+        .primitive()
+        .map_err(|e| store_error(&e))?
+        .await
+        .map_err(|e| store_error(&e))?
+        .map(|v| v.unwrap_or(JsValue::UNDEFINED))
+        .collect();
+    Ok((keys, values))
 }
 
 /// A stored value as JSON: records are JSON text; anything else is read as a plain JS value,

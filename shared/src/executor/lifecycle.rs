@@ -113,20 +113,7 @@ impl Executor {
             tx.state = TransactionState::Completed;
             tx.updated_at = now;
             tx.epoch = self.epoch;
-            self.send_to(
-                Some(from.clone()),
-                Message::Durable {
-                    ids: vec![id],
-                    epoch: self.epoch,
-                },
-            );
-            self.send_to(
-                Some(from),
-                Message::State {
-                    epoch: self.epoch,
-                    txs: vec![tx],
-                },
-            );
+            self.answer_resend(from, tx);
             return;
         }
         if let Some(e) = self.txs.get(&id) {
@@ -134,20 +121,7 @@ impl Executor {
                 // A resend (after a leader change): say it is durable, and where it stands now,
                 // since the tab may have missed the broadcasts of a leader that died.
                 let current = e.tx.clone();
-                self.send_to(
-                    Some(from.clone()),
-                    Message::Durable {
-                        ids: vec![id],
-                        epoch: self.epoch,
-                    },
-                );
-                self.send_to(
-                    Some(from),
-                    Message::State {
-                        epoch: self.epoch,
-                        txs: vec![current],
-                    },
-                );
+                self.answer_resend(from, current);
             } else {
                 self.writes.after_commit(AfterCommit::Ack { to: from, id });
             }
@@ -166,6 +140,25 @@ impl Executor {
         self.txs.insert(id.clone(), Entry { tx, durable: false });
         self.writes.put_new(&id);
         self.writes.after_commit(AfterCommit::Ack { to: from, id });
+    }
+
+    /// Answers a resend of a transaction already committed: it is durable, and this is where it
+    /// stands now (the tab may have missed the broadcasts of a leader that died).
+    fn answer_resend(&mut self, to: ClientId, current: Transaction) {
+        self.send_to(
+            Some(to.clone()),
+            Message::Durable {
+                ids: vec![current.id.clone()],
+                epoch: self.epoch,
+            },
+        );
+        self.send_to(
+            Some(to),
+            Message::State {
+                epoch: self.epoch,
+                txs: vec![current],
+            },
+        );
     }
 
     /// Issues the next write if none is in flight.
