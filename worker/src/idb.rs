@@ -84,12 +84,7 @@ impl IdbStore {
     /// Takes leadership: bumps the epoch, drops expired tombstones and loads everything, in one
     /// transaction.
     pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
-        let tx = self
-            .db
-            .transaction([META, OUTBOX, TOMBSTONES])
-            .with_mode(TransactionMode::Readwrite)
-            .build()
-            .map_err(|e| store_error(&e))?;
+        let tx = self.readwrite([META, OUTBOX, TOMBSTONES])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         let stored: Option<f64> = meta
             .get(EPOCH_KEY)
@@ -141,12 +136,7 @@ impl IdbStore {
 
     /// Writes a batch atomically, refusing it whole if storage has moved past its epoch.
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .transaction([META, OUTBOX, TOMBSTONES])
-            .with_mode(TransactionMode::Readwrite)
-            .build()
-            .map_err(|e| store_error(&e))?;
+        let tx = self.readwrite([META, OUTBOX, TOMBSTONES])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         // Requests run in order within the transaction: the epoch read sees the state before
         // the puts below, and if it says we are fenced the whole transaction is rolled back.
@@ -190,12 +180,7 @@ impl IdbStore {
 
     /// Moves the record under `key` from the outbox into quarantine.
     pub async fn quarantine(&self, key: &str) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .transaction([OUTBOX, QUARANTINE])
-            .with_mode(TransactionMode::Readwrite)
-            .build()
-            .map_err(|e| store_error(&e))?;
+        let tx = self.readwrite([OUTBOX, QUARANTINE])?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
         let value: Option<JsValue> = outbox
             .get(key)
@@ -216,6 +201,18 @@ impl IdbStore {
                 .map_err(|e| store_error(&e))?;
         }
         tx.commit().await.map_err(|e| store_error(&e))
+    }
+
+    /// A read-write transaction over `stores`.
+    fn readwrite<S: indexed_db_futures::database::ObjectStoreName>(
+        &self,
+        stores: S,
+    ) -> Result<indexed_db_futures::transaction::Transaction<'_>, StoreError> {
+        self.db
+            .transaction(stores)
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .map_err(|e| store_error(&e))
     }
 
     /// The underlying database (tests plant records through it).
