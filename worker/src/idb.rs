@@ -12,7 +12,7 @@
 //! the same transaction as its puts and rolls everything back if a newer leader has taken over.
 
 use indexed_db_futures::database::Database;
-use indexed_db_futures::error::{DomException, Error as IdbError};
+use indexed_db_futures::error::{DomException, Error as IdbError, OpenDbError};
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
@@ -77,7 +77,17 @@ impl IdbStore {
                 Ok(())
             })
             .await
-            .map_err(other)?;
+            .map_err(|e| match &e {
+                // Refused rather than opened and misread: a newer build's records may not be ours
+                // to interpret. Recognised by the DOMException's name, not by message text.
+                OpenDbError::Base(IdbError::DomException(d)) if dom_name(d) == "VersionError" => {
+                    StoreError::Other(format!(
+                        "the outbox database was written by a newer version of Outbox (its schema \
+                         is newer than {SCHEMA_VERSION}); this worker leaves it alone ({e})"
+                    ))
+                }
+                _ => other(e),
+            })?;
         Ok(Self { db: Rc::new(db) })
     }
 

@@ -82,7 +82,7 @@ impl Leader {
         let store = IdbStore::open(&scope).await.map_err(|e| {
             (
                 ErrorCode::Storage,
-                format!("IndexedDB is unavailable, so this worker cannot keep an outbox: {e}"),
+                format!("this worker cannot keep an outbox in IndexedDB: {e}"),
             )
         })?;
         let Parsed {

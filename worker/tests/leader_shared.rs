@@ -67,3 +67,8 @@ async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_its_an
 async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
     leader_cases::a_worker_can_steal_leadership_from_one_that_no_longer_answers().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_database_from_a_newer_schema_is_refused_with_a_clear_error() {
+    leader_cases::a_database_from_a_newer_schema_is_refused_with_a_clear_error().await;
+}

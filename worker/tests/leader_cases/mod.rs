@@ -446,3 +446,25 @@ pub async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
     });
     assert_eq!(tab.settled("s1").await.state, TransactionState::Completed);
 }
+
+pub async fn a_database_from_a_newer_schema_is_refused_with_a_clear_error() {
+    let scope = unique("newer");
+    // A newer build left its database at schema version 2.
+    let db = indexed_db_futures::database::Database::open(
+        outbox_worker::idb::database_name(&scope).as_str(),
+    )
+    .with_version(outbox_worker::idb::SCHEMA_VERSION + 1)
+    .await
+    .unwrap();
+    db.close();
+    let err = IdbStore::open(&scope).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Other(m) if m.contains("newer version of Outbox")),
+        "{err}"
+    );
+    // The leader reports it as a storage problem, with the same words.
+    let parsed = outbox_worker::options::parse(&options("todos", &[])).unwrap();
+    let (code, message) = Leader::start(scope, parsed).await.unwrap_err();
+    assert_eq!(code, ErrorCode::Storage);
+    assert!(message.contains("newer version of Outbox"), "{message}");
+}
