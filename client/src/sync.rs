@@ -1,11 +1,13 @@
 //! A collection's sync source (`sync: { setup({ onUpdate }) }`): where synced rows come from.
 //!
-//! `onUpdate` takes one change `{type: 'insert' | 'update' | 'delete', key?, value?}` (for
+//! `onUpdate` takes one change `{type: 'insert' | 'update' | 'delete', key?, value?, seq?}` (for
 //! insert and update `value` is the whole row, and `key` may be left out), an array of such
-//! changes, or a snapshot `{type: 'snapshot', rows: [...]}` that replaces every synced row. A
-//! collection with a sync source keeps a completed transaction's change in its overlay only
-//! until then: its synced rows come from the sync alone. Bad updates throw `OUTBOX_INVALID`
-//! and change nothing.
+//! changes, or a snapshot `{type: 'snapshot', rows: [...], seq?}` that replaces every synced row.
+//! A collection with a sync source gets its synced rows from the sync alone. When the source
+//! gives `seq` (the server sequence number its rows have reached), a completed transaction whose
+//! reply named a later sequence number keeps its change in the overlay, reading
+//! `persisted_awaiting_sync`, until the sync reaches it, so nothing flickers back. Bad updates
+//! throw `OUTBOX_INVALID` and change nothing.
 
 use crate::collection::CollectionDef;
 use crate::errors::invalid;
@@ -52,6 +54,7 @@ impl SyncSink {
             .map(|u| self.read(u))
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| invalid(format!("{}: sync onUpdate: {e}", self.def.name)))?;
+        let seq = items.iter().filter_map(seq_of).max();
         for change in changes {
             let name = &self.def.name;
             let out = match change {
@@ -61,8 +64,21 @@ impl SyncSink {
             };
             Inner::apply(&inner, out);
         }
+        if let Some(seq) = seq {
+            let out = inner.core.borrow_mut().synced_to(seq);
+            Inner::apply(&inner, out);
+        }
         Ok(())
     }
+}
+
+/// An update's `seq`: the server sequence number the sync has reached with it, if it says.
+fn seq_of(update: &JsValue) -> Option<u64> {
+    js_sys::Reflect::get(update, &JsValue::from_str("seq"))
+        .ok()?
+        .as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s as u64)
 }
 
 impl SyncSink {

@@ -74,10 +74,12 @@ export interface ConnectOptions {
   backOffThreshold?: number;
 }
 
+/** `seq`: the server sequence number the sync has reached with this update, if the source
+ *  knows it; completed changes with a later sequence number stay shown until it is reached. */
 export type SyncUpdate =
-  | { type: 'insert' | 'update'; key?: RowKey; value: Row }
-  | { type: 'delete'; key: RowKey }
-  | { type: 'snapshot'; rows: Row[] };
+  | { type: 'insert' | 'update'; key?: RowKey; value: Row; seq?: number }
+  | { type: 'delete'; key: RowKey; seq?: number }
+  | { type: 'snapshot'; rows: Row[]; seq?: number };
 
 export interface SyncSource {
   setup(params: { onUpdate: (update: SyncUpdate | SyncUpdate[]) => void; collection: string }):

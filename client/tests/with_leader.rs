@@ -284,3 +284,50 @@ async fn a_sync_source_feeds_synced_rows() {
         .unwrap();
     assert!(has(&todos, "3"));
 }
+
+#[wasm_bindgen_test]
+async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
+    let scope = unique_scope("awaitsync");
+    // The server's reply names the sequence number of the applied change.
+    let replies_seq_9 = js_fn("", "return () => ({ seq: 9 });", &[]);
+    let _leader = start_leader(&scope, &[("todos", &replies_seq_9)]).await;
+    let client = connect(&scope, &[]).await;
+    let source = json("{}");
+    let setup = js_fn(
+        "source",
+        "return ({ onUpdate }) => { source.onUpdate = onUpdate; \
+         onUpdate({ type: 'snapshot', rows: [], seq: 4 }); }",
+        &[&source],
+    );
+    Reflect_set(&source, "setup", &setup);
+    let todos = client
+        .collection("todos".into(), Some(obj(&[("sync", source.clone())])))
+        .unwrap();
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    state_until(&tx, "persisted_awaiting_sync").await;
+    assert!(
+        has(&todos, "1"),
+        "still shown: the sync is at 4, the change at 9"
+    );
+    let on_update: js_sys::Function = prop(&source, "onUpdate").into();
+    on_update
+        .call1(
+            &JsValue::NULL,
+            &json(r#"{"type": "insert", "value": {"id": "x", "title": "theirs"}, "seq": 8}"#),
+        )
+        .unwrap();
+    assert_eq!(tx.state(), "persisted_awaiting_sync");
+    on_update
+        .call1(
+            &JsValue::NULL,
+            &json(r#"{"type": "insert", "value": {"id": "1", "title": "server's"}, "seq": 9}"#),
+        )
+        .unwrap();
+    let done = settle(tx.completed()).await.unwrap();
+    assert_eq!(text(&done, "state").as_deref(), Some("completed"));
+    assert_eq!(
+        text(&todos.get("1".into()).unwrap(), "title").as_deref(),
+        Some("server's"),
+        "the synced row, the overlay gone"
+    );
+}

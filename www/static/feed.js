@@ -20,7 +20,7 @@ export function feedSync(collection, { onStatus = () => {} } = {}) {
     const res = await fetch(`/api/${collection}`, { cache: 'no-store' });
     if (!res.ok) throw new Error(`GET /api/${collection}: HTTP ${res.status}`);
     const body = await res.json();
-    onUpdate({ type: 'snapshot', rows: body.rows.map((r) => r.value) });
+    onUpdate({ type: 'snapshot', rows: body.rows.map((r) => r.value), seq: body.seq });
     seq = body.seq;
     loaded = true;
   }
@@ -39,7 +39,7 @@ export function feedSync(collection, { onStatus = () => {} } = {}) {
       onStatus(`live · #${seq}`);
       const changes = entry.changes
         .filter((c) => c.collection === collection)
-        .map((c) => ({ type: c.op, key: c.key, value: c.value ?? undefined }));
+        .map((c) => ({ type: c.op, key: c.key, value: c.value ?? undefined, seq: entry.seq }));
       if (changes.length) onUpdate(changes);
     });
     // EventSource gives up for good on an HTTP error (503): reconnect ourselves, from `seq`.

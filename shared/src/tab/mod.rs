@@ -80,6 +80,11 @@ pub struct TabCore {
     leader_pending: Option<u32>,
     /// Settled transactions the app is done with: late news of them is not taken back in.
     forgotten: forget::Forgotten,
+    /// The highest server sequence number a sync source has reported, once one has.
+    synced_seq: Option<u64>,
+    /// Completed transactions whose change the sync has not shown yet: server seq, by id.
+    /// Their overlay stays (and they read `persisted_awaiting_sync`) until it has.
+    awaiting_sync: HashMap<TransactionId, u64>,
     dropped: u64,
     out: Vec<TabOutput>,
 }
@@ -99,6 +104,8 @@ impl TabCore {
             staged: HashMap::new(),
             leader_pending: None,
             forgotten: forget::Forgotten::default(),
+            synced_seq: None,
+            awaiting_sync: HashMap::new(),
             dropped: 0,
             out: Vec::new(),
         }
@@ -304,8 +311,14 @@ impl TabCore {
 
     /// Takes in a transaction's latest state; `from_leader` when a leader said so (it speaks
     /// only of what it has committed, so the transaction is durable).
-    fn update(&mut self, tx: Transaction, from_leader: bool) {
+    fn update(&mut self, mut tx: Transaction, from_leader: bool) {
         let id = tx.id.clone();
+        if let Some(seq) = self.must_await_sync(&tx) {
+            // Completed, but the sync has not shown it yet: hold the change in the overlay so
+            // nothing flickers back, and say where it stands.
+            tx.state = TransactionState::PersistedAwaitingSync;
+            self.awaiting_sync.insert(id.clone(), seq);
+        }
         let prev = self.known.get(&id).map(|k| k.tx.state);
         if prev == Some(TransactionState::Completed) {
             return;

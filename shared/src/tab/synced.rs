@@ -2,7 +2,7 @@
 //! collections that have no sync source.
 
 use super::{TabCore, TabOutput};
-use crate::model::Transaction;
+use crate::model::{Transaction, TransactionId, TransactionState};
 use crate::view::RowRef;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -42,6 +42,45 @@ impl TabCore {
         self.view.replace_synced(collection, rows);
         self.out.push(TabOutput::RowsChanged(touched));
         self.take()
+    }
+
+    /// A sync source has applied server changes up to `seq`. Completed transactions it now
+    /// covers leave the overlay (their change is in the synced rows) and read `completed`.
+    pub fn synced_to(&mut self, seq: u64) -> Vec<TabOutput> {
+        let seen = self.synced_seq.map_or(seq, |s| s.max(seq));
+        self.synced_seq = Some(seen);
+        let mut released: Vec<(u64, TransactionId)> = self
+            .awaiting_sync
+            .iter()
+            .filter(|(_, s)| **s <= seen)
+            .map(|(id, s)| (*s, id.clone()))
+            .collect();
+        released.sort();
+        for (_, id) in released {
+            self.awaiting_sync.remove(&id);
+            if let Some(tx) = self.known.get(&id).map(|k| k.tx.clone()) {
+                let mut done = tx;
+                done.state = TransactionState::Completed;
+                self.update(done, true);
+            }
+        }
+        self.take()
+    }
+
+    /// For a completed transaction: the server sequence number to wait for, when its reply
+    /// named one, it touches a collection with a sync source, and that source reports sequence
+    /// numbers and has not reached it. (A source that never reports them is not waited for.)
+    pub(super) fn must_await_sync(&self, tx: &Transaction) -> Option<u64> {
+        if tx.state != TransactionState::Completed {
+            return None;
+        }
+        let seq = tx.server_seq?;
+        let synced = self.synced_seq?;
+        let external = tx
+            .mutations
+            .iter()
+            .any(|m| self.externally_synced.contains(&m.collection));
+        (external && seq > synced).then_some(seq)
     }
 
     /// A completed transaction's effect becomes part of the synced rows of collections that have

@@ -364,3 +364,65 @@ fn a_forgotten_transaction_is_not_brought_back_by_late_news_unless_it_lives_agai
         "a retried dead letter is news again"
     );
 }
+
+#[test]
+fn a_completion_the_sync_has_not_shown_yet_keeps_its_overlay_until_it_has() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    t.synced_to(3);
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let mut done = with_state(insert("a", "1"), TransactionState::Completed);
+    done.server_seq = Some(5);
+    let out = t.receive(
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![done],
+        }),
+    );
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+    assert!(out.iter().any(|o| matches!(o, TabOutput::StateChanged(tx) if tx.state == TransactionState::PersistedAwaitingSync)));
+    assert_eq!(
+        t.view().get("todos", "1"),
+        Some(&json!({"id": "1"})),
+        "no flicker before the sync"
+    );
+    assert!(t.synced_to(4).is_empty(), "seq 4 does not cover it");
+    assert!(t.view().is_pending(&"a".into()));
+    t.set_synced("todos", "1", Some(json!({"id": "1", "server": true})));
+    let out = t.synced_to(5);
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(tx) if tx.state == TransactionState::Completed)
+    ));
+    assert!(!t.view().is_pending(&"a".into()));
+    assert_eq!(
+        t.view().get("todos", "1"),
+        Some(&json!({"id": "1", "server": true}))
+    );
+}
+
+#[test]
+fn a_sync_that_reports_no_sequence_numbers_is_not_waited_for() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let mut done = with_state(insert("a", "1"), TransactionState::Completed);
+    done.server_seq = Some(5);
+    t.receive(
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![done],
+        }),
+    );
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::Completed)
+    );
+    assert!(!t.view().is_pending(&"a".into()));
+}
