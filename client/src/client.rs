@@ -91,6 +91,36 @@ impl OutboxClient {
         self.0.scope.clone()
     }
 
+    /// What this tab refused to believe on the channel, by reason: messages that were not text,
+    /// too large, malformed, of an unknown version, for another app or of an unknown kind;
+    /// late news from deposed leaders (`stale`); and messages that spoke for a leader without
+    /// being it (`forged`: refuted claims of leadership, leader-only messages from others).
+    #[wasm_bindgen(getter, js_name = messageStats, unchecked_return_type = "MessageStats")]
+    pub fn message_stats(&self) -> JsValue {
+        let drops = self
+            .0
+            .channel
+            .borrow()
+            .as_ref()
+            .map(|c| c.drops())
+            .unwrap_or_default();
+        let core = self.0.core.borrow();
+        let out = js_sys::Object::new();
+        for (name, n) in [
+            ("notText", drops.not_text),
+            ("tooLarge", drops.too_large),
+            ("malformed", drops.malformed),
+            ("unsupported", drops.unsupported),
+            ("foreign", drops.foreign),
+            ("unknownKind", drops.unknown_kind),
+            ("stale", core.stale()),
+            ("forged", core.forged()),
+        ] {
+            let _ = js_sys::Reflect::set(&out, &name.into(), &JsValue::from(n as f64));
+        }
+        out.into()
+    }
+
     /// This tab's context id on the channel.
     #[wasm_bindgen(getter, js_name = clientId)]
     pub fn client_id(&self) -> String {

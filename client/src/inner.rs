@@ -22,14 +22,17 @@ use outbox_runtime::calls::MutationFns;
 use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::now;
 use outbox_runtime::convert::to_js;
+use outbox_runtime::locks::is_held;
 use outbox_runtime::timer::Timer;
-use outbox_shared::model::{ClientId, Transaction, TransactionId, TransactionState};
+use outbox_shared::leadership::proof_lock_name;
+use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId, TransactionState};
 use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::tab::{TabCore, TabOutput};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
 
 /// Work waiting for the pump.
 #[derive(Default)]
@@ -63,6 +66,8 @@ pub(crate) struct Inner {
     pub mode: Cell<Mode>,
     pub diagnostic: RefCell<Option<Diagnostic>>,
     pub closed: Cell<bool>,
+    /// Online-only: a leader's proof lock is being checked.
+    pub checking_leader: Cell<bool>,
     pub leader_tab: Cell<bool>,
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
@@ -105,6 +110,7 @@ impl Inner {
             mode: Cell::new(Mode::Connecting),
             diagnostic: RefCell::new(None),
             closed: Cell::new(false),
+            checking_leader: Cell::new(false),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
             channel: RefCell::new(None),
@@ -205,7 +211,11 @@ impl Inner {
                         q.dirty_rows.entry(collection).or_default().insert(key);
                     }
                 }
-                TabOutput::LeaderChanged(epoch) => Self::leadership_changed(this, epoch.0),
+                TabOutput::LeaderChanged(epoch) => {
+                    Self::leader_verified(this);
+                    Self::leadership_changed(this, epoch.0);
+                }
+                TabOutput::VerifyLeader { epoch, from } => Self::verify_leader(this, epoch, from),
                 TabOutput::LeaderResigned(epoch) => {
                     this.emit(|| ClientEvent::LeaderResigned { epoch: epoch.0 });
                 }
@@ -230,6 +240,32 @@ impl Inner {
         }
         this.later(later);
         Self::pump(this);
+    }
+
+    /// Checks a claim of leadership: the tab's own executor (online-only) is believed; anyone
+    /// else must hold the claim's proof lock.
+    fn verify_leader(this: &Rc<Self>, epoch: Epoch, from: ClientId) {
+        let local = this
+            .local
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.speaks_as(&from, epoch));
+        if local {
+            let out = this.core.borrow_mut().leader_verified(now(), epoch, from);
+            return Self::apply(this, out);
+        }
+        let name = proof_lock_name(&this.scope, epoch, &from);
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            let held = is_held(&name).await;
+            let Some(this) = weak.upgrade() else { return };
+            if held {
+                let out = this.core.borrow_mut().leader_verified(now(), epoch, from);
+                Self::apply(&this, out);
+            } else {
+                this.core.borrow_mut().leader_refuted(epoch, from);
+            }
+        });
     }
 
     fn state_changed(this: &Rc<Self>, tx: Transaction, later: &mut Vec<Later>) {

@@ -1,7 +1,8 @@
 //! Offline-enabled or online-only, and the moves between them.
 //!
-//! A tab starts `connecting`. The first word from a leader on the channel (its answer to
-//! `hello`, an announcement, a heartbeat) makes it `offline-enabled`. When no leader can serve
+//! A tab starts `connecting`. The first leader it hears on the channel (its answer to `hello`,
+//! an announcement, a heartbeat) whose claim checks out (its proof lock is held, see
+//! `outbox_shared::leadership`) makes it `offline-enabled`. When no leader can serve
 //! it (no Web Locks, no IndexedDB, no BroadcastChannel, its worker failed, or no leader within
 //! `leaderTimeoutMs`) it goes `online-only` and starts its own executor. A leader heard later
 //! takes over: the tab's executor stops, and the tab core resends every unsettled transaction
@@ -13,9 +14,13 @@ use crate::inner::Inner;
 use crate::notify::{later_call_all, Topic};
 use crate::online_only::LocalExecutor;
 use outbox_runtime::clock::now;
+use outbox_runtime::locks::is_held;
+use outbox_shared::leadership::proof_lock_name;
+use outbox_shared::model::Epoch;
 use outbox_shared::protocol::{Envelope, Message};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
 
 impl Inner {
     /// Sets the mode and tells listeners; the first decision also lets `connect` resolve.
@@ -48,19 +53,43 @@ impl Inner {
         if this.closed.get() {
             return;
         }
-        let from_leader = matches!(env.body, Message::Leader { .. } | Message::Heartbeat { .. });
-        match this.mode.get() {
-            Mode::Connecting if from_leader => {
-                this.leader_timer.borrow_mut().clear();
-                Self::set_mode(this, Mode::OfflineEnabled, None);
+        if this.mode.get() == Mode::OnlineOnly {
+            // The tab's own executor serves it; other tabs' traffic is not for it. A leader's
+            // word is, once its claim checks out.
+            if let Message::Leader { epoch } | Message::Heartbeat { epoch, .. } = env.body {
+                Self::check_before_hand_over(this, epoch, env);
             }
-            Mode::OnlineOnly if from_leader => Self::hand_over(this),
-            // The tab's own executor serves it; other tabs' traffic is not for it.
-            Mode::OnlineOnly => return,
-            _ => {}
+            return;
         }
         let out = this.core.borrow_mut().receive(now(), &env);
         Self::apply(this, out);
+    }
+
+    /// A verified leader serves the tab: the first one decides the mode.
+    pub fn leader_verified(this: &Rc<Self>) {
+        if this.mode.get() == Mode::Connecting {
+            this.leader_timer.borrow_mut().clear();
+            Self::set_mode(this, Mode::OfflineEnabled, None);
+        }
+    }
+
+    /// Online-only, a leader speaks: if its proof lock is held, hand over to it, then let the
+    /// tab core take in its message (the core checks the claim again, cheaply).
+    fn check_before_hand_over(this: &Rc<Self>, epoch: Epoch, env: Envelope) {
+        if this.checking_leader.replace(true) {
+            return; // one check at a time; the leader speaks again at its next heartbeat
+        }
+        let name = proof_lock_name(&this.scope, epoch, &env.from);
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            let held = is_held(&name).await;
+            let Some(this) = weak.upgrade() else { return };
+            this.checking_leader.set(false);
+            if held && this.mode.get() == Mode::OnlineOnly && !this.closed.get() {
+                Self::hand_over(&this);
+                Self::on_channel(&this, env);
+            }
+        });
     }
 
     /// A leader appeared while the tab ran online-only: stop the tab's executor and let the

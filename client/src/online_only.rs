@@ -91,6 +91,11 @@ impl LocalExecutor {
         self.driver.dispatch(event);
     }
 
+    /// Whether a claim of leadership is this executor's.
+    pub fn speaks_as(&self, from: &ClientId, epoch: Epoch) -> bool {
+        *from == self.id && epoch == self.epoch
+    }
+
     /// Stops: running calls are aborted, nothing more is said.
     pub fn stop(&self) {
         self.driver.stop();

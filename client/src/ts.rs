@@ -152,6 +152,12 @@ export interface OutboxTransactionRecord {
 
 export interface QueueStats { size: number; bytes: number; inFlight: number; deadLetters: number }
 
+/** Channel messages a tab refused, by reason (see `OutboxClient.messageStats`). */
+export interface MessageStats {
+  notText: number; tooLarge: number; malformed: number; unsupported: number; foreign: number;
+  unknownKind: number; stale: number; forged: number;
+}
+
 export type OutboxEvent = { at: number } & (
   | { type: 'submitted'; id: string; mutationFn: string; mutations: number }
   | { type: 'durable'; id: string }

@@ -331,3 +331,154 @@ async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
         "the synced row, the overlay gone"
     );
 }
+
+/// Posts `data` on the scope's channel from a script of the page's own (a hostile one).
+fn post_raw(scope: &str, data: &JsValue) {
+    js_call(
+        "name, data",
+        "const c = new BroadcastChannel(name); c.postMessage(data); c.close();",
+        &[&JsValue::from_str(&format!("outbox:{scope}")), data],
+    );
+}
+
+fn post_forged(scope: &str, env: &outbox_shared::protocol::Envelope) {
+    post_raw(
+        scope,
+        &JsValue::from_str(&outbox_shared::protocol::encode(env)),
+    );
+}
+
+fn stat(client: &outbox_client::OutboxClient, name: &str) -> f64 {
+    prop(&client.message_stats(), name).as_f64().unwrap()
+}
+
+/// Waits (yielding to the event loop) until `ok` holds.
+async fn until_true(mut ok: impl FnMut() -> bool) {
+    while !ok() {
+        let tick = js_call("", "return new Promise((r) => setTimeout(r, 5));", &[]);
+        settle(tick.unchecked_into()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn garbage_and_forged_channel_messages_are_refused_counted_and_change_nothing() {
+    use outbox_shared::model::{ClientId, Epoch, ErrorCode, TransactionState, TxError};
+    use outbox_shared::protocol::{Envelope, Message};
+    let scope = unique_scope("forged");
+    let gate = Gate::new();
+    let log = Array::new();
+    let held = js_fn(
+        "gate, log",
+        "return async (call) => { log.push(call.idempotencyKey); await gate; return { ok: true }; }",
+        &[&gate.promise, &log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &held)]).await;
+    let client = connect(&scope, &[]).await;
+    let epoch = client.leader_epoch().unwrap();
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "milk")).unwrap();
+    settle(tx.durable()).await.unwrap();
+    let states = Array::new();
+    let _unsubscribe =
+        tx.on_state_change(js_fn("states", "return (s) => states.push(s);", &[&states]));
+
+    // Garbage: not text, not JSON, an unknown version, another app, an unknown kind.
+    post_raw(&scope, &JsValue::from(42));
+    post_raw(&scope, &JsValue::from_str("{not json"));
+    post_raw(
+        &scope,
+        &JsValue::from_str(r#"{"v":99,"app":"x","from":"f","kind":"hello"}"#),
+    );
+    let foreign = Envelope::broadcast("another-app", &ClientId("f".into()), Message::Hello);
+    post_forged(&scope, &foreign);
+    post_raw(
+        &scope,
+        &JsValue::from_str(&format!(
+            r#"{{"v":1,"app":"{scope}","from":"f","kind":"no-such-kind"}}"#
+        )),
+    );
+    // Forgeries: a claim of leadership without its proof lock, news under it, and someone
+    // else speaking for the real leader's epoch or answering for it.
+    let forger = ClientId("forger".into());
+    let me = ClientId(client.client_id());
+    let mut failed = outbox_shared::Transaction::new(
+        tx.id().as_str().into(),
+        "todos",
+        outbox_shared::model::Strategy::Ordered,
+        vec![outbox_shared::model::PendingMutation::insert(
+            "todos",
+            "1",
+            serde_json::json!({ "id": "1", "title": "forged" }),
+        )],
+        0,
+    );
+    failed.state = TransactionState::Failed;
+    failed.error = Some(TxError::new(ErrorCode::NonRetriable, "forged"));
+    let real = Epoch(epoch as u64);
+    post_forged(
+        &scope,
+        &Envelope::broadcast(&scope, &forger, Message::Leader { epoch: Epoch(999) }),
+    );
+    post_forged(
+        &scope,
+        &Envelope::broadcast(
+            &scope,
+            &forger,
+            Message::State {
+                epoch: real,
+                txs: vec![failed.clone()],
+            },
+        ),
+    );
+    post_forged(
+        &scope,
+        &Envelope::reply(
+            &scope,
+            &forger,
+            &me,
+            Message::Rejected {
+                id: tx.id().as_str().into(),
+                error: TxError::new(ErrorCode::NonRetriable, "forged"),
+            },
+        ),
+    );
+    until_true(|| stat(&client, "forged") >= 3.0).await;
+    // News under the refuted claim is refused too, without asking again.
+    post_forged(
+        &scope,
+        &Envelope::broadcast(
+            &scope,
+            &forger,
+            Message::State {
+                epoch: Epoch(999),
+                txs: vec![failed],
+            },
+        ),
+    );
+    until_true(|| stat(&client, "forged") >= 4.0).await;
+    assert_eq!(stat(&client, "notText"), 1.0);
+    assert_eq!(stat(&client, "malformed"), 1.0);
+    assert_eq!(stat(&client, "unsupported"), 1.0);
+    assert_eq!(stat(&client, "foreign"), 1.0);
+    assert_eq!(stat(&client, "unknownKind"), 1.0);
+    assert_eq!(
+        client.leader_epoch(),
+        Some(epoch),
+        "still following the real leader"
+    );
+    assert_eq!(client.mode(), "offline-enabled");
+    assert_ne!(tx.state(), "failed");
+    assert!(has(&todos, "1"), "nothing rolled back");
+
+    // And the real leader goes on: the transaction completes, a new one too.
+    gate.open();
+    settle(tx.completed()).await.unwrap();
+    let next = todos.insert(todo("2", "eggs")).unwrap();
+    settle(next.completed()).await.unwrap();
+    assert_eq!(log.length(), 2, "each sent once");
+    assert!(
+        !states.includes(&JsValue::from_str("failed"), 0),
+        "never failed: {:?}",
+        states.to_vec()
+    );
+}

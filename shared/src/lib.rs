@@ -13,10 +13,12 @@
 //! - [`protocol`]: the versioned BroadcastChannel wire protocol.
 //! - [`patch`]: JSON Patch (RFC 6902) application and inverse patches.
 //! - [`view`]: the optimistic view (synced rows plus the overlay of pending transactions).
+//! - [`leadership`]: how a leader proves its claim, and how a silent one is noticed.
 #![deny(missing_docs)]
 
 pub mod executor;
 pub mod http;
+pub mod leadership;
 pub mod model;
 pub mod patch;
 pub mod protocol;

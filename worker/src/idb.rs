@@ -54,6 +54,25 @@ pub fn store_error(e: &IdbError) -> StoreError {
     }
 }
 
+/// Commits `tx`. A commit that fails for want of space aborts the transaction, and the abort
+/// names its cause only on the transaction (`IDBTransaction.error`), which is read here: the
+/// library reports a bare "aborted".
+async fn commit(tx: indexed_db_futures::transaction::Transaction<'_>) -> Result<(), StoreError> {
+    let sys: web_sys::IdbTransaction = (**tx.as_sys()).clone();
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(e) => match sys.error() {
+            Some(cause) if cause.name() == "QuotaExceededError" => Err(StoreError::QuotaExceeded),
+            Some(cause) => Err(StoreError::Other(format!(
+                "{e} ({}: {})",
+                cause.name(),
+                cause.message()
+            ))),
+            None => Err(store_error(&e)),
+        },
+    }
+}
+
 fn dom_name(d: &DomException) -> String {
     d.as_sys().name()
 }
@@ -136,7 +155,7 @@ impl IdbStore {
                 });
             }
         }
-        tx.commit().await.map_err(|e| store_error(&e))?;
+        commit(tx).await?;
         Ok(Loaded {
             epoch,
             records,
@@ -185,7 +204,7 @@ impl IdbStore {
         let stored = Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64);
         // Dropping `tx` without committing rolls it back.
         check_fence(stored, batch.epoch)?;
-        tx.commit().await.map_err(|e| store_error(&e))
+        commit(tx).await
     }
 
     /// Moves the record under `key` from the outbox into quarantine.
@@ -210,7 +229,7 @@ impl IdbStore {
                 .primitive()
                 .map_err(|e| store_error(&e))?;
         }
-        tx.commit().await.map_err(|e| store_error(&e))
+        commit(tx).await
     }
 
     /// A read-write transaction over `stores`.

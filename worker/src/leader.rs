@@ -5,9 +5,14 @@
 //! epoch and loads the outbox in one IndexedDB transaction, announces itself, heartbeats, and
 //! serves. It stops leading when its tab says it is being frozen or closed (`resign`), or when a
 //! write or a call is fenced out by a newer leader (then it waits for the lock again).
+//!
+//! While it leads it also holds a proof lock named after its scope, epoch and id, which tabs
+//! check before they believe its announcement. While it waits it watches the leader's messages:
+//! a leader silent for `takeoverAfterMs` (its tab frozen, its worker stuck in a loop) is
+//! presumed dead and its lock is taken by force. See [`outbox_shared::leadership`].
 
 use crate::idb::IdbStore;
-use crate::lock::{request_lock, steal_lock};
+use crate::lock::{request_lock, steal_lock, LockGuard};
 use crate::options::{executor_config, LeaderOptions, Parsed};
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::{select, Either};
@@ -18,6 +23,7 @@ use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
 use outbox_runtime::timer::Interval;
 use outbox_shared::executor::{Event, Executor};
+use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
 use outbox_shared::model::{ClientId, Epoch, ErrorCode};
 use outbox_shared::protocol::{Envelope, Message, QueueStats};
 use std::cell::{Cell, RefCell};
@@ -64,6 +70,9 @@ struct Inner {
     online: RefCell<Option<Closure<dyn FnMut()>>>,
     /// Told when this worker starts leading (with the epoch) or stops (`None`).
     on_role: RefCell<Option<RoleHook>>,
+    /// Notices a leader gone silent while this worker waits.
+    watch: RefCell<LeaderWatch>,
+    watch_timer: RefCell<Option<Interval>>,
 }
 
 /// The hook told of role changes.
@@ -74,6 +83,8 @@ struct Term {
     driver: Driver,
     epoch: Epoch,
     _heartbeat: Option<Interval>,
+    /// Held for the whole term (released when the term is dropped).
+    _proof: LockGuard,
 }
 
 impl Leader {
@@ -91,7 +102,12 @@ impl Leader {
             before_retry,
         } = parsed;
         let (steal_tx, steal_rx) = mpsc::unbounded();
+        // A random share of a heartbeat on top, so that waiting workers rarely steal at once.
+        let jitter = (js_sys::Math::random() * f64::from(options.heartbeat_ms)) as u64;
+        let takeover = u64::from(options.takeover_after_ms.max(2 * options.heartbeat_ms)) + jitter;
         let inner = Rc::new(Inner {
+            watch: RefCell::new(LeaderWatch::new(now(), takeover)),
+            watch_timer: RefCell::new(None),
             steal_tx,
             steal_rx: RefCell::new(Some(steal_rx)),
             me: ClientId(format!("worker-{}", random_id())),
@@ -117,6 +133,7 @@ impl Leader {
         .map_err(|e| (ErrorCode::Invalid, e.to_string()))?;
         *inner.channel.borrow_mut() = Some(channel);
         Inner::listen_online(&inner);
+        Inner::watch_leader(&inner);
         Inner::run(&inner);
         Ok(Self(inner))
     }
@@ -190,6 +207,11 @@ impl Inner {
         spawn_local(async move {
             let mut steals = this.steal_rx.borrow_mut().take();
             while !this.resigned.get() {
+                // Asks to steal made before this wait are stale (the silence they were about is
+                // over: this worker led since, or a new leader came).
+                if let Some(steals) = steals.as_mut() {
+                    while steals.try_recv().is_ok() {}
+                }
                 let name = lock_name(&this.scope);
                 let wait = request_lock(&name);
                 let granted = match steals.as_mut() {
@@ -240,6 +262,8 @@ impl Inner {
                 if lost {
                     Self::end_term(&this);
                 }
+                // Waiting again: give whoever leads next a whole timeout.
+                this.watch.borrow_mut().heard(now());
                 let _ = guard.release().await;
             }
             *this.steal_rx.borrow_mut() = steals;
@@ -255,6 +279,9 @@ impl Inner {
             .await
             .map_err(|e| format!("the outbox could not be loaded: {e}"))?;
         let epoch = loaded.epoch;
+        let proof = request_lock(&proof_lock_name(&this.scope, epoch, &this.me))
+            .await
+            .map_err(|e| format!("the proof-of-leadership lock could not be taken: {e}"))?;
         let exec = Executor::new(
             executor_config(&this.options, this.before_retry.as_ref()),
             Box::new(MathRandom),
@@ -284,6 +311,7 @@ impl Inner {
             driver: driver.clone(),
             epoch,
             _heartbeat: heartbeat,
+            _proof: proof,
         });
         driver.dispatch(Event::BecameLeader(loaded));
         this.tell_role(Some(epoch));
@@ -322,6 +350,24 @@ impl Inner {
         }
     }
 
+    /// While waiting for the lock, checks the leader's signs of life every heartbeat, and
+    /// takes the lock by force from a leader silent for the whole timeout.
+    fn watch_leader(this: &Rc<Self>) {
+        let weak: Weak<Self> = Rc::downgrade(this);
+        let timer = Interval::new(this.options.heartbeat_ms.max(50), move || {
+            let Some(inner) = weak.upgrade() else { return };
+            let waiting = inner.running.get() && !inner.resigned.get() && inner.epoch().is_none();
+            if !waiting {
+                inner.watch.borrow_mut().heard(now());
+                return;
+            }
+            if inner.watch.borrow_mut().overdue(now()) {
+                let _ = inner.steal_tx.unbounded_send(());
+            }
+        });
+        *this.watch_timer.borrow_mut() = timer;
+    }
+
     fn listen_online(this: &Rc<Self>) {
         let weak = Rc::downgrade(this);
         let closure = Closure::<dyn FnMut()>::new(move || {
@@ -349,9 +395,22 @@ impl Inner {
         self.term.borrow().as_ref().map(|t| t.epoch)
     }
 
-    /// A message from a tab. Only a leading worker answers.
+    /// A message on the channel. A waiting worker only notes the leader's signs of life; only a
+    /// leading worker answers.
     fn on_message(this: &Rc<Self>, env: Envelope) {
-        let Some(epoch) = this.epoch() else { return };
+        let Some(epoch) = this.epoch() else {
+            if matches!(
+                env.body,
+                Message::Leader { .. }
+                    | Message::Heartbeat { .. }
+                    | Message::Resign { .. }
+                    | Message::Durable { .. }
+                    | Message::State { .. }
+            ) {
+                this.watch.borrow_mut().heard(now());
+            }
+            return;
+        };
         let from = env.from;
         let event = match env.body {
             Message::Hello => {

@@ -24,6 +24,10 @@ pub struct LeaderOptions {
     /// How often the leader says it is alive, in ms.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u32,
+    /// A worker waiting for the lock takes it by force from a leader silent this long, in ms
+    /// (plus a random share of a heartbeat).
+    #[serde(default = "default_takeover")]
+    pub takeover_after_ms: u32,
 }
 
 fn default_concurrency() -> usize {
@@ -32,6 +36,10 @@ fn default_concurrency() -> usize {
 
 fn default_heartbeat() -> u32 {
     1000
+}
+
+fn default_takeover() -> u32 {
+    3000
 }
 
 /// Everything the leader needs from the options, functions included.
@@ -69,7 +77,14 @@ pub fn parse(options: &JsValue) -> Result<Parsed, String> {
 /// A copy of the options without function-valued fields (serde cannot read functions).
 fn plain_part(options: &JsValue) -> JsValue {
     let out = js_sys::Object::new();
-    for key in ["app", "maxConcurrency", "retry", "awaitSync", "heartbeatMs"] {
+    for key in [
+        "app",
+        "maxConcurrency",
+        "retry",
+        "awaitSync",
+        "heartbeatMs",
+        "takeoverAfterMs",
+    ] {
         if let Ok(v) = js_sys::Reflect::get(options, &key.into()) {
             if !v.is_undefined() {
                 let _ = js_sys::Reflect::set(&out, &key.into(), &v);

@@ -72,3 +72,18 @@ async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
 async fn a_database_from_a_newer_schema_is_refused_with_a_clear_error() {
     leader_cases::a_database_from_a_newer_schema_is_refused_with_a_clear_error().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_leader_holds_its_proof_lock_exactly_while_it_leads() {
+    leader_cases::a_leader_holds_its_proof_lock_exactly_while_it_leads().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
+    leader_cases::a_waiting_worker_takes_over_from_a_leader_gone_silent().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_leader_that_keeps_its_heartbeat_is_not_taken_over() {
+    leader_cases::a_leader_that_keeps_its_heartbeat_is_not_taken_over().await;
+}

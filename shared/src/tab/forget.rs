@@ -51,6 +51,8 @@ impl TabCore {
     /// whatever its epoch, is taken as new and gets every unsettled transaction again.
     pub fn forget_leader(&mut self) {
         self.leader = None;
+        self.leader_id = None;
+        self.refuted.clear();
         self.last_heard = None;
         self.leader_pending = None;
     }

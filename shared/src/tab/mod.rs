@@ -6,6 +6,9 @@
 //! - a submit is addressed to the leader the tab knows; when it learns of a new leader it resends
 //!   everything of its own that is not settled, in creation order (submits are idempotent);
 //! - states from a leader older than the one it knows are ignored;
+//! - a leader is believed only once its claim is verified ([`TabOutput::VerifyLeader`]: the
+//!   glue checks the claim's proof lock, [`crate::leadership::proof_lock_name`]); after that,
+//!   only messages from that leader's channel id speak for it; the rest are counted as forged;
 //! - the view holds every unsettled transaction of every tab; a failure rolls back by taking the
 //!   transaction out of the overlay; a completion folds the change into the synced rows of
 //!   collections that have no sync of their own (those with a sync wait for it instead).
@@ -21,7 +24,7 @@ use crate::model::{
 };
 use crate::protocol::{Envelope, Message, Response};
 use crate::view::{OptimisticView, RowRef};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// What the tab client should do or tell the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +37,18 @@ pub enum TabOutput {
     StateChanged(Box<Transaction>),
     /// These rows of the view changed.
     RowsChanged(Vec<RowRef>),
-    /// A new leader announced itself.
+    /// A new leader announced itself and its claim was verified.
     LeaderChanged(Epoch),
+    /// Someone claims to lead at this epoch: check that the lock
+    /// [`crate::leadership::proof_lock_name`]`(scope, epoch, from)` is held, then call
+    /// [`TabCore::leader_verified`] or [`TabCore::leader_refuted`]. Messages under the claim
+    /// are ignored until then (a verified leader is asked for a snapshot).
+    VerifyLeader {
+        /// The epoch claimed.
+        epoch: Epoch,
+        /// Who claims it.
+        from: ClientId,
+    },
     /// The leader of this epoch said it is stepping down.
     LeaderResigned(Epoch),
     /// The answer to one of this tab's requests.
@@ -67,6 +80,12 @@ pub struct TabCore {
     me: ClientId,
     scope: String,
     leader: Option<Epoch>,
+    /// The verified leader's channel id.
+    leader_id: Option<ClientId>,
+    /// Claims of leadership being verified.
+    claims: HashSet<(Epoch, ClientId)>,
+    /// Claims found false, the latest few (so that repeats are not checked again).
+    refuted: VecDeque<(Epoch, ClientId)>,
     last_heard: Option<Millis>,
     /// Own unsettled transactions, in creation order.
     own_order: Vec<TransactionId>,
@@ -82,11 +101,30 @@ pub struct TabCore {
     forgotten: forget::Forgotten,
     /// The highest server sequence number a sync source has reported, once one has.
     synced_seq: Option<u64>,
+    /// Whether any sync source has reported anything (rows or a sequence number) yet.
+    sync_reported: bool,
     /// Completed transactions whose change the sync has not shown yet: server seq, by id.
     /// Their overlay stays (and they read `persisted_awaiting_sync`) until it has.
     awaiting_sync: HashMap<TransactionId, u64>,
     dropped: u64,
+    stale: u64,
+    forged: u64,
     out: Vec<TabOutput>,
+}
+
+/// Claims verified at once, at most; more wait until one is answered.
+const MAX_CLAIMS: usize = 4;
+/// Refuted claims remembered.
+const MAX_REFUTED: usize = 32;
+
+/// Who a leader-only message is from, as far as this tab can tell.
+enum Sender {
+    /// The verified leader.
+    Leader,
+    /// Someone claiming a newer epoch than the one known, not verified yet.
+    Claimant,
+    /// A deposed leader's late message, or someone speaking for a leader it is not.
+    Other,
 }
 
 impl TabCore {
@@ -96,6 +134,9 @@ impl TabCore {
             me,
             scope: scope.into(),
             leader: None,
+            leader_id: None,
+            claims: HashSet::new(),
+            refuted: VecDeque::new(),
             last_heard: None,
             own_order: Vec::new(),
             known: HashMap::new(),
@@ -105,8 +146,11 @@ impl TabCore {
             leader_pending: None,
             forgotten: forget::Forgotten::default(),
             synced_seq: None,
+            sync_reported: false,
             awaiting_sync: HashMap::new(),
             dropped: 0,
+            stale: 0,
+            forged: 0,
             out: Vec::new(),
         }
     }
@@ -147,9 +191,20 @@ impl TabCore {
         self.own_order.len()
     }
 
-    /// Messages that were not for this tab's use (count).
+    /// Messages of kinds a tab does not read (what other tabs say to the leader) (count).
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Late news from deposed leaders, ignored (count).
+    pub fn stale(&self) -> u64 {
+        self.stale
+    }
+
+    /// Messages that spoke for a leader without being it: refuted claims of leadership, and
+    /// leader-only messages from anyone but the verified leader (count).
+    pub fn forged(&self) -> u64 {
+        self.forged
     }
 
     /// The optimistic view.
@@ -219,15 +274,78 @@ impl TabCore {
         if env.from == self.me || !env.is_for(&self.me) {
             return Vec::new();
         }
-        match &env.body {
-            Message::Leader { epoch } => self.heard_leader(now, *epoch),
-            Message::Heartbeat { epoch, pending } => {
-                self.heard_leader(now, *epoch);
-                if Some(*epoch) == self.leader {
-                    self.leader_pending = Some(*pending);
+        let epoch = match &env.body {
+            Message::Leader { epoch }
+            | Message::Heartbeat { epoch, .. }
+            | Message::Resign { epoch }
+            | Message::Durable { epoch, .. }
+            | Message::State { epoch, .. }
+            | Message::Snapshot { epoch, .. } => Some(*epoch),
+            Message::Rejected { .. } | Message::Response { .. } => None,
+            Message::Diagnostic { code, message } => {
+                // Anyone may tell the app something (a waiting worker that cannot lead, say);
+                // it changes no transaction.
+                self.out.push(TabOutput::Diagnostic {
+                    code: *code,
+                    message: message.clone(),
+                });
+                return self.take();
+            }
+            // What tabs send to the leader, and kinds a tab does not read.
+            _ => {
+                self.dropped += 1;
+                return self.take();
+            }
+        };
+        match self.sender(env, epoch) {
+            Sender::Leader => self.leader_said(now, env),
+            Sender::Claimant => {}
+            Sender::Other => {
+                if epoch.is_some_and(|e| self.leader.is_some_and(|known| e < known)) {
+                    self.stale += 1; // a deposed leader's late news
+                } else {
+                    self.forged += 1;
                 }
             }
-            Message::Resign { epoch } if Some(*epoch) == self.leader => {
+        }
+        self.take()
+    }
+
+    /// Whether `env` (a leader-only message, of `epoch` if it names one) comes from the verified
+    /// leader; starts verifying a claim of a newer epoch.
+    fn sender(&mut self, env: &Envelope, epoch: Option<Epoch>) -> Sender {
+        let is_leader = self.leader_id.as_ref() == Some(&env.from);
+        match epoch {
+            None if is_leader => Sender::Leader,
+            None => Sender::Other,
+            Some(e) if Some(e) == self.leader && is_leader => Sender::Leader,
+            Some(e) if self.leader.is_none_or(|known| e > known) => {
+                let claim = (e, env.from.clone());
+                if self.refuted.contains(&claim) {
+                    return Sender::Other;
+                }
+                if !self.claims.contains(&claim) && self.claims.len() < MAX_CLAIMS {
+                    self.claims.insert(claim);
+                    self.out.push(TabOutput::VerifyLeader {
+                        epoch: e,
+                        from: env.from.clone(),
+                    });
+                }
+                Sender::Claimant
+            }
+            Some(_) => Sender::Other,
+        }
+    }
+
+    /// A message from the verified leader.
+    fn leader_said(&mut self, now: Millis, env: &Envelope) {
+        match &env.body {
+            Message::Leader { .. } => self.last_heard = Some(now),
+            Message::Heartbeat { pending, .. } => {
+                self.last_heard = Some(now);
+                self.leader_pending = Some(*pending);
+            }
+            Message::Resign { epoch } => {
                 self.last_heard = None;
                 self.out.push(TabOutput::LeaderResigned(*epoch));
             }
@@ -237,11 +355,7 @@ impl TabCore {
                     result: result.clone(),
                 });
             }
-            Message::Diagnostic { code, message } => self.out.push(TabOutput::Diagnostic {
-                code: *code,
-                message: message.clone(),
-            }),
-            Message::Durable { ids, epoch } if self.is_current(*epoch) => {
+            Message::Durable { ids, .. } => {
                 self.last_heard = Some(now);
                 for id in ids {
                     if let Some(k) = self.known.get_mut(id) {
@@ -252,40 +366,39 @@ impl TabCore {
                     }
                 }
             }
-            Message::Rejected { id, error } => self.rejected(id, error.clone()),
-            Message::State { epoch, txs } if self.is_current(*epoch) => {
+            Message::Rejected { id, error } if env.to.as_ref() == Some(&self.me) => {
+                self.rejected(id, error.clone());
+            }
+            Message::State { txs, .. } => {
                 self.last_heard = Some(now);
                 for tx in txs {
                     self.update(tx.clone(), true);
                 }
             }
-            Message::Snapshot {
-                epoch,
-                transactions,
-            } if self.is_current(*epoch) => {
+            Message::Snapshot { transactions, .. } => {
                 for tx in transactions {
                     self.update(tx.clone(), true);
                 }
             }
             _ => self.dropped += 1,
         }
-        self.take()
     }
 
-    /// A state from a leader at least as new as the one we know.
-    fn is_current(&self, epoch: Epoch) -> bool {
-        self.leader.is_none_or(|known| epoch >= known)
-    }
-
-    fn heard_leader(&mut self, now: Millis, epoch: Epoch) {
-        self.last_heard = Some(now);
+    /// The claim of `from` to lead at `epoch` is true (its proof lock is held): follow it, ask
+    /// it for a snapshot, and resend everything of ours not known settled, in creation order.
+    pub fn leader_verified(&mut self, now: Millis, epoch: Epoch, from: ClientId) -> Vec<TabOutput> {
+        let claim = (epoch, from);
+        self.claims.remove(&claim);
         if self.leader.is_some_and(|known| known >= epoch) {
-            return;
+            return Vec::new(); // a newer leader was verified first
         }
+        let (epoch, from) = claim;
         self.leader = Some(epoch);
+        self.leader_id = Some(from);
+        self.leader_pending = None;
+        self.last_heard = Some(now);
         self.out.push(TabOutput::LeaderChanged(epoch));
         self.out.push(TabOutput::Send(Message::SnapshotRequest));
-        // Resend everything of ours not known settled, in creation order.
         let resend: Vec<Transaction> = self
             .own_order
             .iter()
@@ -298,6 +411,20 @@ impl TabCore {
                 epoch,
                 tx: Box::new(tx),
             }));
+        }
+        self.take()
+    }
+
+    /// The claim of `from` to lead at `epoch` is false (no such proof lock is held): it is
+    /// counted, and its messages are ignored from now on.
+    pub fn leader_refuted(&mut self, epoch: Epoch, from: ClientId) {
+        let claim = (epoch, from);
+        if self.claims.remove(&claim) {
+            self.forged += 1;
+            if self.refuted.len() >= MAX_REFUTED {
+                self.refuted.pop_front();
+            }
+            self.refuted.push_back(claim);
         }
     }
 
@@ -320,6 +447,7 @@ impl TabCore {
             self.awaiting_sync.insert(id.clone(), seq);
         }
         let prev = self.known.get(&id).map(|k| k.tx.state);
+        let prev_code = self.known.get(&id).and_then(|k| k.tx.error_code());
         if prev == Some(TransactionState::Completed) {
             return;
         }
@@ -367,8 +495,14 @@ impl TabCore {
         if !rows.is_empty() {
             self.out.push(TabOutput::RowsChanged(rows));
         }
-        if prev != Some(tx.state) || !settled {
+        let removed = tx.error_code() == Some(ErrorCode::Removed);
+        if prev != Some(tx.state) || !settled || prev_code != tx.error_code() {
             self.out.push(TabOutput::StateChanged(Box::new(tx)));
+        }
+        if removed {
+            // Taken out of the outbox for good (a discarded dead letter): gone from every tab,
+            // and late news of it is not taken back in.
+            self.forget(&id);
         }
     }
 

@@ -20,6 +20,7 @@ impl TabCore {
         key: &str,
         row: Option<Value>,
     ) -> Vec<TabOutput> {
+        self.sync_reported = true;
         let r = self.view.set_synced(collection, key, row);
         self.out.push(TabOutput::RowsChanged(vec![r]));
         self.take()
@@ -31,6 +32,7 @@ impl TabCore {
         collection: &str,
         rows: BTreeMap<String, Value>,
     ) -> Vec<TabOutput> {
+        self.sync_reported = true;
         let mut touched: Vec<RowRef> = self
             .view
             .rows(collection)
@@ -47,6 +49,7 @@ impl TabCore {
     /// A sync source has applied server changes up to `seq`. Completed transactions it now
     /// covers leave the overlay (their change is in the synced rows) and read `completed`.
     pub fn synced_to(&mut self, seq: u64) -> Vec<TabOutput> {
+        self.sync_reported = true;
         let seen = self.synced_seq.map_or(seq, |s| s.max(seq));
         self.synced_seq = Some(seen);
         let mut released: Vec<(u64, TransactionId)> = self
@@ -68,19 +71,24 @@ impl TabCore {
     }
 
     /// For a completed transaction: the server sequence number to wait for, when its reply
-    /// named one, it touches a collection with a sync source, and that source reports sequence
-    /// numbers and has not reached it. (A source that never reports them is not waited for.)
+    /// named one, it touches a collection with a sync source, and that source has not reached
+    /// it: it reported a lower sequence number, or has reported nothing yet (still loading, or
+    /// its server unreachable). A source that reports rows but never sequence numbers is not
+    /// waited for.
     pub(super) fn must_await_sync(&self, tx: &Transaction) -> Option<u64> {
         if tx.state != TransactionState::Completed {
             return None;
         }
         let seq = tx.server_seq?;
-        let synced = self.synced_seq?;
+        let behind = match self.synced_seq {
+            Some(synced) => seq > synced,
+            None => !self.sync_reported,
+        };
         let external = tx
             .mutations
             .iter()
             .any(|m| self.externally_synced.contains(&m.collection));
-        (external && seq > synced).then_some(seq)
+        (external && behind).then_some(seq)
     }
 
     /// A completed transaction's effect becomes part of the synced rows of collections that have

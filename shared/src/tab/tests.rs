@@ -12,6 +12,29 @@ fn from_leader(body: Message) -> Envelope {
     Envelope::broadcast(SCOPE, &ClientId("leader".into()), body)
 }
 
+/// Reads a message the way the client does, every claim of leadership verified as true.
+fn hear(t: &mut TabCore, now: Millis, env: &Envelope) -> Vec<TabOutput> {
+    let mut out = Vec::new();
+    for o in t.receive(now, env) {
+        match o {
+            TabOutput::VerifyLeader { epoch, from } => {
+                out.extend(t.leader_verified(now, epoch, from));
+            }
+            o => out.push(o),
+        }
+    }
+    out
+}
+
+fn to_me(body: Message) -> Envelope {
+    Envelope::reply(
+        SCOPE,
+        &ClientId("leader".into()),
+        &ClientId("me".into()),
+        body,
+    )
+}
+
 fn insert(id: &str, key: &str) -> Transaction {
     Transaction::new(
         id.into(),
@@ -44,7 +67,7 @@ fn a_submit_shows_at_once_and_waits_for_a_leader_to_be_sent() {
     let out = t.submit(insert("a", "1"));
     assert!(sent(&out).is_empty(), "no leader known yet");
     assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
-    let out = t.receive(5, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    let out = hear(&mut t, 5, &from_leader(Message::Leader { epoch: Epoch(3) }));
     assert!(out.contains(&TabOutput::LeaderChanged(Epoch(3))));
     let msgs = sent(&out);
     assert_eq!(msgs[0], &Message::SnapshotRequest);
@@ -57,7 +80,8 @@ fn a_submit_shows_at_once_and_waits_for_a_leader_to_be_sent() {
             ..
         }
     ));
-    let out = t.receive(
+    let out = hear(
+        &mut t,
         6,
         &from_leader(Message::Durable {
             ids: vec!["a".into(), "b".into()],
@@ -78,18 +102,19 @@ fn a_submit_shows_at_once_and_waits_for_a_leader_to_be_sent() {
 #[test]
 fn a_new_leader_gets_every_unsettled_own_transaction_again_in_order() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     for (id, k) in [("a", "1"), ("b", "2"), ("c", "3")] {
         t.submit(insert(id, k));
     }
-    t.receive(
+    hear(
+        &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
             txs: vec![with_state(insert("b", "2"), TransactionState::Completed)],
         }),
     );
-    let out = t.receive(2, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    let out = hear(&mut t, 2, &from_leader(Message::Leader { epoch: Epoch(2) }));
     let resent: Vec<&str> = sent(&out)
         .into_iter()
         .filter_map(|m| match m {
@@ -102,7 +127,8 @@ fn a_new_leader_gets_every_unsettled_own_transaction_again_in_order() {
         .collect();
     assert_eq!(resent, vec!["a", "c"]);
     // The same leader again changes nothing.
-    assert!(sent(&t.receive(
+    assert!(sent(&hear(
+        &mut t,
         3,
         &from_leader(Message::Heartbeat {
             epoch: Epoch(2),
@@ -115,10 +141,11 @@ fn a_new_leader_gets_every_unsettled_own_transaction_again_in_order() {
 #[test]
 fn completion_keeps_the_row_and_failure_rolls_it_back() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
     t.submit(insert("b", "2"));
-    let out = t.receive(
+    let out = hear(
+        &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -130,7 +157,8 @@ fn completion_keeps_the_row_and_failure_rolls_it_back() {
             .any(|o| matches!(o, TabOutput::Durable(id) if id.as_str() == "a")),
         "a state from the leader means durable"
     );
-    t.receive(
+    hear(
+        &mut t,
         2,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -145,7 +173,8 @@ fn completion_keeps_the_row_and_failure_rolls_it_back() {
     assert_eq!(t.view().synced("todos", "1"), Some(&json!({"id": "1"})));
     let mut failed = with_state(insert("b", "2"), TransactionState::Failed);
     failed.error = Some(TxError::new(ErrorCode::NonRetriable, "400"));
-    let out = t.receive(
+    let out = hear(
+        &mut t,
         3,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -163,9 +192,10 @@ fn completion_keeps_the_row_and_failure_rolls_it_back() {
 #[test]
 fn another_tabs_pending_changes_show_and_roll_back() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     let theirs = with_state(insert("x", "9"), TransactionState::Queued);
-    t.receive(
+    hear(
+        &mut t,
         1,
         &from_leader(Message::Snapshot {
             epoch: Epoch(1),
@@ -173,7 +203,8 @@ fn another_tabs_pending_changes_show_and_roll_back() {
         }),
     );
     assert_eq!(t.view().get("todos", "9"), Some(&json!({"id": "9"})));
-    t.receive(
+    hear(
+        &mut t,
         2,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -186,13 +217,13 @@ fn another_tabs_pending_changes_show_and_roll_back() {
 #[test]
 fn a_deposed_leader_and_other_tabs_mail_are_ignored() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
     t.submit(insert("a", "1"));
     let stale = from_leader(Message::State {
         epoch: Epoch(1),
         txs: vec![with_state(insert("a", "1"), TransactionState::Failed)],
     });
-    assert!(t.receive(1, &stale).is_empty());
+    assert!(hear(&mut t, 1, &stale).is_empty());
     assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
     let for_other = Envelope::reply(
         SCOPE,
@@ -203,24 +234,25 @@ fn a_deposed_leader_and_other_tabs_mail_are_ignored() {
             epoch: Epoch(2),
         },
     );
-    assert!(t.receive(2, &for_other).is_empty());
+    assert!(hear(&mut t, 2, &for_other).is_empty());
     let mine = Envelope::broadcast(
         SCOPE,
         &ClientId("me".into()),
         Message::Leader { epoch: Epoch(9) },
     );
-    assert!(t.receive(3, &mine).is_empty());
+    assert!(hear(&mut t, 3, &mine).is_empty());
     assert_eq!(t.leader(), Some(Epoch(2)));
 }
 
 #[test]
 fn a_rejected_submit_fails_and_rolls_back() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
-    let out = t.receive(
+    let out = hear(
+        &mut t,
         1,
-        &from_leader(Message::Rejected {
+        &to_me(Message::Rejected {
             id: "a".into(),
             error: TxError::new(ErrorCode::QuotaExceeded, "full"),
         }),
@@ -234,9 +266,10 @@ fn a_rejected_submit_fails_and_rolls_back() {
 fn externally_synced_collections_wait_for_their_sync() {
     let mut t = me();
     t.set_externally_synced("todos");
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
-    t.receive(
+    hear(
+        &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -255,6 +288,7 @@ fn externally_synced_collections_wait_for_their_sync() {
 fn responses_to_me_and_diagnostics_reach_the_app() {
     use crate::protocol::Response;
     let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     let to_me = Envelope::reply(
         SCOPE,
         &ClientId("leader".into()),
@@ -265,13 +299,14 @@ fn responses_to_me_and_diagnostics_reach_the_app() {
         },
     );
     assert_eq!(
-        t.receive(0, &to_me),
+        hear(&mut t, 0, &to_me),
         vec![TabOutput::Response {
             req: 7,
             result: Response::Done
         }]
     );
-    let out = t.receive(
+    let out = hear(
+        &mut t,
         1,
         &from_leader(Message::Diagnostic {
             code: ErrorCode::CorruptRecord,
@@ -290,8 +325,9 @@ fn responses_to_me_and_diagnostics_reach_the_app() {
 #[test]
 fn heartbeats_tell_the_outbox_size_and_a_resignation_is_reported() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(2) }));
-    t.receive(
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    hear(
+        &mut t,
         1,
         &from_leader(Message::Heartbeat {
             epoch: Epoch(2),
@@ -299,18 +335,18 @@ fn heartbeats_tell_the_outbox_size_and_a_resignation_is_reported() {
         }),
     );
     assert_eq!(t.leader_pending(), Some(12));
-    let out = t.receive(2, &from_leader(Message::Resign { epoch: Epoch(2) }));
+    let out = hear(&mut t, 2, &from_leader(Message::Resign { epoch: Epoch(2) }));
     assert_eq!(out, vec![TabOutput::LeaderResigned(Epoch(2))]);
 }
 
 #[test]
 fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(5) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(5) }));
     t.submit(insert("a", "1"));
     t.forget_leader();
     assert_eq!(t.leader(), None);
-    let out = t.receive(1, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    let out = hear(&mut t, 1, &from_leader(Message::Leader { epoch: Epoch(1) }));
     assert!(out.contains(&TabOutput::LeaderChanged(Epoch(1))));
     assert!(sent(&out)
         .iter()
@@ -321,10 +357,11 @@ fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again()
 #[test]
 fn only_settled_transactions_can_be_forgotten() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
     assert!(!t.forget(&"a".into()));
-    t.receive(
+    hear(
+        &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -340,7 +377,7 @@ fn only_settled_transactions_can_be_forgotten() {
 #[test]
 fn a_forgotten_transaction_is_not_brought_back_by_late_news_unless_it_lives_again() {
     let mut t = me();
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
     let mut failed = with_state(insert("a", "1"), TransactionState::Failed);
     failed.error = Some(TxError::new(ErrorCode::NonRetriable, "no"));
@@ -350,11 +387,12 @@ fn a_forgotten_transaction_is_not_brought_back_by_late_news_unless_it_lives_agai
             txs: vec![tx],
         })
     };
-    t.receive(1, &state(failed.clone()));
+    hear(&mut t, 1, &state(failed.clone()));
     assert!(t.forget(&"a".into()), "removed from the outbox by the app");
-    assert!(t.receive(2, &state(failed.clone())).is_empty());
+    assert!(hear(&mut t, 2, &state(failed.clone())).is_empty());
     assert!(t.get(&"a".into()).is_none());
-    t.receive(
+    hear(
+        &mut t,
         3,
         &state(with_state(insert("a", "1"), TransactionState::Pending)),
     );
@@ -370,11 +408,12 @@ fn a_completion_the_sync_has_not_shown_yet_keeps_its_overlay_until_it_has() {
     let mut t = me();
     t.set_externally_synced("todos");
     t.synced_to(3);
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
     let mut done = with_state(insert("a", "1"), TransactionState::Completed);
     done.server_seq = Some(5);
-    let out = t.receive(
+    let out = hear(
+        &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -409,11 +448,14 @@ fn a_completion_the_sync_has_not_shown_yet_keeps_its_overlay_until_it_has() {
 fn a_sync_that_reports_no_sequence_numbers_is_not_waited_for() {
     let mut t = me();
     t.set_externally_synced("todos");
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    // It has reported rows, never a sequence number.
+    t.set_synced("todos", "0", Some(json!({"id": "0"})));
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     t.submit(insert("a", "1"));
     let mut done = with_state(insert("a", "1"), TransactionState::Completed);
     done.server_seq = Some(5);
-    t.receive(
+    hear(
+        &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
@@ -425,4 +467,200 @@ fn a_sync_that_reports_no_sequence_numbers_is_not_waited_for() {
         Some(TransactionState::Completed)
     );
     assert!(!t.view().is_pending(&"a".into()));
+}
+
+#[test]
+fn a_claim_of_leadership_is_believed_only_once_verified() {
+    let mut t = me();
+    t.submit(insert("a", "1"));
+    let out = t.receive(0, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    assert_eq!(
+        out,
+        vec![TabOutput::VerifyLeader {
+            epoch: Epoch(3),
+            from: ClientId("leader".into())
+        }]
+    );
+    assert_eq!(t.leader(), None, "not before the proof is checked");
+    // Heard again while checking: not asked twice.
+    assert!(t
+        .receive(
+            1,
+            &from_leader(Message::Heartbeat {
+                epoch: Epoch(3),
+                pending: 0
+            })
+        )
+        .is_empty());
+    let out = t.leader_verified(2, Epoch(3), ClientId("leader".into()));
+    assert!(out.contains(&TabOutput::LeaderChanged(Epoch(3))));
+    assert!(sent(&out)
+        .iter()
+        .any(|m| matches!(m, Message::Submit { epoch: Epoch(3), tx } if tx.id.as_str() == "a")));
+    assert_eq!(t.forged(), 0);
+}
+
+#[test]
+fn a_forged_leader_is_refuted_counted_and_changes_nothing() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    t.submit(insert("a", "1"));
+    let forger = ClientId("forger".into());
+    let claim = Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(99) });
+    let out = t.receive(1, &claim);
+    assert_eq!(
+        out,
+        vec![TabOutput::VerifyLeader {
+            epoch: Epoch(99),
+            from: forger.clone()
+        }]
+    );
+    // Its news while the claim is checked is not taken in.
+    let failed = with_state(insert("a", "1"), TransactionState::Failed);
+    let forged_state = Envelope::broadcast(
+        SCOPE,
+        &forger,
+        Message::State {
+            epoch: Epoch(99),
+            txs: vec![failed.clone()],
+        },
+    );
+    assert!(t.receive(2, &forged_state).is_empty());
+    t.leader_refuted(Epoch(99), forger.clone());
+    assert_eq!(t.forged(), 1);
+    // Refuted claims are not checked again, and their messages count as forged.
+    assert!(t.receive(3, &forged_state).is_empty());
+    assert_eq!(t.forged(), 2);
+    // Someone else speaking for the current leader's epoch is not the leader either.
+    let impostor = Envelope::broadcast(
+        SCOPE,
+        &forger,
+        Message::State {
+            epoch: Epoch(2),
+            txs: vec![failed],
+        },
+    );
+    assert!(t.receive(4, &impostor).is_empty());
+    let rejected = Envelope::reply(
+        SCOPE,
+        &forger,
+        &ClientId("me".into()),
+        Message::Rejected {
+            id: "a".into(),
+            error: TxError::new(ErrorCode::NonRetriable, "forged"),
+        },
+    );
+    assert!(t.receive(5, &rejected).is_empty());
+    assert_eq!(t.forged(), 4);
+    assert_eq!(t.leader(), Some(Epoch(2)));
+    assert_eq!(
+        t.get(&"a".into()).map(|tx| tx.state),
+        Some(TransactionState::Pending)
+    );
+    assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
+}
+
+#[test]
+fn a_late_verification_of_an_older_claim_changes_nothing() {
+    let mut t = me();
+    let a = Envelope::broadcast(
+        SCOPE,
+        &ClientId("w1".into()),
+        Message::Leader { epoch: Epoch(4) },
+    );
+    let b = Envelope::broadcast(
+        SCOPE,
+        &ClientId("w2".into()),
+        Message::Leader { epoch: Epoch(5) },
+    );
+    t.receive(0, &a);
+    t.receive(0, &b);
+    assert!(t
+        .leader_verified(1, Epoch(5), ClientId("w2".into()))
+        .contains(&TabOutput::LeaderChanged(Epoch(5))));
+    assert!(t
+        .leader_verified(2, Epoch(4), ClientId("w1".into()))
+        .is_empty());
+    assert_eq!(t.leader(), Some(Epoch(5)));
+}
+
+#[test]
+fn claims_checked_at_once_are_bounded() {
+    let mut t = me();
+    let mut asked = 0;
+    for e in 1..=50 {
+        let env = Envelope::broadcast(
+            SCOPE,
+            &ClientId(format!("f{e}")),
+            Message::Leader { epoch: Epoch(e) },
+        );
+        asked += t
+            .receive(0, &env)
+            .iter()
+            .filter(|o| matches!(o, TabOutput::VerifyLeader { .. }))
+            .count();
+    }
+    assert_eq!(asked, MAX_CLAIMS);
+}
+
+#[test]
+fn a_completion_before_the_sync_has_reported_anything_keeps_its_overlay() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let mut done = with_state(insert("a", "1"), TransactionState::Completed);
+    done.server_seq = Some(5);
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![done],
+        }),
+    );
+    // The sync is still loading (or its server unreachable): the row must not vanish.
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+    assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
+    // It loads, with the row, up to the transaction's sequence number.
+    t.set_synced("todos", "1", Some(json!({"id": "1"})));
+    t.synced_to(5);
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::Completed)
+    );
+    assert!(!t.view().is_pending(&"a".into()));
+    assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
+}
+
+#[test]
+fn a_removed_dead_letter_leaves_every_tab() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    // Another tab's transaction, failed for good: a dead letter this tab knows of.
+    let mut failed = with_state(insert("x", "9"), TransactionState::Failed);
+    failed.error = Some(TxError::new(ErrorCode::NonRetriable, "422"));
+    let state = |tx: Transaction| {
+        from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![tx],
+        })
+    };
+    hear(&mut t, 1, &state(failed.clone()));
+    assert!(t.get(&"x".into()).is_some());
+    // Some tab discards it: the leader says so.
+    let mut removed = failed.clone();
+    removed.error = Some(TxError::new(ErrorCode::Removed, "removed from the outbox"));
+    let out = hear(&mut t, 2, &state(removed));
+    assert!(
+        out.iter().any(|o| matches!(o, TabOutput::StateChanged(tx) if tx.error_code() == Some(ErrorCode::Removed))),
+        "listeners hear of it: {out:?}"
+    );
+    assert!(t.get(&"x".into()).is_none(), "gone");
+    // Late news of it as a dead letter does not bring it back.
+    hear(&mut t, 3, &state(failed));
+    assert!(t.get(&"x".into()).is_none());
 }

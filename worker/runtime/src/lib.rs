@@ -7,6 +7,7 @@
 //!   become real JS `Error` objects with a stable `code`.
 //! - [`driver`]: runs the shared executor with real storage, timers, `fetch` and JS mutation
 //!   functions ([`calls`]) — in the leader, and in a tab that has to go online-only.
+//! - [`locks`]: which Web Locks are held (checking a leader's proof).
 //! - [`store`]: the storage port as the driver needs it, and an in-memory store.
 //! - [`clock`], [`timer`]: the browser's clock, randomness and timeouts, in one place each.
 //!
@@ -19,6 +20,7 @@ pub mod channel;
 pub mod clock;
 pub mod convert;
 pub mod driver;
+pub mod locks;
 pub mod store;
 pub mod timer;
 

@@ -468,3 +468,91 @@ pub async fn a_database_from_a_newer_schema_is_refused_with_a_clear_error() {
     assert_eq!(code, ErrorCode::Storage);
     assert!(message.contains("newer version of Outbox"), "{message}");
 }
+
+/// Waits (yielding to the event loop) until `ok().await` holds.
+async fn until_async<F: std::future::Future<Output = bool>>(mut ok: impl FnMut() -> F) {
+    while !ok().await {
+        let tick = js_sys::Promise::new(&mut |resolve, _| {
+            let global = js_sys::global();
+            let set = js_sys::Reflect::get(&global, &"setTimeout".into()).unwrap();
+            let set: js_sys::Function = wasm_bindgen::JsCast::unchecked_into(set);
+            set.call2(&global, &resolve, &JsValue::from(5)).unwrap();
+        });
+        wasm_bindgen_futures::JsFuture::from(tick).await.unwrap();
+    }
+}
+
+pub async fn a_leader_holds_its_proof_lock_exactly_while_it_leads() {
+    use outbox_runtime::locks::is_held;
+    use outbox_shared::leadership::proof_lock_name;
+    let scope = unique("proof");
+    let f = js_sys::Function::new_no_args("return {};");
+    let leader = start(&scope, &options("todos", &[("sync", &f)])).await;
+    let mut tab = Tab::open(&scope);
+    tab.post(Message::Hello);
+    let (epoch, from) = loop {
+        let env = tab.incoming.next().await.expect("channel closed");
+        if let Message::Leader { epoch } = env.body {
+            break (epoch, env.from);
+        }
+    };
+    let name = proof_lock_name(&scope, epoch, &from);
+    assert!(is_held(&name).await, "{name} is held while it leads");
+    assert!(!is_held(&proof_lock_name(&scope, epoch.next(), &from)).await);
+    leader.resign();
+    until_async(|| async { !is_held(&name).await }).await;
+}
+
+pub async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
+    let scope = unique("silent");
+    let f = js_sys::Function::new_no_args("return {};");
+    // Leads, but says nothing for a minute: as good as frozen.
+    let silent = start(&scope, &options("todos", &[("sync", &f)])).await;
+    let mut tab = Tab::open(&scope);
+    let first = tab.leader().await;
+    let o = options("todos", &[("sync", &f)]);
+    js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(50)).unwrap();
+    js_sys::Reflect::set(&o, &"takeoverAfterMs".into(), &JsValue::from(200)).unwrap();
+    let watcher = start(&scope, &o).await;
+    // The new leader announces itself, and the robbed one (which notices it lost the lock) says
+    // it stopped, in whichever order.
+    let (mut second, mut robbed_resigned) = (None, false);
+    while second.is_none() || !robbed_resigned {
+        match tab.until(|m| Some(m.clone())).await {
+            Message::Leader { epoch } if epoch > first => second = Some(epoch),
+            Message::Resign { epoch } if epoch == first => robbed_resigned = true,
+            _ => {}
+        }
+    }
+    let second = second.unwrap();
+    assert_eq!(second, first.next());
+    assert_eq!(watcher.epoch(), Some(second));
+    assert_eq!(silent.epoch(), None);
+    tab.post(Message::Submit {
+        epoch: second,
+        tx: Box::new(tx("t1", "1")),
+    });
+    assert_eq!(tab.settled("t1").await.state, TransactionState::Completed);
+}
+
+pub async fn a_leader_that_keeps_its_heartbeat_is_not_taken_over() {
+    let scope = unique("alive");
+    let f = js_sys::Function::new_no_args("return {};");
+    let o = options("todos", &[("sync", &f)]);
+    js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(100)).unwrap();
+    js_sys::Reflect::set(&o, &"takeoverAfterMs".into(), &JsValue::from(1500)).unwrap();
+    let alive = start(&scope, &o).await;
+    let mut tab = Tab::open(&scope);
+    let first = tab.leader().await;
+    let waiting = start(&scope, &o).await;
+    // Thirty heartbeats: twice the takeover timeout. (Generous timings: on a loaded machine
+    // timers slip, and a slipped heartbeat would rightly look like silence.)
+    for _ in 0..30 {
+        tab.until(|m| {
+            matches!(m, Message::Heartbeat { epoch, .. } if *epoch == first).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(alive.epoch(), Some(first));
+    assert_eq!(waiting.epoch(), None);
+}

@@ -1,0 +1,93 @@
+//! How a leader proves who it is, and how its silence is noticed.
+//!
+//! **Proof.** Anyone on the origin can post on the BroadcastChannel, so a message saying "I am
+//! the leader of epoch 7" proves nothing by itself. While it leads, a leader also holds the Web
+//! Lock named by [`proof_lock_name`] (its scope, epoch and channel id); a tab that hears of a
+//! newer epoch asks the lock manager whether that lock is held before it believes the claim (see
+//! [`crate::tab::TabOutput::VerifyLeader`]). Garbage, replays and forged claims are refused and
+//! counted; a same-origin script that copies a genuine leader's id can still impersonate it (the
+//! threat model trusts same-origin scripts; see the README).
+//!
+//! **Silence.** A worker waiting for the leader lock watches the leader's messages with a
+//! [`LeaderWatch`]. A leader that holds the lock but says nothing for longer than the timeout
+//! (its tab frozen, its worker stuck in a loop) is presumed dead, and the waiting worker takes
+//! the lock by force (`steal`); the old leader's late writes are fenced out by the epoch.
+
+use crate::model::{ClientId, Epoch, Millis};
+
+/// The Web Lock a leader holds for the whole of its term, as proof of its claim.
+pub fn proof_lock_name(scope: &str, epoch: Epoch, leader: &ClientId) -> String {
+    format!("outbox:{scope}:epoch:{}:{}", epoch.0, leader.0)
+}
+
+/// Notices a leader that has gone quiet. Fed with every sign of life; asked on a timer.
+#[derive(Debug, Clone)]
+pub struct LeaderWatch {
+    timeout: Millis,
+    last: Millis,
+}
+
+impl LeaderWatch {
+    /// A watch that starts counting now. `timeout` should be several heartbeats, plus a random
+    /// share per watcher so that two waiting workers rarely steal at once.
+    pub fn new(now: Millis, timeout: Millis) -> Self {
+        Self { timeout, last: now }
+    }
+
+    /// The leader (or a leader-to-be) gave a sign of life, or leadership is changing hands in
+    /// the ordinary way (a resignation): start counting again.
+    pub fn heard(&mut self, now: Millis) {
+        self.last = self.last.max(now);
+    }
+
+    /// Whether the leader has been silent for the whole timeout. Saying yes restarts the count,
+    /// so one silence asks for one takeover.
+    pub fn overdue(&mut self, now: Millis) -> bool {
+        if now.saturating_sub(self.last) >= self.timeout {
+            self.last = now;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The timeout.
+    pub fn timeout(&self) -> Millis {
+        self.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proof_names_scope_epoch_and_leader() {
+        let name = proof_lock_name("todos", Epoch(7), &ClientId("worker-ab".into()));
+        assert_eq!(name, "outbox:todos:epoch:7:worker-ab");
+        assert_ne!(
+            name,
+            proof_lock_name("todos", Epoch(8), &ClientId("worker-ab".into()))
+        );
+    }
+
+    #[test]
+    fn a_silent_leader_is_overdue_once_per_silence() {
+        let mut w = LeaderWatch::new(1_000, 3_000);
+        assert!(!w.overdue(3_999));
+        w.heard(3_500);
+        assert!(!w.overdue(6_499));
+        assert!(w.overdue(6_500));
+        // The count restarted: not overdue again until another whole timeout passes.
+        assert!(!w.overdue(6_600));
+        assert!(w.overdue(9_500));
+    }
+
+    #[test]
+    fn news_from_the_past_does_not_rewind_the_watch() {
+        let mut w = LeaderWatch::new(5_000, 1_000);
+        w.heard(1_000);
+        assert!(!w.overdue(5_999));
+        assert!(w.overdue(6_000));
+    }
+}
