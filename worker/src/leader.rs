@@ -207,11 +207,6 @@ impl Inner {
         spawn_local(async move {
             let mut steals = this.steal_rx.borrow_mut().take();
             while !this.resigned.get() {
-                // Asks to steal made before this wait are stale (the silence they were about is
-                // over: this worker led since, or a new leader came).
-                if let Some(steals) = steals.as_mut() {
-                    while steals.try_recv().is_ok() {}
-                }
                 let name = lock_name(&this.scope);
                 let wait = request_lock(&name);
                 let granted = match steals.as_mut() {
@@ -265,6 +260,11 @@ impl Inner {
                 // Waiting again: give whoever leads next a whole timeout.
                 this.watch.borrow_mut().heard(now());
                 let _ = guard.release().await;
+                // Asks to steal made during that term are stale: the silence they were about
+                // ended when this worker led.
+                if let Some(steals) = steals.as_mut() {
+                    while steals.try_recv().is_ok() {}
+                }
             }
             *this.steal_rx.borrow_mut() = steals;
             this.running.set(false);
