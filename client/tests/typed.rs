@@ -514,12 +514,7 @@ async fn a_batch_sends_its_changes_as_one_and_an_err_rolls_it_back() {
         .mutate(|| {
             todos.insert(&todo("3", "c"))?;
             assert!(todos.get("3")?.is_some(), "shown while it is built");
-            Err(OutboxError {
-                code: "APP_CANCELLED".into(),
-                message: "changed my mind".into(),
-                status: None,
-                cause_id: None,
-            })
+            Err(OutboxError::with_code("APP_CANCELLED", "changed my mind"))
         })
         .unwrap_err();
     assert_eq!(

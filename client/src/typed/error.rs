@@ -35,6 +35,17 @@ impl OutboxError {
         }
     }
 
+    /// An error with a code of the app's own (say, to end a [`Batch::mutate`](super::Batch::mutate)
+    /// with a reason the caller matches on).
+    pub fn with_code(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            status: None,
+            cause_id: None,
+        }
+    }
+
     /// An `OUTBOX_INVALID` error: a bad argument.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Invalid, message)

@@ -137,6 +137,11 @@ fn parse_diagnostic(value: &JsValue) -> Option<Diagnostic> {
 }
 
 /// A tab's connection to Outbox, typed. Cloning gives another handle to the same connection.
+///
+/// Keep one for as long as the app runs (in a context, a signal, an `Rc`): the connection
+/// lives while any handle to it (this, a [`TypedCollection`]) does, and when the last one goes
+/// the futures still waiting on it ([`Tx::completed`], [`peek_outbox`](Self::peek_outbox), …)
+/// never resolve. [`close`](Self::close) ends it explicitly.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     client: OutboxClient,
