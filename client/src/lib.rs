@@ -40,6 +40,7 @@ pub mod rowdata;
 pub mod sync;
 pub mod testkit;
 pub mod ts;
+pub mod typed;
 pub mod worker;
 
 pub use building::OutboxTransaction;
