@@ -5,6 +5,11 @@ import { eventually } from './harness.mjs';
 /** Opens a demo tab (`dedicated`: `/?worker=dedicated`) and waits until its client has a mode. */
 export async function openTab(browser, server, { dedicated = false } = {}) {
   const page = await browser.open(server.url + (dedicated ? '/?worker=dedicated' : '/'));
+  return clientReady(page);
+}
+
+/** Waits until a demo tab (just opened or reloaded) has a client with a mode; records its events. */
+export async function clientReady(page) {
   await page.waitForFunction(
     () => window.outboxDemo && window.outboxDemo.client.mode !== 'connecting',
     null,
@@ -73,3 +78,7 @@ export async function appliedOnce(server, txs, { timeout = 30_000 } = {}) {
   const todos = await server.get('/api/todos');
   return { stats, todos };
 }
+
+/** A tab's rows as the app sees them: `{ [key]: title }`. */
+export const titles = (page) =>
+  page.evaluate(() => Object.fromEntries(window.outboxDemo.todos.rows().map((r) => [String(r.id), r.title])));

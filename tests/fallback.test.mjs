@@ -1,0 +1,89 @@
+// Online-only fallback: a page without Web Locks (navigator.locks removed), or without IndexedDB
+// (removed, or throwing when read, as in some private modes), cannot have a leader or a durable
+// outbox. The tab says so (mode `online-only`, a diagnostic naming the cause, shown by the demo)
+// and still sends its changes itself: each reaches the server and is applied once.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { withDemo } from './harness.mjs';
+import { appliedOnce, openTab, role } from './tabs.mjs';
+
+const CASES = [
+  {
+    name: 'no navigator.locks',
+    code: 'OUTBOX_NO_WEB_LOCKS',
+    words: /Web Locks/,
+    script: () => {
+      delete Navigator.prototype.locks;
+    },
+    check: () => navigator.locks === undefined,
+  },
+  {
+    name: 'no indexedDB',
+    code: 'OUTBOX_NO_INDEXEDDB',
+    words: /IndexedDB/,
+    script: () => {
+      Object.defineProperty(globalThis, 'indexedDB', { value: undefined, configurable: true });
+    },
+    check: () => globalThis.indexedDB === undefined,
+  },
+  {
+    name: 'indexedDB throwing when read',
+    code: 'OUTBOX_NO_INDEXEDDB',
+    words: /IndexedDB/,
+    script: () => {
+      Object.defineProperty(globalThis, 'indexedDB', {
+        get() {
+          throw new DOMException('The user denied permission to access the database.', 'SecurityError');
+        },
+        configurable: true,
+      });
+    },
+    check: () => {
+      try {
+        return void globalThis.indexedDB, false;
+      } catch {
+        return true;
+      }
+    },
+  },
+];
+
+for (const c of CASES) {
+  test(`${c.name}: online-only with ${c.code}, and changes still reach the server once`, async (t) => {
+    await withDemo(t, async ({ server, browser }) => {
+      await browser.context.addInitScript(c.script);
+      const page = await openTab(browser, server);
+      assert.equal(await page.evaluate(c.check), true, 'the init script took effect');
+
+      const r = await role(page);
+      assert.equal(r.mode, 'online-only');
+      assert.equal(r.diagnostic?.code, c.code, JSON.stringify(r.diagnostic));
+      assert.match(r.diagnostic.message, c.words);
+      assert.equal(r.isLeaderTab, false);
+      assert.equal(r.leaderEpoch, null, 'no leader');
+      // The demo tells the user.
+      const notice = page.locator('#diagnostic');
+      await notice.waitFor({ state: 'visible' });
+      assert.match(await notice.textContent(), new RegExp(c.code));
+      assert.equal(await page.locator('#role').getAttribute('data-role'), 'online-only');
+
+      const txs = await page.evaluate(async () => {
+        const { todos } = window.outboxDemo;
+        const key = crypto.randomUUID();
+        const insert = todos.insert({ id: key, title: 'sent by the tab', done: false, createdAt: Date.now() });
+        const update = todos.update(key, { done: true });
+        const shown = todos.get(key);
+        await Promise.all([insert.completed, update.completed]);
+        return { shown, list: [{ id: insert.id, key }, { id: update.id, key }] };
+      });
+      assert.deepEqual({ title: txs.shown.title, done: txs.shown.done }, { title: 'sent by the tab', done: true }, 'shown at once');
+      const { stats, todos } = await appliedOnce(server, txs.list);
+      for (const { id } of txs.list) assert.equal(stats.keys[id].applied, 1, `${id} applied once`);
+      assert.deepEqual(stats.overApplied, []);
+      assert.deepEqual(stats.order[`todos/${txs.list[0].key}`], txs.list.map((x) => x.id), 'in order');
+      assert.equal(todos.rows.length, 1);
+      assert.equal(todos.rows[0].value.done, true);
+      assert.equal((await role(page)).mode, 'online-only', 'still online-only');
+    });
+  });
+}
