@@ -129,7 +129,7 @@ pub fn outcome(answer: &HttpAnswer, now: Millis) -> AttemptOutcome {
 
 /// The outcome of a request that got no answer at all (network down, connection dropped).
 pub fn network_error(message: &str) -> AttemptOutcome {
-    Err(AttemptError::retriable(format!("network error: {message}")))
+    Err(AttemptError::network(format!("network error: {message}")))
 }
 
 /// Splits a batch answer into one outcome per transaction. Transactions the answer does not

@@ -375,10 +375,11 @@ impl Executor {
                 }
                 let made = e.tx.counted_attempts();
                 if err.is_retriable() && self.config.retry.allows_another(made) {
-                    let delay =
-                        self.config
-                            .retry
-                            .delay(made, err.retry_after_ms, self.rng.as_mut());
+                    let delay = self.config.retry.delay(
+                        e.tx.backoff_failures(),
+                        err.retry_after_ms,
+                        self.rng.as_mut(),
+                    );
                     let due = now.saturating_add(delay);
                     if let Some(a) = e.tx.attempts.last_mut() {
                         a.retry_scheduled_for = Some(due);

@@ -587,3 +587,42 @@ fn a_server_fencing_out_a_call_makes_the_leader_step_down_and_leaves_the_record(
         TransactionState::Persisting
     );
 }
+
+#[test]
+fn attempts_that_get_no_answer_back_off_but_never_exhaust_the_budget() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    // Offline for twelve attempts: the wait grows to the cap, and the transaction waits on.
+    for n in 1..=12u32 {
+        assert_eq!(r.calls.last(), Some(&("a".into(), n)));
+        r.finish("a", n, Err(AttemptError::network("no answer")));
+        let due = r.timer.unwrap();
+        let base = (1000 * 2u64.pow((n - 1).min(20))).min(60_000);
+        assert!(
+            due >= r.now + base && due <= r.now + base * 13 / 10,
+            "{n}: waits {} ms",
+            due - r.now
+        );
+        assert_eq!(
+            r.exec.get(&"a".into()).unwrap().state,
+            TransactionState::Pending
+        );
+        r.now = due;
+        r.feed(Event::TimerFired);
+        r.settle();
+    }
+    // Back online, the server answers 503 five times: those are what the budget counts.
+    for n in 13..=17u32 {
+        r.finish("a", n, Err(AttemptError::retriable("503")));
+        if n < 17 {
+            r.now = r.timer.unwrap();
+            r.feed(Event::TimerFired);
+            r.settle();
+        }
+    }
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.state, TransactionState::Failed);
+    assert_eq!(a.error_code(), Some(ErrorCode::RetriesExhausted));
+    assert_eq!(a.attempts.len(), 17);
+}

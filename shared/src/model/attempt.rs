@@ -32,8 +32,17 @@ pub struct Attempt {
 
 impl Attempt {
     /// Whether this attempt counts against the retry budget. Attempts cut short by a leader
-    /// going away do not: the server never answered them, and the retry reuses the same key.
+    /// going away do not (the retry reuses the same key), nor do attempts that got no answer at
+    /// all: the budget is for what the server says, and an offline outbox waits, it does not
+    /// give up.
     pub fn counts_against_budget(&self) -> bool {
+        use super::ErrorCode::{LeaderLost, Network};
+        !matches!(&self.error, Some(e) if matches!(e.code, LeaderLost | Network))
+    }
+
+    /// Whether this attempt makes the next wait longer: every failure does but a leader going
+    /// away (an attempt that got no answer still backs off, or an offline outbox would spin).
+    pub fn backs_off(&self) -> bool {
         !matches!(&self.error, Some(e) if e.code == super::ErrorCode::LeaderLost)
     }
 }

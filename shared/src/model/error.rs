@@ -27,6 +27,12 @@ pub enum ErrorCode {
     /// One attempt failed with a retriable error (network, 5xx, 408, 429, timeout).
     #[serde(rename = "OUTBOX_RETRIABLE")]
     Retriable,
+    /// One attempt got no answer at all (the network is down, the connection dropped): retried
+    /// with growing backoff for as long as it takes, without counting against the retry budget,
+    /// which is for answers from the server. `online` and `notifyOnline()` bring the retry
+    /// forward.
+    #[serde(rename = "OUTBOX_NETWORK")]
+    Network,
     /// The leader running an attempt went away before it finished; the attempt is retried with
     /// the same idempotency key and does not count against the retry budget.
     #[serde(rename = "OUTBOX_LEADER_LOST")]
@@ -61,6 +67,7 @@ impl ErrorCode {
             Self::DependencyFailed => "OUTBOX_DEPENDENCY_FAILED",
             Self::RetriesExhausted => "OUTBOX_RETRIES_EXHAUSTED",
             Self::Retriable => "OUTBOX_RETRIABLE",
+            Self::Network => "OUTBOX_NETWORK",
             Self::LeaderLost => "OUTBOX_LEADER_LOST",
             Self::Removed => "OUTBOX_REMOVED",
             Self::CorruptRecord => "OUTBOX_CORRUPT_RECORD",

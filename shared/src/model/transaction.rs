@@ -125,6 +125,18 @@ impl Transaction {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// Failed attempts that lengthen the backoff (since the budget last started).
+    pub fn backoff_failures(&self) -> u32 {
+        let skip = usize::try_from(self.budget_start).unwrap_or(usize::MAX);
+        let n = self
+            .attempts
+            .iter()
+            .skip(skip)
+            .filter(|a| a.backs_off())
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// The attempt that is running or ran last.
     pub fn last_attempt(&self) -> Option<&Attempt> {
         self.attempts.last()

@@ -37,6 +37,16 @@ impl AttemptError {
         }
     }
 
+    /// No answer at all (network down, connection dropped): retried, not counted against the
+    /// retry budget.
+    pub fn network(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Retriable,
+            error: TxError::new(ErrorCode::Network, message),
+            retry_after_ms: None,
+        }
+    }
+
     /// A failure that must not be retried.
     pub fn non_retriable(message: impl Into<String>) -> Self {
         Self {
