@@ -102,7 +102,7 @@ impl Config {
     /// A mutation function written in Rust, under `name`. It runs while this tab is
     /// online-only (no leader can serve it); a leader runs the functions of its worker.
     ///
-    /// ```rust,ignore
+    /// ```text
     /// Config::new("todos").mutation_fn("todos", |call: MutationCall| async move {
     ///     let answer = post("/api/todos", &call.transaction, &call.idempotency_key).await;
     ///     match answer.status {

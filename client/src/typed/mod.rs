@@ -8,7 +8,7 @@
 //! a panic. Futures hold no borrow of the value they came from, so they can be spawned;
 //! listeners stay registered while their [`Subscription`] lives.
 //!
-//! ```rust,ignore
+//! ```text
 //! use leptos::prelude::*;
 //! use outbox_client::typed::{Config, Mode, Outbox, OutboxError};
 //! use serde::{Deserialize, Serialize};

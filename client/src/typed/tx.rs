@@ -150,7 +150,7 @@ impl Batch {
     /// view at once. Commits at the end unless made with `auto_commit: Some(false)`. When
     /// `changes` returns `Err`, everything it staged is rolled back and the error is returned.
     ///
-    /// ```rust,ignore
+    /// ```text
     /// let tx = outbox.transaction(TxOptions::default())?.mutate(|| {
     ///     lists.update("groceries", &json!({ "count": 2 }))?;
     ///     todos.insert(&Todo::new("2", "eggs"))?;
