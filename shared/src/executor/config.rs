@@ -29,6 +29,9 @@ pub struct ExecutorConfig {
     pub before_retry: Option<BeforeRetry>,
     /// After a failed outbox write (other than a fenced one), try again after this long.
     pub write_retry_ms: Millis,
+    /// Calls need credentials from a tab: each term starts paused and asks for them
+    /// ([`crate::protocol::Message::CredentialsNeeded`]), so no call goes out without them.
+    pub credentials: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -39,6 +42,7 @@ impl Default for ExecutorConfig {
             await_sync: false,
             before_retry: None,
             write_retry_ms: 1000,
+            credentials: false,
         }
     }
 }

@@ -67,6 +67,8 @@ pub enum Event {
         /// What.
         op: Request,
     },
+    /// A tab sent credentials (the glue keeps them; the executor only resumes).
+    Credentials,
     /// Stop leading (the tab is being frozen or closed, or the lock was lost).
     Stop,
 }

@@ -7,6 +7,7 @@ use crate::model::{
     TxError,
 };
 use crate::protocol::Message;
+use crate::retry::ErrorKind;
 use crate::store::{Loaded, StoreError, WriteId};
 use std::collections::BTreeMap;
 
@@ -79,6 +80,9 @@ impl Executor {
             self.recheck(now, &id);
         }
         self.send_to(None, Message::Leader { epoch: self.epoch });
+        if self.config.credentials {
+            self.pause_for_credentials();
+        }
     }
 
     fn quarantine(&mut self, key: String, reason: String) {
@@ -368,6 +372,18 @@ impl Executor {
                     self.settle_success(now, id);
                 }
                 self.bring_forward(now);
+            }
+            Err(err) if err.kind == ErrorKind::Unauthorized => {
+                // Not the transaction's fault: it waits, ready, for credentials, and so does
+                // everything else (no retry storm against a server that says who are you).
+                if let Some(a) = e.tx.attempts.last_mut() {
+                    a.error = Some(err.error.clone());
+                }
+                e.tx.error = Some(err.error);
+                let _ = e.tx.move_to(TransactionState::Pending, now);
+                self.writes.put(id);
+                self.make_ready(now, id);
+                self.pause_for_credentials();
             }
             Err(err) => {
                 if let Some(a) = e.tx.attempts.last_mut() {

@@ -49,6 +49,9 @@ pub struct Executor {
     synced_seq: u64,
     next_seq: u64,
     timer_at: Option<Millis>,
+    /// Waiting for credentials (a 401, or a term that needs them before its first call): no
+    /// attempt starts until [`Event::Credentials`].
+    paused: bool,
     out: Vec<Command>,
 }
 
@@ -98,6 +101,7 @@ impl Executor {
             synced_seq: 0,
             next_seq: 1,
             timer_at: None,
+            paused: false,
             out: Vec::new(),
         }
     }
@@ -141,7 +145,27 @@ impl Executor {
             Event::SyncedTo { server_seq } => self.synced_to(now, server_seq),
             Event::SnapshotRequested { from } => self.snapshot(&from),
             Event::Request { from, req, op } => self.request(now, &from, req, op),
+            Event::Credentials => {
+                self.paused = false;
+                self.bring_forward(now);
+            }
             Event::Stop => self.role = Role::Stopped,
+        }
+    }
+
+    /// Whether it waits for credentials.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Stops starting attempts until credentials come, and asks the tabs for them.
+    pub(super) fn pause_for_credentials(&mut self) {
+        if !self.paused {
+            self.paused = true;
+            self.send_to(
+                None,
+                crate::protocol::Message::CredentialsNeeded { epoch: self.epoch },
+            );
         }
     }
 
@@ -226,6 +250,9 @@ impl Executor {
 
     /// Starts attempts while there is room.
     fn pump(&mut self, now: Millis) {
+        if self.paused {
+            return;
+        }
         while self.in_flight < self.config.max_concurrency {
             let Some((_, id)) = self.ready.pop_first() else {
                 break;

@@ -626,3 +626,61 @@ fn attempts_that_get_no_answer_back_off_but_never_exhaust_the_budget() {
     assert_eq!(a.error_code(), Some(ErrorCode::RetriesExhausted));
     assert_eq!(a.attempts.len(), 17);
 }
+
+fn credentials_asked(r: &Rig) -> usize {
+    r.sent
+        .iter()
+        .filter(|(to, m)| to.is_none() && matches!(m, Message::CredentialsNeeded { .. }))
+        .count()
+}
+
+#[test]
+fn a_401_pauses_the_whole_outbox_until_credentials_come() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::unauthorized("401")));
+    assert_eq!(credentials_asked(&r), 1, "the tabs are asked once");
+    assert_eq!(r.state("a"), Some(TransactionState::Pending), "not failed");
+    // Nothing else starts meanwhile, not even at the retry triggers.
+    r.submit(ordered("b", &["2"]));
+    r.settle();
+    r.feed(Event::NotifyOnline);
+    r.settle();
+    assert_eq!(r.called(), vec!["a"]);
+    assert_eq!(credentials_asked(&r), 1, "no storm of requests either");
+    // Credentials: both go, and the 401 did not use up the budget.
+    r.feed(Event::Credentials);
+    r.settle();
+    let mut called = r.called();
+    called.sort_unstable();
+    assert_eq!(called, vec!["a", "a", "b"]);
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.counted_attempts(), 1, "only the running attempt counts");
+    assert_eq!(
+        a.attempts[0].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::Unauthorized)
+    );
+    r.ok("a", 2);
+    r.ok("b", 1);
+    r.settle();
+    assert_eq!(r.state("a"), None, "completed and settled");
+    assert!(!r.exec.is_paused());
+}
+
+#[test]
+fn an_outbox_that_needs_credentials_calls_nothing_before_they_come() {
+    let config = ExecutorConfig {
+        credentials: true,
+        ..ExecutorConfig::default()
+    };
+    let mut r = Rig::new(config);
+    assert_eq!(credentials_asked(&r), 1, "asked when the term starts");
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    assert!(r.called().is_empty());
+    assert_eq!(r.state("a"), Some(TransactionState::Pending));
+    r.feed(Event::Credentials);
+    r.settle();
+    assert_eq!(r.called(), vec!["a"]);
+}

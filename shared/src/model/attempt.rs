@@ -36,13 +36,15 @@ impl Attempt {
     /// all: the budget is for what the server says, and an offline outbox waits, it does not
     /// give up.
     pub fn counts_against_budget(&self) -> bool {
-        use super::ErrorCode::{LeaderLost, Network};
-        !matches!(&self.error, Some(e) if matches!(e.code, LeaderLost | Network))
+        use super::ErrorCode::{LeaderLost, Network, Unauthorized};
+        !matches!(&self.error, Some(e) if matches!(e.code, LeaderLost | Network | Unauthorized))
     }
 
     /// Whether this attempt makes the next wait longer: every failure does but a leader going
-    /// away (an attempt that got no answer still backs off, or an offline outbox would spin).
+    /// away and a 401 (which pauses the outbox instead). An attempt that got no answer still
+    /// backs off, or an offline outbox would spin.
     pub fn backs_off(&self) -> bool {
-        !matches!(&self.error, Some(e) if e.code == super::ErrorCode::LeaderLost)
+        use super::ErrorCode::{LeaderLost, Unauthorized};
+        !matches!(&self.error, Some(e) if matches!(e.code, LeaderLost | Unauthorized))
     }
 }

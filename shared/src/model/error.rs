@@ -33,6 +33,11 @@ pub enum ErrorCode {
     /// forward.
     #[serde(rename = "OUTBOX_NETWORK")]
     Network,
+    /// The server answered 401: the call needs (fresh) credentials. Not a failure and not
+    /// retried at once: the outbox pauses until a tab sends credentials, then goes on. Not
+    /// counted against the retry budget.
+    #[serde(rename = "OUTBOX_UNAUTHORIZED")]
+    Unauthorized,
     /// The leader running an attempt went away before it finished; the attempt is retried with
     /// the same idempotency key and does not count against the retry budget.
     #[serde(rename = "OUTBOX_LEADER_LOST")]
@@ -68,6 +73,7 @@ impl ErrorCode {
             Self::RetriesExhausted => "OUTBOX_RETRIES_EXHAUSTED",
             Self::Retriable => "OUTBOX_RETRIABLE",
             Self::Network => "OUTBOX_NETWORK",
+            Self::Unauthorized => "OUTBOX_UNAUTHORIZED",
             Self::LeaderLost => "OUTBOX_LEADER_LOST",
             Self::Removed => "OUTBOX_REMOVED",
             Self::CorruptRecord => "OUTBOX_CORRUPT_RECORD",

@@ -142,6 +142,20 @@ pub enum Message {
         /// The result.
         result: Response,
     },
+    /// The leader needs credentials for its calls (at the start of a term when it is set to
+    /// use them, and after a 401): its outbox is paused until a tab of the scope sends them.
+    CredentialsNeeded {
+        /// The leader's epoch.
+        epoch: Epoch,
+    },
+    /// A tab's credentials for the leader of this epoch: headers to add to every call. Kept in
+    /// the leader's memory only, never stored.
+    Credentials {
+        /// The epoch of the leader they are for.
+        epoch: Epoch,
+        /// Header names and values (e.g. `authorization: Bearer …`).
+        headers: std::collections::BTreeMap<String, String>,
+    },
     /// Something the app should know (a quarantined record, an unknown mutation function).
     Diagnostic {
         /// Stable code.
@@ -171,12 +185,14 @@ impl Message {
             Self::Visible => "visible",
             Self::Request { .. } => "request",
             Self::Response { .. } => "response",
+            Self::CredentialsNeeded { .. } => "credentials_needed",
+            Self::Credentials { .. } => "credentials",
             Self::Diagnostic { .. } => "diagnostic",
         }
     }
 
     /// Every kind this version knows.
-    pub const KINDS: [&'static str; 17] = [
+    pub const KINDS: [&'static str; 19] = [
         "hello",
         "leader",
         "heartbeat",
@@ -193,6 +209,8 @@ impl Message {
         "visible",
         "request",
         "response",
+        "credentials_needed",
+        "credentials",
         "diagnostic",
     ];
 }

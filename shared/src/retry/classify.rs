@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorKind {
     /// Worth another attempt (network errors, timeouts, 5xx, 408, 429).
     Retriable,
-    /// Retrying cannot help (4xx other than 408/429, a `NonRetriableError`, an unknown
+    /// Retrying cannot help (4xx other than 401/408/429, a `NonRetriableError`, an unknown
     /// mutation function).
     NonRetriable,
+    /// The call needs (fresh) credentials (401): the outbox pauses until they come.
+    Unauthorized,
 }
 
 /// How one attempt failed, as the mutation function (or the HTTP one) reports it.
@@ -43,6 +45,15 @@ impl AttemptError {
         Self {
             kind: ErrorKind::Retriable,
             error: TxError::new(ErrorCode::Network, message),
+            retry_after_ms: None,
+        }
+    }
+
+    /// The server wants (fresh) credentials (401).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Unauthorized,
+            error: TxError::new(ErrorCode::Unauthorized, message),
             retry_after_ms: None,
         }
     }
@@ -92,7 +103,9 @@ pub fn classify_http(status: u16, retry_after_ms: Option<Millis>) -> Option<Atte
         return None;
     }
     let retriable = matches!(status, 408 | 429) || !(200..500).contains(&status);
-    let mut err = if retriable {
+    let mut err = if status == 401 {
+        AttemptError::unauthorized("server answered 401: credentials needed")
+    } else if retriable {
         AttemptError::retriable(format!("server answered {status}"))
     } else {
         AttemptError::non_retriable(format!("server answered {status}"))
@@ -164,8 +177,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn four_xx_is_final_except_408_and_429() {
-        for s in [400, 401, 403, 404, 409, 410, 413, 422, 451, 499] {
+    fn four_xx_is_final_except_401_408_and_429() {
+        assert_eq!(
+            classify_http(401, None).map(|e| (e.kind, e.error.code)),
+            Some((ErrorKind::Unauthorized, ErrorCode::Unauthorized))
+        );
+        for s in [400, 403, 404, 409, 410, 413, 422, 451, 499] {
             assert_eq!(
                 classify_http(s, None).map(|e| e.kind),
                 Some(ErrorKind::NonRetriable),

@@ -379,6 +379,7 @@ impl TabCore {
                 for tx in transactions {
                     self.update(tx.clone(), true);
                 }
+                self.settle_missing_from(transactions);
             }
             _ => self.dropped += 1,
         }
@@ -425,6 +426,27 @@ impl TabCore {
                 self.refuted.pop_front();
             }
             self.refuted.push_back(claim);
+        }
+    }
+
+    /// A leader's snapshot holds every transaction still in the outbox. Another tab's
+    /// transaction this tab knows as unsettled but the snapshot lacks has left the outbox: it
+    /// completed (a leader stepping down may not have said so before it went). It is taken as
+    /// completed, so its change joins the synced rows instead of hanging in the overlay. (This
+    /// tab knows other tabs' transactions only from a leader's states, sent after they were
+    /// committed, so any such transaction is in storage for every later leader to load.)
+    fn settle_missing_from(&mut self, snapshot: &[Transaction]) {
+        let present: HashSet<&TransactionId> = snapshot.iter().map(|t| &t.id).collect();
+        let missing: Vec<Transaction> = self
+            .known
+            .values()
+            .filter(|k| !k.own && !k.tx.state.is_settled() && !present.contains(&k.tx.id))
+            .map(|k| k.tx.clone())
+            .collect();
+        for mut tx in missing {
+            tx.state = TransactionState::Completed;
+            tx.server_seq = None;
+            self.update(tx, true);
         }
     }
 

@@ -664,3 +664,45 @@ fn a_removed_dead_letter_leaves_every_tab() {
     hear(&mut t, 3, &state(failed));
     assert!(t.get(&"x".into()).is_none());
 }
+
+#[test]
+fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    // Two of another tab's transactions, mid-attempt under leader 1.
+    let running = |id: &str, key: &str| with_state(insert(id, key), TransactionState::Persisting);
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![running("x", "7"), running("y", "8")],
+        }),
+    );
+    assert!(t.view().is_pending(&"x".into()));
+    // Leader 1 completed x and went away before saying so; leader 2 holds only y.
+    let second = Envelope::broadcast(
+        SCOPE,
+        &ClientId("leader2".into()),
+        Message::Leader { epoch: Epoch(2) },
+    );
+    hear(&mut t, 2, &second);
+    let snapshot = Envelope::reply(
+        SCOPE,
+        &ClientId("leader2".into()),
+        &ClientId("me".into()),
+        Message::Snapshot {
+            epoch: Epoch(2),
+            transactions: vec![with_state(insert("y", "8"), TransactionState::Pending)],
+        },
+    );
+    hear(&mut t, 3, &snapshot);
+    assert!(!t.view().is_pending(&"x".into()), "x is no longer hanging");
+    assert_eq!(
+        t.view().get("todos", "7"),
+        Some(&json!({"id": "7"})),
+        "its change kept"
+    );
+    assert!(t.get(&"x".into()).is_none(), "and forgotten as completed");
+    assert!(t.view().is_pending(&"y".into()), "y still pending");
+}
