@@ -225,7 +225,7 @@ async function chaos(server, browser, startedAt) {
   const durableAt = new Map(); // id → node time of its durable acknowledgement
   const outcome = new Map(); // id → 'completed' | error code
   const timeline = [];
-  const mark = (what) => timeline.push({ at: Date.now(), what });
+  const mark = (what) => timeline.at(-1)?.what !== what && timeline.push({ at: Date.now(), what });
   const epochs = new Set();
   let leaderTab = null; // the tab whose worker last said it leads
   await browser.context.exposeBinding('__chaosReport', (_source, report) => {
