@@ -311,6 +311,23 @@ impl OutboxClient {
         Inner::request(&self.0, "queueStats", Request::Stats)
     }
 
+    /// Gives the leader credentials (headers added to every call, e.g. `{ authorization:
+    /// 'Bearer …' }`), as after a sign-in or when `getCredentials` is not used. Kept in the
+    /// leader's memory only; an outbox paused by a 401 goes on. Throws `OUTBOX_INVALID` for
+    /// anything but an object of strings.
+    #[wasm_bindgen(js_name = provideCredentials)]
+    pub fn provide_credentials(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] headers: JsValue,
+    ) -> Result<(), JsValue> {
+        let headers = crate::inner::credential_headers(&headers).map_err(invalid)?;
+        let epoch = self.0.core.borrow().leader();
+        if let Some(epoch) = epoch {
+            Inner::send(&self.0, Message::Credentials { epoch, headers });
+        }
+        Ok(())
+    }
+
     /// Says the network is back: scheduled retries run now.
     #[wasm_bindgen(js_name = notifyOnline)]
     pub fn notify_online(&self) {

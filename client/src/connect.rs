@@ -14,6 +14,7 @@ use futures_channel::oneshot;
 use outbox_runtime::channel::Channel;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 #[wasm_bindgen]
 impl OutboxClient {
@@ -22,8 +23,10 @@ impl OutboxClient {
     pub async fn connect(
         #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
     ) -> Result<OutboxClient, JsValue> {
-        let (options, fns) = ConnectOptions::parse(&options)?;
-        let inner = Inner::new(options, fns);
+        let (parsed, fns) = ConnectOptions::parse(&options)?;
+        let get_credentials = credentials_hook(&options)?;
+        let inner = Inner::new(parsed, fns);
+        *inner.get_credentials.borrow_mut() = get_credentials;
         let (decided, mode_known) = oneshot::channel();
         *inner.decided.borrow_mut() = Some(decided);
         Inner::start(&inner);
@@ -114,4 +117,20 @@ fn missing_platform() -> Option<Diagnostic> {
         ));
     }
     None
+}
+
+/// `options.getCredentials`: `() => headers | Promise<headers>`, asked when the leader needs
+/// credentials for its calls.
+fn credentials_hook(options: &JsValue) -> Result<Option<js_sys::Function>, JsValue> {
+    let value = js_sys::Reflect::get(options, &JsValue::from_str("getCredentials"))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null());
+    match value {
+        None => Ok(None),
+        Some(v) => v.dyn_into::<js_sys::Function>().map(Some).map_err(|_| {
+            crate::errors::invalid(
+                "options.getCredentials must be a function returning headers (or a promise of them)",
+            )
+        }),
+    }
 }

@@ -64,6 +64,12 @@ pub enum ClientEvent {
         /// Plain words.
         message: String,
     },
+    /// The leader needs credentials for its calls; its outbox waits for them (the app's
+    /// `getCredentials()` is asked, or the app calls `provideCredentials`).
+    CredentialsNeeded {
+        /// The leader's epoch.
+        epoch: u64,
+    },
     /// The tab's worker started.
     WorkerReady,
 }

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub closed: Cell<bool>,
     /// Online-only: a leader's proof lock is being checked.
     pub checking_leader: Cell<bool>,
+    /// The app's `getCredentials()`, if it gave one.
+    pub get_credentials: RefCell<Option<js_sys::Function>>,
     pub leader_tab: Cell<bool>,
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
@@ -111,6 +113,7 @@ impl Inner {
             diagnostic: RefCell::new(None),
             closed: Cell::new(false),
             checking_leader: Cell::new(false),
+            get_credentials: RefCell::new(None),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
             channel: RefCell::new(None),
@@ -216,6 +219,7 @@ impl Inner {
                     Self::leadership_changed(this, epoch.0);
                 }
                 TabOutput::VerifyLeader { epoch, from } => Self::verify_leader(this, epoch, from),
+                TabOutput::CredentialsNeeded(epoch) => Self::credentials_needed(this, epoch),
                 TabOutput::LeaderResigned(epoch) => {
                     this.emit(|| ClientEvent::LeaderResigned { epoch: epoch.0 });
                 }
@@ -240,6 +244,36 @@ impl Inner {
         }
         this.later(later);
         Self::pump(this);
+    }
+
+    /// The leader needs credentials: the app hears of it, and its `getCredentials()` (if any)
+    /// is asked; its answer goes to that leader.
+    fn credentials_needed(this: &Rc<Self>, epoch: Epoch) {
+        this.emit(|| ClientEvent::CredentialsNeeded { epoch: epoch.0 });
+        let hook = this.get_credentials.borrow().clone();
+        let Some(hook) = hook else { return };
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            let answer = match hook.call0(&JsValue::NULL) {
+                Ok(v) if wasm_bindgen::JsCast::has_type::<js_sys::Promise>(&v) => {
+                    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(v)).await
+                }
+                other => other,
+            };
+            let Some(this) = weak.upgrade() else { return };
+            match answer
+                .map_err(|e| outbox_runtime::convert::JsErrorInfo::from_js(&e).to_string())
+                .and_then(|v| credential_headers(&v))
+            {
+                Ok(headers) => Self::send(&this, Message::Credentials { epoch, headers }),
+                Err(why) => this.emit(|| ClientEvent::Diagnostic {
+                    code: outbox_shared::model::ErrorCode::Unauthorized
+                        .as_str()
+                        .to_owned(),
+                    message: format!("getCredentials() failed: {why}"),
+                }),
+            }
+        });
     }
 
     /// Checks a claim of leadership: the tab's own executor (online-only) is believed; anyone
@@ -429,4 +463,17 @@ impl Inner {
             .map(|t| to_js(t).unwrap_or(JsValue::NULL))
             .collect()
     }
+}
+
+/// Reads credentials as the app gives them: an object of header names to string values.
+pub fn credential_headers(value: &JsValue) -> Result<BTreeMap<String, String>, String> {
+    if !value.is_object() {
+        return Err(
+            "credentials must be an object of header names to values, like \
+                    { authorization: 'Bearer …' }"
+                .into(),
+        );
+    }
+    outbox_runtime::convert::from_js::<BTreeMap<String, String>>(value.clone())
+        .map_err(|e| format!("credentials must map header names to strings: {e}"))
 }

@@ -86,6 +86,10 @@ impl LocalExecutor {
             Message::NotifyOnline => Event::NotifyOnline,
             Message::Visible => Event::TabVisible,
             Message::Request { req, op } => Event::Request { from, req, op },
+            Message::Credentials { epoch, headers } if epoch == self.epoch => {
+                inner.fns.set_credentials(headers);
+                Event::Credentials
+            }
             _ => return,
         };
         self.driver.dispatch(event);

@@ -482,3 +482,103 @@ async fn garbage_and_forged_channel_messages_are_refused_counted_and_change_noth
         states.to_vec()
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_401_pauses_the_outbox_until_get_credentials_answers_and_nothing_is_stored() {
+    let scope = unique_scope("creds");
+    let log = Array::new();
+    // The app's server: 401 without the right bearer token.
+    let guarded = js_fn(
+        "log",
+        "return (call) => { log.push(call.credentials.authorization ?? 'none'); \
+         if (call.credentials.authorization !== 'Bearer good') throw { status: 401, message: 'who are you' }; \
+         return { ok: true }; }",
+        &[&log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &guarded)]).await;
+    let asked = Array::new();
+    let get_credentials = js_fn(
+        "asked",
+        "return async () => { asked.push(1); return { authorization: 'Bearer good' }; }",
+        &[&asked],
+    );
+    let client = connect(&scope, &[("getCredentials", get_credentials.into())]).await;
+    let events = Array::new();
+    let _off = client.on_event(js_fn(
+        "events",
+        "return (e) => events.push(e.type);",
+        &[&events],
+    ));
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "milk")).unwrap();
+    let done = settle(tx.completed()).await.unwrap();
+    assert_eq!(text(&done, "state").as_deref(), Some("completed"));
+    assert_eq!(
+        log.to_vec(),
+        vec![JsValue::from_str("none"), JsValue::from_str("Bearer good")],
+        "one refused call, then one with the credentials"
+    );
+    assert_eq!(asked.length(), 1, "asked once");
+    assert!(events.includes(&JsValue::from_str("credentials_needed"), 0));
+    let attempts = prop(&done, "attempts");
+    let first = js_sys::Reflect::get(&attempts, &JsValue::from(0)).unwrap();
+    assert_eq!(
+        text(&prop(&first, "error"), "code").as_deref(),
+        Some("OUTBOX_UNAUTHORIZED")
+    );
+    // Nothing of the credentials reached storage: the outbox record never held them.
+    let stored = js_call(
+        "name",
+        "return new Promise((ok, fail) => { const r = indexedDB.open(name); r.onerror = () => fail(r.error); \
+         r.onsuccess = () => { const db = r.result; const t = db.transaction(db.objectStoreNames, 'readonly'); \
+         const out = []; for (const n of db.objectStoreNames) { const q = t.objectStore(n).getAll(); \
+         q.onsuccess = () => out.push(JSON.stringify(q.result)); } \
+         t.oncomplete = () => { db.close(); ok(out.join('')); }; }; })",
+        &[&JsValue::from_str(&format!("outbox:{scope}"))],
+    );
+    let stored = settle(stored.unchecked_into())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(
+        !stored.contains("Bearer good"),
+        "credentials are not stored"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_leader_that_needs_credentials_calls_nothing_before_a_tab_provides_them() {
+    let scope = unique_scope("creds-first");
+    let log = Array::new();
+    let f = js_fn(
+        "log",
+        "return (call) => { log.push(call.credentials.authorization ?? 'none'); return { ok: true }; }",
+        &[&log],
+    );
+    let mutation_fns = js_sys::Object::new();
+    js_sys::Reflect::set(&mutation_fns, &"todos".into(), &f).unwrap();
+    let options = obj(&[
+        ("app", JsValue::from_str(&scope)),
+        ("mutationFns", mutation_fns.into()),
+        ("credentials", JsValue::TRUE),
+    ]);
+    let parsed = outbox_worker::options::parse(&options).unwrap();
+    let _leader = outbox_worker::leader::Leader::start(scope.clone(), parsed)
+        .await
+        .unwrap();
+    // No getCredentials: the app provides them itself once it has them.
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "milk")).unwrap();
+    settle(tx.durable()).await.unwrap();
+    assert_eq!(log.length(), 0, "durable, but not sent without credentials");
+    assert!(client
+        .provide_credentials(json(r#"{"authorization": 42}"#))
+        .is_err());
+    client
+        .provide_credentials(json(r#"{"authorization": "Bearer later"}"#))
+        .unwrap();
+    settle(tx.completed()).await.unwrap();
+    assert_eq!(log.to_vec(), vec![JsValue::from_str("Bearer later")]);
+}

@@ -426,6 +426,11 @@ impl Inner {
             Message::NotifyOnline => Event::NotifyOnline,
             Message::Visible => Event::TabVisible,
             Message::Request { req, op } => Event::Request { from, req, op },
+            Message::Credentials { epoch: to, headers } if to == epoch => {
+                // Kept in this worker's memory only, for its calls.
+                this.fns.set_credentials(headers);
+                Event::Credentials
+            }
             _ => return,
         };
         this.dispatch(event);

@@ -28,6 +28,10 @@ pub struct LeaderOptions {
     /// (plus a random share of a heartbeat).
     #[serde(default = "default_takeover")]
     pub takeover_after_ms: u32,
+    /// Calls need credentials from a tab (`getCredentials` in `connect`): each term waits for
+    /// them before its first call. Without this a 401 still pauses the outbox and asks.
+    #[serde(default)]
+    pub credentials: bool,
 }
 
 fn default_concurrency() -> usize {
@@ -113,6 +117,7 @@ pub fn executor_config(
         max_concurrency: options.max_concurrency.max(1),
         retry: options.retry,
         await_sync: options.await_sync,
+        credentials: options.credentials,
         before_retry,
         ..ExecutorConfig::default()
     }

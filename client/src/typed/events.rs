@@ -89,6 +89,11 @@ pub enum EventKind {
         /// Plain words.
         message: String,
     },
+    /// The leader needs credentials; its outbox waits for them.
+    CredentialsNeeded {
+        /// The leader's epoch.
+        epoch: u64,
+    },
     /// The tab's worker started.
     WorkerReady,
     /// An event this version does not know, as the client sent it.

@@ -39,6 +39,9 @@ pub enum TabOutput {
     RowsChanged(Vec<RowRef>),
     /// A new leader announced itself and its claim was verified.
     LeaderChanged(Epoch),
+    /// The leader of this epoch needs credentials for its calls (its outbox is paused until a
+    /// tab sends [`Message::Credentials`]).
+    CredentialsNeeded(Epoch),
     /// Someone claims to lead at this epoch: check that the lock
     /// [`crate::leadership::proof_lock_name`]`(scope, epoch, from)` is held, then call
     /// [`TabCore::leader_verified`] or [`TabCore::leader_refuted`]. Messages under the claim
@@ -280,7 +283,8 @@ impl TabCore {
             | Message::Resign { epoch }
             | Message::Durable { epoch, .. }
             | Message::State { epoch, .. }
-            | Message::Snapshot { epoch, .. } => Some(*epoch),
+            | Message::Snapshot { epoch, .. }
+            | Message::CredentialsNeeded { epoch } => Some(*epoch),
             Message::Rejected { .. } | Message::Response { .. } => None,
             Message::Diagnostic { code, message } => {
                 // Anyone may tell the app something (a waiting worker that cannot lead, say);
@@ -368,6 +372,9 @@ impl TabCore {
             }
             Message::Rejected { id, error } if env.to.as_ref() == Some(&self.me) => {
                 self.rejected(id, error.clone());
+            }
+            Message::CredentialsNeeded { epoch } => {
+                self.out.push(TabOutput::CredentialsNeeded(*epoch));
             }
             Message::State { txs, .. } => {
                 self.last_heard = Some(now);

@@ -6,7 +6,8 @@ use outbox_shared::executor::{AttemptOutcome, AttemptSuccess};
 use outbox_shared::http::{self, HttpAnswer, HttpEndpoint, HttpRequest, FENCED_HEADER};
 use outbox_shared::model::{ErrorCode, Transaction};
 use outbox_shared::retry::{classify_http, AttemptError, ErrorKind};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -16,6 +17,8 @@ pub struct MutationFns {
     fns: HashMap<String, js_sys::Function>,
     http: HashMap<String, HttpEndpoint>,
     on_unknown: Option<js_sys::Function>,
+    /// Headers a tab sent as credentials, added to every call. In memory only.
+    credentials: RefCell<BTreeMap<String, String>>,
 }
 
 /// How a call will be made.
@@ -66,6 +69,35 @@ impl MutationFns {
         self.http.insert(name.to_owned(), endpoint);
     }
 
+    /// Sets the credentials (headers) to add to every call from now on.
+    pub fn set_credentials(&self, headers: BTreeMap<String, String>) {
+        *self.credentials.borrow_mut() = headers;
+    }
+
+    /// Forgets the credentials.
+    pub fn clear_credentials(&self) {
+        self.credentials.borrow_mut().clear();
+    }
+
+    /// The credentials now in force.
+    pub fn credentials(&self) -> BTreeMap<String, String> {
+        self.credentials.borrow().clone()
+    }
+
+    /// An HTTP request with the credentials added (they replace headers of the same name).
+    pub fn with_credentials(&self, mut request: HttpRequest) -> HttpRequest {
+        let creds = self.credentials.borrow();
+        if !creds.is_empty() {
+            request
+                .headers
+                .retain(|(k, _)| !creds.keys().any(|c| c.eq_ignore_ascii_case(k)));
+            request
+                .headers
+                .extend(creds.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        request
+    }
+
     /// How a transaction's mutation function is reached. JS functions win over HTTP.
     pub fn route(&self, name: &str) -> Route<'_> {
         if let Some(f) = self.fns.get(name) {
@@ -87,7 +119,8 @@ impl MutationFns {
     }
 }
 
-/// Calls the app's function with `{transaction, idempotencyKey, attempt, signal}` and reads
+/// Calls the app's function with `{transaction, idempotencyKey, attempt, epoch, signal,
+/// credentials}` (`credentials`: the headers a tab sent, `{}` when none) and reads
 /// its result: a resolved value (optionally `{seq}`) is success; a rejection is classified by
 /// [`classify_js_error`].
 pub async fn call_js(
@@ -95,6 +128,7 @@ pub async fn call_js(
     tx: &Transaction,
     attempt: u32,
     signal: &web_sys::AbortSignal,
+    credentials: &BTreeMap<String, String>,
 ) -> AttemptOutcome {
     let arg = js_sys::Object::new();
     let set = |k: &str, v: &JsValue| {
@@ -105,6 +139,7 @@ pub async fn call_js(
     set("attempt", &JsValue::from(attempt));
     set("epoch", &JsValue::from(tx.epoch.0 as f64));
     set("signal", signal);
+    set("credentials", &to_js(credentials).unwrap_or(JsValue::NULL));
     let result = match f.call1(&JsValue::NULL, &arg) {
         Ok(v) => v,
         Err(e) => return Err(classify_js_error(&e)),
@@ -210,11 +245,12 @@ pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<H
 
 /// One transaction through the built-in HTTP function.
 pub async fn call_http(
+    fns: &MutationFns,
     endpoint: &HttpEndpoint,
     tx: &Transaction,
     signal: &web_sys::AbortSignal,
 ) -> AttemptOutcome {
-    match fetch(&endpoint.request(tx), signal).await {
+    match fetch(&fns.with_credentials(endpoint.request(tx)), signal).await {
         Ok(answer) => http::outcome(&answer, crate::clock::now()),
         Err(e) => http::network_error(&e),
     }

@@ -186,8 +186,10 @@ impl Inner {
         let signal = Self::abort_signal(this);
         spawn_local(async move {
             let outcome = match (fns.route(&tx.mutation_fn), &signal) {
-                (Route::Js(f), Some(signal)) => calls::call_js(f, &tx, attempt, signal).await,
-                (Route::Http(e), Some(signal)) => calls::call_http(e, &tx, signal).await,
+                (Route::Js(f), Some(signal)) => {
+                    calls::call_js(f, &tx, attempt, signal, &fns.credentials()).await
+                }
+                (Route::Http(e), Some(signal)) => calls::call_http(&fns, e, &tx, signal).await,
                 (Route::Unknown, _) => fns.unknown(&tx),
                 (_, None) => network_error("could not make an AbortController"),
             };
@@ -212,7 +214,7 @@ impl Inner {
             };
             let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
             let ids: Vec<_> = group.iter().map(|(t, _)| t.id.clone()).collect();
-            let request = endpoint.batch_request(&txs);
+            let request = fns.with_credentials(endpoint.batch_request(&txs));
             let outcomes = match &signal {
                 Some(signal) => match calls::fetch(&request, signal).await {
                     Ok(answer) => batch_outcomes(&answer, &ids, now()),
