@@ -711,13 +711,20 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
 fn the_verified_leaders_call_for_credentials_reaches_the_app_and_no_one_elses() {
     let mut t = me();
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
-    let out = hear(&mut t, 1, &from_leader(Message::CredentialsNeeded { epoch: Epoch(2) }));
+    let out = hear(
+        &mut t,
+        1,
+        &from_leader(Message::CredentialsNeeded { epoch: Epoch(2) }),
+    );
     assert_eq!(out, vec![TabOutput::CredentialsNeeded(Epoch(2))]);
     let forged = Envelope::broadcast(
         SCOPE,
         &ClientId("mallory".into()),
         Message::CredentialsNeeded { epoch: Epoch(2) },
     );
-    assert!(t.receive(2, &forged).is_empty(), "a forger cannot fish for credentials");
+    assert!(
+        t.receive(2, &forged).is_empty(),
+        "a forger cannot fish for credentials"
+    );
     assert_eq!(t.forged(), 1);
 }
