@@ -311,6 +311,29 @@ impl OutboxClient {
         Inner::request(&self.0, "queueStats", Request::Stats)
     }
 
+    /// Signs the user out of this scope: `{ pending: 'keep' }` keeps the outbox (dead letters
+    /// too) for the same user's next sign-in, `{ pending: 'discard' }` deletes it. Resolves with
+    /// what the outbox held (`{pending, deadLetters, discarded}`; ask `queueStats()` first to
+    /// decide). The leader forgets its credentials and stops; every tab of the scope closes its
+    /// client (a `signed_out` event) and connects again for the next user.
+    #[wasm_bindgen(js_name = signOut, unchecked_return_type = "Promise<SignOutResult>")]
+    pub fn sign_out(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "{ pending: 'keep' | 'discard' }")] options: JsValue,
+    ) -> Promise {
+        let pending = field(&options, "pending").and_then(|v| v.as_string());
+        let discard = match pending.as_deref() {
+            Some("keep") => false,
+            Some("discard") => true,
+            _ => {
+                return Promise::reject(&invalid(
+                    "signOut needs { pending: 'keep' } or { pending: 'discard' }",
+                ))
+            }
+        };
+        Inner::request(&self.0, "signOut", Request::SignOut { discard })
+    }
+
     /// Gives the leader credentials (headers added to every call, e.g. `{ authorization:
     /// 'Bearer …' }`), as after a sign-in or when `getCredentials` is not used. Kept in the
     /// leader's memory only; an outbox paused by a 401 goes on. Throws `OUTBOX_INVALID` for

@@ -70,6 +70,11 @@ pub enum ClientEvent {
         /// The leader's epoch.
         epoch: u64,
     },
+    /// The user signed out of this scope; this client is closed.
+    SignedOut {
+        /// The leader's epoch.
+        epoch: u64,
+    },
     /// The tab's worker started.
     WorkerReady,
 }

@@ -220,6 +220,13 @@ impl Inner {
                 }
                 TabOutput::VerifyLeader { epoch, from } => Self::verify_leader(this, epoch, from),
                 TabOutput::CredentialsNeeded(epoch) => Self::credentials_needed(this, epoch),
+                TabOutput::SignedOut(epoch) => {
+                    this.emit(|| ClientEvent::SignedOut { epoch: epoch.0 });
+                    this.fns.clear_credentials();
+                    // After the listeners heard it: the client closes.
+                    let me = Rc::clone(this);
+                    later.push(Box::new(move || crate::client::OutboxClient(me).close()));
+                }
                 TabOutput::LeaderResigned(epoch) => {
                     this.emit(|| ClientEvent::LeaderResigned { epoch: epoch.0 });
                 }

@@ -47,6 +47,21 @@ impl Requests {
             Response::Outbox { transactions } => (true, to_js(&transactions)),
             Response::Stats { stats } => (true, to_js(&stats)),
             Response::Done => (true, Ok(JsValue::UNDEFINED)),
+            Response::SignedOut {
+                pending,
+                dead_letters,
+                discarded,
+            } => {
+                let o = js_sys::Object::new();
+                for (k, n) in [
+                    ("pending", pending),
+                    ("deadLetters", dead_letters),
+                    ("discarded", discarded),
+                ] {
+                    let _ = js_sys::Reflect::set(&o, &k.into(), &JsValue::from(n));
+                }
+                (true, Ok(o.into()))
+            }
             Response::Error { error } => (false, Ok(error.to_js_error().into())),
         };
         let removes = if ok { w.removes } else { None };

@@ -152,6 +152,9 @@ export interface OutboxTransactionRecord {
 
 export interface QueueStats { size: number; bytes: number; inFlight: number; deadLetters: number }
 
+/** What the outbox held when the user signed out. */
+export interface SignOutResult { pending: number; deadLetters: number; discarded: number }
+
 /** Channel messages a tab refused, by reason (see `OutboxClient.messageStats`). */
 export interface MessageStats {
   notText: number; tooLarge: number; malformed: number; unsupported: number; foreign: number;
@@ -164,6 +167,8 @@ export type OutboxEvent = { at: number } & (
   | { type: 'state'; id: string; state: TransactionState; attempts: number; code?: OutboxErrorCode }
   | { type: 'leader'; epoch: number; isLeaderTab: boolean }
   | { type: 'leader_resigned'; epoch: number }
+  | { type: 'credentials_needed'; epoch: number }
+  | { type: 'signed_out'; epoch: number }
   | { type: 'mode'; mode: OutboxMode; reason?: OutboxDiagnostic['code'] }
   | { type: 'diagnostic'; code: string; message: string }
   | { type: 'worker_ready' }

@@ -582,3 +582,88 @@ async fn a_leader_that_needs_credentials_calls_nothing_before_a_tab_provides_the
     settle(tx.completed()).await.unwrap();
     assert_eq!(log.to_vec(), vec![JsValue::from_str("Bearer later")]);
 }
+
+/// Every record in the outbox store of `scope`'s database, as JSON texts.
+async fn stored_records(scope: &str) -> Vec<String> {
+    let p = js_call(
+        "name",
+        "return new Promise((ok, fail) => { const r = indexedDB.open(name); r.onerror = () => fail(r.error); \
+         r.onsuccess = () => { const db = r.result; const q = db.transaction('outbox', 'readonly').objectStore('outbox').getAll(); \
+         q.onsuccess = () => { db.close(); ok(q.result.map((v) => typeof v === 'string' ? v : JSON.stringify(v))); }; \
+         q.onerror = () => fail(q.error); }; })",
+        &[&JsValue::from_str(&format!("outbox:{scope}"))],
+    );
+    let list: Array = settle(p.unchecked_into()).await.unwrap().unchecked_into();
+    list.iter().filter_map(|v| v.as_string()).collect()
+}
+
+async fn sign_out_case(discard: bool) {
+    let scope = unique_scope(if discard {
+        "signout-discard"
+    } else {
+        "signout-keep"
+    });
+    let log = Array::new();
+    // The server is down: everything stays pending.
+    let down = js_fn(
+        "log",
+        "return (call) => { log.push(call.idempotencyKey); throw { status: 503, message: 'down' }; }",
+        &[&log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &down)]).await;
+    let me = connect(&scope, &[]).await;
+    let other = connect(&scope, &[]).await;
+    let other_events = Array::new();
+    let _off = other.on_event(js_fn(
+        "events",
+        "return (e) => events.push(e.type);",
+        &[&other_events],
+    ));
+    let tx = todos(&me).insert(todo("1", "milk")).unwrap();
+    settle(tx.durable()).await.unwrap();
+    assert_eq!(stored_records(&scope).await.len(), 1);
+
+    let pending = if discard { "discard" } else { "keep" };
+    let result = settle(me.sign_out(obj(&[("pending", JsValue::from_str(pending))])))
+        .await
+        .unwrap();
+    assert_eq!(prop(&result, "pending").as_f64(), Some(1.0));
+    assert_eq!(prop(&result, "deadLetters").as_f64(), Some(0.0));
+    assert_eq!(
+        prop(&result, "discarded").as_f64(),
+        Some(if discard { 1.0 } else { 0.0 })
+    );
+    // Every tab of the scope hears it and closes.
+    let mut calls = Calls::new();
+    let _off2 = other.on_event(calls.f.clone());
+    if !other_events.includes(&JsValue::from_str("signed_out"), 0) {
+        calls
+            .until(|e| text(e, "type").as_deref() == Some("signed_out"))
+            .await;
+    }
+    for client in [&me, &other] {
+        let closed = settle(client.queue_stats()).await;
+        assert!(closed.is_err(), "closed after signing out");
+    }
+    let left = stored_records(&scope).await.len();
+    assert_eq!(
+        left,
+        usize::from(!discard),
+        "kept for the next sign-in, or deleted"
+    );
+    assert!(
+        settle(me.sign_out(obj(&[("pending", JsValue::from_str("later"))])))
+            .await
+            .is_err()
+    );
+}
+
+#[wasm_bindgen_test]
+async fn signing_out_with_discard_deletes_the_outbox_and_closes_every_tab() {
+    sign_out_case(true).await;
+}
+
+#[wasm_bindgen_test]
+async fn signing_out_with_keep_leaves_the_outbox_and_closes_every_tab() {
+    sign_out_case(false).await;
+}

@@ -304,6 +304,13 @@ impl Inner {
                 spawn_local(async move { Inner::end_term(&inner) });
             }
         });
+        let weak = Rc::downgrade(this);
+        driver.on_signed_out(move || {
+            if let Some(inner) = weak.upgrade() {
+                // Signed out: stop leading and do not wait for the lock again.
+                spawn_local(async move { Leader(inner).resign() });
+            }
+        });
         let (tx, rx) = oneshot::channel();
         *this.end_term.borrow_mut() = Some(tx);
         let heartbeat = Self::heartbeat(this, epoch);
@@ -398,6 +405,21 @@ impl Inner {
     /// A message on the channel. A waiting worker only notes the leader's signs of life; only a
     /// leading worker answers.
     fn on_message(this: &Rc<Self>, env: Envelope) {
+        if let Message::SignedOut { epoch } = env.body {
+            // The user signed out of this scope: no worker of it waits to lead any more. Only
+            // the leader can say so (it still holds its proof lock while it says it).
+            let name = proof_lock_name(&this.scope, epoch, &env.from);
+            let weak = Rc::downgrade(this);
+            spawn_local(async move {
+                if outbox_runtime::locks::is_held(&name).await {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.fns.clear_credentials();
+                        Leader(inner).resign();
+                    }
+                }
+            });
+            return;
+        }
         let Some(epoch) = this.epoch() else {
             if matches!(
                 env.body,

@@ -94,6 +94,11 @@ pub enum EventKind {
         /// The leader's epoch.
         epoch: u64,
     },
+    /// The user signed out of this scope; the client is closed.
+    SignedOut {
+        /// The leader's epoch.
+        epoch: u64,
+    },
     /// The tab's worker started.
     WorkerReady,
     /// An event this version does not know, as the client sent it.

@@ -115,6 +115,9 @@ pub enum Command {
         /// Why it was unreadable.
         reason: String,
     },
+    /// The user signed out (the answer and the broadcast are sent): forget the credentials and
+    /// stop leading; do not wait for the lock again.
+    SignedOut,
     /// Another leader has taken over (a write was fenced out): stop serving, release nothing
     /// (the lock is already someone else's), and let the worker wait for the lock again.
     StepDown {

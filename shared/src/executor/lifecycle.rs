@@ -213,6 +213,10 @@ impl Executor {
                         result: response,
                     },
                 ),
+                AfterCommit::SignedOut => {
+                    self.send_to(None, Message::SignedOut { epoch: self.epoch });
+                    self.out.push(Command::SignedOut);
+                }
             }
         }
         for (to, ids) in acks {

@@ -52,6 +52,8 @@ pub struct Executor {
     /// Waiting for credentials (a 401, or a term that needs them before its first call): no
     /// attempt starts until [`Event::Credentials`].
     paused: bool,
+    /// The user signed out: nothing unpauses it.
+    signed_out: bool,
     out: Vec<Command>,
 }
 
@@ -102,6 +104,7 @@ impl Executor {
             next_seq: 1,
             timer_at: None,
             paused: false,
+            signed_out: false,
             out: Vec::new(),
         }
     }
@@ -145,10 +148,11 @@ impl Executor {
             Event::SyncedTo { server_seq } => self.synced_to(now, server_seq),
             Event::SnapshotRequested { from } => self.snapshot(&from),
             Event::Request { from, req, op } => self.request(now, &from, req, op),
-            Event::Credentials => {
+            Event::Credentials if !self.signed_out => {
                 self.paused = false;
                 self.bring_forward(now);
             }
+            Event::Credentials => {}
             Event::Stop => self.role = Role::Stopped,
         }
     }

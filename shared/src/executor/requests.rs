@@ -55,6 +55,10 @@ impl Executor {
                     None
                 }
             },
+            Request::SignOut { discard } => {
+                self.sign_out(now, from, req, discard);
+                return;
+            }
         };
         match immediate {
             Some(result) => self.send_to(Some(from.clone()), Message::Response { req, result }),
@@ -64,6 +68,39 @@ impl Executor {
                 response: Response::Done,
             }),
         }
+    }
+}
+
+impl Executor {
+    /// Signs out: counts, discards if asked (a call already on the wire cannot be recalled),
+    /// stops calling, and once that is committed answers, tells every tab and stops.
+    fn sign_out(&mut self, now: Millis, from: &ClientId, req: u64, discard: bool) {
+        let stats = self.stats();
+        let mut discarded = 0;
+        if discard {
+            let ids: Vec<_> = self.txs.keys().cloned().collect();
+            for id in ids {
+                self.remove(
+                    now,
+                    &id,
+                    TxError::new(ErrorCode::Removed, "discarded when the user signed out"),
+                );
+                discarded += 1;
+            }
+        }
+        self.paused = true;
+        self.signed_out = true;
+        self.writes.after_commit(AfterCommit::Reply {
+            to: from.clone(),
+            req,
+            response: Response::SignedOut {
+                pending: stats.size,
+                dead_letters: stats.dead_letters,
+                discarded,
+            },
+        });
+        // Answered after a commit (an empty batch still commits, with the epoch check).
+        self.writes.after_commit(AfterCommit::SignedOut);
     }
 }
 

@@ -684,3 +684,73 @@ fn an_outbox_that_needs_credentials_calls_nothing_before_they_come() {
     r.settle();
     assert_eq!(r.called(), vec!["a"]);
 }
+
+fn sign_out(r: &mut Rig, discard: bool) -> Response {
+    r.feed(Event::Request {
+        from: tab(),
+        req: 9,
+        op: Request::SignOut { discard },
+    });
+    r.settle();
+    r.sent
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::Response { req: 9, result } => Some(result.clone()),
+            _ => None,
+        })
+        .expect("an answer")
+}
+
+#[test]
+fn signing_out_and_discarding_deletes_everything_and_stops_calling() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::non_retriable("422")));
+    r.settle();
+    let answer = sign_out(&mut r, true);
+    assert_eq!(
+        answer,
+        Response::SignedOut {
+            pending: 0,
+            dead_letters: 2,
+            discarded: 2
+        },
+        "a failed, b failed as its dependent: two dead letters"
+    );
+    assert!(r.exec.transactions().is_empty());
+    assert!(r.store.transactions().is_empty(), "gone from storage too");
+    assert!(r
+        .sent
+        .iter()
+        .any(|(to, m)| to.is_none() && matches!(m, Message::SignedOut { .. })));
+    assert!(r.other.iter().any(|c| matches!(c, Command::SignedOut)));
+}
+
+#[test]
+fn signing_out_and_keeping_leaves_the_outbox_for_the_next_sign_in() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::retriable("503")));
+    r.settle();
+    let answer = sign_out(&mut r, false);
+    assert_eq!(
+        answer,
+        Response::SignedOut {
+            pending: 1,
+            dead_letters: 0,
+            discarded: 0
+        }
+    );
+    // Nothing more is sent for the signed-out user, whatever happens.
+    let calls = r.calls.len();
+    r.now += 120_000;
+    r.feed(Event::TimerFired);
+    r.feed(Event::Credentials);
+    r.feed(Event::NotifyOnline);
+    r.settle();
+    assert_eq!(r.calls.len(), calls);
+    assert_eq!(r.store.transactions().len(), 1, "kept in storage");
+}

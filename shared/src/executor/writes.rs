@@ -20,6 +20,8 @@ pub(super) enum AfterCommit {
         req: u64,
         response: Response,
     },
+    /// The sign-out is committed: tell every tab, then stop.
+    SignedOut,
 }
 
 /// A batch on its way to storage, with what waits for it.
@@ -166,7 +168,7 @@ impl WritePipeline {
         self.new.remove(id);
         self.after.retain(|a| match a {
             AfterCommit::Ack { id: x, .. } | AfterCommit::Call { id: x, .. } => x != id,
-            AfterCommit::Reply { .. } => true,
+            AfterCommit::Reply { .. } | AfterCommit::SignedOut => true,
         });
     }
 }

@@ -156,6 +156,11 @@ pub enum Message {
         /// Header names and values (e.g. `authorization: Bearer …`).
         headers: std::collections::BTreeMap<String, String>,
     },
+    /// The user signed out of this scope: tabs close their clients, workers stop leading.
+    SignedOut {
+        /// The leader's epoch.
+        epoch: Epoch,
+    },
     /// Something the app should know (a quarantined record, an unknown mutation function).
     Diagnostic {
         /// Stable code.
@@ -187,12 +192,13 @@ impl Message {
             Self::Response { .. } => "response",
             Self::CredentialsNeeded { .. } => "credentials_needed",
             Self::Credentials { .. } => "credentials",
+            Self::SignedOut { .. } => "signed_out",
             Self::Diagnostic { .. } => "diagnostic",
         }
     }
 
     /// Every kind this version knows.
-    pub const KINDS: [&'static str; 19] = [
+    pub const KINDS: [&'static str; 20] = [
         "hello",
         "leader",
         "heartbeat",
@@ -211,6 +217,7 @@ impl Message {
         "response",
         "credentials_needed",
         "credentials",
+        "signed_out",
         "diagnostic",
     ];
 }
@@ -233,6 +240,13 @@ pub enum Request {
     },
     /// Queue statistics.
     Stats,
+    /// The user signs out: keep the outbox for their next sign-in, or discard it (dead letters
+    /// included). Either way this leader stops calling, forgets its credentials, tells every
+    /// tab of the scope ([`Message::SignedOut`]) and stops leading.
+    SignOut {
+        /// Delete every transaction of the scope.
+        discard: bool,
+    },
 }
 
 /// The leader's answers.
@@ -250,6 +264,15 @@ pub enum Response {
     Stats {
         /// The figures.
         stats: QueueStats,
+    },
+    /// Signed out: what the outbox held when it happened.
+    SignedOut {
+        /// Unsettled transactions.
+        pending: u32,
+        /// Dead letters.
+        dead_letters: u32,
+        /// How many were deleted (0 when kept).
+        discarded: u32,
     },
     /// It could not be done.
     Error {

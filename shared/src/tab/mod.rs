@@ -42,6 +42,8 @@ pub enum TabOutput {
     /// The leader of this epoch needs credentials for its calls (its outbox is paused until a
     /// tab sends [`Message::Credentials`]).
     CredentialsNeeded(Epoch),
+    /// The user signed out of this scope (the leader of this epoch says so): the client closes.
+    SignedOut(Epoch),
     /// Someone claims to lead at this epoch: check that the lock
     /// [`crate::leadership::proof_lock_name`]`(scope, epoch, from)` is held, then call
     /// [`TabCore::leader_verified`] or [`TabCore::leader_refuted`]. Messages under the claim
@@ -284,7 +286,8 @@ impl TabCore {
             | Message::Durable { epoch, .. }
             | Message::State { epoch, .. }
             | Message::Snapshot { epoch, .. }
-            | Message::CredentialsNeeded { epoch } => Some(*epoch),
+            | Message::CredentialsNeeded { epoch }
+            | Message::SignedOut { epoch } => Some(*epoch),
             Message::Rejected { .. } | Message::Response { .. } => None,
             Message::Diagnostic { code, message } => {
                 // Anyone may tell the app something (a waiting worker that cannot lead, say);
@@ -376,6 +379,7 @@ impl TabCore {
             Message::CredentialsNeeded { epoch } => {
                 self.out.push(TabOutput::CredentialsNeeded(*epoch));
             }
+            Message::SignedOut { epoch } => self.out.push(TabOutput::SignedOut(*epoch)),
             Message::State { txs, .. } => {
                 self.last_heard = Some(now);
                 for tx in txs {

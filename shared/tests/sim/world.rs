@@ -429,6 +429,8 @@ impl World {
                         l.life = Life::Dead;
                     }
                 }
+                // The simulated tabs never sign out.
+                Command::SignedOut => {}
             }
         }
     }

@@ -39,6 +39,7 @@ struct Inner {
     ready_calls: RefCell<Vec<(Transaction, u32)>>,
     aborts: RefCell<Vec<web_sys::AbortController>>,
     on_step_down: RefCell<Option<StepDownHook>>,
+    on_signed_out: RefCell<Option<Box<dyn Fn()>>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -68,12 +69,19 @@ impl Driver {
             ready_calls: RefCell::new(Vec::new()),
             aborts: RefCell::new(Vec::new()),
             on_step_down: RefCell::new(None),
+            on_signed_out: RefCell::new(None),
         }))
     }
 
     /// Called when the executor steps down (another leader fenced it out).
     pub fn on_step_down(&self, f: impl Fn(&TxError) + 'static) {
         *self.0.on_step_down.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Called when the user has signed out (answer and broadcast sent): the credentials are
+    /// already forgotten here; the hook stops leading.
+    pub fn on_signed_out(&self, f: impl Fn() + 'static) {
+        *self.0.on_signed_out.borrow_mut() = Some(Box::new(f));
     }
 
     /// Feeds one event (queued if the driver is mid-turn).
@@ -143,6 +151,12 @@ impl Inner {
             Command::StepDown { error } => {
                 if let Some(f) = this.on_step_down.borrow().as_ref() {
                     f(&error);
+                }
+            }
+            Command::SignedOut => {
+                this.fns.clear_credentials();
+                if let Some(f) = this.on_signed_out.borrow().as_ref() {
+                    f();
                 }
             }
         }
