@@ -1,5 +1,6 @@
-//! Applying one transaction inside an open SQLite transaction: the idempotency check, the row
-//! changes, the change-feed entry and the stored answer. The caller wraps each call in a
+//! Applying one transaction inside an open SQLite transaction: the idempotency check (a key
+//! belongs to the user who first applied it), the row changes, the change-feed entry and the
+//! stored answer. The caller wraps each call in a
 //! savepoint and rolls it back unless the outcome is [`Outcome::Applied`].
 
 use crate::db::to_i64;
@@ -39,15 +40,30 @@ pub(crate) enum Outcome {
     Refused(ApiError),
 }
 
-/// Applies `tx` as change number `seq`, unless its id was applied before.
-pub(crate) fn apply_tx(conn: &Connection, tx: &TxIn, seq: u64) -> Result<Outcome, ApiError> {
-    if let Some((status, body)) = conn
-        .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1")?
+/// Applies `tx` for `user` (`""` = anonymous) as change number `seq`, unless its id was
+/// applied before: then the same user gets the first answer, and another user is refused with
+/// `403 IDEMPOTENCY_KEY_OF_ANOTHER_USER`. Keys stored before users existed (`NULL`) are the
+/// anonymous user's.
+pub(crate) fn apply_tx(
+    conn: &Connection,
+    tx: &TxIn,
+    seq: u64,
+    user: &str,
+) -> Result<Outcome, ApiError> {
+    if let Some((owner, status, body)) = conn
+        .prepare_cached("SELECT user, status, body FROM idempotency WHERE key = ?1")?
         .query_row([&tx.id], |r| {
-            Ok((r.get::<_, u16>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, u16>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })
         .optional()?
     {
+        if owner.as_deref().unwrap_or_default() != user {
+            return Ok(Outcome::Refused(ApiError::key_of_another_user(&tx.id)));
+        }
         return Ok(Outcome::Replayed { status, body });
     }
 
@@ -74,11 +90,12 @@ pub(crate) fn apply_tx(conn: &Connection, tx: &TxIn, seq: u64) -> Result<Outcome
                 let text = serde_json::to_string(&row)
                     .map_err(|e| ApiError::internal(format!("row to JSON: {e}")))?;
                 conn.prepare_cached(
-                    "INSERT INTO rows (collection, key, value, seq) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (collection, key)
-                     DO UPDATE SET value = excluded.value, seq = excluded.seq",
+                    "INSERT INTO rows (collection, key, value, seq, by_user)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (collection, key) DO UPDATE
+                     SET value = excluded.value, seq = excluded.seq, by_user = excluded.by_user",
                 )?
-                .execute((&m.collection, &m.key, &text, to_i64(seq)))?;
+                .execute((&m.collection, &m.key, &text, to_i64(seq), user))?;
                 Some(row)
             }
         };
@@ -96,6 +113,7 @@ pub(crate) fn apply_tx(conn: &Connection, tx: &TxIn, seq: u64) -> Result<Outcome
         prev_seq: seq.saturating_sub(1),
         tx_id: tx.id.clone(),
         changes,
+        by: user.to_owned(),
     };
     let entry = serde_json::to_string(&entry)
         .map_err(|e| ApiError::internal(format!("entry to JSON: {e}")))?;
@@ -107,9 +125,9 @@ pub(crate) fn apply_tx(conn: &Connection, tx: &TxIn, seq: u64) -> Result<Outcome
     conn.prepare_cached("INSERT INTO changes (seq, tx_id, payload) VALUES (?1, ?2, ?3)")?
         .execute((to_i64(seq), &tx.id, &entry))?;
     conn.prepare_cached(
-        "INSERT INTO idempotency (key, user, status, body, seq) VALUES (?1, NULL, ?2, ?3, ?4)",
+        "INSERT INTO idempotency (key, user, status, body, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute((&tx.id, APPLIED_STATUS, &body, to_i64(seq)))?;
+    .execute((&tx.id, user, APPLIED_STATUS, &body, to_i64(seq)))?;
     Ok(Outcome::Applied {
         seq,
         tx_id: tx.id.clone(),

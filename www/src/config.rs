@@ -1,10 +1,15 @@
 //! The server's settings: command-line flags with embedded defaults.
 
+use crate::auth::AuthMode;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Collection names that would be hidden behind the fixed `/api/...` routes.
-const RESERVED_COLLECTIONS: [&str; 3] = ["mutations", "changes", "feed"];
+const RESERVED_COLLECTIONS: [&str; 6] =
+    ["mutations", "changes", "feed", "login", "logout", "session"];
+
+/// PBKDF2-HMAC-SHA256 rounds for new password hashes (OWASP's 2023 advice).
+pub const PASSWORD_ITERATIONS: u32 = 600_000;
 
 /// Everything the server needs to start. [`Config::default`] is what the binary runs with when
 /// given no flags.
@@ -29,6 +34,14 @@ pub struct Config {
     /// How many live feed entries wait for a slow subscriber before it falls back to reading
     /// the database (no flag; default 1024).
     pub feed_buffer: usize,
+    /// Who may call the API (`--auth required|optional|off`, default `optional`).
+    pub auth: AuthMode,
+    /// Whether the demo users alice and bob exist, with the well-known tokens `demo-alice` and
+    /// `demo-bob` (`--demo-users`, default on; loopback hosts only).
+    pub demo_users: bool,
+    /// PBKDF2 rounds for the password hashes this server creates (no flag; default
+    /// [`PASSWORD_ITERATIONS`]). Stored hashes keep the count they were made with.
+    pub password_iterations: u32,
 }
 
 impl Default for Config {
@@ -43,6 +56,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             faults: false,
             feed_buffer: 1024,
+            auth: AuthMode::default(),
+            demo_users: true,
+            password_iterations: PASSWORD_ITERATIONS,
         }
     }
 }
@@ -69,6 +85,12 @@ pub enum ConfigError {
     /// `--faults` with a host that is not loopback.
     #[error("--faults is only allowed on a loopback host, not {0:?}")]
     FaultsOffLoopback(String),
+    /// Demo users (whose tokens are well known) with a host that is not loopback.
+    #[error(
+        "--demo-users (well-known tokens demo-alice, demo-bob) is only allowed on a loopback \
+         host, not {0:?}: add --demo-users=false"
+    )]
+    DemoUsersOffLoopback(String),
     /// `--help` was asked for; the caller prints [`USAGE`].
     #[error("help requested")]
     HelpRequested,
@@ -88,6 +110,10 @@ USAGE: outbox-server [FLAGS]
   --collections <a,b>      collections mutations may touch (default todos)
   --max-body-bytes <n>     largest request body accepted (default 1048576)
   --faults                 enable the fault switches under /_test/ (loopback hosts only)
+  --auth <mode>            required | optional | off: whether /api needs a bearer token
+                           (default optional: anonymous allowed, a given token must be valid)
+  --demo-users[=false]     demo users alice and bob, passwords = names, tokens demo-alice and
+                           demo-bob (default on; loopback hosts only)
   --help                   print this
 ";
 
@@ -110,6 +136,10 @@ impl Config {
                 cfg.faults = true;
                 continue;
             }
+            if flag == "--demo-users" && inline.is_none() {
+                cfg.demo_users = true;
+                continue;
+            }
             if flag == "--help" || flag == "-h" {
                 return Err(ConfigError::HelpRequested);
             }
@@ -123,6 +153,8 @@ impl Config {
                     | "--collections"
                     | "--max-body-bytes"
                     | "--faults"
+                    | "--auth"
+                    | "--demo-users"
             ) {
                 return Err(ConfigError::UnknownFlag(arg));
             }
@@ -162,6 +194,10 @@ impl Config {
             "--faults" => {
                 self.faults = value.parse().map_err(|_| bad("expected true or false"))?;
             }
+            "--auth" => self.auth = value.parse().map_err(|e: String| bad(&e))?,
+            "--demo-users" => {
+                self.demo_users = value.parse().map_err(|_| bad("expected true or false"))?;
+            }
             _ => return Err(ConfigError::UnknownFlag(flag.to_owned())),
         }
         Ok(())
@@ -190,7 +226,8 @@ impl Config {
                 return Err(bad(
                     "--collections",
                     c,
-                    "use letters, digits, _ and -, and not mutations, changes or feed",
+                    "use letters, digits, _ and -, and not mutations, changes, feed, login, \
+                     logout or session",
                 ));
             }
         }
@@ -200,8 +237,14 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(bad("--max-body-bytes", "0", "must be at least 1"));
         }
+        if self.password_iterations == 0 {
+            return Err(bad("password_iterations", "0", "must be at least 1"));
+        }
         if self.faults && !is_loopback_host(&self.host) {
             return Err(ConfigError::FaultsOffLoopback(self.host.clone()));
+        }
+        if self.demo_users && !is_loopback_host(&self.host) {
+            return Err(ConfigError::DemoUsersOffLoopback(self.host.clone()));
         }
         Ok(())
     }
@@ -245,6 +288,33 @@ mod tests {
         assert_eq!(c.db_path(), PathBuf::from("/tmp/x/outbox.sqlite3"));
         assert_eq!(c.collections, vec!["todos", "notes"]);
         assert!(c.faults);
+    }
+
+    #[test]
+    fn auth_flags_are_read() {
+        let c = Config::default();
+        assert_eq!((c.auth, c.demo_users), (AuthMode::Optional, true));
+        let c = Config::from_args(["--auth", "required", "--demo-users=false"]).unwrap();
+        assert_eq!((c.auth, c.demo_users), (AuthMode::Required, false));
+        let c = Config::from_args(["--auth=off", "--demo-users"]).unwrap();
+        assert_eq!((c.auth, c.demo_users), (AuthMode::Off, true));
+        for bad in [&["--auth", "yes"][..], &["--demo-users=maybe"], &["--auth"]] {
+            assert!(Config::from_args(bad.iter().copied()).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            Config::from_args(["--collections", "login"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn demo_users_need_a_loopback_host() {
+        assert_eq!(
+            Config::from_args(["--host", "0.0.0.0"]),
+            Err(ConfigError::DemoUsersOffLoopback("0.0.0.0".into()))
+        );
+        let c = Config::from_args(["--host", "0.0.0.0", "--demo-users=false"]).unwrap();
+        assert!(!c.demo_users);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The most idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -60,8 +60,36 @@ CREATE TABLE leader_epochs (
 ) WITHOUT ROWID;
 ";
 
+/// Version 3: users and their tokens (see [`crate::auth`]); leader epochs per user and scope
+/// (the epochs of version 2 were the anonymous user's); and who last wrote each row.
+/// `idempotency.user` (there since version 1, `NULL` before) names the key's owner, `""` for
+/// the anonymous user.
+const SCHEMA_V3: &str = "
+CREATE TABLE users (
+    name     TEXT PRIMARY KEY CHECK (name <> ''),
+    password TEXT NOT NULL,
+    demo     INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE tokens (
+    hash       TEXT PRIMARY KEY,
+    user       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tokens_by_user ON tokens (user);
+ALTER TABLE leader_epochs RENAME TO leader_epochs_v2;
+CREATE TABLE leader_epochs (
+    user  TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    PRIMARY KEY (user, scope)
+) WITHOUT ROWID;
+INSERT INTO leader_epochs (user, scope, epoch) SELECT '', scope, epoch FROM leader_epochs_v2;
+DROP TABLE leader_epochs_v2;
+ALTER TABLE rows ADD COLUMN by_user TEXT NOT NULL DEFAULT '';
+";
+
 /// The schema steps: step `i` brings version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// Opens (creating when needed) the database at `path` for writing, in WAL mode with
@@ -120,6 +148,9 @@ pub struct RowOut {
     pub value: Box<RawValue>,
     /// The sequence number of its last change.
     pub seq: u64,
+    /// The user whose transaction last wrote it; absent for the anonymous user.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub by: String,
 }
 
 /// A snapshot of a collection: the rows and the sequence number they are current at.
@@ -197,7 +228,7 @@ impl Readers {
             let mut rows = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT key, value, seq FROM rows WHERE collection = ?1 ORDER BY key",
+                    "SELECT key, value, seq, by_user FROM rows WHERE collection = ?1 ORDER BY key",
                 )?;
                 let mut q = stmt.query([&collection])?;
                 while let Some(r) = q.next()? {
@@ -206,6 +237,7 @@ impl Readers {
                         key: r.get(0)?,
                         value: RawValue::from_string(value)?,
                         seq: to_u64(r.get(2)?),
+                        by: r.get(3)?,
                     });
                 }
             }
@@ -308,11 +340,42 @@ mod tests {
         let v: i64 = c
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, SCHEMA_VERSION);
         assert_eq!(max_seq(&c).unwrap(), 1);
         let epochs: i64 = c
             .query_row("SELECT COUNT(*) FROM leader_epochs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(epochs, 0);
+    }
+
+    #[test]
+    fn a_version_2_database_keeps_its_epochs_as_the_anonymous_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.execute_batch(SCHEMA_V2).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch(
+            "INSERT INTO leader_epochs (scope, epoch) VALUES ('s', '18446744073709551615');
+             INSERT INTO rows (collection, key, value, seq) VALUES ('todos', 'a', '{}', 1);
+             INSERT INTO idempotency (key, user, status, body, seq) VALUES ('t1', NULL, 200, '{}', 1);",
+        )
+        .unwrap();
+        drop(c);
+        let c = open_writer(&path).unwrap();
+        assert_eq!(
+            crate::fence::highest_epoch(&c, "", "s").unwrap(),
+            Some(u64::MAX)
+        );
+        assert_eq!(crate::fence::highest_epoch(&c, "alice", "s").unwrap(), None);
+        let by: String = c
+            .query_row("SELECT by_user FROM rows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(by, "");
+        let users: i64 = c
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(users, 0);
     }
 }

@@ -2,9 +2,12 @@
 //! `{"error":{"code":"…","message":"…"}}`.
 
 use crate::fence::FENCED_HEADER;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+/// The challenge every `401` carries in `WWW-Authenticate`.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"outbox\"";
 
 /// The stable codes clients can branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,6 +26,13 @@ pub enum ErrorCode {
     /// `Outbox-Epoch` is lower than the highest epoch accepted for its scope: the sender is a
     /// deposed leader (409, with `Outbox-Fenced: true`).
     StaleEpoch,
+    /// No valid bearer token: `Authorization` is required and missing, malformed, unknown or
+    /// revoked (401, with `WWW-Authenticate: Bearer`).
+    Unauthorized,
+    /// `POST /api/login` with a wrong user or password (401).
+    BadCredentials,
+    /// The `Idempotency-Key` was first applied for another user; nothing is applied (403).
+    IdempotencyKeyOfAnotherUser,
     /// No such route (404).
     NotFound,
     /// A failure injected by the fault switches.
@@ -75,15 +85,40 @@ impl ApiError {
         )
     }
 
-    /// `409 STALE_EPOCH`: `epoch` is below `highest`, the highest accepted for `scope`.
-    pub fn stale_epoch(scope: &str, epoch: u64, highest: u64) -> Self {
+    /// `409 STALE_EPOCH`: `epoch` is below `highest`, the highest accepted for `user`'s
+    /// `scope`.
+    pub fn stale_epoch(user: &str, scope: &str, epoch: u64, highest: u64) -> Self {
         Self::new(
             StatusCode::CONFLICT,
             ErrorCode::StaleEpoch,
             format!(
-                "epoch {epoch} is below {highest}, the highest accepted for scope {scope:?}: \
-                 a newer leader has taken over"
+                "epoch {epoch} is below {highest}, the highest accepted for scope {scope:?} of \
+                 user {user:?}: a newer leader has taken over"
             ),
+        )
+    }
+
+    /// `401 UNAUTHORIZED`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+    }
+
+    /// `401 BAD_CREDENTIALS`.
+    pub fn bad_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::BadCredentials,
+            "wrong user or password",
+        )
+    }
+
+    /// `403 IDEMPOTENCY_KEY_OF_ANOTHER_USER`: `key` was applied for another user than the
+    /// request's.
+    pub fn key_of_another_user(key: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::IdempotencyKeyOfAnotherUser,
+            format!("the idempotency key {key:?} belongs to another user; nothing was applied"),
         )
     }
 
@@ -135,6 +170,12 @@ impl IntoResponse for ApiError {
         if self.code == ErrorCode::StaleEpoch {
             resp.headers_mut()
                 .insert(FENCED_HEADER, HeaderValue::from_static("true"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(WWW_AUTHENTICATE),
+            );
         }
         resp
     }

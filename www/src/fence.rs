@@ -1,7 +1,9 @@
 //! Leader-epoch fencing. Outbox's leader sends each mutation request with its leadership epoch
 //! (`Outbox-Epoch`, which only grows when leadership moves) and its user scope
-//! (`Outbox-Scope`). The server keeps the highest epoch it has accepted per scope and refuses a
-//! lower one, so a deposed leader's late request cannot apply after a newer leader's.
+//! (`Outbox-Scope`). The server keeps the highest epoch it has accepted per user and scope (the
+//! user is the request's authenticated one, `""` when anonymous) and refuses a lower one, so a
+//! deposed leader's late request cannot apply after a newer leader's. Each user's outbox has
+//! its own leaders: alice's epochs never fence bob's, whatever scope either sends.
 //!
 //! The writer thread checks and records epochs, one job at a time, inside the SQLite
 //! transaction that applies the job's transactions: the check and the apply cannot be
@@ -18,9 +20,11 @@ pub const SCOPE_HEADER: &str = "outbox-scope";
 /// The answer header (`true`) on a `409 STALE_EPOCH`.
 pub const FENCED_HEADER: &str = "outbox-fenced";
 
-/// A request's claim of leadership: its scope and epoch.
+/// A request's claim of leadership: its user, scope and epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fence {
+    /// The authenticated user (`""` when anonymous).
+    pub user: String,
     /// The user scope (`""` when the header is absent).
     pub scope: String,
     /// The leadership epoch.
@@ -28,9 +32,10 @@ pub(crate) struct Fence {
 }
 
 impl Fence {
-    /// Reads the fencing headers. No `Outbox-Epoch` means no fencing (`None`); one that is not
-    /// a `u64`, a scope that is not UTF-8, or either header given twice is a `400 BAD_REQUEST`.
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
+    /// Reads the fencing headers of a request by `user`. No `Outbox-Epoch` means no fencing
+    /// (`None`); one that is not a `u64`, a scope that is not UTF-8, or either header given
+    /// twice is a `400 BAD_REQUEST`.
+    pub(crate) fn from_headers(headers: &HeaderMap, user: &str) -> Result<Option<Self>, ApiError> {
         let Some(epoch) = single(headers, EPOCH_HEADER)? else {
             return Ok(None);
         };
@@ -40,40 +45,52 @@ impl Fence {
             ))
         })?;
         let scope = single(headers, SCOPE_HEADER)?.unwrap_or_default();
-        Ok(Some(Self { scope, epoch }))
+        Ok(Some(Self {
+            user: user.to_owned(),
+            scope,
+            epoch,
+        }))
     }
 
-    /// `Ok` when this epoch is at least the highest recorded for the scope; otherwise
+    /// `Ok` when this epoch is at least the highest recorded for the user's scope; otherwise
     /// `409 STALE_EPOCH`.
     pub(crate) fn check(&self, conn: &Connection) -> Result<(), ApiError> {
-        match highest_epoch(conn, &self.scope)? {
-            Some(highest) if self.epoch < highest => {
-                Err(ApiError::stale_epoch(&self.scope, self.epoch, highest))
-            }
+        match highest_epoch(conn, &self.user, &self.scope)? {
+            Some(highest) if self.epoch < highest => Err(ApiError::stale_epoch(
+                &self.user,
+                &self.scope,
+                self.epoch,
+                highest,
+            )),
             _ => Ok(()),
         }
     }
 
-    /// Records this epoch as the scope's highest, unless a higher one is recorded already.
+    /// Records this epoch as the user's scope's highest, unless a higher one is recorded
+    /// already.
     pub(crate) fn record(&self, conn: &Connection) -> Result<(), ApiError> {
-        if highest_epoch(conn, &self.scope)?.is_some_and(|h| h >= self.epoch) {
+        if highest_epoch(conn, &self.user, &self.scope)?.is_some_and(|h| h >= self.epoch) {
             return Ok(());
         }
         conn.prepare_cached(
-            "INSERT INTO leader_epochs (scope, epoch) VALUES (?1, ?2)
-             ON CONFLICT (scope) DO UPDATE SET epoch = excluded.epoch",
+            "INSERT INTO leader_epochs (user, scope, epoch) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user, scope) DO UPDATE SET epoch = excluded.epoch",
         )?
-        .execute((&self.scope, self.epoch.to_string()))?;
+        .execute((&self.user, &self.scope, self.epoch.to_string()))?;
         Ok(())
     }
 }
 
-/// The highest epoch recorded for `scope`, if any. Epochs are stored as decimal text: SQLite
-/// integers are signed, and an epoch may use all 64 bits.
-pub(crate) fn highest_epoch(conn: &Connection, scope: &str) -> Result<Option<u64>, ApiError> {
+/// The highest epoch recorded for `user`'s `scope`, if any. Epochs are stored as decimal
+/// text: SQLite integers are signed, and an epoch may use all 64 bits.
+pub(crate) fn highest_epoch(
+    conn: &Connection,
+    user: &str,
+    scope: &str,
+) -> Result<Option<u64>, ApiError> {
     let text: Option<String> = conn
-        .prepare_cached("SELECT epoch FROM leader_epochs WHERE scope = ?1")?
-        .query_row([scope], |r| r.get(0))
+        .prepare_cached("SELECT epoch FROM leader_epochs WHERE user = ?1 AND scope = ?2")?
+        .query_row([user, scope], |r| r.get(0))
         .optional()?;
     text.map(|t| {
         t.parse::<u64>()
@@ -114,22 +131,27 @@ mod tests {
 
     #[test]
     fn headers_are_read_and_checked() {
-        assert_eq!(Fence::from_headers(&headers(&[])), Ok(None));
+        assert_eq!(Fence::from_headers(&headers(&[]), ""), Ok(None));
         assert_eq!(
-            Fence::from_headers(&headers(&[(SCOPE_HEADER, b"u1")])),
+            Fence::from_headers(&headers(&[(SCOPE_HEADER, b"u1")]), ""),
             Ok(None),
             "a scope without an epoch fences nothing"
         );
         assert_eq!(
-            Fence::from_headers(&headers(&[(EPOCH_HEADER, b"18446744073709551615")])),
+            Fence::from_headers(&headers(&[(EPOCH_HEADER, b"18446744073709551615")]), ""),
             Ok(Some(Fence {
+                user: String::new(),
                 scope: String::new(),
                 epoch: u64::MAX
             }))
         );
         assert_eq!(
-            Fence::from_headers(&headers(&[(EPOCH_HEADER, b"7"), (SCOPE_HEADER, b"u1")])),
+            Fence::from_headers(
+                &headers(&[(EPOCH_HEADER, b"7"), (SCOPE_HEADER, b"u1")]),
+                "bob"
+            ),
             Ok(Some(Fence {
+                user: "bob".into(),
                 scope: "u1".into(),
                 epoch: 7
             }))
@@ -144,7 +166,7 @@ mod tests {
             &[(EPOCH_HEADER, b"1"), (SCOPE_HEADER, b"\xff")],
         ];
         for h in bad {
-            let err = Fence::from_headers(&headers(h)).unwrap_err();
+            let err = Fence::from_headers(&headers(h), "").unwrap_err();
             assert_eq!(err.code, ErrorCode::BadRequest, "{h:?}");
         }
     }
@@ -154,21 +176,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open_writer(&dir.path().join("db.sqlite3")).unwrap();
         let f = |scope: &str, epoch| Fence {
+            user: String::new(),
             scope: scope.into(),
             epoch,
         };
         assert_eq!(f("", 0).check(&conn), Ok(()));
         f("", u64::MAX - 1).record(&conn).unwrap();
         f("", 3).record(&conn).unwrap();
-        assert_eq!(highest_epoch(&conn, "").unwrap(), Some(u64::MAX - 1));
+        assert_eq!(highest_epoch(&conn, "", "").unwrap(), Some(u64::MAX - 1));
         assert_eq!(
             f("", 3).check(&conn).unwrap_err().code,
             ErrorCode::StaleEpoch
         );
         assert_eq!(f("", u64::MAX - 1).check(&conn), Ok(()));
         f("", u64::MAX).record(&conn).unwrap();
-        assert_eq!(highest_epoch(&conn, "").unwrap(), Some(u64::MAX));
+        assert_eq!(highest_epoch(&conn, "", "").unwrap(), Some(u64::MAX));
         assert_eq!(f("other", 1).check(&conn), Ok(()));
-        assert_eq!(highest_epoch(&conn, "other").unwrap(), None);
+        assert_eq!(highest_epoch(&conn, "", "other").unwrap(), None);
+    }
+
+    #[test]
+    fn the_highest_epoch_is_kept_per_user_and_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_writer(&dir.path().join("db.sqlite3")).unwrap();
+        let f = |user: &str, scope: &str, epoch| Fence {
+            user: user.into(),
+            scope: scope.into(),
+            epoch,
+        };
+        f("alice", "s", 9).record(&conn).unwrap();
+        assert_eq!(f("bob", "s", 1).check(&conn), Ok(()));
+        assert_eq!(f("", "s", 1).check(&conn), Ok(()));
+        f("bob", "s", 2).record(&conn).unwrap();
+        assert_eq!(highest_epoch(&conn, "alice", "s").unwrap(), Some(9));
+        assert_eq!(highest_epoch(&conn, "bob", "s").unwrap(), Some(2));
+        assert_eq!(
+            f("alice", "s", 8).check(&conn).unwrap_err().code,
+            ErrorCode::StaleEpoch
+        );
     }
 }

@@ -11,11 +11,18 @@
 //! | `GET /api/<collection>` | `{"seq","rows":[{"key","value","seq"}…]}` |
 //! | `GET /api/changes?since=N&limit=M` | `{"seq","changes":[entry…]}` |
 //! | `GET /api/feed?since=N` | Server-Sent Events `change`, `id:` = seq; resumes from `Last-Event-ID` |
+//! | `POST /api/login` | `{"user","password"}` → `{"token","user"}` |
+//! | `POST /api/logout` | revokes the request's bearer token → `204` |
+//! | `GET /api/session` | `{"user","auth"}`: who the request acts as |
 //! | `/_test/faults`, `/_test/reset`, `/_test/stats` | fault switches and counts (`--faults` only) |
 //!
+//! Requests may carry `Authorization: Bearer <token>`; with `--auth required` they must (see
+//! [`auth`]). An idempotency key belongs to the user who first applied it: another user's
+//! request with it is refused with `403 IDEMPOTENCY_KEY_OF_ANOTHER_USER`.
+//!
 //! A leader sends `Outbox-Epoch: <u64>` (and `Outbox-Scope`) with its mutations; a request whose
-//! epoch is below the highest accepted for its scope is refused whole with `409 STALE_EPOCH` and
-//! `Outbox-Fenced: true` (see [`fence`]).
+//! epoch is below the highest accepted for its user's scope is refused whole with
+//! `409 STALE_EPOCH` and `Outbox-Fenced: true` (see [`fence`]).
 //!
 //! Errors are `{"error":{"code","message"}}` with the codes of [`ErrorCode`]. Start one in
 //! process with [`start`]:
@@ -31,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -43,6 +51,7 @@ mod state;
 pub mod wire;
 mod writer;
 
+pub use auth::AuthMode;
 pub use config::{Config, ConfigError};
 pub use error::{ApiError, ErrorCode};
 pub use faults::{FaultSettings, Stats};

@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
     };
     let data = config.db_path();
     let faults = config.faults;
+    let (auth, demo_users) = (config.auth, config.demo_users);
     let server = match start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -31,10 +32,21 @@ async fn main() -> ExitCode {
         println!("listening on {}", server.url());
     }
     eprintln!(
-        "outbox-server: database {}{}",
+        "outbox-server: database {}{}, auth {auth}",
         data.display(),
         if faults { ", fault switches ON" } else { "" }
     );
+    if demo_users {
+        let users = outbox_www::auth::store::DEMO_USERS;
+        let tokens: Vec<String> = users
+            .iter()
+            .map(|u| format!("{u}: Bearer {}", outbox_www::auth::store::demo_token(u)))
+            .collect();
+        eprintln!(
+            "outbox-server: demo users (password = name): {}",
+            tokens.join(", ")
+        );
+    }
     wait_for_stop().await;
     eprintln!("outbox-server: stopping");
     server.shutdown().await;

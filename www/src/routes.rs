@@ -1,7 +1,8 @@
-//! The HTTP routes: the mutation endpoints, collection reads, the feed, the fault switches
-//! and the static files.
+//! The HTTP routes: the mutation endpoints, collection reads, the feed, login and logout, the
+//! fault switches and the static files.
 
 use crate::apply::{Outcome, APPLIED_STATUS};
+use crate::auth::{self, Caller};
 use crate::db::DbError;
 use crate::error::{ApiError, ErrorCode};
 use crate::faults::{api_gate, drop_connection, FaultPatch};
@@ -31,16 +32,23 @@ impl From<DbError> for ApiError {
     }
 }
 
-/// Every route of the server.
+/// Every route of the server. Every `/api` route passes the fault gate, then (all but login)
+/// the auth gate, which puts the request's [`Caller`] in its extensions.
 pub(crate) fn router(app: AppState) -> Router {
     let limit = app.config.max_body_bytes;
-    let api = Router::new()
+    let authenticated = Router::new()
         .route("/api/mutations", post(post_mutation))
         .route("/api/mutations/batch", post(post_batch))
         .route("/api/changes", get(feed::changes))
         .route("/api/feed", get(feed::feed))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/session", get(auth::session))
         .route("/api/{collection}", get(get_collection))
         .route("/api/{collection}/{*rest}", any(api_not_found))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::gate));
+    let api = Router::new()
+        .route("/api/login", post(auth::login))
+        .merge(authenticated)
         .layer(DefaultBodyLimit::max(limit))
         .route_layer(middleware::from_fn_with_state(app.clone(), api_gate));
     let mut root = Router::new().merge(api);
@@ -63,7 +71,11 @@ async fn api_not_found() -> ApiError {
     )
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+/// The request body, or `413 BODY_TOO_LARGE` / `400 BAD_REQUEST`.
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::body_too_large(limit)
@@ -87,14 +99,16 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
 }
 
 /// `POST /api/mutations`: one transaction, idempotent by the `Idempotency-Key` header (which
-/// must equal the body's `id`), fenced by `Outbox-Epoch` when present.
+/// must equal the body's `id`, and belongs to the caller), fenced by `Outbox-Epoch` when
+/// present.
 async fn post_mutation(
     State(app): State<AppState>,
     ctl: Option<Extension<Arc<ConnCtl>>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let outcome = match mutation_outcome(&app, &headers, body).await {
+    let outcome = match mutation_outcome(&app, &caller, &headers, body).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -114,6 +128,7 @@ async fn post_mutation(
 
 async fn mutation_outcome(
     app: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Outcome, ApiError> {
@@ -123,7 +138,7 @@ async fn mutation_outcome(
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_idempotency_key("the Idempotency-Key header is required"))?;
-    let fence = Fence::from_headers(headers)?;
+    let fence = Fence::from_headers(headers, &caller.user)?;
     if let Some(e) = app.faults.as_ref().and_then(|f| f.take_fail_next()) {
         return Err(e);
     }
@@ -133,7 +148,7 @@ async fn mutation_outcome(
             "the Idempotency-Key header must equal the transaction's id",
         ));
     }
-    let mut outcomes = app.writer.submit(vec![tx], fence).await?;
+    let mut outcomes = app.writer.submit(vec![tx], &caller.user, fence).await?;
     outcomes
         .pop()
         .ok_or_else(|| ApiError::internal("the writer gave no answer"))
@@ -181,15 +196,16 @@ fn null() -> Box<RawValue> {
 }
 
 /// `POST /api/mutations/batch`: `{"transactions": [tx, …]}` → `{"results": [{id, status,
-/// body}, …]}` in order, each transaction idempotent by its own id; a stale `Outbox-Epoch`
-/// refuses the whole batch.
+/// body}, …]}` in order, each transaction idempotent by its own id (a key of another user is
+/// that item's `403`); a stale `Outbox-Epoch` refuses the whole batch.
 async fn post_batch(
     State(app): State<AppState>,
     ctl: Option<Extension<Arc<ConnCtl>>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let results = match batch_results(&app, &headers, body).await {
+    let results = match batch_results(&app, &caller, &headers, body).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -201,11 +217,12 @@ async fn post_batch(
 
 async fn batch_results(
     app: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<BatchItem>, ApiError> {
     let body = read_body(body, app.config.max_body_bytes)?;
-    let fence = Fence::from_headers(headers)?;
+    let fence = Fence::from_headers(headers, &caller.user)?;
     if let Some(e) = app.faults.as_ref().and_then(|f| f.take_fail_next()) {
         return Err(e);
     }
@@ -227,7 +244,7 @@ async fn batch_results(
     let outcomes = if good.is_empty() && fence.is_none() {
         Vec::new()
     } else {
-        app.writer.submit(good, fence).await?
+        app.writer.submit(good, &caller.user, fence).await?
     };
     let mut answers = ids.into_iter().zip(outcomes).map(|(id, o)| match o {
         Outcome::Applied { body, .. } => BatchItem::stored(id, APPLIED_STATUS, body, false),

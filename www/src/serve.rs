@@ -2,6 +2,8 @@
 //! serves each TCP connection with hyper and can close it without writing a byte (for the
 //! drop-reply and offline fault switches).
 
+use crate::auth::store::seed_demo_users;
+use crate::auth::{now_ms, random_bytes};
 use crate::config::{Config, ConfigError};
 use crate::db::{open_writer, DbError, Readers};
 use crate::faults::Faults;
@@ -39,6 +41,9 @@ pub enum StartError {
     /// The database.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// No random bytes for the demo users' salts.
+    #[error("randomness: {0}")]
+    Random(getrandom::Error),
 }
 
 /// A connection's controls, handed to its requests as an extension: a handler can close the
@@ -123,11 +128,20 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         source,
     })?;
     let db_path = config.db_path();
+    let salts = [
+        random_bytes().map_err(StartError::Random)?,
+        random_bytes().map_err(StartError::Random)?,
+    ];
     let conn = {
         let p = db_path.clone();
-        tokio::task::spawn_blocking(move || open_writer(&p))
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))??
+        let (demo, iterations) = (config.demo_users, config.password_iterations);
+        tokio::task::spawn_blocking(move || {
+            let conn = open_writer(&p)?;
+            seed_demo_users(&conn, demo, iterations, salts, now_ms())?;
+            Ok::<_, DbError>(conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))??
     };
     let (feed, _) = broadcast::channel(config.feed_buffer);
     let faults = config.faults.then(|| Arc::new(Faults::default()));

@@ -204,6 +204,9 @@ pub struct ChangeEntry {
     pub tx_id: String,
     /// The rows it changed, in the order of its mutations.
     pub changes: Vec<RowChange>,
+    /// The user it was applied for; absent (empty) for the anonymous user.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
 }
 
 /// The answer to an applied transaction, stored for replays.

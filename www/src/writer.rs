@@ -2,7 +2,8 @@
 //! thread takes every job waiting and applies them in one SQLite transaction (group commit),
 //! each transaction inside its own savepoint, then publishes the new feed entries and answers.
 //! A job carrying a leader epoch is checked against, and recorded in, the same SQLite
-//! transaction (see [`crate::fence`]).
+//! transaction (see [`crate::fence`]). Other writes (issuing and revoking tokens) run on the
+//! same thread between groups, in order with the jobs.
 
 use crate::apply::{apply_tx, Outcome};
 use crate::db::{max_seq, DbError};
@@ -24,13 +25,21 @@ const GROUP_LIMIT: usize = 4096;
 /// One request's transactions, in order, or the whole request refused.
 type JobAnswer = Result<Vec<Outcome>, ApiError>;
 
+/// A write run on the writer's connection, outside any group, that sends its own answer.
+type Exec = Box<dyn FnOnce(&Connection) + Send>;
+
 enum Msg {
-    Job {
-        txs: Vec<TxIn>,
-        fence: Option<Fence>,
-        reply: oneshot::Sender<JobAnswer>,
-    },
+    Job(Job),
+    Exec(Exec),
     Stop,
+}
+
+/// One request's transactions, applied for `user` (`""` = anonymous).
+struct Job {
+    txs: Vec<TxIn>,
+    user: String,
+    fence: Option<Fence>,
+    reply: oneshot::Sender<JobAnswer>,
 }
 
 /// A job run inside the group's SQLite transaction, waiting for the commit.
@@ -52,7 +61,8 @@ pub(crate) struct Writer {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Job { txs, .. } => write!(f, "Job({} txs)", txs.len()),
+            Msg::Job(job) => write!(f, "Job({} txs)", job.txs.len()),
+            Msg::Exec(_) => f.write_str("Exec"),
             Msg::Stop => f.write_str("Stop"),
         }
     }
@@ -86,18 +96,47 @@ impl Writer {
         })
     }
 
-    /// Applies `txs` in order, each with its own idempotency and answer. With a `fence`, the
-    /// whole job is first refused with `409 STALE_EPOCH` when its epoch is below the highest
-    /// accepted for its scope (replays included, and even when `txs` is empty); otherwise the
-    /// epoch is recorded as the highest if any transaction is applied or replayed.
+    /// Applies `txs` in order for `user`, each with its own idempotency and answer. With a
+    /// `fence`, the whole job is first refused with `409 STALE_EPOCH` when its epoch is below
+    /// the highest accepted for its user's scope (replays included, and even when `txs` is
+    /// empty); otherwise the epoch is recorded as the highest if any transaction is applied or
+    /// replayed.
     pub(crate) async fn submit(
         &self,
         txs: Vec<TxIn>,
+        user: &str,
         fence: Option<Fence>,
     ) -> Result<Vec<Outcome>, ApiError> {
         let (reply, answer) = oneshot::channel();
+        let job = Job {
+            txs,
+            user: user.to_owned(),
+            fence,
+            reply,
+        };
         self.jobs
-            .send(Msg::Job { txs, fence, reply })
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+        answer
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?
+    }
+
+    /// Runs `f` on the write connection, after the jobs queued before it, in its own
+    /// (autocommit) statements.
+    pub(crate) async fn exec<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let exec: Exec = Box::new(move |conn| {
+            // The requester may have gone away; the write stands either way.
+            let _ = reply.send(f(conn));
+        });
+        self.jobs
+            .send(Msg::Exec(exec))
             .await
             .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
         answer
@@ -130,9 +169,17 @@ impl Loop {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Job { txs, fence, reply } => {
-                        count += txs.len().max(1);
-                        jobs.push((txs, fence, reply));
+                    Msg::Job(job) => {
+                        count += job.txs.len().max(1);
+                        jobs.push(job);
+                    }
+                    Msg::Exec(exec) => {
+                        // Keep the order: what was queued before it commits first.
+                        if !jobs.is_empty() {
+                            self.run_group(std::mem::take(&mut jobs));
+                            count = 0;
+                        }
+                        exec(&self.conn);
                     }
                     Msg::Stop => {
                         stop = true;
@@ -152,13 +199,19 @@ impl Loop {
         }
     }
 
-    fn run_group(&mut self, jobs: Vec<(Vec<TxIn>, Option<Fence>, oneshot::Sender<JobAnswer>)>) {
+    fn run_group(&mut self, jobs: Vec<Job>) {
         let start_seq = self.last_seq;
         let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
         let began = self.conn.execute_batch("BEGIN IMMEDIATE");
-        for (txs, fence, reply) in jobs {
+        for Job {
+            txs,
+            user,
+            fence,
+            reply,
+        } in jobs
+        {
             let (answer, recorded) = match &began {
-                Ok(()) => self.run_job(&txs, fence.as_ref()),
+                Ok(()) => self.run_job(&txs, &user, fence.as_ref()),
                 Err(e) => {
                     let e = ApiError::internal(format!("database: {e}"));
                     let answer = match fence {
@@ -222,9 +275,12 @@ impl Loop {
 
     /// Runs one request's transactions; with a fence, checks the epoch first and records it
     /// when any transaction is accepted (applied or replayed). Answers whether it recorded.
-    fn run_job(&mut self, txs: &[TxIn], fence: Option<&Fence>) -> (JobAnswer, bool) {
+    fn run_job(&mut self, txs: &[TxIn], user: &str, fence: Option<&Fence>) -> (JobAnswer, bool) {
         let Some(fence) = fence else {
-            return (Ok(txs.iter().map(|tx| self.apply_one(tx)).collect()), false);
+            return (
+                Ok(txs.iter().map(|tx| self.apply_one(tx, user)).collect()),
+                false,
+            );
         };
         if let Err(e) = fence.check(&self.conn) {
             return (Err(e), false);
@@ -233,7 +289,7 @@ impl Loop {
         if let Err(e) = self.conn.execute_batch("SAVEPOINT job") {
             return (Err(ApiError::from(e)), false);
         }
-        let outcomes: Vec<Outcome> = txs.iter().map(|tx| self.apply_one(tx)).collect();
+        let outcomes: Vec<Outcome> = txs.iter().map(|tx| self.apply_one(tx, user)).collect();
         let accepted = outcomes
             .iter()
             .any(|o| matches!(o, Outcome::Applied { .. } | Outcome::Replayed { .. }));
@@ -254,11 +310,12 @@ impl Loop {
         }
     }
 
-    fn apply_one(&mut self, tx: &TxIn) -> Outcome {
+    fn apply_one(&mut self, tx: &TxIn, user: &str) -> Outcome {
         if let Err(e) = self.conn.execute_batch("SAVEPOINT tx") {
             return Outcome::Refused(ApiError::from(e));
         }
-        let outcome = apply_tx(&self.conn, tx, self.last_seq + 1).unwrap_or_else(Outcome::Refused);
+        let outcome =
+            apply_tx(&self.conn, tx, self.last_seq + 1, user).unwrap_or_else(Outcome::Refused);
         let end = if matches!(outcome, Outcome::Applied { .. }) {
             self.last_seq += 1;
             self.conn.execute_batch("RELEASE tx")

@@ -27,6 +27,10 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
+/// PBKDF2 rounds for the test servers' demo users: the real scheme, at a cost that keeps a
+/// server start quick in an unoptimised build.
+pub const TEST_PASSWORD_ITERATIONS: u32 = 1_000;
+
 pub fn config(data_dir: &Path, faults: bool) -> Config {
     Config {
         port: 0,
@@ -34,6 +38,7 @@ pub fn config(data_dir: &Path, faults: bool) -> Config {
         static_dir: data_dir.join("static"),
         pkg_dir: data_dir.join("pkg"),
         faults,
+        password_iterations: TEST_PASSWORD_ITERATIONS,
         ..Config::default()
     }
 }
@@ -152,6 +157,76 @@ impl TestServer {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
+    }
+}
+
+/// `req` with `Authorization: Bearer <token>`, or as it is for `None` (anonymous).
+pub fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+}
+
+/// `POST /api/mutations` as the holder of `token` (anonymous with `None`).
+pub async fn post_as(s: &TestServer, token: Option<&str>, body: &Value) -> reqwest::Response {
+    let key = body["id"].as_str().unwrap_or_default();
+    let req = s
+        .client
+        .post(s.at("/api/mutations"))
+        .header("Idempotency-Key", key)
+        .json(body);
+    with_token(req, token).send().await.unwrap()
+}
+
+pub async fn batch_as(s: &TestServer, token: Option<&str>, txs: Vec<Value>) -> reqwest::Response {
+    let req = s
+        .client
+        .post(s.at("/api/mutations/batch"))
+        .json(&json!({ "transactions": txs }));
+    with_token(req, token).send().await.unwrap()
+}
+
+pub async fn get_as(s: &TestServer, token: Option<&str>, path: &str) -> reqwest::Response {
+    with_token(s.client.get(s.at(path)), token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The whole change feed, read as the holder of `token`.
+pub async fn changes_of(s: &TestServer, token: Option<&str>) -> Vec<Value> {
+    let resp = get_as(s, token, "/api/changes?since=0").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["changes"].as_array().cloned().unwrap()
+}
+
+pub fn tx_ids(changes: &[Value]) -> Vec<&str> {
+    changes
+        .iter()
+        .map(|c| c["txId"].as_str().unwrap())
+        .collect()
+}
+
+/// Stops `s` and starts a server on the same data folder, with the test config as `edit`
+/// leaves it.
+pub async fn restart(s: TestServer, edit: impl FnOnce(&mut Config)) -> TestServer {
+    let TestServer {
+        server,
+        client,
+        dir,
+        ..
+    } = s;
+    server.shutdown().await;
+    let mut cfg = config(dir.path(), false);
+    edit(&mut cfg);
+    let (server, url) = start_with(cfg).await;
+    TestServer {
+        server,
+        url,
+        client,
+        dir,
     }
 }
 
