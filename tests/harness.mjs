@@ -52,11 +52,12 @@ export function checkArtifacts() {
  * Starts the reference server: `--port 0`, a fresh data dir, `--faults`. Resolves once it
  * prints `listening on http://…`.
  */
-export async function startServer({ faults = true, pkgDir = join(ROOT, 'www/pkg'), startTimeoutMs = 15_000 } = {}) {
+export async function startServer({ faults = true, pkgDir = join(ROOT, 'www/pkg'), startTimeoutMs = 15_000, args: extra = [] } = {}) {
   const dataDir = await mkdtemp(join(tmpdir(), 'outbox-e2e-data-'));
   const args = ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir,
     '--static', join(ROOT, 'www/static'), '--pkg', pkgDir];
   if (faults) args.push('--faults');
+  args.push(...extra);
   const proc = spawn(SERVER, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];
   const keep = (stream) => (chunk) => {
@@ -171,9 +172,9 @@ export async function launchBrowser() {
  * Runs `fn({ server, browser })` with a fresh server and browser, tearing both down after it
  * whatever happens. A failure carries the server's log and the pages' console errors.
  */
-export async function withDemo(t, fn, { faults = true } = {}) {
+export async function withDemo(t, fn, { faults = true, serverArgs = [] } = {}) {
   checkArtifacts();
-  const server = await startServer({ faults });
+  const server = await startServer({ faults, args: serverArgs });
   let browser;
   try {
     browser = await launchBrowser();
