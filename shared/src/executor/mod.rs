@@ -272,6 +272,7 @@ impl Executor {
             crate::protocol::Message::Snapshot {
                 epoch: self.epoch,
                 transactions,
+                more: false,
             },
         );
     }

@@ -105,3 +105,143 @@ pub fn encode(env: &Envelope) -> String {
     // would be dropped by every receiver as malformed.
     serde_json::to_string(env).unwrap_or_default()
 }
+
+/// Encodes one message as one or more texts of at most `max` bytes each: a `state`, `durable`
+/// or `snapshot` too large for one message is split into parts (in order; snapshot parts say
+/// `more` until the last), so no receiver has to refuse it. Anything else, or a single
+/// transaction larger than `max`, is encoded whole (receivers then drop it as too large and
+/// count it).
+pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
+    let text = encode(env);
+    if text.len() <= max {
+        return vec![text];
+    }
+    let halves = |body: Message| Envelope {
+        body,
+        ..env.clone()
+    };
+    let parts: Option<(Envelope, Envelope)> = match &env.body {
+        Message::State { epoch, txs } if txs.len() > 1 => {
+            let (a, b) = txs.split_at(txs.len() / 2);
+            Some((
+                halves(Message::State {
+                    epoch: *epoch,
+                    txs: a.to_vec(),
+                }),
+                halves(Message::State {
+                    epoch: *epoch,
+                    txs: b.to_vec(),
+                }),
+            ))
+        }
+        Message::Durable { ids, epoch } if ids.len() > 1 => {
+            let (a, b) = ids.split_at(ids.len() / 2);
+            Some((
+                halves(Message::Durable {
+                    ids: a.to_vec(),
+                    epoch: *epoch,
+                }),
+                halves(Message::Durable {
+                    ids: b.to_vec(),
+                    epoch: *epoch,
+                }),
+            ))
+        }
+        Message::Snapshot {
+            epoch,
+            transactions,
+            more,
+        } if transactions.len() > 1 => {
+            let (a, b) = transactions.split_at(transactions.len() / 2);
+            Some((
+                halves(Message::Snapshot {
+                    epoch: *epoch,
+                    transactions: a.to_vec(),
+                    more: true,
+                }),
+                halves(Message::Snapshot {
+                    epoch: *epoch,
+                    transactions: b.to_vec(),
+                    more: *more,
+                }),
+            ))
+        }
+        _ => None,
+    };
+    match parts {
+        Some((a, b)) => {
+            let mut out = encode_fitting(&a, max);
+            out.extend(encode_fitting(&b, max));
+            out
+        }
+        None => vec![text],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClientId, Epoch, PendingMutation, Strategy, TransactionId};
+    use serde_json::json;
+
+    fn big_tx(n: usize) -> Transaction {
+        Transaction::new(
+            TransactionId(format!("t{n}")),
+            "todos",
+            Strategy::Ordered,
+            vec![PendingMutation::insert(
+                "todos",
+                &n.to_string(),
+                json!({ "id": n, "blob": "x".repeat(1000) }),
+            )],
+            0,
+        )
+    }
+
+    #[test]
+    fn a_snapshot_too_large_for_one_message_goes_in_parts_that_each_decode() {
+        let txs: Vec<Transaction> = (0..100).map(big_tx).collect();
+        let env = Envelope::broadcast(
+            "todos",
+            &ClientId("leader".into()),
+            Message::Snapshot {
+                epoch: Epoch(3),
+                transactions: txs.clone(),
+                more: false,
+            },
+        );
+        let max = 20_000;
+        let parts = encode_fitting(&env, max);
+        assert!(parts.len() >= 5, "{} parts", parts.len());
+        let mut got = Vec::new();
+        for (i, text) in parts.iter().enumerate() {
+            assert!(text.len() <= max, "part {i}: {} bytes", text.len());
+            let Message::Snapshot {
+                transactions, more, ..
+            } = decode(text, "todos").unwrap().body
+            else {
+                panic!("part {i} is not a snapshot");
+            };
+            assert_eq!(more, i + 1 < parts.len(), "part {i}");
+            got.extend(transactions);
+        }
+        assert_eq!(got, txs, "every transaction once, in order");
+    }
+
+    #[test]
+    fn small_messages_are_one_text_and_states_split_too() {
+        let small = Envelope::broadcast("todos", &ClientId("l".into()), Message::Hello);
+        assert_eq!(encode_fitting(&small, 1000), vec![encode(&small)]);
+        let state = Envelope::broadcast(
+            "todos",
+            &ClientId("l".into()),
+            Message::State {
+                epoch: Epoch(1),
+                txs: (0..10).map(big_tx).collect(),
+            },
+        );
+        let parts = encode_fitting(&state, 3_000);
+        assert_eq!(parts.len(), 10);
+        assert!(parts.iter().all(|p| decode(p, "todos").is_ok()));
+    }
+}

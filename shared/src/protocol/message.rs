@@ -113,6 +113,10 @@ pub enum Message {
         epoch: Epoch,
         /// Unsettled transactions and dead letters, in acceptance order.
         transactions: Vec<Transaction>,
+        /// More parts follow (a snapshot too large for one message is sent in parts, in
+        /// order; the last has `more: false`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// Liveness probe.
     Ping {

@@ -7,5 +7,7 @@
 mod codec;
 mod message;
 
-pub use codec::{decode, encode, ProtocolError, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+pub use codec::{
+    decode, encode, encode_fitting, ProtocolError, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
 pub use message::{Envelope, Message, QueueStats, Request, Response};

@@ -108,6 +108,8 @@ pub struct TabCore {
     synced_seq: Option<u64>,
     /// Whether any sync source has reported anything (rows or a sequence number) yet.
     sync_reported: bool,
+    /// The ids of a snapshot arriving in parts, until its last part.
+    snapshot_ids: Option<HashSet<TransactionId>>,
     /// Completed transactions whose change the sync has not shown yet: server seq, by id.
     /// Their overlay stays (and they read `persisted_awaiting_sync`) until it has.
     awaiting_sync: HashMap<TransactionId, u64>,
@@ -152,6 +154,7 @@ impl TabCore {
             forgotten: forget::Forgotten::default(),
             synced_seq: None,
             sync_reported: false,
+            snapshot_ids: None,
             awaiting_sync: HashMap::new(),
             dropped: 0,
             stale: 0,
@@ -386,11 +389,19 @@ impl TabCore {
                     self.update(tx.clone(), true);
                 }
             }
-            Message::Snapshot { transactions, .. } => {
+            Message::Snapshot {
+                transactions, more, ..
+            } => {
                 for tx in transactions {
                     self.update(tx.clone(), true);
                 }
-                self.settle_missing_from(transactions);
+                let seen = self.snapshot_ids.get_or_insert_with(HashSet::new);
+                seen.extend(transactions.iter().map(|t| t.id.clone()));
+                if !more {
+                    if let Some(seen) = self.snapshot_ids.take() {
+                        self.settle_missing_from(&seen);
+                    }
+                }
             }
             _ => self.dropped += 1,
         }
@@ -408,6 +419,7 @@ impl TabCore {
         self.leader = Some(epoch);
         self.leader_id = Some(from);
         self.leader_pending = None;
+        self.snapshot_ids = None;
         self.last_heard = Some(now);
         self.out.push(TabOutput::LeaderChanged(epoch));
         self.out.push(TabOutput::Send(Message::SnapshotRequest));
@@ -446,8 +458,7 @@ impl TabCore {
     /// completed, so its change joins the synced rows instead of hanging in the overlay. (This
     /// tab knows other tabs' transactions only from a leader's states, sent after they were
     /// committed, so any such transaction is in storage for every later leader to load.)
-    fn settle_missing_from(&mut self, snapshot: &[Transaction]) {
-        let present: HashSet<&TransactionId> = snapshot.iter().map(|t| &t.id).collect();
+    fn settle_missing_from(&mut self, present: &HashSet<TransactionId>) {
         let missing: Vec<Transaction> = self
             .known
             .values()

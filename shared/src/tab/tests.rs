@@ -200,6 +200,7 @@ fn another_tabs_pending_changes_show_and_roll_back() {
         &from_leader(Message::Snapshot {
             epoch: Epoch(1),
             transactions: vec![theirs.clone()],
+            more: false,
         }),
     );
     assert_eq!(t.view().get("todos", "9"), Some(&json!({"id": "9"})));
@@ -694,6 +695,7 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
         Message::Snapshot {
             epoch: Epoch(2),
             transactions: vec![with_state(insert("y", "8"), TransactionState::Pending)],
+            more: false,
         },
     );
     hear(&mut t, 3, &snapshot);
@@ -727,4 +729,33 @@ fn the_verified_leaders_call_for_credentials_reaches_the_app_and_no_one_elses() 
         "a forger cannot fish for credentials"
     );
     assert_eq!(t.forged(), 1);
+}
+
+#[test]
+fn a_snapshot_in_parts_settles_the_missing_only_after_its_last_part() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    let running = |id: &str, key: &str| with_state(insert(id, key), TransactionState::Persisting);
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![running("x", "7"), running("y", "8")],
+        }),
+    );
+    let part = |txs: Vec<Transaction>, more: bool| {
+        to_me(Message::Snapshot {
+            epoch: Epoch(1),
+            transactions: txs,
+            more,
+        })
+    };
+    hear(&mut t, 2, &part(vec![running("x", "7")], true));
+    assert!(
+        t.view().is_pending(&"y".into()),
+        "not judged on a first part"
+    );
+    hear(&mut t, 3, &part(vec![running("y", "8")], false));
+    assert!(t.view().is_pending(&"x".into()) && t.view().is_pending(&"y".into()));
 }

@@ -248,9 +248,13 @@ impl Channel {
 
     /// Posts `env` to every other context on the channel, as JSON text.
     pub fn post(&self, env: &Envelope) -> Result<(), ChannelError> {
-        self.raw
-            .post_message(&JsValue::from_str(&protocol::encode(env)))
-            .map_err(|e| ChannelError::Post(JsErrorInfo::from_js(&e)))
+        // Large states and snapshots go in parts that each fit what receivers accept.
+        for text in protocol::encode_fitting(env, protocol::MAX_MESSAGE_BYTES) {
+            self.raw
+                .post_message(&JsValue::from_str(&text))
+                .map_err(|e| ChannelError::Post(JsErrorInfo::from_js(&e)))?;
+        }
+        Ok(())
     }
 
     /// Incoming messages dropped so far, by reason.
