@@ -231,7 +231,11 @@ async function libRep(lib, { faulty, plain }, opts) {
         evalIn(page, (total) => M.ackedThroughput({ total }), opts.ackedCount, 600_000, 'ackedThroughput'),
       ),
     );
-    if (r) rec(`${lib}.acked${suffix}.perSecond`, r.perSecond);
+    if (r) {
+      rec(`${lib}.acked${suffix}.perSecond`, r.perSecond);
+      rec(`${lib}.acked${suffix}.allCompletedMs`, r.ms);
+      rec(`${lib}.acked${suffix}.allDurableMs`, r.durableMs);
+    }
   }
 }
 
