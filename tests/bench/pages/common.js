@@ -1,0 +1,29 @@
+// Helpers shared by the bench pages and workers.
+
+/** High-resolution wall-clock time in ms (comparable across pages, workers and node). */
+export const wallNow = () => performance.timeOrigin + performance.now();
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A row of the `todos` collection, the same for every library. */
+export function todoRow(i) {
+  return { id: crypto.randomUUID(), title: `bench todo ${i}`, done: false, createdAt: Date.now() };
+}
+
+/** Resolves with the first message on `bc` for which `pick(data)` returns something. */
+export function nextMessage(bc, pick, timeoutMs = 10_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      bc.removeEventListener('message', onMessage);
+      reject(new Error(`no answer on BroadcastChannel "${bc.name}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    function onMessage(event) {
+      const value = pick(event.data);
+      if (value === undefined || value === null || value === false) return;
+      clearTimeout(timer);
+      bc.removeEventListener('message', onMessage);
+      resolve(value);
+    }
+    bc.addEventListener('message', onMessage);
+  });
+}

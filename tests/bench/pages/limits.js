@@ -1,0 +1,166 @@
+// What the browser itself can do, measured the way Outbox uses it: IndexedDB read-write
+// transactions holding one string record each, BroadcastChannel messages between a page and
+// another page or a worker, and a Web Lock passed on when its holder goes away.
+import { nextMessage, wallNow } from './common.js';
+
+const STORE = 'outbox';
+
+function openDb(name) {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(name, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error ?? new Error(`cannot open ${name}`));
+    req.onblocked = () => reject(new Error(`opening ${name} is blocked`));
+  });
+}
+
+const committed = (tx) =>
+  new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error ?? new Error('transaction error'));
+    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
+  });
+
+function dropDb(db, name) {
+  db.close();
+  indexedDB.deleteDatabase(name);
+}
+
+/** A string the size of an outbox record (Outbox stores each record as its JSON text). */
+const recordText = (bytes, i) => JSON.stringify({ id: `rec-${i}`, pad: 'x'.repeat(Math.max(0, bytes - 40)) });
+
+/**
+ * Latency of one put + commit (until `complete`), `n` in a row, each its own read-write
+ * transaction; `durability` undefined = the browser's default. Returns the times in ms.
+ */
+export async function idbPutCommit({ n = 200, warmup = 10, durability, bytes = 600 } = {}) {
+  const name = `bench-idb-${crypto.randomUUID()}`;
+  const db = await openDb(name);
+  const times = [];
+  try {
+    for (let i = 0; i < n + warmup; i++) {
+      const value = recordText(bytes, i);
+      const t0 = performance.now();
+      const tx = durability ? db.transaction(STORE, 'readwrite', { durability }) : db.transaction(STORE, 'readwrite');
+      tx.objectStore(STORE).put(value, `k${i}`);
+      await committed(tx);
+      if (i >= warmup) times.push(performance.now() - t0);
+    }
+  } finally {
+    dropDb(db, name);
+  }
+  return times;
+}
+
+/** `n` records put in one read-write transaction (default durability): ms until `complete`. */
+export async function idbBatch({ n = 1000, bytes = 600, rounds = 3 } = {}) {
+  const name = `bench-idb-${crypto.randomUUID()}`;
+  const db = await openDb(name);
+  const times = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const values = Array.from({ length: n }, (_, i) => recordText(bytes, i));
+      const t0 = performance.now();
+      const tx = db.transaction(STORE, 'readwrite');
+      const store = tx.objectStore(STORE);
+      for (let i = 0; i < n; i++) store.put(values[i], `r${r}-${i}`);
+      await committed(tx);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    dropDb(db, name);
+  }
+  return times;
+}
+
+// ---- BroadcastChannel ------------------------------------------------------------------------
+
+/** Answers every ping on channel `name` (in this page) until the page goes. */
+export function bcEcho(name) {
+  const bc = new BroadcastChannel(name);
+  bc.onmessage = (e) => {
+    if (e.data && e.data.ping !== undefined) bc.postMessage({ pong: e.data.ping });
+  };
+  globalThis.__benchEcho = bc;
+  return true;
+}
+
+/** `n` round trips (ping, pong) on channel `name`, one at a time. Returns the times in ms. */
+export async function bcPing(name, { n = 200, warmup = 20 } = {}) {
+  const bc = new BroadcastChannel(name);
+  const times = [];
+  try {
+    for (let i = 0; i < n + warmup; i++) {
+      const t0 = performance.now();
+      const answered = nextMessage(bc, (d) => d && d.pong === i, 5_000);
+      bc.postMessage({ ping: i });
+      await answered;
+      if (i >= warmup) times.push(performance.now() - t0);
+    }
+  } finally {
+    bc.close();
+  }
+  return times;
+}
+
+/** Starts an echoing worker (`kind`: 'dedicated' | 'shared') and pings it over BroadcastChannel. */
+export async function bcPingWorker(kind, opts) {
+  const name = `bench-bc-${crypto.randomUUID()}`;
+  const bc = new BroadcastChannel(name);
+  const ready = nextMessage(bc, (d) => d && d.ready === true, 10_000);
+  const url = `/echo-worker.js?ch=${encodeURIComponent(name)}`;
+  const worker = kind === 'shared' ? new SharedWorker(url, { type: 'module', name }) : new Worker(url, { type: 'module' });
+  try {
+    await ready;
+    return await bcPing(name, opts);
+  } finally {
+    bc.close();
+    if (kind === 'shared') worker.port.postMessage('close');
+    else worker.terminate();
+  }
+}
+
+// ---- Web Locks -------------------------------------------------------------------------------
+
+/** Takes lock `name` and holds it for as long as this page lives. */
+export function holdLock(name) {
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(name, () => {
+        resolve(true);
+        return new Promise(() => {});
+      })
+      .catch(reject);
+  });
+}
+
+/** Asks for lock `name` (waiting); `window.__lockGotAt` is the wall-clock time it was granted. */
+export async function waitLock(name) {
+  globalThis.__lockGotAt = null;
+  navigator.locks.request(name, () => {
+    globalThis.__lockGotAt = wallNow();
+    return new Promise(() => {});
+  });
+  return pending(name);
+}
+
+/** Whether someone waits for lock `name`. */
+export async function pending(name) {
+  const q = await navigator.locks.query();
+  return q.pending.some((l) => l.name === name);
+}
+
+/** As holdLock/waitLock, but in a dedicated worker of this page. */
+export function lockInWorker(name, mode) {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(`/lock-worker.js?lock=${encodeURIComponent(name)}&mode=${mode}`, { type: 'module' });
+    globalThis.__lockWorker = w;
+    globalThis.__lockGotAt = null;
+    w.onmessage = (e) => {
+      if (e.data.type === 'held' || e.data.type === 'waiting') resolve(e.data.type);
+      if (e.data.type === 'got') globalThis.__lockGotAt = e.data.at;
+    };
+    w.onerror = (e) => reject(new Error(`lock worker: ${e.message}`));
+  });
+}

@@ -1,0 +1,66 @@
+// Outbox in a bench page: the wasm client connected to the bench worker, one `todos` collection,
+// behind the interface every library gets in the bench (`window.bench`, see measure.js).
+import init, { OutboxClient } from '/pkg/client/outbox_client.js';
+import { nextMessage, wallNow } from './common.js';
+
+/**
+ * `app`: a fresh name per measurement (its own lock, channel, database and worker);
+ * `dedicated`: one dedicated worker per tab instead of the SharedWorker; `batch`: batched HTTP.
+ */
+export async function setup({ app, dedicated = false, batch = true, modeTimeoutMs = 15_000 } = {}) {
+  const wasm = await init();
+  const client = await OutboxClient.connect({
+    app,
+    workerUrl: `/outbox-worker.js?batch=${batch ? 1 : 0}`,
+    sharedWorker: dedicated ? 'never' : 'auto',
+    http: { todos: { url: '/api/mutations', batch } },
+  });
+  await new Promise((resolve, reject) => {
+    if (client.mode === 'offline-enabled') return resolve();
+    const timer = setTimeout(
+      () => reject(new Error(`Outbox not offline-enabled after ${modeTimeoutMs} ms: mode ${client.mode}, ${JSON.stringify(client.diagnostic)}`)),
+      modeTimeoutMs,
+    );
+    client.onModeChange((mode) => {
+      if (mode === 'offline-enabled') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const todos = client.collection('todos', { key: 'id' });
+  const bench = {
+    lib: 'outbox',
+    client,
+    todos,
+    /** `{ durable, completed }` promises of a one-row insert transaction. */
+    insert: (row) => todos.insert(row),
+    has: (id) => todos.get(id) !== undefined,
+    size: () => todos.size,
+    subscribe: (cb) => todos.subscribe(cb),
+    isLeaderTab: () => client.isLeaderTab,
+    /** Bytes of linear memory of this tab's wasm (grows in 64 KiB pages, never shrinks). */
+    wasmBytes: () => wasm.memory.buffer.byteLength,
+    /** The leading worker's wasm memory, asked over BroadcastChannel. */
+    async workerWasmBytes() {
+      const bc = new BroadcastChannel(`bench-mem:${client.scope}`);
+      try {
+        const answer = nextMessage(bc, (d) => d && d.type === 'mem' && (d.isLeader || d.error) && d, 5_000);
+        bc.postMessage({ type: 'mem?' });
+        const a = await answer;
+        if (a.error) throw new Error(a.error);
+        return a.bytes;
+      } finally {
+        bc.close();
+      }
+    },
+    /** Records the client's events with the wall-clock time they reached this tab. */
+    recordEvents() {
+      bench.events = [];
+      client.onEvent((e) => bench.events.push({ type: e.type, state: e.state, isLeaderTab: e.isLeaderTab, epoch: e.epoch, seenAt: wallNow() }));
+    },
+    events: null,
+  };
+  globalThis.bench = bench;
+  return { mode: client.mode, isLeaderTab: client.isLeaderTab, epoch: client.leaderEpoch ?? null };
+}
