@@ -6,21 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually, withDemo } from './harness.mjs';
-import { hasRow, openTab, role, settledRoles } from './tabs.mjs';
-
-// Inserts one row in `page`; resolves with { id, key, error } once `completed` settles.
-const insertAndSettle = (page, title) =>
-  page.evaluate(async (title) => {
-    const key = crypto.randomUUID();
-    const h = window.outboxDemo.todos.insert({ id: key, title, done: false, createdAt: Date.now() });
-    h.durable.catch(() => {});
-    try {
-      await h.completed;
-      return { id: h.id, key, error: null };
-    } catch (e) {
-      return { id: h.id, key, error: { code: e?.code, status: e?.status, causeId: e?.causeId, message: String(e?.message) } };
-    }
-  }, title);
+import { hasRow, insertAndSettle, openTab, role, settledRoles } from './tabs.mjs';
 
 const known = (page, id) => page.evaluate((id) => window.outboxDemo.client.transactions().find((t) => t.id === id) ?? null, id);
 const peek = (page) => page.evaluate(() => window.outboxDemo.client.peekOutbox());

@@ -4,21 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually, withDemo } from './harness.mjs';
-import { hasRow, openTab, settledRoles } from './tabs.mjs';
-
-// Inserts one row in `page`; resolves with { id, key, error } once `completed` settles.
-const insertAndSettle = (page, title) =>
-  page.evaluate(async (title) => {
-    const key = crypto.randomUUID();
-    const h = window.outboxDemo.todos.insert({ id: key, title, done: false, createdAt: Date.now() });
-    h.durable.catch(() => {});
-    try {
-      await h.completed;
-      return { id: h.id, key, error: null };
-    } catch (e) {
-      return { id: h.id, key, error: { name: e?.name, code: e?.code, status: e?.status, message: String(e?.message) } };
-    }
-  }, title);
+import { hasRow, insertAndSettle, openTab, settledRoles } from './tabs.mjs';
 
 test('a 422 fails the transaction as non-retriable and rolls it back in every tab', async (t) => {
   await withDemo(t, async ({ server, browser }) => {

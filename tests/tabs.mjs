@@ -82,3 +82,18 @@ export async function appliedOnce(server, txs, { timeout = 30_000 } = {}) {
 /** A tab's rows as the app sees them: `{ [key]: title }`. */
 export const titles = (page) =>
   page.evaluate(() => Object.fromEntries(window.outboxDemo.todos.rows().map((r) => [String(r.id), r.title])));
+
+/** Inserts one row in `page`; resolves with `{ id, key, error }` once `completed` settles. */
+export const insertAndSettle = (page, title) =>
+  page.evaluate(async (title) => {
+    const key = crypto.randomUUID();
+    const h = window.outboxDemo.todos.insert({ id: key, title, done: false, createdAt: Date.now() });
+    h.durable.catch(() => {});
+    try {
+      await h.completed;
+      return { id: h.id, key, error: null };
+    } catch (e) {
+      const error = { name: e?.name, code: e?.code, status: e?.status, causeId: e?.causeId, message: String(e?.message) };
+      return { id: h.id, key, error };
+    }
+  }, title);

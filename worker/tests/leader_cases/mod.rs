@@ -107,6 +107,23 @@ impl Tab {
         .await
     }
 
+    /// After a leader of epoch `first` was robbed of the lock: waits until the new leader has
+    /// announced itself and the robbed one has said it stopped, in whichever order; returns the
+    /// new epoch.
+    async fn handover_from(&mut self, first: Epoch) -> Epoch {
+        let (mut second, mut robbed_resigned) = (None, false);
+        loop {
+            if let (Some(second), true) = (second, robbed_resigned) {
+                return second;
+            }
+            match self.until(|m| Some(m.clone())).await {
+                Message::Leader { epoch } if epoch > first => second = Some(epoch),
+                Message::Resign { epoch } if epoch == first => robbed_resigned = true,
+                _ => {}
+            }
+        }
+    }
+
     /// Waits until `id` is reported in `state`.
     async fn settled(&mut self, id: &str) -> Transaction {
         self.until(|m| match m {
@@ -425,17 +442,7 @@ pub async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
     let first = tab.leader().await;
     let rescuer = start(&scope, &options("todos", &[("sync", &f)])).await;
     rescuer.steal();
-    // The new leader announces itself, and the robbed one (which notices it lost the lock)
-    // says it stopped, in whichever order.
-    let (mut second, mut robbed_resigned) = (None, false);
-    while second.is_none() || !robbed_resigned {
-        match tab.until(|m| Some(m.clone())).await {
-            Message::Leader { epoch } if epoch > first => second = Some(epoch),
-            Message::Resign { epoch } if epoch == first => robbed_resigned = true,
-            _ => {}
-        }
-    }
-    let second = second.unwrap();
+    let second = tab.handover_from(first).await;
     assert_eq!(second, first.next());
     assert_eq!(rescuer.epoch(), Some(second));
     assert_eq!(stuck.epoch(), None);
@@ -514,17 +521,7 @@ pub async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
     js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(50)).unwrap();
     js_sys::Reflect::set(&o, &"takeoverAfterMs".into(), &JsValue::from(200)).unwrap();
     let watcher = start(&scope, &o).await;
-    // The new leader announces itself, and the robbed one (which notices it lost the lock) says
-    // it stopped, in whichever order.
-    let (mut second, mut robbed_resigned) = (None, false);
-    while second.is_none() || !robbed_resigned {
-        match tab.until(|m| Some(m.clone())).await {
-            Message::Leader { epoch } if epoch > first => second = Some(epoch),
-            Message::Resign { epoch } if epoch == first => robbed_resigned = true,
-            _ => {}
-        }
-    }
-    let second = second.unwrap();
+    let second = tab.handover_from(first).await;
     assert_eq!(second, first.next());
     assert_eq!(watcher.epoch(), Some(second));
     assert_eq!(silent.epoch(), None);
