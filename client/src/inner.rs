@@ -22,9 +22,8 @@ use outbox_runtime::calls::MutationFns;
 use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::now;
 use outbox_runtime::convert::to_js;
-use outbox_runtime::locks::is_held;
+use outbox_runtime::locks::claim_holds;
 use outbox_runtime::timer::Timer;
-use outbox_shared::leadership::proof_lock_name;
 use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId, TransactionState};
 use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::tab::{TabCore, TabOutput};
@@ -295,10 +294,10 @@ impl Inner {
             let out = this.core.borrow_mut().leader_verified(now(), epoch, from);
             return Self::apply(this, out);
         }
-        let name = proof_lock_name(&this.scope, epoch, &from);
+        let holds = claim_holds(&this.scope, epoch, &from);
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let held = is_held(&name).await;
+            let held = holds.await;
             let Some(this) = weak.upgrade() else { return };
             if held {
                 let out = this.core.borrow_mut().leader_verified(now(), epoch, from);

@@ -14,8 +14,7 @@ use crate::inner::Inner;
 use crate::notify::{later_call_all, Topic};
 use crate::online_only::LocalExecutor;
 use outbox_runtime::clock::now;
-use outbox_runtime::locks::is_held;
-use outbox_shared::leadership::proof_lock_name;
+use outbox_runtime::locks::claim_holds;
 use outbox_shared::model::Epoch;
 use outbox_shared::protocol::{Envelope, Message};
 use std::rc::Rc;
@@ -79,10 +78,10 @@ impl Inner {
         if this.checking_leader.replace(true) {
             return; // one check at a time; the leader speaks again at its next heartbeat
         }
-        let name = proof_lock_name(&this.scope, epoch, &env.from);
+        let holds = claim_holds(&this.scope, epoch, &env.from);
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let held = is_held(&name).await;
+            let held = holds.await;
             let Some(this) = weak.upgrade() else { return };
             this.checking_leader.set(false);
             if held && this.mode.get() == Mode::OnlineOnly && !this.closed.get() {

@@ -408,10 +408,10 @@ impl Inner {
         if let Message::SignedOut { epoch } = env.body {
             // The user signed out of this scope: no worker of it waits to lead any more. Only
             // the leader can say so (it still holds its proof lock while it says it).
-            let name = proof_lock_name(&this.scope, epoch, &env.from);
+            let holds = outbox_runtime::locks::claim_holds(&this.scope, epoch, &env.from);
             let weak = Rc::downgrade(this);
             spawn_local(async move {
-                if outbox_runtime::locks::is_held(&name).await {
+                if holds.await {
                     if let Some(inner) = weak.upgrade() {
                         inner.fns.clear_credentials();
                         Leader(inner).resign();

@@ -2,6 +2,9 @@
 //! ([`outbox_shared::leadership::proof_lock_name`]) before it believes the claim.
 
 use js_sys::{Array, Function, Promise, Reflect};
+use outbox_shared::leadership::proof_lock_name;
+use outbox_shared::model::{ClientId, Epoch};
+use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -38,4 +41,11 @@ pub async fn is_held(name: &str) -> bool {
         Ok(names) => names.iter().any(|n| n == name),
         Err(_) => true,
     }
+}
+
+/// Whether `leader`'s claim to lead `scope` at `epoch` holds: its proof lock is held. The name
+/// is made now, so the future borrows nothing.
+pub fn claim_holds(scope: &str, epoch: Epoch, leader: &ClientId) -> impl Future<Output = bool> {
+    let name = proof_lock_name(scope, epoch, leader);
+    async move { is_held(&name).await }
 }
