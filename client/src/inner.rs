@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     pub checking_leader: Cell<bool>,
     /// The app's `getCredentials()`, if it gave one.
     pub get_credentials: RefCell<Option<js_sys::Function>>,
+    /// A call of `getCredentials()` is under way (the leader repeats its request every
+    /// heartbeat while it waits; one answer at a time is enough).
+    pub asking_credentials: Cell<bool>,
     pub leader_tab: Cell<bool>,
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
@@ -113,6 +116,7 @@ impl Inner {
             closed: Cell::new(false),
             checking_leader: Cell::new(false),
             get_credentials: RefCell::new(None),
+            asking_credentials: Cell::new(false),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
             channel: RefCell::new(None),
@@ -255,9 +259,13 @@ impl Inner {
     /// The leader needs credentials: the app hears of it, and its `getCredentials()` (if any)
     /// is asked; its answer goes to that leader.
     fn credentials_needed(this: &Rc<Self>, epoch: Epoch) {
+        if this.asking_credentials.get() {
+            return;
+        }
         this.emit(|| ClientEvent::CredentialsNeeded { epoch: epoch.0 });
         let hook = this.get_credentials.borrow().clone();
         let Some(hook) = hook else { return };
+        this.asking_credentials.set(true);
         let weak = Rc::downgrade(this);
         spawn_local(async move {
             let answer = match hook.call0(&JsValue::NULL) {
@@ -267,6 +275,7 @@ impl Inner {
                 other => other,
             };
             let Some(this) = weak.upgrade() else { return };
+            this.asking_credentials.set(false);
             match answer
                 .map_err(|e| outbox_runtime::convert::JsErrorInfo::from_js(&e).to_string())
                 .and_then(|v| credential_headers(&v))
