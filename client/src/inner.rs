@@ -16,6 +16,7 @@ use crate::online_only::LocalExecutor;
 use crate::options::ConnectOptions;
 use crate::page::PageListeners;
 use crate::requests::Requests;
+use crate::rowcache::RowCache;
 use crate::worker::OwnWorker;
 use futures_channel::oneshot;
 use outbox_runtime::calls::MutationFns;
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     pub options: ConnectOptions,
     pub fns: Rc<MutationFns>,
     pub core: RefCell<TabCore>,
+    /// The rows as JS objects, converted once per version.
+    pub row_cache: RefCell<RowCache>,
     pub mode: Cell<Mode>,
     pub diagnostic: RefCell<Option<Diagnostic>>,
     pub closed: Cell<bool>,
@@ -76,6 +79,9 @@ pub(crate) struct Inner {
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
     pub channel: RefCell<Option<Channel>>,
+    /// Envelopes to post on the channel at the end of the current task (in order): a burst of
+    /// inserts returns at once and posts together, not one post inside each call.
+    pub posts: RefCell<Vec<Envelope>>,
     pub local: RefCell<Option<LocalExecutor>>,
     pub worker: RefCell<Option<OwnWorker>>,
     pub page: RefCell<Option<PageListeners>>,
@@ -107,6 +113,7 @@ impl Inner {
         let scope = options.channel_scope();
         Rc::new(Self {
             core: RefCell::new(TabCore::new(me.clone(), scope.clone())),
+            row_cache: RefCell::new(RowCache::default()),
             me,
             scope,
             options,
@@ -120,6 +127,7 @@ impl Inner {
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
             channel: RefCell::new(None),
+            posts: RefCell::new(Vec::new()),
             local: RefCell::new(None),
             worker: RefCell::new(None),
             page: RefCell::new(None),
@@ -408,10 +416,29 @@ impl Inner {
             }
         }
         let env = Envelope::broadcast(&this.scope, &this.me, msg);
-        if let Some(channel) = this.channel.borrow().as_ref() {
-            // A failed post (the channel is closed) loses nothing: submits are resent to every
-            // new leader, and requests time out.
-            let _ = channel.post(&env);
+        let first = {
+            let mut posts = this.posts.borrow_mut();
+            posts.push(env);
+            posts.len() == 1
+        };
+        if first {
+            let weak = Rc::downgrade(this);
+            spawn_local(async move {
+                if let Some(this) = weak.upgrade() {
+                    this.flush_posts();
+                }
+            });
+        }
+    }
+
+    /// Posts what [`Inner::deliver`] queued. A failed post (the channel is closed) loses
+    /// nothing: submits are resent to every new leader, and requests time out.
+    pub fn flush_posts(&self) {
+        let posts = std::mem::take(&mut *self.posts.borrow_mut());
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            for env in &posts {
+                let _ = channel.post(env);
+            }
         }
     }
 
@@ -460,12 +487,12 @@ impl Inner {
     }
 
     /// Every row of a collection as the app should see it, as a JS array.
+    /// Unchanged rows are the same frozen objects as last time ([`RowCache`]).
     pub fn rows_js(&self, collection: &str) -> js_sys::Array {
         let core = self.core.borrow();
-        core.view()
-            .rows(collection)
-            .map(|(_, row)| to_js(row).unwrap_or(JsValue::NULL))
-            .collect()
+        self.row_cache
+            .borrow_mut()
+            .rows(collection, core.view().rows(collection))
     }
 
     /// Every transaction the tab knows (its own and other tabs'), unsettled or failed, oldest
