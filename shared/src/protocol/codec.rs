@@ -105,12 +105,10 @@ pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
         }
         Message::SyncRows {
             collection, rows, ..
-        } => {
-            if collection.is_empty() || rows.iter().any(|(k, _)| k.is_empty()) {
-                return Err(ProtocolError::Malformed(
-                    "sync_rows with an empty collection or key".into(),
-                ));
-            }
+        } if collection.is_empty() || rows.iter().any(|(k, _)| k.is_empty()) => {
+            return Err(ProtocolError::Malformed(
+                "sync_rows with an empty collection or key".into(),
+            ));
         }
         _ => {}
     }
