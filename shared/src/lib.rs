@@ -14,6 +14,7 @@
 //! - [`patch`]: JSON Patch (RFC 6902) application and inverse patches.
 //! - [`view`]: the optimistic view (synced rows plus the overlay of pending transactions).
 //! - [`leadership`]: how a leader proves its claim, and how a silent one is noticed.
+//! - [`sync`]: the server's change feed: ordered intake, the server's rows, the leader's feed.
 #![deny(missing_docs)]
 
 pub mod executor;
@@ -26,6 +27,7 @@ pub mod retry;
 pub mod scheduler;
 pub mod sse;
 pub mod store;
+pub mod sync;
 pub mod tab;
 pub mod view;
 

@@ -96,6 +96,22 @@ pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
         tx.validate()
             .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     }
+    match &env.body {
+        Message::SyncEntries { entries, .. } => {
+            for e in entries {
+                e.validate()
+                    .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+            }
+        }
+        Message::SyncRows {
+            collection, rows, ..
+        } if collection.is_empty() || rows.iter().any(|(k, _)| k.is_empty()) => {
+            return Err(ProtocolError::Malformed(
+                "sync_rows with an empty collection or key".into(),
+            ));
+        }
+        _ => {}
+    }
     Ok(env)
 }
 
@@ -106,11 +122,11 @@ pub fn encode(env: &Envelope) -> String {
     serde_json::to_string(env).unwrap_or_default()
 }
 
-/// Encodes one message as one or more texts of at most `max` bytes each: a `state`, `durable`
-/// or `snapshot` too large for one message is split into parts (in order; snapshot parts say
-/// `more` until the last), so no receiver has to refuse it. Anything else, or a single
-/// transaction larger than `max`, is encoded whole (receivers then drop it as too large and
-/// count it).
+/// Encodes one message as one or more texts of at most `max` bytes each: a `state`,
+/// `durable`, `snapshot`, `sync_entries` or `sync_rows` too large for one message is split into
+/// parts (in order; snapshot and rows parts say `more` until the last), so no receiver has to
+/// refuse it. Anything else, or a single transaction, entry or row larger than `max`, is
+/// encoded whole (receivers then drop it as too large and count it).
 pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
     let text = encode(env);
     if text.len() <= max {
@@ -166,6 +182,38 @@ pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
                 }),
             ))
         }
+        Message::SyncEntries { epoch, entries } if entries.len() > 1 => {
+            let (a, b) = entries.split_at(entries.len() / 2);
+            Some((
+                halves(Message::SyncEntries {
+                    epoch: *epoch,
+                    entries: a.to_vec(),
+                }),
+                halves(Message::SyncEntries {
+                    epoch: *epoch,
+                    entries: b.to_vec(),
+                }),
+            ))
+        }
+        Message::SyncRows {
+            epoch,
+            collection,
+            seq,
+            rows,
+            more,
+        } if rows.len() > 1 => {
+            let (a, b) = rows.split_at(rows.len() / 2);
+            let part = |rows: &[(String, Value)], more: bool| {
+                halves(Message::SyncRows {
+                    epoch: *epoch,
+                    collection: collection.clone(),
+                    seq: *seq,
+                    rows: rows.to_vec(),
+                    more,
+                })
+            };
+            Some((part(a, true), part(b, *more)))
+        }
         _ => None,
     };
     match parts {
@@ -182,6 +230,7 @@ pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::model::{ClientId, Epoch, PendingMutation, Strategy, TransactionId};
+    use crate::sync::{ChangeOp, FeedEntry, RowChange};
     use serde_json::json;
 
     fn big_tx(n: usize) -> Transaction {
@@ -226,6 +275,115 @@ mod tests {
             got.extend(transactions);
         }
         assert_eq!(got, txs, "every transaction once, in order");
+    }
+
+    fn entry(seq: u64) -> FeedEntry {
+        FeedEntry {
+            seq,
+            prev_seq: seq - 1,
+            tx_id: Some(format!("t{seq}")),
+            changes: vec![RowChange {
+                collection: "todos".into(),
+                key: seq.to_string(),
+                op: ChangeOp::Insert,
+                value: Some(json!({ "blob": "x".repeat(1000) })),
+            }],
+        }
+    }
+
+    #[test]
+    fn sync_messages_round_trip() {
+        let leader = ClientId("leader".into());
+        for body in [
+            Message::SyncEntries {
+                epoch: Epoch(2),
+                entries: vec![entry(1), entry(2)],
+            },
+            Message::SyncFrom { applied: 41 },
+            Message::SyncRows {
+                epoch: Epoch(2),
+                collection: "todos".into(),
+                seq: 9,
+                rows: vec![("a".into(), json!({"t": 1}))],
+                more: true,
+            },
+        ] {
+            let env = Envelope::reply("todos", &leader, &ClientId("tab".into()), body);
+            assert_eq!(decode(&encode(&env), "todos").unwrap(), env);
+        }
+    }
+
+    #[test]
+    fn malformed_sync_messages_are_dropped() {
+        let bad = [
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_entries","epoch":1,"entries":[{"seq":2,"prevSeq":2,"changes":[]}]}"#,
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_entries","epoch":1,"entries":[{"seq":2,"prevSeq":1,"changes":[{"collection":"c","key":"k","op":"insert"}]}]}"#,
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_entries","epoch":1}"#,
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_from","applied":-1}"#,
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_rows","epoch":1,"collection":"c","seq":1,"rows":[["",1]]}"#,
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_rows","epoch":1,"collection":"c","seq":1,"rows":[{"key":"a"}]}"#,
+            r#"{"v":1,"app":"todos","from":"l","kind":"sync_rows","epoch":1,"collection":"","seq":1,"rows":[]}"#,
+        ];
+        for text in bad {
+            assert!(
+                matches!(decode(text, "todos"), Err(ProtocolError::Malformed(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_sync_entries_and_rows_go_in_parts_that_each_decode() {
+        let leader = ClientId("leader".into());
+        let entries: Vec<FeedEntry> = (1..=50).map(entry).collect();
+        let env = Envelope::broadcast(
+            "todos",
+            &leader,
+            Message::SyncEntries {
+                epoch: Epoch(1),
+                entries: entries.clone(),
+            },
+        );
+        let parts = encode_fitting(&env, 10_000);
+        assert!(parts.len() >= 5);
+        let mut got = Vec::new();
+        for p in &parts {
+            assert!(p.len() <= 10_000);
+            let Message::SyncEntries { entries, .. } = decode(p, "todos").unwrap().body else {
+                panic!("not entries")
+            };
+            got.extend(entries);
+        }
+        assert_eq!(got, entries);
+
+        let rows: Vec<(String, Value)> = (0..50)
+            .map(|i| (i.to_string(), json!({ "blob": "y".repeat(1000) })))
+            .collect();
+        let env = Envelope::broadcast(
+            "todos",
+            &leader,
+            Message::SyncRows {
+                epoch: Epoch(1),
+                collection: "todos".into(),
+                seq: 5,
+                rows: rows.clone(),
+                more: false,
+            },
+        );
+        let parts = encode_fitting(&env, 10_000);
+        let mut got = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(p.len() <= 10_000);
+            let Message::SyncRows {
+                rows, more, seq, ..
+            } = decode(p, "todos").unwrap().body
+            else {
+                panic!("not rows")
+            };
+            assert_eq!((more, seq), (i + 1 < parts.len(), 5), "part {i}");
+            got.extend(rows);
+        }
+        assert_eq!(got, rows);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The messages themselves.
 
 use crate::model::{ClientId, Epoch, ErrorCode, Transaction, TransactionId, TxError};
+use crate::sync::FeedEntry;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// One message on the channel, with its routing header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +167,36 @@ pub enum Message {
         /// The leader's epoch.
         epoch: Epoch,
     },
+    /// The leader's feed entries, persisted and in order: broadcast as the feed brings them,
+    /// or addressed to one tab that asked with [`Message::SyncFrom`]. Leader-only.
+    SyncEntries {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// The entries, in order.
+        entries: Vec<FeedEntry>,
+    },
+    /// A tab has applied the feed up to `applied` and misses what follows (it joined, or saw a
+    /// gap in the leader's entries). The leader answers with entries or rows.
+    SyncFrom {
+        /// The last sequence number the tab applied.
+        applied: u64,
+    },
+    /// Some of a collection's synced rows, from the leader: to one tab that asked, or to every
+    /// tab after the leader reloaded the collection. A collection too large for one message
+    /// comes in parts, in order; the last says `more: false`. Leader-only.
+    SyncRows {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// The collection.
+        collection: String,
+        /// The sequence number the collection's rows are current at.
+        seq: u64,
+        /// Rows, as `[key, row]` pairs.
+        rows: Vec<(String, Value)>,
+        /// More parts of this collection follow.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+    },
     /// Something the app should know (a quarantined record, an unknown mutation function).
     Diagnostic {
         /// Stable code.
@@ -198,11 +230,14 @@ impl Message {
             Self::Credentials { .. } => "credentials",
             Self::SignedOut { .. } => "signed_out",
             Self::Diagnostic { .. } => "diagnostic",
+            Self::SyncEntries { .. } => "sync_entries",
+            Self::SyncFrom { .. } => "sync_from",
+            Self::SyncRows { .. } => "sync_rows",
         }
     }
 
     /// Every kind this version knows.
-    pub const KINDS: [&'static str; 20] = [
+    pub const KINDS: [&'static str; 23] = [
         "hello",
         "leader",
         "heartbeat",
@@ -223,6 +258,9 @@ impl Message {
         "credentials",
         "signed_out",
         "diagnostic",
+        "sync_entries",
+        "sync_from",
+        "sync_rows",
     ];
 }
 

@@ -11,20 +11,27 @@
 //!   only messages from that leader's channel id speak for it; the rest are counted as forged;
 //! - the view holds every unsettled transaction of every tab; a failure rolls back by taking the
 //!   transaction out of the overlay; a completion folds the change into the synced rows of
-//!   collections that have no sync of their own (those with a sync wait for it instead).
+//!   collections that have no sync of their own (those with a sync wait for it instead);
+//! - the leader's change feed ([`Message::SyncEntries`], [`Message::SyncRows`], leader-only
+//!   like states) goes through the tab's own cursor into the synced rows, each collection
+//!   resolving conflicts with pending changes by its [`ConflictStrategy`] (see `feed.rs`).
 
+mod feed;
 mod forget;
 mod staging;
 mod synced;
 #[cfg(test)]
 mod tests;
 
+pub use feed::ConflictStrategy;
+
 use crate::model::{
     ClientId, Epoch, ErrorCode, Millis, Transaction, TransactionId, TransactionState, TxError,
 };
 use crate::protocol::{Envelope, Message, Response};
+use crate::sync::{CollectionSnapshot, FeedCursor, RowsPart, SyncedRows};
 use crate::view::{OptimisticView, RowRef};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// What the tab client should do or tell the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +120,20 @@ pub struct TabCore {
     /// Completed transactions whose change the sync has not shown yet: server seq, by id.
     /// Their overlay stays (and they read `persisted_awaiting_sync`) until it has.
     awaiting_sync: HashMap<TransactionId, u64>,
+    /// Whether the tab follows the leader's feed (asks it for what follows on a new leader).
+    follows_feed: bool,
+    /// The collections it follows there.
+    followed: BTreeSet<String>,
+    /// The tab's intake of the leader's feed entries.
+    feed: FeedCursor,
+    /// The server's rows as the leader's feed has brought them.
+    server: SyncedRows,
+    /// Conflict strategies, by collection (default: rebase).
+    conflicts: HashMap<String, ConflictStrategy>,
+    /// Rows whose server change waits behind a transaction that locks them (hold strategy).
+    held: BTreeSet<(String, String)>,
+    /// Rows from the leader arriving in parts, by collection, until the last part.
+    rows_parts: HashMap<String, CollectionSnapshot>,
     dropped: u64,
     stale: u64,
     forged: u64,
@@ -156,6 +177,13 @@ impl TabCore {
             sync_reported: false,
             snapshot_ids: None,
             awaiting_sync: HashMap::new(),
+            follows_feed: false,
+            followed: BTreeSet::new(),
+            feed: FeedCursor::new(0),
+            server: SyncedRows::new(),
+            conflicts: HashMap::new(),
+            held: BTreeSet::new(),
+            rows_parts: HashMap::new(),
             dropped: 0,
             stale: 0,
             forged: 0,
@@ -290,7 +318,9 @@ impl TabCore {
             | Message::State { epoch, .. }
             | Message::Snapshot { epoch, .. }
             | Message::CredentialsNeeded { epoch }
-            | Message::SignedOut { epoch } => Some(*epoch),
+            | Message::SignedOut { epoch }
+            | Message::SyncEntries { epoch, .. }
+            | Message::SyncRows { epoch, .. } => Some(*epoch),
             Message::Rejected { .. } | Message::Response { .. } => None,
             Message::Diagnostic { code, message } => {
                 // Anyone may tell the app something (a waiting worker that cannot lead, say);
@@ -383,6 +413,26 @@ impl TabCore {
                 self.out.push(TabOutput::CredentialsNeeded(*epoch));
             }
             Message::SignedOut { epoch } => self.out.push(TabOutput::SignedOut(*epoch)),
+            Message::SyncEntries { entries, .. } => {
+                self.last_heard = Some(now);
+                let out = self.sync_entries(entries.clone());
+                self.out = out;
+            }
+            Message::SyncRows {
+                collection,
+                seq,
+                rows,
+                more,
+                ..
+            } => {
+                let out = self.sync_rows(RowsPart {
+                    collection: collection.clone(),
+                    seq: *seq,
+                    rows: rows.clone(),
+                    more: *more,
+                });
+                self.out = out;
+            }
             Message::State { txs, .. } => {
                 self.last_heard = Some(now);
                 for tx in txs {
@@ -436,6 +486,7 @@ impl TabCore {
                 tx: Box::new(tx),
             }));
         }
+        self.feed_leader_changed();
         self.take()
     }
 
@@ -548,6 +599,8 @@ impl TabCore {
             // and late news of it is not taken back in.
             self.forget(&id);
         }
+        // A transaction that stopped locking rows lets held server changes show.
+        self.release_held();
     }
 
     fn take(&mut self) -> Vec<TabOutput> {

@@ -24,6 +24,9 @@ pub struct OptimisticView {
     order_of: HashMap<TransactionId, u64>,
     /// Per row, the overlay orders that touch it.
     touching: HashMap<RowRef, Vec<u64>>,
+    /// Per row, the overlay order at or below which pending changes are not shown (the
+    /// server's row won over them, see [`OptimisticView::mask_pending`]).
+    masked: HashMap<RowRef, u64>,
     next_order: u64,
 }
 
@@ -67,6 +70,7 @@ impl OptimisticView {
                 v.retain(|o| *o != order);
                 if v.is_empty() {
                     self.touching.remove(row);
+                    self.masked.remove(row);
                 }
             }
         }
@@ -109,6 +113,19 @@ impl OptimisticView {
         self.recompute(&touched);
     }
 
+    /// Hides the pending changes now laid over a row, so the row shows its synced value (a
+    /// server change won over them); transactions added later are laid over it as usual. The
+    /// hidden transactions stay pending (and are still taken out when they settle). Returns
+    /// the row.
+    pub fn mask_pending(&mut self, collection: &str, key: &str) -> RowRef {
+        let r = (collection.to_owned(), key.to_owned());
+        if self.touching.contains_key(&r) {
+            self.masked.insert(r.clone(), self.next_order);
+            self.recompute(std::slice::from_ref(&r));
+        }
+        r
+    }
+
     /// The row as the app should see it.
     pub fn get(&self, collection: &str, key: &str) -> Option<&Value> {
         self.view.get(collection)?.get(key)
@@ -132,10 +149,12 @@ impl OptimisticView {
     fn recompute(&mut self, rows: &[RowRef]) {
         for (collection, key) in rows {
             let mut row = self.synced(collection, key).cloned();
-            if let Some(orders) = self.touching.get(&(collection.clone(), key.clone())) {
+            let row_ref = (collection.clone(), key.clone());
+            if let Some(orders) = self.touching.get(&row_ref) {
+                let floor = self.masked.get(&row_ref).copied().unwrap_or(0);
                 let mut orders = orders.clone();
                 orders.sort_unstable();
-                for o in orders {
+                for o in orders.into_iter().filter(|o| *o > floor) {
                     if let Some((_, muts)) = self.pending.get(&o) {
                         for m in muts
                             .iter()

@@ -46,6 +46,38 @@ fn pending_changes_overlay_synced_rows_in_order_and_roll_back_exactly() {
 }
 
 #[test]
+fn a_masked_row_shows_the_server_until_a_later_change_and_unmasks_when_pending_leave() {
+    let mut v = OptimisticView::new();
+    v.set_synced("todos", "1", Some(json!({"t": "a"})));
+    let mine = |id: &str, t: &str| {
+        tx(
+            id,
+            vec![PendingMutation::update(
+                "todos",
+                "1",
+                json!({"t": "a"}),
+                json!({ "t": t }),
+            )],
+        )
+    };
+    v.add_pending(&mine("a", "mine"));
+    v.set_synced("todos", "1", Some(json!({"t": "server"})));
+    v.mask_pending("todos", "1");
+    assert_eq!(v.get("todos", "1"), Some(&json!({"t": "server"})));
+    assert!(v.is_pending(&"a".into()), "still pending");
+    v.add_pending(&mine("b", "later"));
+    assert_eq!(v.get("todos", "1"), Some(&json!({"t": "later"})));
+    v.remove_pending(&"a".into());
+    v.remove_pending(&"b".into());
+    v.add_pending(&mine("c", "again"));
+    assert_eq!(
+        v.get("todos", "1"),
+        Some(&json!({"t": "again"})),
+        "the mask went with the last pending change"
+    );
+}
+
+#[test]
 fn synced_changes_show_under_pending_ones() {
     let mut v = OptimisticView::new();
     v.set_synced("todos", "1", Some(json!({"t": "a", "n": 1})));

@@ -1,0 +1,627 @@
+//! The leader's side of the sync, without the I/O: one change feed per origin, held by the
+//! leader worker, persisted to IndexedDB, then fanned out to every tab.
+//!
+//! The glue feeds it what happened ([`LeaderSync::start`], [`LeaderSync::snapshot_loaded`],
+//! [`LeaderSync::feed_entry`], …) and carries out the [`LeaderSyncOutput`]s each call returns,
+//! in order. The rules it keeps:
+//!
+//! - **Snapshots first, then the feed.** Collections the previous leader did not persist are
+//!   loaded (`GET /api/<collection>`); once every collection is in, the feed opens from the
+//!   lowest sequence number of any collection ([`SyncedRows::min_seq`]).
+//! - **In order, once.** Entries go through a [`FeedCursor`]: duplicates are ignored, a gap is
+//!   refetched ([`LeaderSyncOutput::FetchRange`]); too many entries behind a gap, or a range
+//!   that fails or does not close the gap, reloads every collection's snapshot.
+//! - **Persist before broadcast.** What changed is written
+//!   ([`LeaderSyncOutput::Persist`], one batch in flight, later changes grouped into the next);
+//!   only once the glue confirms it ([`LeaderSync::persisted`]) are the batch's entries
+//!   broadcast. So IndexedDB's sequence numbers are always at least what any tab has applied,
+//!   and a new leader resumes from IndexedDB.
+//! - **Reconnect with backoff.** A feed error closes the feed and reopens it, from the last
+//!   applied sequence number, after a jittered exponential delay (the crate's
+//!   [`RetryPolicy::delay`]; its retry budget is not used: the leader never gives up). A
+//!   failed snapshot is retried the same way.
+//! - **Tabs that are behind** ([`LeaderSync::tab_asks`]) get the entries they miss from a
+//!   bounded log of recent broadcast entries, or every collection's rows in parts.
+
+#[cfg(test)]
+mod tests;
+
+use super::{
+    split_snapshot, CollectionSnapshot, FeedCursor, FeedEntry, Intake, RowsPart, SyncedRows,
+    DEFAULT_MAX_BUFFERED,
+};
+use crate::model::{ClientId, Millis};
+use crate::retry::{RandomSource, RetryPolicy};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// How the leader syncs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderSyncConfig {
+    /// The collections to sync (each loaded from `GET /api/<collection>`).
+    pub collections: Vec<String>,
+    /// Delays between reconnects and snapshot retries (`max_retries` is not used).
+    pub backoff: RetryPolicy,
+    /// Recent broadcast entries kept to answer tabs that are a little behind.
+    pub log_entries: usize,
+    /// Entries buffered behind a gap before giving up on it and reloading snapshots.
+    pub max_buffered: usize,
+    /// The most entries asked for in one [`LeaderSyncOutput::FetchRange`].
+    pub range_limit: u32,
+    /// Rows per [`RowsPart`] sent to tabs.
+    pub rows_per_part: usize,
+}
+
+impl LeaderSyncConfig {
+    /// Defaults for these collections: the default retry policy's delays (1 s doubling up to
+    /// 60 s, 30 % jitter), a log of 1,000 entries, 10,000 buffered, ranges of 1,000, parts of
+    /// 500 rows.
+    pub fn new(collections: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            collections: collections.into_iter().map(Into::into).collect(),
+            backoff: RetryPolicy::default(),
+            log_entries: 1000,
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            range_limit: 1000,
+            rows_per_part: 500,
+        }
+    }
+}
+
+/// One write of a [`PersistBatch`], to apply in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowWrite {
+    /// Replace every row of a collection.
+    Replace(CollectionSnapshot),
+    /// Write a row.
+    Put {
+        /// The collection.
+        collection: String,
+        /// The row key.
+        key: String,
+        /// The row.
+        value: Value,
+    },
+    /// Delete a row.
+    Delete {
+        /// The collection.
+        collection: String,
+        /// The row key.
+        key: String,
+    },
+}
+
+/// What to write to storage in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistBatch {
+    /// The batch's id: the feed position it brings storage to. Confirm with
+    /// [`LeaderSync::persisted`]`(seq)`.
+    pub seq: u64,
+    /// Every collection's sequence number after the batch (store them with the rows: they are
+    /// what [`LeaderSync::start`] is given by the next leader).
+    pub seqs: BTreeMap<String, u64>,
+    /// The writes, in order.
+    pub writes: Vec<RowWrite>,
+}
+
+/// What the glue must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaderSyncOutput {
+    /// Load `GET /api/<collection>`; answer with [`LeaderSync::snapshot_loaded`] or
+    /// [`LeaderSync::snapshot_failed`].
+    LoadSnapshot {
+        /// The collection.
+        collection: String,
+    },
+    /// Open the feed, `GET /api/feed?since={since}`; answer with [`LeaderSync::feed_opened`],
+    /// then [`LeaderSync::feed_entry`] per entry and [`LeaderSync::feed_error`] on error (do not
+    /// let the browser reconnect by itself).
+    OpenFeed {
+        /// The last sequence number applied.
+        since: u64,
+    },
+    /// Close the feed.
+    CloseFeed,
+    /// Load `GET /api/changes?since={since}&limit={limit}`; answer with
+    /// [`LeaderSync::range_loaded`] or [`LeaderSync::range_failed`].
+    FetchRange {
+        /// The last sequence number applied.
+        since: u64,
+        /// The most entries wanted.
+        limit: u32,
+    },
+    /// Write this batch in one storage transaction, then call [`LeaderSync::persisted`].
+    Persist(PersistBatch),
+    /// Call [`LeaderSync::timer_fired`] after this long (one timer: a new one replaces any
+    /// other).
+    SetTimer {
+        /// The delay.
+        after_ms: Millis,
+    },
+    /// Broadcast these entries to every tab ([`crate::protocol::Message::SyncEntries`]).
+    Broadcast(Vec<FeedEntry>),
+    /// Send these rows ([`crate::protocol::Message::SyncRows`], one per part, in order): to
+    /// one tab, or to every tab (`None`: a collection was reloaded).
+    SendRows {
+        /// The tab; `None` for all.
+        to: Option<ClientId>,
+        /// The parts, in order.
+        parts: Vec<RowsPart>,
+    },
+    /// Send these entries to one tab ([`crate::protocol::Message::SyncEntries`] addressed to
+    /// it).
+    SendEntries {
+        /// The tab.
+        to: ClientId,
+        /// The entries it misses, in order.
+        entries: Vec<FeedEntry>,
+    },
+}
+
+/// Something to tell the tabs once it is persisted.
+#[derive(Debug, Clone, PartialEq)]
+enum Announce {
+    Rows(CollectionSnapshot),
+    Entry(FeedEntry),
+}
+
+/// Changes not yet confirmed persisted.
+#[derive(Debug, Default)]
+struct Batch {
+    writes: Vec<RowWrite>,
+    announce: Vec<Announce>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Closed,
+    Opening,
+    Open,
+}
+
+/// The leader's sync state machine. Create one per leadership; call
+/// [`start`](Self::start) first.
+pub struct LeaderSync {
+    config: LeaderSyncConfig,
+    rng: Box<dyn RandomSource>,
+    running: bool,
+    rows: SyncedRows,
+    cursor: FeedCursor,
+    /// Snapshots asked for and not loaded yet.
+    loading: BTreeSet<String>,
+    /// Snapshots that failed, to ask again when the timer fires.
+    retry_loads: BTreeSet<String>,
+    feed: Feed,
+    /// The feed is to reopen when the timer fires.
+    reconnect_due: bool,
+    timer_set: bool,
+    /// Failures in a row (of the feed or of snapshots), for the backoff.
+    failures: u32,
+    /// The range being refetched.
+    range: Option<u64>,
+    pending: Batch,
+    in_flight: Option<(u64, Batch)>,
+    /// Recent broadcast entries, contiguous.
+    log: VecDeque<FeedEntry>,
+    /// The feed position tabs have been told of (the last persisted batch's).
+    announced: Option<u64>,
+    /// Tabs waiting for rows until nothing is unpersisted: their applied sequence number.
+    asks: BTreeMap<ClientId, u64>,
+    out: Vec<LeaderSyncOutput>,
+}
+
+impl std::fmt::Debug for LeaderSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderSync")
+            .field("running", &self.running)
+            .field("applied", &self.cursor.applied())
+            .field("loading", &self.loading)
+            .field("feed", &self.feed)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeaderSync {
+    /// A leader's sync with this configuration and random source (for backoff jitter).
+    pub fn new(config: LeaderSyncConfig, rng: Box<dyn RandomSource>) -> Self {
+        let cursor = FeedCursor::with_capacity(0, config.max_buffered);
+        Self {
+            config,
+            rng,
+            running: false,
+            rows: SyncedRows::new(),
+            cursor,
+            loading: BTreeSet::new(),
+            retry_loads: BTreeSet::new(),
+            feed: Feed::Closed,
+            reconnect_due: false,
+            timer_set: false,
+            failures: 0,
+            range: None,
+            pending: Batch::default(),
+            in_flight: None,
+            log: VecDeque::new(),
+            announced: None,
+            asks: BTreeMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The server's rows as this leader has them (persisted or not).
+    pub fn rows(&self) -> &SyncedRows {
+        &self.rows
+    }
+
+    /// The last feed sequence number applied.
+    pub fn applied(&self) -> u64 {
+        self.cursor.applied()
+    }
+
+    /// Duplicate entries ignored (count).
+    pub fn duplicates(&self) -> u64 {
+        self.cursor.duplicates()
+    }
+
+    /// Starts syncing. `restored` is what the previous leader persisted (each collection's
+    /// rows at its sequence number); configured collections it lacks are loaded from the
+    /// server, and the feed opens once all are in. Restored collections that are no longer
+    /// configured are ignored.
+    pub fn start(&mut self, restored: Option<Vec<CollectionSnapshot>>) -> Vec<LeaderSyncOutput> {
+        if self.running {
+            return Vec::new();
+        }
+        self.running = true;
+        for snap in restored.unwrap_or_default() {
+            if self.config.collections.contains(&snap.collection) {
+                self.rows.load(snap);
+            }
+        }
+        self.announced = self.rows.min_seq();
+        let missing: Vec<String> = self
+            .config
+            .collections
+            .iter()
+            .filter(|c| self.rows.seq(c).is_none())
+            .cloned()
+            .collect();
+        self.load(missing);
+        if self.loading.is_empty() {
+            self.all_loaded();
+        }
+        self.take()
+    }
+
+    /// A snapshot asked for came in: it replaces the collection's rows (persisted, then sent
+    /// to every tab). Once every collection asked for is in, the cursor resumes from the
+    /// lowest of their sequence numbers and the feed opens if it is closed.
+    pub fn snapshot_loaded(&mut self, snap: CollectionSnapshot) -> Vec<LeaderSyncOutput> {
+        if !self.running || !self.loading.remove(&snap.collection) {
+            return Vec::new();
+        }
+        self.retry_loads.remove(&snap.collection);
+        self.failures = 0;
+        self.rows.load(snap.clone());
+        self.pending
+            .writes
+            .retain(|w| !matches!(w, RowWrite::Replace(s) if s.collection == snap.collection));
+        self.pending.writes.push(RowWrite::Replace(snap.clone()));
+        self.pending.announce.push(Announce::Rows(snap));
+        if self.loading.is_empty() {
+            self.all_loaded();
+        }
+        self.persist_next();
+        self.take()
+    }
+
+    /// A snapshot could not be loaded: it is asked again after a backoff.
+    pub fn snapshot_failed(&mut self, collection: &str) -> Vec<LeaderSyncOutput> {
+        if self.running && self.loading.contains(collection) {
+            self.retry_loads.insert(collection.to_owned());
+            self.backoff();
+        }
+        self.take()
+    }
+
+    /// The feed is open.
+    pub fn feed_opened(&mut self) -> Vec<LeaderSyncOutput> {
+        if self.running && self.feed == Feed::Opening {
+            self.feed = Feed::Open;
+        }
+        Vec::new()
+    }
+
+    /// An entry from the feed: applied if it follows on (persisted, then broadcast),
+    /// buffered behind a gap (which is refetched), or ignored as a duplicate. An entry that
+    /// fails [`FeedEntry::validate`] is ignored.
+    pub fn feed_entry(&mut self, entry: FeedEntry) -> Vec<LeaderSyncOutput> {
+        if !self.running || entry.validate().is_err() {
+            return Vec::new();
+        }
+        self.failures = 0;
+        let intake = self.cursor.offer(entry);
+        self.take_in(intake);
+        self.take()
+    }
+
+    /// The feed failed or closed: it is closed and reopened after a backoff, from the last
+    /// applied sequence number.
+    pub fn feed_error(&mut self) -> Vec<LeaderSyncOutput> {
+        if !self.running || self.feed == Feed::Closed {
+            return Vec::new();
+        }
+        self.feed = Feed::Closed;
+        self.out.push(LeaderSyncOutput::CloseFeed);
+        self.reconnect_due = true;
+        self.backoff();
+        self.take()
+    }
+
+    /// A refetched range came in. If it leaves a gap without having made progress (the server
+    /// no longer has those entries), every snapshot is reloaded; with progress, the rest is
+    /// fetched.
+    pub fn range_loaded(&mut self, entries: Vec<FeedEntry>) -> Vec<LeaderSyncOutput> {
+        if !self.running {
+            return Vec::new();
+        }
+        let before = self.cursor.applied();
+        self.range = None;
+        let valid = entries.into_iter().filter(|e| e.validate().is_ok());
+        let intake = self.cursor.offer_all(valid);
+        self.take_in(intake);
+        if self.range.is_none() && self.cursor.gap().is_some() {
+            if self.cursor.applied() > before {
+                self.fetch_gap();
+            } else {
+                self.reload();
+            }
+        }
+        self.take()
+    }
+
+    /// A refetch failed: every snapshot is reloaded.
+    pub fn range_failed(&mut self) -> Vec<LeaderSyncOutput> {
+        if self.running {
+            self.range = None;
+            self.reload();
+        }
+        self.take()
+    }
+
+    /// The batch `seq` is in storage: what it holds is sent to the tabs (reloaded
+    /// collections' rows, then entries), the next batch is written, and tabs waiting for
+    /// rows are answered once nothing is left unpersisted.
+    pub fn persisted(&mut self, seq: u64) -> Vec<LeaderSyncOutput> {
+        if !self.running || self.in_flight.as_ref().is_none_or(|(s, _)| *s != seq) {
+            return Vec::new();
+        }
+        if let Some((_, batch)) = self.in_flight.take() {
+            self.announced = Some(self.announced.map_or(seq, |a| a.max(seq)));
+            self.announce(batch.announce);
+        }
+        self.persist_next();
+        self.answer_waiting();
+        self.take()
+    }
+
+    /// The timer set by [`LeaderSyncOutput::SetTimer`] fired: failed snapshots are asked
+    /// again, and a closed feed reopens (once every snapshot is in).
+    pub fn timer_fired(&mut self) -> Vec<LeaderSyncOutput> {
+        if !self.running {
+            return Vec::new();
+        }
+        self.timer_set = false;
+        for collection in std::mem::take(&mut self.retry_loads) {
+            self.out.push(LeaderSyncOutput::LoadSnapshot { collection });
+        }
+        if self.reconnect_due && self.loading.is_empty() {
+            self.open_feed();
+        }
+        self.take()
+    }
+
+    /// A tab says it has applied up to `applied` and misses what follows (it joined, or saw a
+    /// gap in the broadcasts). It gets the entries after `applied` from the log when the log
+    /// reaches back that far; otherwise every collection's rows, as soon as nothing is left
+    /// unpersisted. A tab already up to date gets nothing.
+    pub fn tab_asks(&mut self, from: ClientId, applied: u64) -> Vec<LeaderSyncOutput> {
+        if !self.running {
+            return Vec::new();
+        }
+        self.answer(from, applied);
+        self.take()
+    }
+
+    /// Stops: the feed closes, and nothing more is done or answered.
+    pub fn stop(&mut self) -> Vec<LeaderSyncOutput> {
+        if !self.running {
+            return Vec::new();
+        }
+        self.running = false;
+        if self.feed != Feed::Closed {
+            self.feed = Feed::Closed;
+            self.out.push(LeaderSyncOutput::CloseFeed);
+        }
+        self.take()
+    }
+
+    fn load(&mut self, collections: Vec<String>) {
+        for collection in collections {
+            if self.loading.insert(collection.clone()) {
+                self.out.push(LeaderSyncOutput::LoadSnapshot { collection });
+            }
+        }
+    }
+
+    /// Every collection is in: the cursor resumes from the lowest sequence number, and the
+    /// feed opens if it is closed.
+    fn all_loaded(&mut self) {
+        let Some(seq) = self.rows.min_seq() else {
+            return; // nothing to sync
+        };
+        let intake = self.cursor.reset(seq);
+        self.take_in(intake);
+        if self.feed == Feed::Closed {
+            self.open_feed();
+        }
+    }
+
+    /// Reloads every collection (a gap that cannot be filled).
+    fn reload(&mut self) {
+        if self.loading.is_empty() {
+            self.load(self.config.collections.clone());
+        }
+    }
+
+    fn open_feed(&mut self) {
+        self.reconnect_due = false;
+        self.feed = Feed::Opening;
+        self.out.push(LeaderSyncOutput::OpenFeed {
+            since: self.cursor.applied(),
+        });
+    }
+
+    fn backoff(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        if !self.timer_set {
+            self.timer_set = true;
+            let after_ms = self
+                .config
+                .backoff
+                .delay(self.failures, None, self.rng.as_mut());
+            self.out.push(LeaderSyncOutput::SetTimer { after_ms });
+        }
+    }
+
+    /// Applies what a cursor made ready, and follows up on a gap or a full buffer.
+    fn take_in(&mut self, intake: Intake) {
+        for e in intake.ready {
+            for c in self.rows.apply(&e) {
+                self.pending.writes.push(match c.value {
+                    Some(value) => RowWrite::Put {
+                        collection: c.collection,
+                        key: c.key,
+                        value,
+                    },
+                    None => RowWrite::Delete {
+                        collection: c.collection,
+                        key: c.key,
+                    },
+                });
+            }
+            self.rows.advance(e.seq);
+            self.pending.announce.push(Announce::Entry(e));
+        }
+        if intake.snapshot {
+            self.reload();
+        } else if intake.fetch.is_some() && self.range.is_none() && self.loading.is_empty() {
+            self.fetch_gap();
+        }
+        self.persist_next();
+    }
+
+    fn fetch_gap(&mut self) {
+        if let Some(gap) = self.cursor.gap() {
+            self.range = Some(gap.after);
+            self.out.push(LeaderSyncOutput::FetchRange {
+                since: gap.after,
+                limit: gap.len().clamp(1, self.config.range_limit.max(1)),
+            });
+        }
+    }
+
+    /// Writes the pending changes, unless a batch is in flight.
+    fn persist_next(&mut self) {
+        if self.in_flight.is_some()
+            || (self.pending.writes.is_empty() && self.pending.announce.is_empty())
+        {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let seq = self.cursor.applied();
+        self.out.push(LeaderSyncOutput::Persist(PersistBatch {
+            seq,
+            seqs: self.rows.seqs(),
+            writes: batch.writes.clone(),
+        }));
+        self.in_flight = Some((
+            seq,
+            Batch {
+                writes: Vec::new(),
+                announce: batch.announce,
+            },
+        ));
+    }
+
+    /// Tells the tabs what was persisted, in order: rows of reloaded collections (the log
+    /// starts again after them), entries (kept in the log).
+    fn announce(&mut self, items: Vec<Announce>) {
+        let mut entries: Vec<FeedEntry> = Vec::new();
+        for item in items {
+            match item {
+                Announce::Rows(snap) => {
+                    if !entries.is_empty() {
+                        self.out
+                            .push(LeaderSyncOutput::Broadcast(std::mem::take(&mut entries)));
+                    }
+                    self.log.clear();
+                    let parts = split_snapshot(snap, self.config.rows_per_part);
+                    self.out
+                        .push(LeaderSyncOutput::SendRows { to: None, parts });
+                }
+                Announce::Entry(e) => {
+                    self.log.push_back(e.clone());
+                    if self.log.len() > self.config.log_entries {
+                        self.log.pop_front();
+                    }
+                    entries.push(e);
+                }
+            }
+        }
+        if !entries.is_empty() {
+            self.out.push(LeaderSyncOutput::Broadcast(entries));
+        }
+    }
+
+    fn quiescent(&self) -> bool {
+        self.loading.is_empty()
+            && self.in_flight.is_none()
+            && self.pending.writes.is_empty()
+            && self.pending.announce.is_empty()
+    }
+
+    fn answer(&mut self, to: ClientId, applied: u64) {
+        if self.announced.is_some_and(|a| applied >= a) {
+            return; // up to date with what tabs were told
+        }
+        if self.log.front().is_some_and(|f| f.prev_seq <= applied) {
+            let entries: Vec<FeedEntry> = self
+                .log
+                .iter()
+                .filter(|e| e.seq > applied)
+                .cloned()
+                .collect();
+            self.out.push(LeaderSyncOutput::SendEntries { to, entries });
+        } else if self.quiescent() {
+            let parts = self.rows.snapshot_parts(self.config.rows_per_part);
+            self.out.push(LeaderSyncOutput::SendRows {
+                to: Some(to),
+                parts,
+            });
+        } else {
+            self.asks.insert(to, applied);
+        }
+    }
+
+    fn answer_waiting(&mut self) {
+        if self.quiescent() {
+            for (to, applied) in std::mem::take(&mut self.asks) {
+                self.answer(to, applied);
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<LeaderSyncOutput> {
+        std::mem::take(&mut self.out)
+    }
+}

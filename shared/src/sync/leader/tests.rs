@@ -1,0 +1,277 @@
+use super::*;
+use crate::retry::SplitMix64;
+use crate::sync::{ChangeOp, RowChange};
+use serde_json::json;
+use LeaderSyncOutput as Out;
+
+fn leader(collections: &[&str]) -> LeaderSync {
+    LeaderSync::new(
+        LeaderSyncConfig::new(collections.iter().copied()),
+        Box::new(SplitMix64::new(7)),
+    )
+}
+
+fn snap(collection: &str, seq: u64, rows: &[(&str, i64)]) -> CollectionSnapshot {
+    CollectionSnapshot {
+        collection: collection.into(),
+        seq,
+        rows: rows.iter().map(|(k, v)| ((*k).into(), json!(v))).collect(),
+    }
+}
+
+fn put(seq: u64, collection: &str, key: &str, v: i64) -> FeedEntry {
+    FeedEntry {
+        seq,
+        prev_seq: seq - 1,
+        tx_id: None,
+        changes: vec![RowChange {
+            collection: collection.into(),
+            key: key.into(),
+            op: ChangeOp::Update,
+            value: Some(json!(v)),
+        }],
+    }
+}
+
+fn persist_seq(out: &[Out]) -> Option<u64> {
+    out.iter().find_map(|o| match o {
+        Out::Persist(b) => Some(b.seq),
+        _ => None,
+    })
+}
+
+fn broadcast_seqs(out: &[Out]) -> Vec<u64> {
+    out.iter()
+        .filter_map(|o| match o {
+            Out::Broadcast(es) => Some(es.iter().map(|e| e.seq)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// A leader with `todos` loaded at `seq` (persisted) and its feed open.
+fn streaming(seq: u64) -> LeaderSync {
+    let mut l = leader(&["todos"]);
+    assert_eq!(
+        l.start(None),
+        [Out::LoadSnapshot {
+            collection: "todos".into()
+        }]
+    );
+    let out = l.snapshot_loaded(snap("todos", seq, &[("a", 1)]));
+    assert!(out.contains(&Out::OpenFeed { since: seq }), "{out:?}");
+    let out = l.persisted(persist_seq(&out).unwrap());
+    assert!(
+        matches!(&out[..], [Out::SendRows { to: None, .. }]),
+        "{out:?}"
+    );
+    l.feed_opened();
+    l
+}
+
+#[test]
+fn a_restored_leader_opens_the_feed_from_storage_and_loads_only_what_is_missing() {
+    let mut l = leader(&["todos", "tags"]);
+    let out = l.start(Some(vec![snap("todos", 9, &[]), snap("gone", 3, &[])]));
+    assert_eq!(
+        out,
+        [Out::LoadSnapshot {
+            collection: "tags".into()
+        }]
+    );
+    let out = l.snapshot_loaded(snap("tags", 12, &[]));
+    assert!(out.contains(&Out::OpenFeed { since: 9 }), "{out:?}");
+    assert_eq!(l.rows().seq("gone"), None);
+
+    let mut l = leader(&["todos"]);
+    assert_eq!(
+        l.start(Some(vec![snap("todos", 4, &[])])),
+        [Out::OpenFeed { since: 4 }]
+    );
+}
+
+#[test]
+fn entries_are_broadcast_only_once_persisted_and_grouped_while_a_write_is_in_flight() {
+    let mut l = streaming(5);
+    let out = l.feed_entry(put(6, "todos", "a", 6));
+    assert_eq!(broadcast_seqs(&out), Vec::<u64>::new());
+    let Some(Out::Persist(batch)) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(batch.seq, 6);
+    assert_eq!(batch.seqs.get("todos"), Some(&6));
+    assert_eq!(
+        batch.writes,
+        [RowWrite::Put {
+            collection: "todos".into(),
+            key: "a".into(),
+            value: json!(6)
+        }]
+    );
+    assert!(l.feed_entry(put(7, "todos", "b", 7)).is_empty(), "waits");
+    assert!(l.feed_entry(put(8, "todos", "b", 8)).is_empty());
+    assert!(l.persisted(99).is_empty(), "not the batch in flight");
+    let out = l.persisted(6);
+    assert_eq!(broadcast_seqs(&out), [6]);
+    assert_eq!(persist_seq(&out), Some(8), "7 and 8 in one batch");
+    assert_eq!(broadcast_seqs(&l.persisted(8)), [7, 8]);
+}
+
+#[test]
+fn a_gap_is_fetched_once_and_a_range_that_makes_no_progress_reloads() {
+    let mut l = streaming(5);
+    let out = l.feed_entry(put(9, "todos", "a", 9));
+    assert_eq!(out, [Out::FetchRange { since: 5, limit: 3 }]);
+    assert!(l.feed_entry(put(10, "todos", "a", 10)).is_empty());
+    let out = l.range_loaded(vec![put(6, "todos", "a", 6)]);
+    assert!(
+        out.contains(&Out::FetchRange { since: 6, limit: 2 }),
+        "{out:?}"
+    );
+    let out = l.range_loaded(vec![]);
+    assert!(
+        out.contains(&Out::LoadSnapshot {
+            collection: "todos".into()
+        }),
+        "{out:?}"
+    );
+    let out = l.snapshot_loaded(snap("todos", 8, &[("a", 8)]));
+    assert!(
+        !out.iter().any(|o| matches!(o, Out::OpenFeed { .. })),
+        "still open"
+    );
+    assert_eq!(l.applied(), 10, "9 and 10 follow the snapshot at 8");
+    assert_eq!(l.rows().get("todos", "a"), Some(&json!(10)));
+}
+
+#[test]
+fn a_failed_range_reloads_and_a_full_buffer_reloads() {
+    let mut l = streaming(1);
+    l.feed_entry(put(4, "todos", "a", 4));
+    assert_eq!(
+        l.range_failed(),
+        [Out::LoadSnapshot {
+            collection: "todos".into()
+        }]
+    );
+    let mut config = LeaderSyncConfig::new(["todos"]);
+    config.max_buffered = 2;
+    let mut l = LeaderSync::new(config, Box::new(SplitMix64::new(1)));
+    l.start(Some(vec![snap("todos", 0, &[])]));
+    l.feed_entry(put(5, "todos", "a", 5));
+    l.feed_entry(put(6, "todos", "a", 6));
+    let out = l.feed_entry(put(7, "todos", "a", 7));
+    assert!(out.contains(&Out::LoadSnapshot {
+        collection: "todos".into()
+    }));
+}
+
+#[test]
+fn a_feed_error_reconnects_after_a_growing_backoff_from_the_last_applied_seq() {
+    let mut l = streaming(5);
+    l.feed_entry(put(6, "todos", "a", 6));
+    let out = l.feed_error();
+    let [Out::CloseFeed, Out::SetTimer { after_ms: first }] = out[..] else {
+        panic!("{out:?}")
+    };
+    assert!((1000..=1300).contains(&first), "{first}");
+    assert!(l.feed_error().is_empty(), "already closed");
+    assert_eq!(l.timer_fired(), [Out::OpenFeed { since: 6 }]);
+    let out = l.feed_error();
+    let [Out::CloseFeed, Out::SetTimer { after_ms: second }] = out[..] else {
+        panic!("{out:?}")
+    };
+    assert!((2000..=2600).contains(&second), "{second}");
+    l.timer_fired();
+    l.feed_entry(put(7, "todos", "a", 7));
+    let out = l.feed_error();
+    assert!(
+        matches!(out[..], [Out::CloseFeed, Out::SetTimer { after_ms }] if after_ms <= 1300),
+        "an entry resets the backoff: {out:?}"
+    );
+}
+
+#[test]
+fn a_failed_snapshot_is_asked_again_when_the_timer_fires() {
+    let mut l = leader(&["todos"]);
+    l.start(None);
+    let out = l.snapshot_failed("todos");
+    assert!(matches!(out[..], [Out::SetTimer { .. }]), "{out:?}");
+    assert_eq!(
+        l.timer_fired(),
+        [Out::LoadSnapshot {
+            collection: "todos".into()
+        }]
+    );
+    let out = l.snapshot_loaded(snap("todos", 3, &[]));
+    assert!(out.contains(&Out::OpenFeed { since: 3 }));
+}
+
+#[test]
+fn a_tab_behind_gets_entries_from_the_log_or_rows_in_parts() {
+    let mut l = streaming(5);
+    let out = l.feed_entry(put(6, "todos", "a", 6));
+    let s = persist_seq(&out).unwrap();
+    l.persisted(s);
+    let out = l.feed_entry(put(7, "todos", "b", 7));
+    let s = persist_seq(&out).unwrap();
+    l.persisted(s);
+    let me = ClientId("tab".into());
+    let out = l.tab_asks(me.clone(), 6);
+    let [Out::SendEntries { to, entries }] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(to, &me);
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
+    assert!(l.tab_asks(me.clone(), 7).is_empty(), "up to date");
+    let out = l.tab_asks(me.clone(), 2);
+    let [Out::SendRows {
+        to: Some(to),
+        parts,
+    }] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(to, &me);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].seq, 7);
+    assert_eq!(parts[0].rows.len(), 2);
+}
+
+#[test]
+fn rows_for_a_tab_wait_until_nothing_is_unpersisted() {
+    let mut l = streaming(5);
+    let out = l.feed_entry(put(6, "todos", "a", 6));
+    let me = ClientId("tab".into());
+    assert!(
+        l.tab_asks(me.clone(), 0).is_empty(),
+        "6 is not persisted yet"
+    );
+    let out = l.persisted(persist_seq(&out).unwrap());
+    assert_eq!(broadcast_seqs(&out), [6]);
+    assert!(
+        matches!(&out[1..], [Out::SendRows { to: Some(to), parts }] if *to == me && parts[0].seq == 6),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_stopped_leader_closes_its_feed_and_does_nothing_more() {
+    let mut l = streaming(5);
+    let out = l.feed_entry(put(6, "todos", "a", 6));
+    assert_eq!(l.stop(), [Out::CloseFeed]);
+    assert!(l.persisted(persist_seq(&out).unwrap()).is_empty());
+    assert!(l.feed_entry(put(7, "todos", "a", 7)).is_empty());
+    assert!(l.timer_fired().is_empty());
+}
+
+#[test]
+fn an_invalid_or_duplicate_entry_changes_nothing() {
+    let mut l = streaming(5);
+    let mut bad = put(6, "todos", "a", 6);
+    bad.changes[0].value = None;
+    assert!(l.feed_entry(bad).is_empty());
+    assert!(l.feed_entry(put(5, "todos", "a", 5)).is_empty());
+    assert_eq!((l.applied(), l.duplicates()), (5, 1));
+}

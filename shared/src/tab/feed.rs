@@ -1,0 +1,252 @@
+//! The leader's change feed in a tab: entries and rows from the leader go through the tab's own
+//! [`FeedCursor`] into its copy of the server's rows, and from there into the view's synced
+//! rows, as each collection's [`ConflictStrategy`] says.
+//!
+//! A tab that sees a gap in the leader's entries (it joined late, missed a message, or a new
+//! leader took over) asks the leader for what follows its sequence number
+//! ([`Message::SyncFrom`], sent as a [`TabOutput::Send`]). After each batch the tab calls
+//! [`TabCore::synced_to`] with its cursor's position, so `persisted_awaiting_sync`
+//! transactions complete in every tab at the same point of the feed.
+
+use super::{TabCore, TabOutput};
+use crate::model::TransactionState;
+use crate::protocol::Message;
+use crate::sync::{CollectionSnapshot, FeedEntry, RowsPart};
+use crate::view::RowRef;
+use std::collections::HashSet;
+
+#[cfg(test)]
+#[path = "feed_tests.rs"]
+mod tests;
+
+/// What a server change does to a row that has pending changes laid over it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ConflictStrategy {
+    /// The server's row becomes the synced row and the pending changes are laid over it again
+    /// (the overlay recomputes): the pending changes win until they settle.
+    #[default]
+    Rebase,
+    /// The server's row shows at once: pending changes laid over the row before the server
+    /// change are hidden from it (they still run; ones made later show as usual).
+    ServerWins,
+    /// Seed 001's ordered strategy (`getLockedObjects`): a change to a row that a transaction
+    /// still `persisting` or `persisted_awaiting_sync` touches waits until no such transaction
+    /// touches it, then shows (the latest server row: later changes to the row wait behind the
+    /// first, in order). A `pending` or `queued` transaction (waiting for its first attempt, or
+    /// for a retry) does not hold rows back: it is laid over the server's row as with
+    /// [`Rebase`](Self::Rebase).
+    Hold,
+}
+
+impl TabCore {
+    /// Follow the leader's feed for these collections: they are synced externally (a
+    /// completion waits for the feed to show it), and on every new leader, and now if one is
+    /// known, the tab asks it for what follows its position.
+    pub fn follow_leader_feed<S: AsRef<str>>(&mut self, collections: &[S]) -> Vec<TabOutput> {
+        for c in collections {
+            self.set_externally_synced(c.as_ref());
+            self.followed.insert(c.as_ref().to_owned());
+        }
+        self.follows_feed = true;
+        if self.leader.is_some() {
+            self.ask_feed();
+        }
+        self.take()
+    }
+
+    /// How a collection resolves server changes to rows with pending changes (default
+    /// [`ConflictStrategy::Rebase`]).
+    pub fn set_conflict(&mut self, collection: &str, strategy: ConflictStrategy) -> Vec<TabOutput> {
+        self.conflicts.insert(collection.to_owned(), strategy);
+        self.release_held();
+        self.take()
+    }
+
+    /// The last feed sequence number this tab applied.
+    pub fn feed_applied(&self) -> u64 {
+        self.feed.applied()
+    }
+
+    /// The server's rows as this tab has them from the leader (no pending changes, nothing
+    /// held back).
+    pub fn server_rows(&self) -> &crate::sync::SyncedRows {
+        &self.server
+    }
+
+    /// Entries from the leader ([`Message::SyncEntries`]; the tab reads them itself from
+    /// [`TabCore::receive`]): applied in order, once; a gap asks the leader for what follows.
+    pub fn sync_entries(&mut self, entries: Vec<FeedEntry>) -> Vec<TabOutput> {
+        let valid = entries.into_iter().filter(|e| e.validate().is_ok());
+        let intake = self.feed.offer_all(valid);
+        if intake.fetch.is_some() || intake.snapshot {
+            self.ask_feed();
+        }
+        let applied = !intake.ready.is_empty();
+        self.apply_entries(intake.ready);
+        if applied {
+            self.settle_feed();
+        }
+        self.take()
+    }
+
+    /// A part of a collection's rows from the leader ([`Message::SyncRows`]). Parts are
+    /// gathered until the last (`more: false`); then the collection's rows are replaced,
+    /// unless the tab already has them at a later sequence number.
+    pub fn sync_rows(&mut self, part: RowsPart) -> Vec<TabOutput> {
+        let gathering = self
+            .rows_parts
+            .entry(part.collection.clone())
+            .or_insert_with(|| CollectionSnapshot {
+                collection: part.collection.clone(),
+                seq: part.seq,
+                rows: Vec::new(),
+            });
+        if gathering.seq != part.seq {
+            gathering.seq = part.seq;
+            gathering.rows.clear();
+        }
+        gathering.rows.extend(part.rows);
+        if part.more {
+            return self.take();
+        }
+        let Some(snap) = self.rows_parts.remove(&part.collection) else {
+            return self.take();
+        };
+        if self
+            .server
+            .seq(&snap.collection)
+            .is_some_and(|s| s > snap.seq)
+        {
+            return self.take(); // older than what the tab has
+        }
+        self.set_externally_synced(&snap.collection);
+        let changed = self.server.load(snap);
+        let rows: Vec<RowRef> = changed.into_iter().map(|c| (c.collection, c.key)).collect();
+        self.server_rows_changed(rows);
+        if let Some(base) = self.feed_base() {
+            if base != self.feed.applied() {
+                let intake = self.feed.reset(base);
+                if intake.fetch.is_some() {
+                    self.ask_feed();
+                }
+                self.apply_entries(intake.ready);
+            }
+            self.settle_feed();
+        }
+        self.take()
+    }
+
+    /// Forgets partly received rows (a new leader will send its own).
+    pub(super) fn feed_leader_changed(&mut self) {
+        self.rows_parts.clear();
+        if self.follows_feed {
+            self.ask_feed();
+        }
+    }
+
+    /// Where the tab's rows are all current: the lowest sequence number of its collections,
+    /// once every followed collection has come in.
+    fn feed_base(&self) -> Option<u64> {
+        if self.followed.iter().any(|c| self.server.seq(c).is_none()) {
+            return None;
+        }
+        self.server.min_seq()
+    }
+
+    fn ask_feed(&mut self) {
+        self.out.push(TabOutput::Send(Message::SyncFrom {
+            applied: self.feed.applied(),
+        }));
+    }
+
+    fn apply_entries(&mut self, entries: Vec<FeedEntry>) {
+        for e in entries {
+            let changed = self.server.apply(&e);
+            self.server.advance(e.seq);
+            let rows: Vec<RowRef> = changed.into_iter().map(|c| (c.collection, c.key)).collect();
+            self.server_rows_changed(rows);
+        }
+    }
+
+    /// The feed's position is final for this batch: completions it covers settle, and rows
+    /// held back for them show.
+    fn settle_feed(&mut self) {
+        let seq = self.feed.applied();
+        let out = self.synced_to(seq);
+        self.out = out;
+        self.release_held();
+    }
+
+    /// Server rows changed: each shows in the view as its collection's strategy says.
+    fn server_rows_changed(&mut self, mut rows: Vec<RowRef>) {
+        rows.dedup();
+        if rows.is_empty() {
+            return;
+        }
+        self.sync_reported = true;
+        let locked = self.locked_rows();
+        let mut touched = Vec::new();
+        for r in rows {
+            let strategy = self.conflicts.get(&r.0).copied().unwrap_or_default();
+            if strategy == ConflictStrategy::Hold && (locked.contains(&r) || self.held.contains(&r))
+            {
+                self.held.insert(r);
+                continue;
+            }
+            let value = self.server.get(&r.0, &r.1).cloned();
+            self.view.set_synced(&r.0, &r.1, value);
+            if strategy == ConflictStrategy::ServerWins {
+                self.view.mask_pending(&r.0, &r.1);
+            }
+            if !touched.contains(&r) {
+                touched.push(r);
+            }
+        }
+        if !touched.is_empty() {
+            self.out.push(TabOutput::RowsChanged(touched));
+        }
+    }
+
+    /// Rows touched by a transaction still `persisting` or `persisted_awaiting_sync`.
+    fn locked_rows(&self) -> HashSet<RowRef> {
+        self.known
+            .values()
+            .filter(|k| {
+                matches!(
+                    k.tx.state,
+                    TransactionState::Persisting | TransactionState::PersistedAwaitingSync
+                ) && self.view.is_pending(&k.tx.id)
+            })
+            .flat_map(|k| k.tx.mutations.iter())
+            .map(|m| (m.collection.clone(), m.key.clone()))
+            .collect()
+    }
+
+    /// Held rows no transaction locks any more (or whose collection no longer holds) show the
+    /// server's row.
+    pub(super) fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let locked = self.locked_rows();
+        let free: Vec<RowRef> = self
+            .held
+            .iter()
+            .filter(|r| {
+                !locked.contains(*r)
+                    || self.conflicts.get(&r.0).copied().unwrap_or_default()
+                        != ConflictStrategy::Hold
+            })
+            .cloned()
+            .collect();
+        if free.is_empty() {
+            return;
+        }
+        for r in &free {
+            self.held.remove(r);
+            let value = self.server.get(&r.0, &r.1).cloned();
+            self.view.set_synced(&r.0, &r.1, value);
+        }
+        self.out.push(TabOutput::RowsChanged(free));
+    }
+}

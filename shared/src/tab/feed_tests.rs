@@ -1,0 +1,288 @@
+use super::*;
+use crate::model::{ClientId, Epoch, Millis, PendingMutation, Strategy, Transaction};
+use crate::protocol::Envelope;
+use crate::sync::{ChangeOp, RowChange};
+use serde_json::{json, Value};
+
+const SCOPE: &str = "todos";
+
+/// A tab following the feed of `todos`, its leader (epoch 1, id `leader`) verified.
+fn tab(strategy: ConflictStrategy) -> TabCore {
+    let mut t = TabCore::new(ClientId("me".into()), SCOPE);
+    t.follow_leader_feed(&["todos"]);
+    t.set_conflict("todos", strategy);
+    let out = t.receive(0, &leader_says(Message::Leader { epoch: Epoch(1) }));
+    assert!(matches!(out[..], [TabOutput::VerifyLeader { .. }]));
+    let out = t.leader_verified(0, Epoch(1), ClientId("leader".into()));
+    assert!(
+        out.contains(&TabOutput::Send(Message::SyncFrom { applied: 0 })),
+        "{out:?}"
+    );
+    hear(&mut t, rows(0, &[("a", json!({"t": "server0"}))]));
+    t
+}
+
+fn leader_says(body: Message) -> Envelope {
+    Envelope::broadcast(SCOPE, &ClientId("leader".into()), body)
+}
+
+fn hear(t: &mut TabCore, body: Message) -> Vec<TabOutput> {
+    t.receive(1 as Millis, &leader_says(body))
+}
+
+fn rows(seq: u64, rows: &[(&str, Value)]) -> Message {
+    Message::SyncRows {
+        epoch: Epoch(1),
+        collection: "todos".into(),
+        seq,
+        rows: rows.iter().map(|(k, v)| ((*k).into(), v.clone())).collect(),
+        more: false,
+    }
+}
+
+fn entry(seq: u64, key: &str, value: Option<Value>) -> FeedEntry {
+    FeedEntry {
+        seq,
+        prev_seq: seq - 1,
+        tx_id: None,
+        changes: vec![RowChange {
+            collection: "todos".into(),
+            key: key.into(),
+            op: if value.is_some() {
+                ChangeOp::Update
+            } else {
+                ChangeOp::Delete
+            },
+            value,
+        }],
+    }
+}
+
+fn entries(es: Vec<FeedEntry>) -> Message {
+    Message::SyncEntries {
+        epoch: Epoch(1),
+        entries: es,
+    }
+}
+
+fn mine(id: &str, t: &str) -> Transaction {
+    Transaction::new(
+        id.into(),
+        "sync",
+        Strategy::Ordered,
+        vec![PendingMutation::update(
+            "todos",
+            "a",
+            json!({"t": "server0"}),
+            json!({ "t": t }),
+        )],
+        0,
+    )
+}
+
+/// The leader says `tx` is now in `state` (completed at `server_seq`, when given).
+fn state(t: &mut TabCore, tx: &Transaction, state: TransactionState, server_seq: Option<u64>) {
+    let mut tx = tx.clone();
+    tx.state = state;
+    tx.seq = 1;
+    tx.server_seq = server_seq;
+    hear(
+        t,
+        Message::State {
+            epoch: Epoch(1),
+            txs: vec![tx],
+        },
+    );
+}
+
+fn shown(t: &TabCore) -> Option<&Value> {
+    t.view().get("todos", "a")
+}
+
+#[test]
+fn the_leaders_entries_apply_in_order_once_and_a_gap_asks_for_what_follows() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    assert_eq!(shown(&t), Some(&json!({"t": "server0"})));
+    let out = hear(&mut t, entries(vec![entry(1, "a", Some(json!({"t": 1})))]));
+    assert!(out.contains(&TabOutput::RowsChanged(vec![("todos".into(), "a".into())])));
+    assert_eq!(shown(&t), Some(&json!({"t": 1})));
+    let out = hear(&mut t, entries(vec![entry(3, "a", Some(json!({"t": 3})))]));
+    assert_eq!(out, [TabOutput::Send(Message::SyncFrom { applied: 1 })]);
+    assert!(
+        hear(&mut t, entries(vec![entry(4, "b", None)])).is_empty(),
+        "asked once"
+    );
+    hear(
+        &mut t,
+        entries(vec![
+            entry(2, "a", Some(json!({"t": 2}))),
+            entry(1, "a", None),
+        ]),
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": 3})));
+    assert_eq!(t.feed_applied(), 4);
+}
+
+#[test]
+fn feed_messages_from_anyone_but_the_leader_are_forged_and_change_nothing() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    let fake = Envelope::broadcast(
+        SCOPE,
+        &ClientId("mallory".into()),
+        entries(vec![entry(1, "a", None)]),
+    );
+    assert!(t.receive(2, &fake).is_empty());
+    assert_eq!(t.forged(), 1);
+    assert_eq!(t.feed_applied(), 0);
+    assert!(shown(&t).is_some());
+}
+
+#[test]
+fn rows_in_parts_replace_the_collection_and_resume_the_cursor_there() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    hear(&mut t, entries(vec![entry(7, "a", Some(json!({"t": 7})))]));
+    let mut part = rows(6, &[("a", json!({"t": 6}))]);
+    if let Message::SyncRows { more, .. } = &mut part {
+        *more = true;
+    }
+    hear(&mut t, part);
+    assert_eq!(
+        shown(&t),
+        Some(&json!({"t": "server0"})),
+        "not until the last part"
+    );
+    hear(&mut t, rows(6, &[("b", json!({"t": 6}))]));
+    assert_eq!(
+        t.feed_applied(),
+        7,
+        "entry 7 was waiting behind the rows at 6"
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": 7})));
+    assert_eq!(t.view().get("todos", "b"), Some(&json!({"t": 6})));
+    hear(&mut t, rows(5, &[]));
+    assert!(
+        t.view().get("todos", "b").is_some(),
+        "older rows are ignored"
+    );
+}
+
+#[test]
+fn a_completion_awaits_the_feed_and_completes_when_its_entry_applies() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    let tx = mine("t1", "mine");
+    t.submit(tx.clone());
+    state(&mut t, &tx, TransactionState::Completed, Some(2));
+    assert_eq!(
+        t.get(&"t1".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+    hear(&mut t, entries(vec![entry(1, "b", Some(json!(1)))]));
+    assert_eq!(shown(&t), Some(&json!({"t": "mine"})));
+    let out = hear(
+        &mut t,
+        entries(vec![entry(2, "a", Some(json!({"t": "mine"})))]),
+    );
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(x) if x.state == TransactionState::Completed)
+    ));
+    assert!(t.view().pending_ids().next().is_none());
+    assert_eq!(shown(&t), Some(&json!({"t": "mine"})));
+}
+
+#[test]
+fn rebase_keeps_the_pending_change_over_a_server_change() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    t.submit(mine("t1", "mine"));
+    hear(
+        &mut t,
+        entries(vec![entry(1, "a", Some(json!({"t": "theirs", "n": 1})))]),
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": "mine", "n": 1})));
+}
+
+#[test]
+fn server_wins_shows_the_server_row_and_the_transaction_still_runs() {
+    let mut t = tab(ConflictStrategy::ServerWins);
+    let tx = mine("t1", "mine");
+    t.submit(tx.clone());
+    hear(
+        &mut t,
+        entries(vec![entry(1, "a", Some(json!({"t": "theirs"})))]),
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": "theirs"})));
+    assert!(t.view().is_pending(&"t1".into()));
+    state(&mut t, &tx, TransactionState::Completed, Some(2));
+    hear(
+        &mut t,
+        entries(vec![entry(2, "a", Some(json!({"t": "mine"})))]),
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": "mine"})));
+    assert!(t.view().pending_ids().next().is_none());
+}
+
+#[test]
+fn hold_keeps_server_changes_to_locked_rows_until_the_transaction_settles() {
+    let mut t = tab(ConflictStrategy::Hold);
+    let tx = mine("t1", "mine");
+    t.submit(tx.clone());
+    hear(
+        &mut t,
+        entries(vec![entry(1, "a", Some(json!({"t": "pending-time"})))]),
+    );
+    assert_eq!(
+        t.view().synced("todos", "a"),
+        Some(&json!({"t": "pending-time"})),
+        "a pending (not yet persisting) transaction holds nothing"
+    );
+    state(&mut t, &tx, TransactionState::Persisting, None);
+    hear(
+        &mut t,
+        entries(vec![entry(2, "a", Some(json!({"t": "theirs"})))]),
+    );
+    hear(
+        &mut t,
+        entries(vec![entry(3, "a", Some(json!({"t": "mine"})))]),
+    );
+    assert_eq!(
+        t.view().synced("todos", "a"),
+        Some(&json!({"t": "pending-time"})),
+        "held while persisting"
+    );
+    assert_eq!(
+        t.server_rows().get("todos", "a"),
+        Some(&json!({"t": "mine"}))
+    );
+    let out = {
+        let mut done = tx.clone();
+        done.state = TransactionState::Completed;
+        done.seq = 1;
+        done.server_seq = Some(3);
+        hear(
+            &mut t,
+            Message::State {
+                epoch: Epoch(1),
+                txs: vec![done],
+            },
+        )
+    };
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(x) if x.state == TransactionState::Completed)
+    ));
+    assert_eq!(t.view().synced("todos", "a"), Some(&json!({"t": "mine"})));
+    assert_eq!(shown(&t), Some(&json!({"t": "mine"})));
+}
+
+#[test]
+fn hold_releases_on_a_rollback_too() {
+    let mut t = tab(ConflictStrategy::Hold);
+    let tx = mine("t1", "mine");
+    t.submit(tx.clone());
+    state(&mut t, &tx, TransactionState::Persisting, None);
+    hear(
+        &mut t,
+        entries(vec![entry(1, "a", Some(json!({"t": "theirs"})))]),
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": "mine"})));
+    state(&mut t, &tx, TransactionState::Failed, None);
+    assert_eq!(shown(&t), Some(&json!({"t": "theirs"})));
+}
