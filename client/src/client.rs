@@ -10,6 +10,7 @@ use crate::rowdata::to_json;
 use js_sys::{Function, Promise};
 use outbox_shared::model::TransactionId;
 use outbox_shared::protocol::{Message, Request};
+use outbox_shared::tab::ConflictStrategy;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -74,6 +75,13 @@ impl OutboxClient {
     #[wasm_bindgen(getter, js_name = isLeaderTab)]
     pub fn is_leader_tab(&self) -> bool {
         self.0.leader_tab.get()
+    }
+
+    /// The last sequence number of the server's change feed this tab has applied (0 before
+    /// any; collections with `sync: 'leader'`).
+    #[wasm_bindgen(getter, js_name = feedPosition)]
+    pub fn feed_position(&self) -> f64 {
+        self.0.core.borrow().feed_applied() as f64
     }
 
     /// The leader's epoch, once one is known (offline-enabled mode).
@@ -189,6 +197,17 @@ impl OutboxClient {
         let strategy = parse_strategy(field(&options, "strategy"), &what)?;
         let mutation_fn =
             optional_string(&options, "mutationFn", &what)?.unwrap_or_else(|| name.clone());
+        let conflict = match optional_string(&options, "conflict", &what)?.as_deref() {
+            None => None,
+            Some("rebase") => Some(ConflictStrategy::Rebase),
+            Some("server-wins") => Some(ConflictStrategy::ServerWins),
+            Some("hold") => Some(ConflictStrategy::Hold),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "{what}: conflict must be 'rebase', 'server-wins' or 'hold', not {other:?}"
+                )))
+            }
+        };
         if let Some(def) = existing {
             if def.key_field != key_field
                 || def.strategy != strategy
@@ -214,6 +233,10 @@ impl OutboxClient {
             .collections
             .borrow_mut()
             .insert(name.clone(), Rc::clone(&def));
+        if let Some(conflict) = conflict {
+            let out = inner.core.borrow_mut().set_conflict(&name, conflict);
+            Inner::apply(inner, out);
+        }
         if let Some(sync) = field(&options, "sync") {
             if let Err(e) = crate::sync::start(inner, &def, &sync) {
                 inner.collections.borrow_mut().remove(&name);

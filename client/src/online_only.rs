@@ -11,10 +11,14 @@ use crate::inner::Inner;
 use outbox_runtime::clock::MathRandom;
 use outbox_runtime::driver::Driver;
 use outbox_runtime::store::MemoryStore;
+use outbox_runtime::sync::{LocalFuture, SyncDriver, SyncHost};
 use outbox_shared::executor::{Event, Executor, ExecutorConfig};
 use outbox_shared::model::{ClientId, Epoch};
 use outbox_shared::protocol::{Envelope, Message};
-use std::rc::Rc;
+use outbox_shared::sync::{LeaderSyncOutput, PersistBatch};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
 
 /// The context id the tab's own executor speaks as.
 const LOCAL_ID: &str = "tab-executor";
@@ -25,6 +29,8 @@ pub(crate) struct LocalExecutor {
     driver: Driver,
     epoch: Epoch,
     id: ClientId,
+    /// The tab's own change feed, when `connect` was given `sync`.
+    sync: Rc<RefCell<Option<SyncDriver>>>,
 }
 
 impl LocalExecutor {
@@ -40,6 +46,7 @@ impl LocalExecutor {
         let config = ExecutorConfig {
             retry: inner.options.retry,
             max_concurrency: inner.options.max_concurrency,
+            await_sync: inner.options.sync.is_some(),
             ..ExecutorConfig::default()
         };
         let id = ClientId(LOCAL_ID.to_owned());
@@ -58,9 +65,25 @@ impl LocalExecutor {
                 Inner::push_incoming(&inner, env);
             }),
         );
-        let local = Self { driver, epoch, id };
+        let local = Self {
+            driver,
+            epoch,
+            id,
+            sync: Rc::new(RefCell::new(None)),
+        };
         *inner.local.borrow_mut() = Some(local.clone());
         local.driver.dispatch(Event::BecameLeader(loaded));
+        if let Some(options) = inner.options.sync.clone() {
+            let host = LocalSyncHost {
+                inner: Rc::downgrade(inner),
+                local: local.clone(),
+            };
+            // Rows in memory only, like this outbox: loaded from the server each time.
+            match SyncDriver::start(options, None, Box::new(host)) {
+                Ok(sync) => *local.sync.borrow_mut() = Some(sync),
+                Err(e) => web_sys::console::warn_1(&format!("outbox: no change feed: {e}").into()),
+            }
+        }
     }
 
     /// A message of the tab core, as the executor's event.
@@ -83,7 +106,18 @@ impl LocalExecutor {
                 tx,
             },
             Message::SnapshotRequest => Event::SnapshotRequested { from },
-            Message::NotifyOnline => Event::NotifyOnline,
+            Message::SyncFrom { applied } => {
+                if let Some(sync) = self.sync.borrow().as_ref() {
+                    sync.tab_asks(from, applied);
+                }
+                return;
+            }
+            Message::NotifyOnline => {
+                if let Some(sync) = self.sync.borrow().as_ref() {
+                    sync.retry_now();
+                }
+                Event::NotifyOnline
+            }
             Message::Visible => Event::TabVisible,
             Message::Request { req, op } => Event::Request { from, req, op },
             Message::Credentials { epoch, headers } if epoch == self.epoch => {
@@ -102,6 +136,74 @@ impl LocalExecutor {
 
     /// Stops: running calls are aborted, nothing more is said.
     pub fn stop(&self) {
+        if let Some(sync) = self.sync.borrow_mut().take() {
+            sync.stop();
+        }
         self.driver.stop();
+    }
+
+    /// Says `msg` to the tab core as this executor (to `to`, or to all).
+    fn say(&self, inner: &Rc<Inner>, to: Option<&ClientId>, msg: Message) {
+        let env = match to {
+            Some(to) => Envelope::reply(&inner.scope, &self.id, to, msg),
+            None => Envelope::broadcast(&inner.scope, &self.id, msg),
+        };
+        Inner::push_incoming(inner, env);
+    }
+}
+
+/// The online-only tab's change feed: nothing to store, and the rows go straight to the tab's
+/// core, in the same messages a leader would send.
+struct LocalSyncHost {
+    inner: Weak<Inner>,
+    local: LocalExecutor,
+}
+
+impl SyncHost for LocalSyncHost {
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.inner
+            .upgrade()
+            .map(|i| i.fns.credentials())
+            .unwrap_or_default()
+    }
+
+    fn persist(&self, _batch: PersistBatch) -> LocalFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn deliver(&self, output: LeaderSyncOutput) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let (local, epoch) = (&self.local, self.local.epoch);
+        match output {
+            LeaderSyncOutput::Broadcast(entries) => {
+                let last = entries.last().map(|e| e.seq);
+                local.say(&inner, None, Message::SyncEntries { epoch, entries });
+                if let Some(server_seq) = last {
+                    local.driver.dispatch(Event::SyncedTo { server_seq });
+                }
+            }
+            LeaderSyncOutput::SendEntries { to, entries } => {
+                local.say(&inner, Some(&to), Message::SyncEntries { epoch, entries });
+            }
+            LeaderSyncOutput::SendRows { to, parts } => {
+                for p in parts {
+                    let msg = Message::SyncRows {
+                        epoch,
+                        collection: p.collection,
+                        seq: p.seq,
+                        rows: p.rows,
+                        more: p.more,
+                    };
+                    local.say(&inner, to.as_ref(), msg);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn trouble(&self, message: String) {
+        web_sys::console::warn_1(&format!("outbox: {message}").into());
     }
 }

@@ -35,6 +35,9 @@ pub struct ConnectOptions {
     pub retry: RetryPolicy,
     /// Mutation functions running at once in the tab's own executor.
     pub max_concurrency: usize,
+    /// The change feed this tab follows itself in online-only mode (the leader's `sync`
+    /// option, given to `connect` too, like `http`).
+    pub sync: Option<outbox_runtime::sync::SyncOptions>,
 }
 
 impl ConnectOptions {
@@ -96,6 +99,13 @@ impl ConnectOptions {
             Some(v) => outbox_runtime::convert::from_js(v)
                 .map_err(|e| invalid(format!("options.retry: {e}")))?,
         };
+        let sync = match field("sync") {
+            None => None,
+            Some(v) => Some(
+                outbox_runtime::convert::from_js(v)
+                    .map_err(|e| invalid(format!("options.sync: {e}")))?,
+            ),
+        };
         let fns = MutationFns::from_options(options).map_err(invalid)?;
         let parsed = Self {
             app,
@@ -107,6 +117,7 @@ impl ConnectOptions {
             back_off_threshold: number("backOffThreshold", 1000)?,
             retry,
             max_concurrency: number("maxConcurrency", 8)?.max(1) as usize,
+            sync,
         };
         Ok((parsed, fns))
     }

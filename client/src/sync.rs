@@ -1,4 +1,6 @@
-//! A collection's sync source (`sync: { setup({ onUpdate }) }`): where synced rows come from.
+//! A collection's sync source: where synced rows come from. `sync: 'leader'` follows the
+//! origin's one change feed, which the leader holds and fans out to every tab (see
+//! `outbox_shared::sync`); or the app plugs in its own source, `sync: { setup({ onUpdate }) }`:
 //!
 //! `onUpdate` takes one change `{type: 'insert' | 'update' | 'delete', key?, value?, seq?}` (for
 //! insert and update `value` is the whole row, and `key` may be left out), an array of such
@@ -126,10 +128,22 @@ pub(crate) fn start(
     def: &Rc<CollectionDef>,
     sync: &JsValue,
 ) -> Result<(), JsValue> {
+    if sync.as_string().as_deref() == Some("leader") {
+        // The origin's one change feed, held by the leader (its `sync` option; in online-only
+        // mode this tab's own, from `connect({ sync })`).
+        let out = inner.core.borrow_mut().follow_leader_feed(&[&def.name]);
+        Inner::apply(inner, out);
+        return Ok(());
+    }
     let setup = js_sys::Reflect::get(sync, &"setup".into())
         .ok()
         .and_then(|s| s.dyn_into::<Function>().ok())
-        .ok_or_else(|| invalid(format!("{}: sync.setup must be a function", def.name)))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "{}: sync must be 'leader' or an object with a setup function",
+                def.name
+            ))
+        })?;
     inner.core.borrow_mut().set_externally_synced(&def.name);
     let sink = SyncSink {
         inner: Rc::downgrade(inner),

@@ -72,6 +72,17 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Default 1000. */
   backOffThreshold?: number;
+  /** The change feed (as the worker's `sync` option): followed by this tab itself when it is
+   *  online-only. */
+  sync?: FeedOptions;
+}
+
+/** One change feed for the origin: `GET {baseUrl}/<collection>` snapshots, the Server-Sent
+ *  Events of `GET {baseUrl}/feed?since=N`, ranges from `GET {baseUrl}/changes`. */
+export interface FeedOptions {
+  collections: string[];
+  /** Default '/api'. */
+  baseUrl?: string;
 }
 
 /** `seq`: the server sequence number the sync has reached with this update, if the source
@@ -92,7 +103,13 @@ export interface CollectionOptions {
   strategy?: 'ordered' | 'parallel';
   /** Default: the collection's name. */
   mutationFn?: string;
-  sync?: SyncSource;
+  /** 'leader': the origin's change feed, which the leader holds and hands to every tab; or
+   *  the app's own source. */
+  sync?: 'leader' | SyncSource;
+  /** What a server change does to a row with pending changes: 'rebase' (default: they are
+   *  laid over the new row), 'server-wins' (the server's row shows), 'hold' (it waits until
+   *  the transactions touching the row settle). */
+  conflict?: 'rebase' | 'server-wins' | 'hold';
 }
 
 export interface TransactionOptions {

@@ -1,11 +1,14 @@
 //! The outbox in IndexedDB, through `indexed_db_futures`.
 //!
-//! Database `outbox:<scope>`, schema version 1:
-//! - `meta`: the leadership epoch under the key `epoch`;
+//! Database `outbox:<scope>`, schema version 2:
+//! - `meta`: the leadership epoch under the key `epoch`, and the synced collections' sequence
+//!   numbers under `syncSeqs` (JSON text, collection → seq);
 //! - `outbox`: one record per transaction, keyed by its id; the value is the record's JSON text
 //!   (one serialisation in Rust, a cheap structured clone of a string);
 //! - `tombstones`: completed ids → completion time (ms), so a late resend is answered;
-//! - `quarantine`: records that could not be read, moved aside as they were.
+//! - `quarantine`: records that could not be read, moved aside as they were;
+//! - `synced` (since version 2): the server's rows from the change feed, keyed
+//!   `<collection>\0<key>`, each the row's JSON text. A new leader resumes the feed from them.
 //!
 //! Every operation is one read-write transaction. [`IdbStore::begin_leadership`] bumps the epoch
 //! and loads the outbox in the same transaction; [`IdbStore::write`] reads the stored epoch in
@@ -21,16 +24,25 @@ use outbox_shared::model::{Epoch, Millis};
 use outbox_shared::store::{
     check_fence, Loaded, StoreError, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
 };
+use outbox_shared::sync::{CollectionSnapshot, PersistBatch, RowWrite};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 const META: &str = "meta";
 const OUTBOX: &str = "outbox";
 const TOMBSTONES: &str = "tombstones";
 const QUARANTINE: &str = "quarantine";
+const SYNCED: &str = "synced";
 const EPOCH_KEY: &str = "epoch";
+const SYNC_SEQS_KEY: &str = "syncSeqs";
+
+/// The `synced` store's key of a row.
+fn synced_key(collection: &str, key: &str) -> String {
+    format!("{collection}\u{0}{key}")
+}
 
 /// The name of the database for `scope`.
 pub fn database_name(scope: &str) -> String {
@@ -92,6 +104,9 @@ impl IdbStore {
                     for store in [META, OUTBOX, TOMBSTONES, QUARANTINE] {
                         db.create_object_store(store).build()?;
                     }
+                }
+                if old < 2 {
+                    db.create_object_store(SYNCED).build()?;
                 }
                 Ok(())
             })
@@ -229,6 +244,135 @@ impl IdbStore {
                 .primitive()
                 .map_err(|e| store_error(&e))?;
         }
+        commit(tx).await
+    }
+
+    /// The synced rows the last leader stored, by collection, each at its sequence number;
+    /// `None` when there are none. Rows that do not read are left out (the feed's data can be
+    /// loaded again; the server has it).
+    pub async fn load_synced(&self) -> Result<Option<Vec<CollectionSnapshot>>, StoreError> {
+        let tx = self.readwrite([META, SYNCED])?;
+        let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
+        let seqs: Option<String> = meta
+            .get(SYNC_SEQS_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let Some(seqs) = seqs.and_then(|t| serde_json::from_str::<BTreeMap<String, u64>>(&t).ok())
+        else {
+            return Ok(None);
+        };
+        let (keys, values) =
+            read_all(&tx.object_store(SYNCED).map_err(|e| store_error(&e))?).await?;
+        commit(tx).await?;
+        let mut by: BTreeMap<String, CollectionSnapshot> = seqs
+            .into_iter()
+            .map(|(collection, seq)| {
+                let snap = CollectionSnapshot {
+                    collection: collection.clone(),
+                    seq,
+                    rows: Vec::new(),
+                };
+                (collection, snap)
+            })
+            .collect();
+        for (k, v) in keys.into_iter().zip(values) {
+            let (Some(k), Some(text)) = (k.as_string(), v.as_string()) else {
+                continue;
+            };
+            let Some((collection, key)) = k.split_once('\u{0}') else {
+                continue;
+            };
+            let (Some(snap), Ok(row)) = (by.get_mut(collection), serde_json::from_str(&text))
+            else {
+                continue;
+            };
+            snap.rows.push((key.to_owned(), row));
+        }
+        Ok(Some(by.into_values().collect()))
+    }
+
+    /// Writes a batch of synced rows and the new sequence numbers atomically, refusing it
+    /// whole if storage has moved past `epoch` (a deposed leader must not put older rows over
+    /// a newer leader's).
+    pub async fn write_synced(&self, epoch: Epoch, batch: &PersistBatch) -> Result<(), StoreError> {
+        let tx = self.readwrite([META, SYNCED])?;
+        let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
+        let stored: Option<f64> = meta
+            .get(EPOCH_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?
+            .await
+            .map_err(|e| store_error(&e))?;
+        let stored = Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64);
+        check_fence(stored, epoch)?;
+        let synced = tx.object_store(SYNCED).map_err(|e| store_error(&e))?;
+        let mut existing: Option<Vec<String>> = None;
+        for write in &batch.writes {
+            match write {
+                RowWrite::Replace(snap) => {
+                    if existing.is_none() {
+                        let (keys, _) = read_all(&synced).await?;
+                        existing = Some(keys.into_iter().filter_map(|k| k.as_string()).collect());
+                    }
+                    let prefix = synced_key(&snap.collection, "");
+                    for k in existing.iter().flatten().filter(|k| k.starts_with(&prefix)) {
+                        synced
+                            .delete(k.as_str())
+                            .primitive()
+                            .map_err(|e| store_error(&e))?;
+                    }
+                    for (key, row) in &snap.rows {
+                        let text = serde_json::to_string(row).map_err(other)?;
+                        synced
+                            .put(text)
+                            .with_key(synced_key(&snap.collection, key))
+                            .primitive()
+                            .map_err(|e| store_error(&e))?;
+                    }
+                }
+                RowWrite::Put {
+                    collection,
+                    key,
+                    value,
+                } => {
+                    let text = serde_json::to_string(value).map_err(other)?;
+                    synced
+                        .put(text)
+                        .with_key(synced_key(collection, key))
+                        .primitive()
+                        .map_err(|e| store_error(&e))?;
+                }
+                RowWrite::Delete { collection, key } => {
+                    synced
+                        .delete(synced_key(collection, key).as_str())
+                        .primitive()
+                        .map_err(|e| store_error(&e))?;
+                }
+            }
+        }
+        let seqs = serde_json::to_string(&batch.seqs).map_err(other)?;
+        meta.put(seqs)
+            .with_key(SYNC_SEQS_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
+        commit(tx).await
+    }
+
+    /// Forgets the synced rows (at sign-out: the server's data of a user who left is not kept
+    /// on the device; the next sign-in loads it again).
+    pub async fn clear_synced(&self) -> Result<(), StoreError> {
+        let tx = self.readwrite([META, SYNCED])?;
+        tx.object_store(SYNCED)
+            .map_err(|e| store_error(&e))?
+            .clear()
+            .map_err(|e| store_error(&e))?;
+        tx.object_store(META)
+            .map_err(|e| store_error(&e))?
+            .delete(SYNC_SEQS_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
         commit(tx).await
     }
 

@@ -21,12 +21,15 @@ use outbox_runtime::calls::MutationFns;
 use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
+use outbox_runtime::sync::SyncDriver;
 use outbox_runtime::timer::Interval;
 use outbox_shared::executor::{Event, Executor};
 use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
 use outbox_shared::model::{ClientId, Epoch, ErrorCode};
 use outbox_shared::protocol::{Envelope, Message, QueueStats};
+use outbox_shared::sync::{LeaderSyncOutput, PersistBatch};
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -82,6 +85,8 @@ type RoleHook = Box<dyn Fn(Option<Epoch>)>;
 struct Term {
     driver: Driver,
     epoch: Epoch,
+    /// The change feed, when the app syncs through the leader (`sync` option).
+    sync: Option<SyncDriver>,
     _heartbeat: Option<Interval>,
     /// Held for the whole term (released when the term is dropped).
     _proof: LockGuard,
@@ -307,8 +312,21 @@ impl Inner {
         let weak = Rc::downgrade(this);
         driver.on_signed_out(move || {
             if let Some(inner) = weak.upgrade() {
-                // Signed out: stop leading and do not wait for the lock again.
-                spawn_local(async move { Leader(inner).resign() });
+                // Signed out: stop the feed, forget the user's synced rows, stop leading and do
+                // not wait for the lock again.
+                if let Some(sync) = inner.term.borrow_mut().as_mut().and_then(|t| t.sync.take()) {
+                    sync.stop();
+                }
+                spawn_local(async move {
+                    if inner.options.sync.is_some() {
+                        if let Err(e) = inner.store.clear_synced().await {
+                            web_sys::console::warn_1(
+                                &format!("outbox: synced rows not cleared at sign-out: {e}").into(),
+                            );
+                        }
+                    }
+                    Leader(inner).resign();
+                });
             }
         });
         let (tx, rx) = oneshot::channel();
@@ -317,12 +335,46 @@ impl Inner {
         *this.term.borrow_mut() = Some(Term {
             driver: driver.clone(),
             epoch,
+            sync: None,
             _heartbeat: heartbeat,
             _proof: proof,
         });
         driver.dispatch(Event::BecameLeader(loaded));
         this.tell_role(Some(epoch));
+        Self::start_sync(this, epoch).await;
         Ok(rx)
+    }
+
+    /// Opens the change feed for the term, resuming from the rows the last leader stored.
+    async fn start_sync(this: &Rc<Self>, epoch: Epoch) {
+        let Some(options) = this.options.sync.clone() else {
+            return;
+        };
+        let restored = match this.store.load_synced().await {
+            Ok(r) => r,
+            Err(e) => {
+                web_sys::console::warn_1(
+                    &format!("outbox: stored synced rows unreadable, reloading them: {e}").into(),
+                );
+                None
+            }
+        };
+        let host = SyncHost {
+            leader: Rc::downgrade(this),
+            epoch,
+        };
+        // The term may have ended while the rows were read.
+        if this.epoch() != Some(epoch) {
+            return;
+        }
+        match SyncDriver::start(options, restored, Box::new(host)) {
+            Ok(sync) => {
+                if let Some(term) = this.term.borrow_mut().as_mut() {
+                    term.sync = Some(sync);
+                }
+            }
+            Err(e) => web_sys::console::warn_1(&format!("outbox: no change feed: {e}").into()),
+        }
     }
 
     fn heartbeat(this: &Rc<Self>, epoch: Epoch) -> Option<Interval> {
@@ -401,6 +453,13 @@ impl Inner {
         }
     }
 
+    /// The feed reconnects now if it waits out a backoff.
+    fn sync_retry_now(&self) {
+        if let Some(sync) = self.term.borrow().as_ref().and_then(|t| t.sync.as_ref()) {
+            sync.retry_now();
+        }
+    }
+
     fn epoch(&self) -> Option<Epoch> {
         self.term.borrow().as_ref().map(|t| t.epoch)
     }
@@ -431,6 +490,7 @@ impl Inner {
                     | Message::Resign { .. }
                     | Message::Durable { .. }
                     | Message::State { .. }
+                    | Message::SyncEntries { .. }
             ) {
                 this.watch.borrow_mut().heard(now());
             }
@@ -448,12 +508,22 @@ impl Inner {
             }
             Message::Submit { epoch: to, tx } => Event::Submitted { from, to, tx },
             Message::SnapshotRequest => Event::SnapshotRequested { from },
-            Message::NotifyOnline => Event::NotifyOnline,
+            Message::SyncFrom { applied } => {
+                if let Some(sync) = this.term.borrow().as_ref().and_then(|t| t.sync.as_ref()) {
+                    sync.tab_asks(from, applied);
+                }
+                return;
+            }
+            Message::NotifyOnline => {
+                this.sync_retry_now();
+                Event::NotifyOnline
+            }
             Message::Visible => Event::TabVisible,
             Message::Request { req, op } => Event::Request { from, req, op },
             Message::Credentials { epoch: to, headers } if to == epoch => {
                 // Kept in this worker's memory only, for its calls.
                 this.fns.set_credentials(headers);
+                this.sync_retry_now();
                 Event::Credentials
             }
             _ => return,
@@ -478,4 +548,73 @@ impl Drop for Inner {
 /// The JS value for a leader-side error.
 pub fn to_js_error(code: ErrorCode, message: &str) -> JsValue {
     outbox_runtime::convert::js_error(code, message).into()
+}
+
+/// The leader's side of its change feed: rows go to IndexedDB (fenced by the term's epoch),
+/// then to the tabs on the channel; the executor hears how far the feed has come (`awaitSync`).
+struct SyncHost {
+    leader: Weak<Inner>,
+    epoch: Epoch,
+}
+
+impl outbox_runtime::sync::SyncHost for SyncHost {
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.leader
+            .upgrade()
+            .map(|l| l.fns.credentials())
+            .unwrap_or_default()
+    }
+
+    fn persist(
+        &self,
+        batch: PersistBatch,
+    ) -> outbox_runtime::sync::LocalFuture<Result<(), String>> {
+        let (leader, epoch) = (self.leader.clone(), self.epoch);
+        Box::pin(async move {
+            let store = leader
+                .upgrade()
+                .map(|l| l.store.clone())
+                .ok_or_else(|| "the leader has stopped".to_owned())?;
+            store
+                .write_synced(epoch, &batch)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn deliver(&self, output: LeaderSyncOutput) {
+        let Some(inner) = self.leader.upgrade() else {
+            return;
+        };
+        let epoch = self.epoch;
+        match output {
+            LeaderSyncOutput::Broadcast(entries) => {
+                let last = entries.last().map(|e| e.seq);
+                inner.send(None, Message::SyncEntries { epoch, entries });
+                if let Some(server_seq) = last {
+                    inner.dispatch(Event::SyncedTo { server_seq });
+                }
+            }
+            LeaderSyncOutput::SendEntries { to, entries } => {
+                inner.send(Some(to), Message::SyncEntries { epoch, entries });
+            }
+            LeaderSyncOutput::SendRows { to, parts } => {
+                for p in parts {
+                    let msg = Message::SyncRows {
+                        epoch,
+                        collection: p.collection,
+                        seq: p.seq,
+                        rows: p.rows,
+                        more: p.more,
+                    };
+                    inner.send(to.clone(), msg);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn trouble(&self, message: String) {
+        web_sys::console::warn_1(&format!("outbox: {message}").into());
+    }
 }

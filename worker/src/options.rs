@@ -33,6 +33,11 @@ pub struct LeaderOptions {
     /// and asks.
     #[serde(default)]
     pub credentials: NeedCredentials,
+    /// One change feed for the origin, held by the leader (`sync: { collections, baseUrl? }`):
+    /// it follows the server's feed, stores the rows, and hands them to every tab. With it,
+    /// `awaitSync` is on.
+    #[serde(default)]
+    pub sync: Option<outbox_runtime::sync::SyncOptions>,
 }
 
 /// `credentials: true | false | 'scoped'`.
@@ -125,6 +130,7 @@ fn plain_part(options: &JsValue) -> JsValue {
         "heartbeatMs",
         "takeoverAfterMs",
         "credentials",
+        "sync",
     ] {
         if let Ok(v) = js_sys::Reflect::get(options, &key.into()) {
             if !v.is_undefined() {
@@ -154,7 +160,7 @@ pub fn executor_config(
     ExecutorConfig {
         max_concurrency: options.max_concurrency.max(1),
         retry: options.retry,
-        await_sync: options.await_sync,
+        await_sync: options.await_sync || options.sync.is_some(),
         credentials: options.credentials.for_scope(&options.app, scope),
         before_retry,
         ..ExecutorConfig::default()

@@ -3,7 +3,6 @@
 // Each change is shown at once, written durably to the outbox by the leader worker, and sent to
 // the server with retries. The server's change feed brings back what every tab (and every other
 // browser) did. No bundler: plain ES modules, and the wasm client loaded as one.
-import { feedSync } from '/feed.js';
 import { credentialsFor, currentUser, DEMO_USERS, reloadAs, signIn, storedToken, switchUser } from '/session.js';
 
 const $ = (id) => document.getElementById(id);
@@ -29,16 +28,17 @@ async function main() {
     getCredentials: user ? credentialsFor(user) : undefined,
     workerUrl: '/worker.js',
     sharedWorker: dedicated ? 'never' : 'auto',
-    // Used only when this tab has to send its changes itself (online-only).
+    // Used only when this tab has to send its changes (and follow the feed) itself: online-only.
     http: { todos: { url: '/api/mutations', batch: true } },
+    sync: { collections: [COLLECTION] },
   });
   wireUser(client, user);
   const faults = wireFaults(client);
-  const onStatus = (status) => {
-    $('feed').textContent = `feed: ${status}`;
-    if (status.startsWith('reconnecting')) faults.refresh(); // perhaps switched off in another tab
-  };
-  const todos = client.collection(COLLECTION, { key: 'id', sync: feedSync(COLLECTION, { onStatus, token: () => storedToken(user) }) });
+  // The server's rows come from the one change feed the leader follows for every tab.
+  const todos = client.collection(COLLECTION, { key: 'id', sync: 'leader' });
+  const showFeed = () => ($('feed').textContent = `feed: #${client.feedPosition}`);
+  todos.subscribe(showFeed);
+  showFeed();
   // For the console and the end-to-end tests.
   window.outboxDemo = { client, todos, user };
 

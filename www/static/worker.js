@@ -4,9 +4,11 @@
 import { startOutboxWorker } from '/pkg/worker/outbox-worker.js';
 
 // `credentials: 'scoped'`: a signed-in user's outbox sends nothing before a tab has given it
-// that user's token; the anonymous outbox needs none.
+// that user's token; the anonymous outbox needs none. `sync`: the leader alone follows the
+// server's change feed, stores the rows, and hands them to every tab.
 startOutboxWorker({
   app: 'todos',
   http: { todos: { url: '/api/mutations', batch: true } },
   credentials: 'scoped',
+  sync: { collections: ['todos'] },
 });

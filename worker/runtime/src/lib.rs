@@ -9,6 +9,7 @@
 //!   functions ([`calls`]) — in the leader, and in a tab that has to go online-only.
 //! - [`locks`]: which Web Locks are held (checking a leader's proof).
 //! - [`store`]: the storage port as the driver needs it, and an in-memory store.
+//! - [`sync`]: runs the shared leader sync (one change feed) with real requests and timers.
 //! - [`stream`]: Server-Sent Events over `fetch`, and JSON GETs, for a change feed.
 //! - [`clock`], [`timer`]: the browser's clock, randomness and timeouts, in one place each.
 //!
@@ -24,6 +25,7 @@ pub mod driver;
 pub mod locks;
 pub mod store;
 pub mod stream;
+pub mod sync;
 pub mod timer;
 
 pub use channel::{Channel, ChannelError, DropCounts, DropReason, Inbox, Incoming, MessageData};

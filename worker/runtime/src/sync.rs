@@ -1,0 +1,306 @@
+//! Runs the shared [`LeaderSync`] with real I/O: `fetch` for snapshots and ranges, Server-Sent
+//! Events over `fetch` for the feed, a timer for backoff. Storage and fan-out are the host's
+//! ([`SyncHost`]): the leader worker persists to IndexedDB and posts on the channel; a tab in
+//! online-only mode keeps the rows in memory and hands them to its own view.
+
+use crate::clock::MathRandom;
+use crate::stream::{get_text, EventStream, StreamEnd};
+use crate::timer::Timer;
+use outbox_shared::model::ClientId;
+use outbox_shared::sync::{
+    parse_entry, parse_range, CollectionSnapshot, LeaderSync, LeaderSyncConfig, LeaderSyncOutput,
+    PersistBatch,
+};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use wasm_bindgen_futures::spawn_local;
+
+/// Where the server's sync endpoints are (the reference server's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOptions {
+    /// The collections to sync.
+    pub collections: Vec<String>,
+    /// The API's base URL: snapshots are `GET {baseUrl}/<collection>`, the feed
+    /// `GET {baseUrl}/feed?since=N` (Server-Sent Events), ranges
+    /// `GET {baseUrl}/changes?since=N&limit=M`. Default `/api`.
+    #[serde(default = "default_base")]
+    pub base_url: String,
+}
+
+fn default_base() -> String {
+    "/api".into()
+}
+
+impl SyncOptions {
+    fn snapshot_url(&self, collection: &str) -> String {
+        format!(
+            "{}/{}",
+            self.base_url.trim_end_matches('/'),
+            encode(collection)
+        )
+    }
+
+    fn feed_url(&self, since: u64) -> String {
+        format!("{}/feed?since={since}", self.base_url.trim_end_matches('/'))
+    }
+
+    fn changes_url(&self, since: u64, limit: u32) -> String {
+        format!(
+            "{}/changes?since={since}&limit={limit}",
+            self.base_url.trim_end_matches('/')
+        )
+    }
+}
+
+fn encode(segment: &str) -> String {
+    js_sys::encode_uri_component(segment).into()
+}
+
+/// A boxed local future.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// What the driver needs from where it runs.
+pub trait SyncHost {
+    /// Headers for every request (the credentials the tabs gave, if any).
+    fn headers(&self) -> BTreeMap<String, String>;
+    /// Writes a batch durably (or keeps it in memory); `Err` stops the sync.
+    fn persist(&self, batch: PersistBatch) -> LocalFuture<Result<(), String>>;
+    /// Fan-out: [`LeaderSyncOutput::Broadcast`], `SendRows` and `SendEntries`.
+    fn deliver(&self, output: LeaderSyncOutput);
+    /// Something went wrong that the app may want to hear of (a storage failure).
+    fn trouble(&self, message: String);
+}
+
+/// The running sync. Dropping it (or [`SyncDriver::stop`]) stops the feed and every request.
+pub struct SyncDriver(Rc<Inner>);
+
+struct Inner {
+    options: SyncOptions,
+    core: RefCell<LeaderSync>,
+    host: Box<dyn SyncHost>,
+    stream: RefCell<Option<EventStream>>,
+    timer: RefCell<Timer>,
+    /// The timer is set and has not fired.
+    timer_due: std::cell::Cell<bool>,
+    abort: web_sys::AbortController,
+    stopped: std::cell::Cell<bool>,
+}
+
+impl std::fmt::Debug for SyncDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncDriver")
+            .field("options", &self.0.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncDriver {
+    /// Starts syncing `options.collections`, from what the previous leader persisted
+    /// (`restored`), if anything.
+    pub fn start(
+        options: SyncOptions,
+        restored: Option<Vec<CollectionSnapshot>>,
+        host: Box<dyn SyncHost>,
+    ) -> Result<Self, String> {
+        let abort = web_sys::AbortController::new().map_err(|e| format!("{e:?}"))?;
+        let core = LeaderSync::new(
+            LeaderSyncConfig::new(options.collections.clone()),
+            Box::new(MathRandom),
+        );
+        let inner = Rc::new(Inner {
+            options,
+            core: RefCell::new(core),
+            host,
+            stream: RefCell::new(None),
+            timer: RefCell::new(Timer::default()),
+            timer_due: std::cell::Cell::new(false),
+            abort,
+            stopped: std::cell::Cell::new(false),
+        });
+        let out = inner.core.borrow_mut().start(restored);
+        Inner::run(&inner, out);
+        Ok(Self(inner))
+    }
+
+    /// A tab has applied the feed up to `applied` and misses what follows.
+    pub fn tab_asks(&self, from: ClientId, applied: u64) {
+        let out = self.0.core.borrow_mut().tab_asks(from, applied);
+        Inner::run(&self.0, out);
+    }
+
+    /// The last sequence number applied (and, once persisted, broadcast).
+    pub fn applied(&self) -> u64 {
+        self.0.core.borrow().applied()
+    }
+
+    /// Reconnects now if the feed is waiting out a backoff (the network is back, or fresh
+    /// credentials came).
+    pub fn retry_now(&self) {
+        if self.0.stream.borrow().is_none() && self.0.timer_due.replace(false) {
+            self.0.timer.borrow_mut().clear();
+            let out = self.0.core.borrow_mut().timer_fired();
+            Inner::run(&self.0, out);
+        }
+    }
+
+    /// Stops the feed and every request; nothing more is delivered.
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+}
+
+impl Drop for SyncDriver {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+impl Inner {
+    fn stop(&self) {
+        if self.stopped.replace(true) {
+            return;
+        }
+        let _ = self.core.borrow_mut().stop();
+        self.stream.borrow_mut().take();
+        self.timer.borrow_mut().clear();
+        self.abort.abort();
+    }
+
+    /// Carries out the core's outputs, in order.
+    fn run(this: &Rc<Self>, outputs: Vec<LeaderSyncOutput>) {
+        if this.stopped.get() {
+            return;
+        }
+        for output in outputs {
+            match output {
+                LeaderSyncOutput::LoadSnapshot { collection } => Self::load(this, collection),
+                LeaderSyncOutput::OpenFeed { since } => Self::open_feed(this, since),
+                LeaderSyncOutput::CloseFeed => drop(this.stream.borrow_mut().take()),
+                LeaderSyncOutput::FetchRange { since, limit } => {
+                    Self::fetch_range(this, since, limit);
+                }
+                LeaderSyncOutput::Persist(batch) => Self::persist(this, batch),
+                LeaderSyncOutput::SetTimer { after_ms } => {
+                    let weak = Rc::downgrade(this);
+                    this.timer_due.set(true);
+                    this.timer.borrow_mut().set(after_ms, move || {
+                        // Not inside the timeout's own closure: what runs may set the timer
+                        // again, which drops that closure.
+                        spawn_local(async move {
+                            if let Some(this) = weak.upgrade() {
+                                this.timer_due.set(false);
+                            }
+                            Self::with(&weak, LeaderSync::timer_fired);
+                        });
+                    });
+                }
+                out @ (LeaderSyncOutput::Broadcast(_)
+                | LeaderSyncOutput::SendRows { .. }
+                | LeaderSyncOutput::SendEntries { .. }) => this.host.deliver(out),
+            }
+        }
+    }
+
+    /// Calls the core (if the driver still runs) and carries out what it says.
+    fn with(weak: &Weak<Self>, f: impl FnOnce(&mut LeaderSync) -> Vec<LeaderSyncOutput>) {
+        let Some(this) = weak.upgrade() else { return };
+        if this.stopped.get() {
+            return;
+        }
+        let out = f(&mut this.core.borrow_mut());
+        Self::run(&this, out);
+    }
+
+    fn load(this: &Rc<Self>, collection: String) {
+        let url = this.options.snapshot_url(&collection);
+        let headers = this.host.headers();
+        let signal = this.abort.signal();
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            let loaded = match get_text(&url, &headers, &signal).await {
+                Ok((200, text)) => CollectionSnapshot::parse(&collection, &text).ok(),
+                _ => None,
+            };
+            Self::with(&weak, |core| match loaded {
+                Some(snap) => core.snapshot_loaded(snap),
+                None => core.snapshot_failed(&collection),
+            });
+        });
+    }
+
+    fn fetch_range(this: &Rc<Self>, since: u64, limit: u32) {
+        let url = this.options.changes_url(since, limit);
+        let headers = this.host.headers();
+        let signal = this.abort.signal();
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            let loaded = match get_text(&url, &headers, &signal).await {
+                Ok((200, text)) => parse_range(&text).ok(),
+                _ => None,
+            };
+            Self::with(&weak, |core| match loaded {
+                Some(range) => core.range_loaded(range.changes),
+                None => core.range_failed(),
+            });
+        });
+    }
+
+    fn open_feed(this: &Rc<Self>, since: u64) {
+        let url = this.options.feed_url(since);
+        let headers = this.host.headers();
+        let (opened, events, ended) = (
+            Rc::downgrade(this),
+            Rc::downgrade(this),
+            Rc::downgrade(this),
+        );
+        let stream = EventStream::open(
+            &url,
+            &headers,
+            move || Self::with(&opened, LeaderSync::feed_opened),
+            move |event| {
+                if event.event != "change" {
+                    return;
+                }
+                // An entry that does not parse cannot be skipped (the next would be a gap):
+                // the feed is reopened from the last applied number.
+                match parse_entry(&event.data) {
+                    Ok(entry) => Self::with(&events, |core| core.feed_entry(entry)),
+                    Err(_) => {
+                        if let Some(this) = events.upgrade() {
+                            this.stream.borrow_mut().take();
+                        }
+                        Self::with(&events, LeaderSync::feed_error);
+                    }
+                }
+            },
+            move |_end: StreamEnd| Self::with(&ended, LeaderSync::feed_error),
+        );
+        match stream {
+            Ok(s) => *this.stream.borrow_mut() = Some(s),
+            Err(_) => Self::with(&Rc::downgrade(this), LeaderSync::feed_error),
+        }
+    }
+
+    fn persist(this: &Rc<Self>, batch: PersistBatch) {
+        let seq = batch.seq;
+        let write = this.host.persist(batch);
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            match write.await {
+                Ok(()) => Self::with(&weak, |core| core.persisted(seq)),
+                Err(why) => {
+                    if let Some(this) = weak.upgrade() {
+                        this.host
+                            .trouble(format!("the synced rows could not be stored: {why}"));
+                        this.stop();
+                    }
+                }
+            }
+        });
+    }
+}
