@@ -34,58 +34,73 @@ test("the README's quick start is what the Vite app runs, verbatim", async () =>
   for (const line of quickStart) assert.ok(app.includes(line), `the app does not have the README's line:\n  ${line}`);
 });
 
-test('the Vite app in two tabs: an insert shows in the other tab, a rejected write rolls back in both', async (t) => {
-  await withDemo(t, async ({ server, browser }) => {
-    const a = await browser.open(server.url + '/');
-    const b = await browser.open(server.url + '/');
-    const ui = (page) => ({
-      status: page.getByRole('status'),
-      todos: page.getByRole('list', { name: 'Todos' }).getByRole('listitem'),
-      transactions: page.getByRole('list', { name: 'Transactions' }).getByRole('listitem'),
-    });
-    const [ua, ub] = [ui(a), ui(b)];
+// Once with the SharedWorker the client prefers, once with a dedicated worker per tab (the test
+// hides SharedWorker from the pages; the app is the same).
+for (const dedicated of [false, true]) {
+  const workers = dedicated ? 'dedicated workers' : 'a SharedWorker';
+  test(`the Vite app in two tabs (${workers}): an insert shows in the other tab, a rejected write rolls back in both`, async (t) => {
+    await withDemo(t, async ({ server, browser }) => {
+      if (dedicated) await browser.context.addInitScript(() => delete globalThis.SharedWorker);
+      await twoTabs({ server, browser, dedicated });
+    }, options);
+  });
+}
 
-    // useOutboxStatus: both tabs served by one leader (the SharedWorker), its queue empty.
-    for (const page of [a, b]) await page.locator('[role=status][data-mode="offline-enabled"]').waitFor({ timeout: 15_000 });
-    const epochs = await Promise.all([ua, ub].map((u) => u.status.getAttribute('data-epoch')));
-    assert.ok(epochs[0] && epochs[0] === epochs[1], `one leader epoch: ${epochs}`);
-    for (const u of [ua, ub]) await hasText(u.status, /outbox 0$/);
+/** The scenario, in tabs `a` and `b` of the Vite app. */
+async function twoTabs({ server, browser, dedicated }) {
+  const a = await browser.open(server.url + '/');
+  const b = await browser.open(server.url + '/');
+  const ui = (page) => ({
+    status: page.getByRole('status'),
+    todos: page.getByRole('list', { name: 'Todos' }).getByRole('listitem'),
+    transactions: page.getByRole('list', { name: 'Transactions' }).getByRole('listitem'),
+  });
+  const [ua, ub] = [ui(a), ui(b)];
 
-    // useCollection: typed and added in tab a, listed in tab b; applied once on the server.
-    await a.bringToFront();
-    await a.getByRole('textbox', { name: 'New todo' }).fill('milk');
-    await a.getByRole('button', { name: 'Add' }).click();
-    await ub.todos.filter({ hasText: 'milk' }).waitFor();
-    const todos = await eventually(async () => {
-      const { rows } = await server.get('/api/todos');
-      return rows.length > 0 && rows;
-    }, { what: 'the row on the server' });
-    assert.deepEqual(todos.map((r) => r.value.title), ['milk']);
-    const stats = await server.stats();
-    assert.deepEqual(stats.overApplied, []);
-    assert.equal(stats.applied, 1);
-    // useTransactions: once completed, no transaction is left in either tab; the row stays.
-    for (const u of [ua, ub]) {
-      await texts(u.transactions, []);
-      await texts(u.todos, ['milk']);
-    }
+  // useOutboxStatus: both tabs served by one leader, its queue empty. With dedicated workers
+  // one tab's worker leads ("this tab leads"); a SharedWorker is no tab's.
+  for (const page of [a, b]) await page.locator('[role=status][data-mode="offline-enabled"]').waitFor({ timeout: 15_000 });
+  const epochs = await Promise.all([ua, ub].map((u) => u.status.getAttribute('data-epoch')));
+  assert.ok(epochs[0] && epochs[0] === epochs[1], `one leader epoch: ${epochs}`);
+  const leading = async () => (await Promise.all([ua, ub].map((u) => u.status.textContent()))).filter((s) => s.includes('this tab leads')).length;
+  if (dedicated) await eventually(async () => (await leading()) === 1, { what: 'one tab leading' });
+  else assert.equal(await leading(), 0);
+  for (const u of [ua, ub]) await hasText(u.status, /outbox 0$/);
 
-    // A write the server refuses (422, answered after 1 s): shown in both tabs meanwhile, with
-    // the outbox holding it, then rolled back in both, failed for good in both transaction lists.
-    await server.faults({ delayMs: 1000, failNext: { count: 1, status: 422 } });
-    await a.getByRole('textbox', { name: 'New todo' }).fill('refused');
-    await a.getByRole('button', { name: 'Add' }).click();
-    for (const u of [ub, ua]) await u.todos.filter({ hasText: 'refused' }).waitFor();
-    await hasText(ub.status, /outbox 1$/);
-    for (const u of [ua, ub]) {
-      await u.transactions.filter({ hasText: 'refused: failed (OUTBOX_NON_RETRIABLE) after 1 attempt(s)' }).waitFor();
-      await texts(u.todos, ['milk']);
-    }
-    await server.faults({ delayMs: 0 });
-    assert.deepEqual((await server.get('/api/todos')).rows.map((r) => r.value.title), ['milk']);
-    assert.equal((await server.stats()).applied, 1, 'nothing more applied');
-  }, options);
-});
+  // useCollection: typed and added in tab a, listed in tab b; applied once on the server.
+  await a.bringToFront();
+  await a.getByRole('textbox', { name: 'New todo' }).fill('milk');
+  await a.getByRole('button', { name: 'Add' }).click();
+  await ub.todos.filter({ hasText: 'milk' }).waitFor();
+  const todos = await eventually(async () => {
+    const { rows } = await server.get('/api/todos');
+    return rows.length > 0 && rows;
+  }, { what: 'the row on the server' });
+  assert.deepEqual(todos.map((r) => r.value.title), ['milk']);
+  const stats = await server.stats();
+  assert.deepEqual(stats.overApplied, []);
+  assert.equal(stats.applied, 1);
+  // useTransactions: once completed, no transaction is left in either tab; the row stays.
+  for (const u of [ua, ub]) {
+    await texts(u.transactions, []);
+    await texts(u.todos, ['milk']);
+  }
+
+  // A write the server refuses (422, answered after 1 s): shown in both tabs meanwhile, with
+  // the outbox holding it, then rolled back in both, failed for good in both transaction lists.
+  await server.faults({ delayMs: 1000, failNext: { count: 1, status: 422 } });
+  await a.getByRole('textbox', { name: 'New todo' }).fill('refused');
+  await a.getByRole('button', { name: 'Add' }).click();
+  for (const u of [ub, ua]) await u.todos.filter({ hasText: 'refused' }).waitFor();
+  await hasText(ub.status, /outbox 1$/);
+  for (const u of [ua, ub]) {
+    await u.transactions.filter({ hasText: 'refused: failed (OUTBOX_NON_RETRIABLE) after 1 attempt(s)' }).waitFor();
+    await texts(u.todos, ['milk']);
+  }
+  await server.faults({ delayMs: 0 });
+  assert.deepEqual((await server.get('/api/todos')).rows.map((r) => r.value.title), ['milk']);
+  assert.equal((await server.stats()).applied, 1, 'nothing more applied');
+}
 
 /** Waits until the element's text matches `re`. */
 const hasText = (locator, re) =>
