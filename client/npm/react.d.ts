@@ -12,8 +12,9 @@ import type {
 } from './client/outbox_client.js';
 
 export interface UseCollection<T extends Row = Row> {
-  /** Every row, optimistic: every tab's pending changes included. Same array until a change. */
-  rows: T[];
+  /** Every row, optimistic: every tab's pending changes included. The same array until a
+   *  change (the snapshot React compares): read-only, copy it to sort. */
+  rows: readonly T[];
   insert(rowOrRows: T | T[]): TransactionHandle;
   update(key: RowKey, changes: Partial<T> | ((draft: T) => void)): TransactionHandle;
   delete(key: RowKey): TransactionHandle;
@@ -23,7 +24,7 @@ export interface UseCollection<T extends Row = Row> {
 export function useCollection<T extends Row = Row>(collection: Collection): UseCollection<T>;
 
 /** Every transaction the tab knows of, unsettled or failed, with state and attempts. */
-export function useTransactions(client: OutboxClient): OutboxTransactionRecord[];
+export function useTransactions(client: OutboxClient): readonly OutboxTransactionRecord[];
 
 export interface OutboxStatus {
   mode: OutboxMode;

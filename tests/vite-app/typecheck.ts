@@ -18,7 +18,7 @@ export async function page(): Promise<OutboxClient> {
   insert({ id: '1', title: 'milk', done: false }).completed.catch(() => {});
   update('1', (draft) => void (draft.done = true));
   remove('1');
-  const txs: OutboxTransactionRecord[] = useTransactions(client);
+  const txs: readonly OutboxTransactionRecord[] = useTransactions(client);
   const status: OutboxStatus = useOutboxStatus(client, { queueStats: true });
   const size: number | undefined = status.queueStats?.size;
   const epoch: number | null = status.leaderEpoch;
