@@ -2,9 +2,15 @@
 // `window.outboxDemo` ({ client, todos }), with every client event recorded on `window.__events`.
 import { eventually } from './harness.mjs';
 
-/** Opens a demo tab (`dedicated`: `/?worker=dedicated`) and waits until its client has a mode. */
-export async function openTab(browser, server, { dedicated = false } = {}) {
-  const page = await browser.open(server.url + (dedicated ? '/?worker=dedicated' : '/'));
+/**
+ * Opens a demo tab (`dedicated`: `/?worker=dedicated`; `user`: as that demo user, `&user=alice`)
+ * and waits until its client has a mode.
+ */
+export async function openTab(browser, server, { dedicated = false, user } = {}) {
+  const query = new URLSearchParams();
+  if (dedicated) query.set('worker', 'dedicated');
+  if (user) query.set('user', user);
+  const page = await browser.open(`${server.url}/${query.size ? `?${query}` : ''}`);
   return clientReady(page);
 }
 

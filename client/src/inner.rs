@@ -16,6 +16,7 @@ use crate::online_only::LocalExecutor;
 use crate::options::ConnectOptions;
 use crate::page::PageListeners;
 use crate::requests::Requests;
+use crate::rowcache::RowCache;
 use crate::worker::OwnWorker;
 use futures_channel::oneshot;
 use outbox_runtime::calls::MutationFns;
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     pub options: ConnectOptions,
     pub fns: Rc<MutationFns>,
     pub core: RefCell<TabCore>,
+    /// The rows as JS objects, converted once per version.
+    pub row_cache: RefCell<RowCache>,
     pub mode: Cell<Mode>,
     pub diagnostic: RefCell<Option<Diagnostic>>,
     pub closed: Cell<bool>,
@@ -69,10 +72,16 @@ pub(crate) struct Inner {
     pub checking_leader: Cell<bool>,
     /// The app's `getCredentials()`, if it gave one.
     pub get_credentials: RefCell<Option<js_sys::Function>>,
+    /// A call of `getCredentials()` is under way (the leader repeats its request every
+    /// heartbeat while it waits; one answer at a time is enough).
+    pub asking_credentials: Cell<bool>,
     pub leader_tab: Cell<bool>,
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
     pub channel: RefCell<Option<Channel>>,
+    /// Envelopes to post on the channel at the end of the current task (in order): a burst of
+    /// inserts returns at once and posts together, not one post inside each call.
+    pub posts: RefCell<Vec<Envelope>>,
     pub local: RefCell<Option<LocalExecutor>>,
     pub worker: RefCell<Option<OwnWorker>>,
     pub page: RefCell<Option<PageListeners>>,
@@ -104,6 +113,7 @@ impl Inner {
         let scope = options.channel_scope();
         Rc::new(Self {
             core: RefCell::new(TabCore::new(me.clone(), scope.clone())),
+            row_cache: RefCell::new(RowCache::default()),
             me,
             scope,
             options,
@@ -113,9 +123,11 @@ impl Inner {
             closed: Cell::new(false),
             checking_leader: Cell::new(false),
             get_credentials: RefCell::new(None),
+            asking_credentials: Cell::new(false),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
             channel: RefCell::new(None),
+            posts: RefCell::new(Vec::new()),
             local: RefCell::new(None),
             worker: RefCell::new(None),
             page: RefCell::new(None),
@@ -255,9 +267,13 @@ impl Inner {
     /// The leader needs credentials: the app hears of it, and its `getCredentials()` (if any)
     /// is asked; its answer goes to that leader.
     fn credentials_needed(this: &Rc<Self>, epoch: Epoch) {
+        if this.asking_credentials.get() {
+            return;
+        }
         this.emit(|| ClientEvent::CredentialsNeeded { epoch: epoch.0 });
         let hook = this.get_credentials.borrow().clone();
         let Some(hook) = hook else { return };
+        this.asking_credentials.set(true);
         let weak = Rc::downgrade(this);
         spawn_local(async move {
             let answer = match hook.call0(&JsValue::NULL) {
@@ -267,6 +283,7 @@ impl Inner {
                 other => other,
             };
             let Some(this) = weak.upgrade() else { return };
+            this.asking_credentials.set(false);
             match answer
                 .map_err(|e| outbox_runtime::convert::JsErrorInfo::from_js(&e).to_string())
                 .and_then(|v| credential_headers(&v))
@@ -399,10 +416,29 @@ impl Inner {
             }
         }
         let env = Envelope::broadcast(&this.scope, &this.me, msg);
-        if let Some(channel) = this.channel.borrow().as_ref() {
-            // A failed post (the channel is closed) loses nothing: submits are resent to every
-            // new leader, and requests time out.
-            let _ = channel.post(&env);
+        let first = {
+            let mut posts = this.posts.borrow_mut();
+            posts.push(env);
+            posts.len() == 1
+        };
+        if first {
+            let weak = Rc::downgrade(this);
+            spawn_local(async move {
+                if let Some(this) = weak.upgrade() {
+                    this.flush_posts();
+                }
+            });
+        }
+    }
+
+    /// Posts what [`Inner::deliver`] queued. A failed post (the channel is closed) loses
+    /// nothing: submits are resent to every new leader, and requests time out.
+    pub fn flush_posts(&self) {
+        let posts = std::mem::take(&mut *self.posts.borrow_mut());
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            for env in &posts {
+                let _ = channel.post(env);
+            }
         }
     }
 
@@ -451,12 +487,12 @@ impl Inner {
     }
 
     /// Every row of a collection as the app should see it, as a JS array.
+    /// Unchanged rows are the same frozen objects as last time ([`RowCache`]).
     pub fn rows_js(&self, collection: &str) -> js_sys::Array {
         let core = self.core.borrow();
-        core.view()
-            .rows(collection)
-            .map(|(_, row)| to_js(row).unwrap_or(JsValue::NULL))
-            .collect()
+        self.row_cache
+            .borrow_mut()
+            .rows(collection, core.view().rows(collection))
     }
 
     /// Every transaction the tab knows (its own and other tabs'), unsettled or failed, oldest

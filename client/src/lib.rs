@@ -36,6 +36,7 @@ pub mod online_only;
 pub mod options;
 pub mod page;
 pub mod requests;
+mod rowcache;
 pub mod rowdata;
 pub mod sync;
 pub mod testkit;

@@ -190,3 +190,55 @@ async fn bad_options_reject_connect() {
     let not_object = OutboxClient::connect(JsValue::from_str("todos")).await;
     refused(not_object, "options object");
 }
+
+#[wasm_bindgen_test]
+async fn rows_hands_out_the_same_frozen_object_while_a_row_is_unchanged() {
+    let scope = unique_scope("rowcache");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    for (key, title) in [("1", "milk"), ("2", "eggs")] {
+        settle(todos.insert(todo(key, title)).unwrap().completed())
+            .await
+            .unwrap();
+    }
+    let first = todos.rows();
+    let again = todos.rows();
+    assert_eq!(first.length(), 2);
+    assert!(
+        !js_sys::Object::is(&first, &again),
+        "each call gets its own array"
+    );
+    assert!(js_sys::Object::is(&first.get(0), &again.get(0)));
+    assert!(js_sys::Object::is_frozen(&first.get(0).into()));
+
+    let changes = js_sys::Object::new();
+    js_sys::Reflect::set(&changes, &"title".into(), &"brown eggs".into()).unwrap();
+    settle(
+        todos
+            .update("2".into(), changes.into())
+            .unwrap()
+            .completed(),
+    )
+    .await
+    .unwrap();
+    let after = todos.rows();
+    assert!(
+        js_sys::Object::is(&first.get(0), &after.get(0)),
+        "row 1 is unchanged"
+    );
+    assert!(
+        !js_sys::Object::is(&first.get(1), &after.get(1)),
+        "row 2 is new"
+    );
+    assert_eq!(text(&after.get(1), "title").as_deref(), Some("brown eggs"));
+
+    settle(todos.delete("1".into()).unwrap().completed())
+        .await
+        .unwrap();
+    let last = todos.rows();
+    assert_eq!(last.length(), 1);
+    assert!(js_sys::Object::is(&after.get(1), &last.get(0)));
+    client.close();
+}

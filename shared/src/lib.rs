@@ -24,6 +24,7 @@ pub mod patch;
 pub mod protocol;
 pub mod retry;
 pub mod scheduler;
+pub mod sse;
 pub mod store;
 pub mod tab;
 pub mod view;

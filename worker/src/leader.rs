@@ -283,7 +283,7 @@ impl Inner {
             .await
             .map_err(|e| format!("the proof-of-leadership lock could not be taken: {e}"))?;
         let exec = Executor::new(
-            executor_config(&this.options, this.before_retry.as_ref()),
+            executor_config(&this.options, &this.scope, this.before_retry.as_ref()),
             Box::new(MathRandom),
         );
         let weak = Rc::downgrade(this);
@@ -329,12 +329,15 @@ impl Inner {
         let weak: Weak<Self> = Rc::downgrade(this);
         Interval::new(this.options.heartbeat_ms.max(50), move || {
             let Some(inner) = weak.upgrade() else { return };
-            let pending = inner
-                .term
-                .borrow()
-                .as_ref()
-                .map_or(0, |t| t.driver.with_executor(|e| e.stats().size));
+            let (pending, paused) = inner.term.borrow().as_ref().map_or((0, false), |t| {
+                t.driver.with_executor(|e| (e.stats().size, e.is_paused()))
+            });
             inner.send(None, Message::Heartbeat { epoch, pending });
+            // Still waiting for credentials: ask again, for tabs that were not listening yet
+            // (they join, or verify this leader, after the term's first call for them).
+            if paused {
+                inner.send(None, Message::CredentialsNeeded { epoch });
+            }
         })
     }
 

@@ -28,10 +28,46 @@ pub struct LeaderOptions {
     /// (plus a random share of a heartbeat).
     #[serde(default = "default_takeover")]
     pub takeover_after_ms: u32,
-    /// Calls need credentials from a tab (`getCredentials` in `connect`): each term waits for
-    /// them before its first call. Without this a 401 still pauses the outbox and asks.
+    /// Whether calls need credentials from a tab (`getCredentials` in `connect`): then each
+    /// term waits for them before its first call. Without this a 401 still pauses the outbox
+    /// and asks.
     #[serde(default)]
-    pub credentials: bool,
+    pub credentials: NeedCredentials,
+}
+
+/// `credentials: true | false | 'scoped'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum NeedCredentials {
+    /// `true` or `false` (the default): every scope, or none.
+    Always(bool),
+    /// `'scoped'`: the outboxes of a user scope (`connect({ scope })`) need them; the app's
+    /// unscoped outbox (anonymous use) does not.
+    Scoped(ScopedOnly),
+}
+
+impl Default for NeedCredentials {
+    fn default() -> Self {
+        Self::Always(false)
+    }
+}
+
+/// The one string `credentials` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopedOnly {
+    /// `'scoped'`.
+    Scoped,
+}
+
+impl NeedCredentials {
+    /// Whether the outbox of `scope` (`app`, or `app:<user>`) needs credentials.
+    pub fn for_scope(self, app: &str, scope: &str) -> bool {
+        match self {
+            Self::Always(b) => b,
+            Self::Scoped(ScopedOnly::Scoped) => scope != app,
+        }
+    }
 }
 
 fn default_concurrency() -> usize {
@@ -88,6 +124,7 @@ fn plain_part(options: &JsValue) -> JsValue {
         "awaitSync",
         "heartbeatMs",
         "takeoverAfterMs",
+        "credentials",
     ] {
         if let Ok(v) = js_sys::Reflect::get(options, &key.into()) {
             if !v.is_undefined() {
@@ -102,6 +139,7 @@ fn plain_part(options: &JsValue) -> JsValue {
 /// it returns `false`.
 pub fn executor_config(
     options: &LeaderOptions,
+    scope: &str,
     before_retry: Option<&js_sys::Function>,
 ) -> ExecutorConfig {
     let before_retry = before_retry.cloned().map(|f| {
@@ -117,7 +155,7 @@ pub fn executor_config(
         max_concurrency: options.max_concurrency.max(1),
         retry: options.retry,
         await_sync: options.await_sync,
-        credentials: options.credentials,
+        credentials: options.credentials.for_scope(&options.app, scope),
         before_retry,
         ..ExecutorConfig::default()
     }

@@ -4,6 +4,7 @@
 // the server with retries. The server's change feed brings back what every tab (and every other
 // browser) did. No bundler: plain ES modules, and the wasm client loaded as one.
 import { feedSync } from '/feed.js';
+import { credentialsFor, currentUser, DEMO_USERS, reloadAs, signIn, storedToken, switchUser } from '/session.js';
 
 const $ = (id) => document.getElementById(id);
 const COLLECTION = 'todos';
@@ -19,21 +20,27 @@ async function main() {
   // `?worker=dedicated`: one dedicated worker per tab, so that one tab leads and the others
   // follow (close the leader's tab to watch another take over).
   const dedicated = new URLSearchParams(location.search).get('worker') === 'dedicated';
+  // A signed-in user gets an outbox of their own; the leader asks this tab for their token.
+  const user = currentUser();
+  if (user && !storedToken(user)) await signIn(user).catch(() => {}); // offline: asked again later
   const client = await OutboxClient.connect({
     app: 'todos',
+    scope: user || undefined,
+    getCredentials: user ? credentialsFor(user) : undefined,
     workerUrl: '/worker.js',
     sharedWorker: dedicated ? 'never' : 'auto',
     // Used only when this tab has to send its changes itself (online-only).
     http: { todos: { url: '/api/mutations', batch: true } },
   });
+  wireUser(client, user);
   const faults = wireFaults(client);
   const onStatus = (status) => {
     $('feed').textContent = `feed: ${status}`;
     if (status.startsWith('reconnecting')) faults.refresh(); // perhaps switched off in another tab
   };
-  const todos = client.collection(COLLECTION, { key: 'id', sync: feedSync(COLLECTION, { onStatus }) });
+  const todos = client.collection(COLLECTION, { key: 'id', sync: feedSync(COLLECTION, { onStatus, token: () => storedToken(user) }) });
   // For the console and the end-to-end tests.
-  window.outboxDemo = { client, todos };
+  window.outboxDemo = { client, todos, user };
 
   const ui = { client, todos, editing: null, history: null };
   wireForm(ui);
@@ -303,6 +310,34 @@ function cell(tag, text = '', className = '') {
   if (text) el.textContent = text;
   if (className) el.className = className;
   return el;
+}
+
+// ---- who is signed in ----------------------------------------------------------------------
+
+// The user switcher: switching signs the current user out (their unsent changes stay in their
+// outbox for their next sign-in) and reloads the tab as the next one. "Sign out, discard" drops
+// them. A sign-out in another tab of the same user closes this tab's client: say so.
+function wireUser(client, user) {
+  const select = $('user');
+  for (const name of DEMO_USERS) select.append(new Option(name, name));
+  select.value = user;
+  let leaving = false;
+  const leave = (next, pending) =>
+    act(async () => {
+      leaving = true;
+      select.disabled = $('discard').disabled = true;
+      await switchUser(client, user, next, { pending });
+    });
+  select.addEventListener('change', () => leave(select.value, 'keep'));
+  $('discard').hidden = !user;
+  $('discard').addEventListener('click', () => leave('', 'discard'));
+  client.onEvent((event) => {
+    if (event.type !== 'signed_out' || leaving) return;
+    const notice = $('signed-out');
+    notice.hidden = false;
+    notice.querySelector('button').addEventListener('click', () => reloadAs(undefined));
+    for (const el of document.querySelectorAll('#add input, #add button, #user')) el.disabled = true;
+  });
 }
 
 // ---- role badge, problems ------------------------------------------------------------------

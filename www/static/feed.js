@@ -1,13 +1,15 @@
 // The server's rows and change feed as a collection's sync source:
 //
-//   client.collection('todos', { key: 'id', sync: feedSync('todos', { onStatus }) })
+//   client.collection('todos', { key: 'id', sync: feedSync('todos', { onStatus, token }) })
 //
 // It loads `GET /api/<collection>` (`{seq, rows: [{key, value, seq}]}`) as a snapshot, then
 // follows the Server-Sent Events of `/api/feed?since=<seq>` (entries `{seq, prevSeq, txId,
 // changes: [{collection, key, op, value}]}`), handing each change to the client's `onUpdate`.
 // After an error it reopens the feed from the last sequence number seen, with backoff; when the
-// feed skips a number it loads the rows again. `onStatus(text)` hears how it goes.
-export function feedSync(collection, { onStatus = () => {} } = {}) {
+// feed skips a number it loads the rows again. `onStatus(text)` hears how it goes; `token()`,
+// when it returns one, is the signed-in user's bearer token (sent as `?access_token=` to the
+// feed: an EventSource cannot send headers).
+export function feedSync(collection, { onStatus = () => {}, token = () => null } = {}) {
   let onUpdate = null;
   let seq = 0;
   let loaded = false;
@@ -17,7 +19,9 @@ export function feedSync(collection, { onStatus = () => {} } = {}) {
   let stopped = false;
 
   async function load() {
-    const res = await fetch(`/api/${collection}`, { cache: 'no-store' });
+    const t = token();
+    const headers = t ? { authorization: `Bearer ${t}` } : {};
+    const res = await fetch(`/api/${collection}`, { cache: 'no-store', headers });
     if (!res.ok) throw new Error(`GET /api/${collection}: HTTP ${res.status}`);
     const body = await res.json();
     onUpdate({ type: 'snapshot', rows: body.rows.map((r) => r.value), seq: body.seq });
@@ -26,7 +30,8 @@ export function feedSync(collection, { onStatus = () => {} } = {}) {
   }
 
   function listen() {
-    source = new EventSource(`/api/feed?since=${seq}`);
+    const t = token();
+    source = new EventSource(`/api/feed?since=${seq}${t ? `&access_token=${encodeURIComponent(t)}` : ''}`);
     source.addEventListener('open', () => {
       delay = 500;
       onStatus(`live · #${seq}`);

@@ -3,4 +3,10 @@
 // leads, owns the IndexedDB outbox and sends each transaction to the server, many per request.
 import { startOutboxWorker } from '/pkg/worker/outbox-worker.js';
 
-startOutboxWorker({ app: 'todos', http: { todos: { url: '/api/mutations', batch: true } } });
+// `credentials: 'scoped'`: a signed-in user's outbox sends nothing before a tab has given it
+// that user's token; the anonymous outbox needs none.
+startOutboxWorker({
+  app: 'todos',
+  http: { todos: { url: '/api/mutations', batch: true } },
+  credentials: 'scoped',
+});

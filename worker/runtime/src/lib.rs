@@ -9,6 +9,7 @@
 //!   functions ([`calls`]) — in the leader, and in a tab that has to go online-only.
 //! - [`locks`]: which Web Locks are held (checking a leader's proof).
 //! - [`store`]: the storage port as the driver needs it, and an in-memory store.
+//! - [`stream`]: Server-Sent Events over `fetch`, and JSON GETs, for a change feed.
 //! - [`clock`], [`timer`]: the browser's clock, randomness and timeouts, in one place each.
 //!
 //! Everything compiles for the host too (so `cargo clippy` and `cargo test` cover the pure parts)
@@ -22,6 +23,7 @@ pub mod convert;
 pub mod driver;
 pub mod locks;
 pub mod store;
+pub mod stream;
 pub mod timer;
 
 pub use channel::{Channel, ChannelError, DropCounts, DropReason, Inbox, Incoming, MessageData};

@@ -305,3 +305,66 @@ fn errors_from_js_are_read_as_name_and_message() {
     let info = JsErrorInfo::from_js(&closed.post_message(&1.into()).unwrap_err());
     assert_eq!(info.name, "InvalidStateError");
 }
+
+/// A blob URL serving `body` (fetch streams it like any answer).
+fn blob_url(body: &str) -> String {
+    let parts = Array::of1(&JsValue::from_str(body));
+    let blob = web_sys::Blob::new_with_str_sequence(&parts).unwrap();
+    web_sys::Url::create_object_url_with_blob(&blob).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn an_event_stream_delivers_each_event_in_order_then_says_it_closed() {
+    use outbox_runtime::stream::{EventStream, StreamEnd};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let url = blob_url(": hi\n\nevent: change\nid: 1\ndata: {\"seq\":1}\n\nevent: change\nid: 2\ndata: {\"seq\":2}\n\n");
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let opened = Rc::new(RefCell::new(false));
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let (e, o) = (Rc::clone(&events), Rc::clone(&opened));
+    let _stream = EventStream::open(
+        &url,
+        &Default::default(),
+        move || *o.borrow_mut() = true,
+        move |ev| e.borrow_mut().push((ev.event, ev.data, ev.id)),
+        move |end| {
+            let _ = tx.send(end);
+        },
+    )
+    .unwrap();
+    assert_eq!(rx.await.unwrap(), StreamEnd::Closed);
+    assert!(*opened.borrow());
+    assert_eq!(
+        *events.borrow(),
+        vec![
+            (
+                "change".to_owned(),
+                "{\"seq\":1}".to_owned(),
+                Some("1".to_owned())
+            ),
+            (
+                "change".to_owned(),
+                "{\"seq\":2}".to_owned(),
+                Some("2".to_owned())
+            ),
+        ]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn an_event_stream_that_cannot_be_fetched_ends_with_a_network_error() {
+    use outbox_runtime::stream::{EventStream, StreamEnd};
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let _stream = EventStream::open(
+        "blob:http://nowhere.invalid/0",
+        &Default::default(),
+        || panic!("never opened"),
+        |_| panic!("no events"),
+        move |end| {
+            let _ = tx.send(end);
+        },
+    )
+    .unwrap();
+    assert!(matches!(rx.await.unwrap(), StreamEnd::Network(_)));
+}
