@@ -29,8 +29,9 @@ export interface OutboxWorkerOptions {
   heartbeatMs?: number;
   /** Default 3000: a waiting worker takes over from a leader silent this long. */
   takeoverAfterMs?: number;
-  /** Each leader term waits for credentials from a tab before its first call. */
-  credentials?: boolean;
+  /** Each leader term waits for credentials from a tab before its first call: for every
+   *  scope (`true`), or for user scopes only (`'scoped'`). */
+  credentials?: boolean | 'scoped';
   /** Where the worker's wasm is, if not next to outbox_worker.js. */
   wasmUrl?: string | URL;
 }
