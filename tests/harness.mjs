@@ -17,7 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SERVER = process.env.OUTBOX_SERVER ?? join(ROOT, 'target/release/outbox-server');
+// Cargo's target dir: CARGO_TARGET_DIR (relative to the repository root), else target/.
+export const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR ?? 'target');
+const SERVER = process.env.OUTBOX_SERVER ?? join(TARGET, 'release/outbox-server');
 const CHROMIUM = process.env.OUTBOX_CHROMIUM ?? '/usr/bin/chromium';
 const KEEP = process.env.OUTBOX_KEEP === '1';
 const CHROMIUM_ARGS = [
@@ -30,9 +32,13 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-/** Fails with one clear message naming whatever is missing and the command that builds it. */
-export function checkArtifacts() {
+/**
+ * Fails with one clear message naming whatever is missing and the command that builds it;
+ * `extra` adds `[path, command]` pairs.
+ */
+export function checkArtifacts(extra = []) {
   const need = [
+    ...extra,
     [SERVER, 'cargo build --release -p outbox-www'],
     [join(ROOT, 'www/pkg/client/outbox_client.js'), 'bash scripts/dev build'],
     [join(ROOT, 'www/pkg/worker/outbox-worker.js'), 'bash scripts/dev build'],
@@ -52,10 +58,16 @@ export function checkArtifacts() {
  * Starts the reference server: `--port 0`, a fresh data dir, `--faults`. Resolves once it
  * prints `listening on http://…`.
  */
-export async function startServer({ faults = true, pkgDir = join(ROOT, 'www/pkg'), startTimeoutMs = 15_000, args: extra = [] } = {}) {
+export async function startServer({
+  faults = true,
+  pkgDir = join(ROOT, 'www/pkg'),
+  staticDir = join(ROOT, 'www/static'),
+  startTimeoutMs = 15_000,
+  args: extra = [],
+} = {}) {
   const dataDir = await mkdtemp(join(tmpdir(), 'outbox-e2e-data-'));
   const args = ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir,
-    '--static', join(ROOT, 'www/static'), '--pkg', pkgDir];
+    '--static', staticDir, '--pkg', pkgDir];
   if (faults) args.push('--faults');
   args.push(...extra);
   const proc = spawn(SERVER, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -171,10 +183,12 @@ export async function launchBrowser() {
 /**
  * Runs `fn({ server, browser })` with a fresh server and browser, tearing both down after it
  * whatever happens. A failure carries the server's log and the pages' console errors.
+ * `staticDir` serves another app at `/` than the demo; `artifacts` are more `[path, command]`
+ * pairs for checkArtifacts.
  */
-export async function withDemo(t, fn, { faults = true, serverArgs = [] } = {}) {
-  checkArtifacts();
-  const server = await startServer({ faults, args: serverArgs });
+export async function withDemo(t, fn, { faults = true, serverArgs = [], staticDir, artifacts = [] } = {}) {
+  checkArtifacts(artifacts);
+  const server = await startServer({ faults, args: serverArgs, ...(staticDir && { staticDir }) });
   let browser;
   try {
     browser = await launchBrowser();

@@ -59,7 +59,9 @@ export function startOutboxWorker(options) {
     else self.postMessage(role);
   };
 
-  return init(options && options.wasmUrl)
+  // `wasmUrl`: where the wasm is, when not next to outbox_worker.js (bundlers resolve it there).
+  const wasmUrl = options && options.wasmUrl;
+  return init(wasmUrl ? { module_or_path: wasmUrl } : undefined)
     .then(() => startLeader(options, scope, onRole))
     .then(
       (handle) => {

@@ -1,0 +1,44 @@
+// Declarations for the worker bootstrap (outbox-worker.js, hand-written JS); the wasm it starts
+// is declared by wasm-bindgen in outbox_worker.d.ts.
+import type { LeaderHandle } from './outbox_worker.js';
+import type {
+  HttpEndpoint,
+  MutationFn,
+  OutboxTransactionRecord,
+  RetryPolicy,
+} from '../client/outbox_client.js';
+
+export type { LeaderHandle };
+
+/** What `startOutboxWorker` takes: the same `app`, `http` and `mutationFns` as `connect`. */
+export interface OutboxWorkerOptions {
+  app: string;
+  /** The built-in HTTP mutation function, per mutation function name. */
+  http?: Record<string, HttpEndpoint>;
+  /** The app's own mutation functions, by name. */
+  mutationFns?: Record<string, MutationFn>;
+  /** Default 8. */
+  maxConcurrency?: number;
+  retry?: RetryPolicy;
+  /** Called before each retry; `false` discards the transaction instead. */
+  beforeRetry?: (transaction: OutboxTransactionRecord) => boolean | void;
+  onUnknownMutationFn?: (name: string, transaction: OutboxTransactionRecord) => void;
+  /** Wait for the sync to reach a success's server sequence number before `completed`. */
+  awaitSync?: boolean;
+  /** Default 1000. */
+  heartbeatMs?: number;
+  /** Default 3000: a waiting worker takes over from a leader silent this long. */
+  takeoverAfterMs?: number;
+  /** Each leader term waits for credentials from a tab before its first call: for every
+   *  scope (`true`), or for user scopes only (`'scoped'`). */
+  credentials?: boolean | 'scoped';
+  /** Where the worker's wasm is, if not next to outbox_worker.js. */
+  wasmUrl?: string | URL;
+}
+
+/**
+ * Starts this worker (SharedWorker or dedicated module worker) for the app: it waits for the
+ * Web Lock, then leads. Resolves with its handle once running; rejects with an `OutboxError`
+ * (`OUTBOX_INVALID` for bad options, `OUTBOX_STORAGE` without IndexedDB).
+ */
+export function startOutboxWorker(options: OutboxWorkerOptions): Promise<LeaderHandle>;
