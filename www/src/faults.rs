@@ -89,6 +89,10 @@ pub struct Stats {
     pub applied: u64,
     /// Keys applied more than once (always empty unless exactly-once is broken).
     pub over_applied: Vec<String>,
+    /// Change-feed streams (`GET /api/feed`) open now.
+    pub feeds_open: u64,
+    /// Change-feed streams opened so far.
+    pub feeds_opened: u64,
 }
 
 /// The fault switches and the counts, shared by the routes and the writer.
@@ -150,7 +154,13 @@ impl Faults {
     /// Clears every switch and count.
     pub fn reset(&self) {
         *lock(&self.settings) = FaultSettings::default();
-        *lock(&self.stats) = Stats::default();
+        let mut stats = lock(&self.stats);
+        // Streams still open stay counted (their guards will say when they close).
+        *stats = Stats {
+            feeds_open: stats.feeds_open,
+            ..Stats::default()
+        };
+        drop(stats);
         self.offline.send_replace(false);
     }
 
@@ -169,6 +179,14 @@ impl Faults {
     /// Watches the offline switch (the accept loop closes `/api` connections on it).
     pub fn offline_watch(&self) -> watch::Receiver<bool> {
         self.offline.subscribe()
+    }
+
+    /// A feed stream opened; it counts as open until the guard is dropped.
+    pub(crate) fn feed_opened(self: &Arc<Self>) -> FeedGuard {
+        let mut s = lock(&self.stats);
+        s.feeds_open += 1;
+        s.feeds_opened += 1;
+        FeedGuard(Arc::clone(self))
     }
 
     pub(crate) fn record_request(&self, key: &str) {
@@ -284,5 +302,16 @@ async fn count_request(faults: &Faults, req: Request, limit: usize) -> Result<Re
             Ok(Request::from_parts(parts, Body::from(bytes)))
         }
         _ => Ok(req),
+    }
+}
+
+/// Counts a feed stream as open while it lives.
+#[derive(Debug)]
+pub(crate) struct FeedGuard(Arc<Faults>);
+
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        let mut s = lock(&self.0.stats);
+        s.feeds_open = s.feeds_open.saturating_sub(1);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::db::ChangeRange;
 use crate::error::ApiError;
+use crate::faults::Faults;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -101,6 +102,7 @@ async fn pump(
     mut last: u64,
     out: Out,
 ) {
+    let _open = app.faults.as_ref().map(Faults::feed_opened);
     loop {
         // Catch up from the database.
         loop {

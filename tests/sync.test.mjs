@@ -1,0 +1,162 @@
+// One change feed per origin: the leader worker follows the server's feed (`sync` in the
+// demo's worker script), stores the rows, and hands every entry to every tab over the channel
+// (`sync: 'leader'` on the collection). These tests change rows on the server behind the tabs'
+// backs (POST /api/mutations from here) and watch them arrive: in every tab, once, in order,
+// through a leader failover, and in a tab that has to follow the feed itself (online-only).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { eventually, withDemo } from './harness.mjs';
+import { insertDurable, openTab, role, settledRoles } from './tabs.mjs';
+
+/** Writes a row on the server directly (someone else's change): insert or update. */
+async function serverWrite(server, row, { kind = 'insert', id = `server-${crypto.randomUUID()}` } = {}) {
+  const mutation = { collection: 'todos', key: row.id, kind, modified: row, changes: row };
+  await server.post('/api/mutations', { id, mutations: [mutation] }, { 'Idempotency-Key': id });
+  return id;
+}
+
+/** Records, in a tab, every value each row key takes in the view (from change notifications). */
+const watchRows = (page) =>
+  page.evaluate(() => {
+    window.__seen = {};
+    window.outboxDemo.todos.subscribe((rows, keys) => {
+      const byKey = new Map(rows.map((r) => [String(r.id), r]));
+      for (const k of keys) (window.__seen[k] ??= []).push(byKey.get(k) ?? null);
+    });
+  });
+const seen = (page) => page.evaluate(() => window.__seen);
+const rowsOf = (page) =>
+  page.evaluate(() =>
+    Object.fromEntries(window.outboxDemo.todos.rows().map((r) => [String(r.id), { title: r.title, n: r.n, done: r.done }])),
+  );
+const serverRows = async (server) => {
+  const body = await server.get('/api/todos');
+  return { seq: body.seq, rows: Object.fromEntries(body.rows.map((r) => [r.key, { title: r.value.title, n: r.value.n, done: r.value.done }])) };
+};
+
+test('a change made on the server reaches every tab once, through the one feed the leader holds', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push(await openTab(browser, server, { dedicated: true }));
+    await settledRoles(tabs);
+    await eventually(async () => (await server.stats()).feedsOpen === 1, { what: 'the leader’s feed open' });
+    for (const tab of tabs) await watchRows(tab);
+
+    const row = { id: 'from-the-server', title: 'written behind the tabs’ backs', done: false, createdAt: 1 };
+    await serverWrite(server, row);
+    for (const tab of tabs) {
+      await eventually(async () => (await rowsOf(tab))[row.id]?.title === row.title, { what: 'the row in every tab' });
+    }
+    const { seq } = await serverRows(server);
+    for (const tab of tabs) {
+      assert.equal(await tab.evaluate(() => window.outboxDemo.client.feedPosition), seq, 'each tab is at the server’s seq');
+      assert.equal((await seen(tab))[row.id].length, 1, 'shown once: no flicker, no second application');
+    }
+    const stats = await server.stats();
+    assert.equal(stats.feedsOpen, 1, 'three tabs, one feed connection');
+    assert.equal(stats.feedsOpened, 1, 'and it was never reopened');
+  });
+});
+
+test('leader failover mid-feed: the new leader resumes the feed, no tab loses or reorders an entry', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push(await openTab(browser, server, { dedicated: true }));
+    const roles = await settledRoles(tabs);
+    await eventually(async () => (await server.stats()).feedsOpen === 1, { what: 'the leader’s feed open' });
+    const leader = tabs[roles.findIndex((r) => r.isLeaderTab)];
+    const rest = tabs.filter((p) => p !== leader);
+    for (const tab of rest) await watchRows(tab);
+
+    const KEYS = ['a', 'b', 'c', 'd'];
+    for (const k of KEYS) await serverWrite(server, { id: k, title: k, n: 0, createdAt: 1 });
+    let closed = false;
+    for (let n = 1; n <= 40; n++) {
+      const k = KEYS[n % KEYS.length];
+      await serverWrite(server, { id: k, title: k, n, createdAt: 1 }, { kind: 'update' });
+      if (n === 15) {
+        await leader.close(); // mid-feed: entries keep coming while no one leads
+        closed = true;
+      }
+    }
+    assert.ok(closed);
+    const want = await serverRows(server);
+    for (const tab of rest) {
+      await eventually(async () => JSON.stringify(await rowsOf(tab)) === JSON.stringify(want.rows), {
+        timeout: 15_000,
+        what: 'every remaining tab on the server’s rows',
+      });
+      assert.equal(await tab.evaluate(() => window.outboxDemo.client.feedPosition), want.seq);
+      // In order: a row's counter never goes back in any tab.
+      const history = await seen(tab);
+      for (const k of KEYS) {
+        const ns = history[k].filter(Boolean).map((r) => r.n);
+        for (let i = 1; i < ns.length; i++) assert.ok(ns[i] >= ns[i - 1], `${k} went back: ${ns}`);
+      }
+    }
+    const after = await settledRoles(rest);
+    assert.notEqual(after[0].leaderEpoch, roles[0].leaderEpoch, 'a new leader');
+    const stats = await server.stats();
+    assert.equal(stats.feedsOpen, 1, 'the new leader holds the one feed');
+  });
+});
+
+test('a rejected change rolls back in every tab to exactly the row the feed gave', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    const a = await openTab(browser, server, { dedicated: true });
+    const b = await openTab(browser, server, { dedicated: true });
+    await settledRoles([a, b]);
+    const row = { id: 'kept', title: 'as the server has it', done: false, createdAt: 1 };
+    await serverWrite(server, row);
+    for (const tab of [a, b]) await eventually(async () => (await rowsOf(tab)).kept !== undefined, { what: 'the row in both tabs' });
+    const before = await b.evaluate(() => window.outboxDemo.todos.get('kept'));
+
+    await server.faults({ failNext: { count: 1, status: 422 }, delayMs: 300 });
+    const failed = await a.evaluate(async () => {
+      const h = window.outboxDemo.todos.update('kept', { title: 'refused', done: true });
+      return h.completed.then(() => null, (e) => e.code);
+    });
+    assert.equal(failed, 'OUTBOX_NON_RETRIABLE');
+    for (const tab of [a, b]) {
+      await eventually(async () => (await tab.evaluate(() => window.outboxDemo.todos.get('kept').title)) === row.title, {
+        what: 'rolled back in every tab',
+      });
+      assert.deepEqual(await tab.evaluate(() => window.outboxDemo.todos.get('kept')), before);
+    }
+  });
+});
+
+test('a completed change stays shown in every tab until the feed brings it (awaitSync): nothing flickers', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    const a = await openTab(browser, server, { dedicated: true });
+    const b = await openTab(browser, server, { dedicated: true });
+    await settledRoles([a, b]);
+    for (const tab of [a, b]) await watchRows(tab);
+    const [tx] = await insertDurable(a, ['held until the feed has it']);
+    for (const tab of [a, b]) {
+      await eventually(
+        async () => (await tab.evaluate((id) => window.outboxDemo.client.transactions().some((t) => t.id === id), tx.id)) === false,
+        { what: 'the transaction settled in every tab' },
+      );
+      const history = (await seen(tab))[tx.key];
+      assert.ok(history.length >= 1);
+      assert.ok(history.every(Boolean), `never missing in between: ${JSON.stringify(history)}`);
+      assert.equal((await rowsOf(tab))[tx.key]?.title, 'held until the feed has it');
+    }
+    const { seq } = await serverRows(server);
+    assert.equal(await b.evaluate(() => window.outboxDemo.client.feedPosition), seq);
+  });
+});
+
+test('an online-only tab follows the feed itself', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    await browser.context.addInitScript(() => {
+      delete Navigator.prototype.locks;
+    });
+    const page = await openTab(browser, server);
+    assert.equal((await role(page)).mode, 'online-only');
+    await eventually(async () => (await server.stats()).feedsOpen === 1, { what: 'the tab’s own feed open' });
+    await serverWrite(server, { id: 'seen-alone', title: 'no leader needed', done: false, createdAt: 1 });
+    await eventually(async () => (await rowsOf(page))['seen-alone']?.title === 'no leader needed', { what: 'the row' });
+  });
+});
