@@ -489,10 +489,8 @@ impl Inner {
     /// Every row of a collection as the app should see it, as a JS array.
     /// Unchanged rows are the same frozen objects as last time ([`RowCache`]).
     pub fn rows_js(&self, collection: &str) -> js_sys::Array {
-        let core = self.core.borrow();
-        self.row_cache
-            .borrow_mut()
-            .rows(collection, core.view().rows(collection))
+        let mut core = self.core.borrow_mut();
+        self.row_cache.borrow_mut().rows(&mut core, collection)
     }
 
     /// Every transaction the tab knows (its own and other tabs'), unsettled or failed, oldest

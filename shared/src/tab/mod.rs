@@ -248,6 +248,12 @@ impl TabCore {
         &self.view
     }
 
+    /// The keys of `collection` whose rows changed since the last call (see
+    /// [`OptimisticView::take_changed`]).
+    pub fn take_view_changes(&mut self, collection: &str) -> BTreeSet<String> {
+        self.view.take_changed(collection)
+    }
+
     /// A transaction this tab knows (its own, or another tab's it heard of).
     pub fn get(&self, id: &TransactionId) -> Option<&Transaction> {
         self.known.get(id).map(|k| &k.tx)

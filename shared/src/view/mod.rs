@@ -8,7 +8,7 @@
 
 use crate::model::{PendingMutation, Transaction, TransactionId};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A row: its collection and key.
 pub type RowRef = (String, String);
@@ -28,6 +28,9 @@ pub struct OptimisticView {
     /// server's row won over them, see [`OptimisticView::mask_pending`]).
     masked: HashMap<RowRef, u64>,
     next_order: u64,
+    /// Keys recomputed since the last [`OptimisticView::take_changed`], per collection: what a
+    /// reader keeping its own copy of the rows must look at again.
+    changed: HashMap<String, BTreeSet<String>>,
 }
 
 impl OptimisticView {
@@ -136,6 +139,13 @@ impl OptimisticView {
         self.view.get(collection).into_iter().flatten()
     }
 
+    /// The keys of `collection` whose rows were recomputed (changed, added or removed) since the
+    /// last call for it, and forgets them. Every change of the view goes through here, so a
+    /// reader that applies these to its copy stays equal to [`OptimisticView::rows`].
+    pub fn take_changed(&mut self, collection: &str) -> BTreeSet<String> {
+        self.changed.remove(collection).unwrap_or_default()
+    }
+
     /// The synced row, without the overlay.
     pub fn synced(&self, collection: &str, key: &str) -> Option<&Value> {
         self.synced.get(collection)?.get(key)
@@ -165,6 +175,10 @@ impl OptimisticView {
                     }
                 }
             }
+            self.changed
+                .entry(collection.clone())
+                .or_default()
+                .insert(key.clone());
             let col = self.view.entry(collection.clone()).or_default();
             match row {
                 Some(v) => {

@@ -186,3 +186,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn take_changed_names_every_recomputed_key_once_then_forgets_them() {
+    let mut v = OptimisticView::new();
+    v.set_synced("todos", "1", Some(json!({"id": "1"})));
+    v.add_pending(&tx(
+        "a",
+        vec![PendingMutation::insert("todos", "2", json!({"id": "2"}))],
+    ));
+    v.set_synced("other", "x", Some(json!({"id": "x"})));
+    let keys: Vec<String> = v.take_changed("todos").into_iter().collect();
+    assert_eq!(keys, ["1", "2"]);
+    assert!(v.take_changed("todos").is_empty(), "taken");
+    v.remove_pending(&TransactionId::from("a"));
+    assert_eq!(v.take_changed("todos").into_iter().collect::<Vec<_>>(), ["2"]);
+    assert_eq!(v.take_changed("other").len(), 1);
+}
