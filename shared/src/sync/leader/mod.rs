@@ -205,6 +205,8 @@ pub struct LeaderSync {
     log: VecDeque<FeedEntry>,
     /// The feed position tabs have been told of (the last persisted batch's).
     announced: Option<u64>,
+    /// The cursor's count of entries dropped from a full buffer, as of the last reset.
+    overflow_seen: u64,
     /// Tabs waiting for rows until nothing is unpersisted: their applied sequence number.
     asks: BTreeMap<ClientId, u64>,
     out: Vec<LeaderSyncOutput>,
@@ -243,6 +245,7 @@ impl LeaderSync {
             in_flight: None,
             log: VecDeque::new(),
             announced: None,
+            overflow_seen: 0,
             asks: BTreeMap::new(),
             out: Vec::new(),
         }
@@ -454,15 +457,24 @@ impl LeaderSync {
     }
 
     /// Every collection is in: the cursor resumes from the lowest sequence number, and the
-    /// feed opens if it is closed.
+    /// feed opens if it is closed. If entries were dropped from a full buffer meanwhile, an
+    /// open feed is reopened from there too (nothing else would bring them back).
     fn all_loaded(&mut self) {
         let Some(seq) = self.rows.min_seq() else {
             return; // nothing to sync
         };
         let intake = self.cursor.reset(seq);
         self.take_in(intake);
-        if self.feed == Feed::Closed {
+        let dropped = self.cursor.overflowed() > self.overflow_seen;
+        self.overflow_seen = self.cursor.overflowed();
+        if dropped && self.feed != Feed::Closed {
+            self.feed = Feed::Closed;
+            self.out.push(LeaderSyncOutput::CloseFeed);
+        }
+        if self.feed == Feed::Closed && !self.timer_set {
             self.open_feed();
+        } else if self.feed == Feed::Closed {
+            self.reconnect_due = true;
         }
     }
 

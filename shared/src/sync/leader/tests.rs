@@ -275,3 +275,23 @@ fn an_invalid_or_duplicate_entry_changes_nothing() {
     assert!(l.feed_entry(put(5, "todos", "a", 5)).is_empty());
     assert_eq!((l.applied(), l.duplicates()), (5, 1));
 }
+
+#[test]
+fn entries_dropped_from_a_full_buffer_during_a_reload_are_fetched_by_reopening_the_feed() {
+    let mut config = LeaderSyncConfig::new(["todos"]);
+    config.max_buffered = 1;
+    let mut l = LeaderSync::new(config, Box::new(SplitMix64::new(1)));
+    l.start(Some(vec![snap("todos", 0, &[])]));
+    l.feed_opened();
+    l.feed_entry(put(5, "todos", "a", 5));
+    let out = l.feed_entry(put(6, "todos", "a", 6));
+    assert!(out.contains(&Out::LoadSnapshot {
+        collection: "todos".into()
+    }));
+    let out = l.snapshot_loaded(snap("todos", 4, &[]));
+    assert_eq!(l.applied(), 5, "5 was buffered");
+    assert!(
+        out.contains(&Out::CloseFeed) && out.contains(&Out::OpenFeed { since: 5 }),
+        "6 was dropped: {out:?}"
+    );
+}
