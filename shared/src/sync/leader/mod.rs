@@ -22,6 +22,21 @@
 //!   failed snapshot is retried the same way.
 //! - **Tabs that are behind** ([`LeaderSync::tab_asks`]) get the entries they miss from a
 //!   bounded log of recent broadcast entries, or every collection's rows in parts.
+//!
+//! Transitions (input → what it leads to; every output is a [`LeaderSyncOutput`]):
+//!
+//! | input | outputs |
+//! | --- | --- |
+//! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `OpenFeed{since: min seq}` |
+//! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile) |
+//! | `snapshot_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` again |
+//! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
+//! | `feed_error` | `CloseFeed`, `SetTimer` (backoff); `timer_fired` → `OpenFeed{since: applied}` |
+//! | `range_loaded` | entries applied (`Persist`); gap left with progress: `FetchRange`; without: `LoadSnapshot` ×all |
+//! | `range_failed` | `LoadSnapshot` ×all |
+//! | `persisted(seq)` | `SendRows{to: None}` for reloaded collections, `Broadcast(entries)`, next `Persist`, waiting tabs' `SendRows` |
+//! | `tab_asks(from, applied)` | nothing (up to date), `SendEntries` (log covers it), or `SendRows{to: from}` (now if nothing is unpersisted, else later) |
+//! | `stop` | `CloseFeed`; every later input is ignored |
 
 mod fanout;
 mod output;

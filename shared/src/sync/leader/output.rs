@@ -1,8 +1,8 @@
 //! What the leader's sync is configured with, and what it asks the glue to do.
 
-use super::super::{CollectionSnapshot, FeedEntry, RowsPart, DEFAULT_MAX_BUFFERED};
 use crate::model::{ClientId, Millis};
 use crate::retry::RetryPolicy;
+use crate::sync::{CollectionSnapshot, FeedEntry, RowsPart, DEFAULT_MAX_BUFFERED};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -66,10 +66,10 @@ pub enum RowWrite {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersistBatch {
     /// The batch's id: the feed position it brings storage to. Confirm with
-    /// [`LeaderSync::persisted`]`(seq)`.
+    /// [`LeaderSync::persisted`](crate::sync::LeaderSync::persisted)`(seq)`.
     pub seq: u64,
     /// Every collection's sequence number after the batch (store them with the rows: they are
-    /// what [`LeaderSync::start`] is given by the next leader).
+    /// what [`LeaderSync::start`](crate::sync::LeaderSync::start) is given by the next leader).
     pub seqs: BTreeMap<String, u64>,
     /// The writes, in order.
     pub writes: Vec<RowWrite>,
@@ -78,14 +78,14 @@ pub struct PersistBatch {
 /// What the glue must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaderSyncOutput {
-    /// Load `GET /api/<collection>`; answer with [`LeaderSync::snapshot_loaded`] or
-    /// [`LeaderSync::snapshot_failed`].
+    /// Load `GET /api/<collection>`; answer with [`LeaderSync::snapshot_loaded`](crate::sync::LeaderSync::snapshot_loaded) or
+    /// [`LeaderSync::snapshot_failed`](crate::sync::LeaderSync::snapshot_failed).
     LoadSnapshot {
         /// The collection.
         collection: String,
     },
-    /// Open the feed, `GET /api/feed?since={since}`; answer with [`LeaderSync::feed_opened`],
-    /// then [`LeaderSync::feed_entry`] per entry and [`LeaderSync::feed_error`] on error (do not
+    /// Open the feed, `GET /api/feed?since={since}`; answer with [`LeaderSync::feed_opened`](crate::sync::LeaderSync::feed_opened),
+    /// then [`LeaderSync::feed_entry`](crate::sync::LeaderSync::feed_entry) per entry and [`LeaderSync::feed_error`](crate::sync::LeaderSync::feed_error) on error (do not
     /// let the browser reconnect by itself).
     OpenFeed {
         /// The last sequence number applied.
@@ -94,16 +94,16 @@ pub enum LeaderSyncOutput {
     /// Close the feed.
     CloseFeed,
     /// Load `GET /api/changes?since={since}&limit={limit}`; answer with
-    /// [`LeaderSync::range_loaded`] or [`LeaderSync::range_failed`].
+    /// [`LeaderSync::range_loaded`](crate::sync::LeaderSync::range_loaded) or [`LeaderSync::range_failed`](crate::sync::LeaderSync::range_failed).
     FetchRange {
         /// The last sequence number applied.
         since: u64,
         /// The most entries wanted.
         limit: u32,
     },
-    /// Write this batch in one storage transaction, then call [`LeaderSync::persisted`].
+    /// Write this batch in one storage transaction, then call [`LeaderSync::persisted`](crate::sync::LeaderSync::persisted).
     Persist(PersistBatch),
-    /// Call [`LeaderSync::timer_fired`] after this long (one timer: a new one replaces any
+    /// Call [`LeaderSync::timer_fired`](crate::sync::LeaderSync::timer_fired) after this long (one timer: a new one replaces any
     /// other).
     SetTimer {
         /// The delay.
