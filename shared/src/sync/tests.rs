@@ -413,6 +413,8 @@ struct LeaderSim {
     stored_seqs: BTreeMap<String, u64>,
     stored: BTreeMap<String, BTreeMap<String, Value>>,
     timer: bool,
+    /// The last `SyncedTo`.
+    synced: u64,
     /// Failures are injected only while this is true.
     chaos: bool,
 }
@@ -427,6 +429,11 @@ impl LeaderSim {
                     self.run(more, rng);
                 }
                 LeaderSyncOutput::CloseFeed => self.feed = None,
+                LeaderSyncOutput::SyncedTo { seq } => {
+                    assert!(seq <= self.h.last());
+                    assert!(seq >= self.synced, "synced_to went back");
+                    self.synced = seq;
+                }
                 LeaderSyncOutput::SetTimer { .. } => self.timer = true,
                 LeaderSyncOutput::Persist(batch) => {
                     for w in &batch.writes {
@@ -603,6 +610,7 @@ proptest! {
             stored_seqs: BTreeMap::new(),
             stored: BTreeMap::new(),
             timer: false,
+            synced: 0,
             chaos: true,
             h,
         };
@@ -644,6 +652,7 @@ proptest! {
             .collect();
         prop_assert_eq!(&stored, sim.h.final_rows());
         prop_assert_eq!(sim.tab.feed_applied(), sim.h.last());
+        prop_assert_eq!(sim.synced, sim.h.last());
         prop_assert_eq!(&rows_of(sim.tab.server_rows()), sim.h.final_rows());
     }
 }

@@ -34,7 +34,7 @@
 //! | `feed_error` | `CloseFeed`, `SetTimer` (backoff); `timer_fired` → `OpenFeed{since: applied}` |
 //! | `range_loaded` | entries applied (`Persist`); gap left with progress: `FetchRange`; without: `LoadSnapshot` ×all |
 //! | `range_failed` | `LoadSnapshot` ×all |
-//! | `persisted(seq)` | `SendRows{to: None}` for reloaded collections, `Broadcast(entries)`, next `Persist`, waiting tabs' `SendRows` |
+//! | `persisted(seq)` | `SendRows{to: None}` for reloaded collections, `Broadcast(entries)`, `SyncedTo{seq}`, next `Persist`, waiting tabs' `SendRows` |
 //! | `tab_asks(from, applied)` | nothing (up to date), `SendEntries` (log covers it), or `SendRows{to: from}` (now if nothing is unpersisted, else later) |
 //! | `stop` | `CloseFeed`; every later input is ignored |
 
@@ -284,15 +284,20 @@ impl LeaderSync {
     }
 
     /// The batch `seq` is in storage: what it holds is sent to the tabs (reloaded
-    /// collections' rows, then entries), the next batch is written, and tabs waiting for
-    /// rows are answered once nothing is left unpersisted.
+    /// collections' rows, then entries), the executor is told how far the sync has come
+    /// ([`LeaderSyncOutput::SyncedTo`]), the next batch is written, and tabs waiting for rows
+    /// are answered once nothing is left unpersisted.
     pub fn persisted(&mut self, seq: u64) -> Vec<LeaderSyncOutput> {
         if !self.running || self.in_flight.as_ref().is_none_or(|(s, _)| *s != seq) {
             return Vec::new();
         }
         if let Some((_, batch)) = self.in_flight.take() {
-            self.announced = Some(self.announced.map_or(seq, |a| a.max(seq)));
+            let before = self.announced;
+            self.announced = Some(before.map_or(seq, |a| a.max(seq)));
             self.announce(batch.announce);
+            if before.is_none_or(|b| seq > b) {
+                self.out.push(LeaderSyncOutput::SyncedTo { seq });
+            }
         }
         self.persist_next();
         self.answer_waiting();

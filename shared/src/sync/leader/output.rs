@@ -119,6 +119,13 @@ pub enum LeaderSyncOutput {
         /// The parts, in order.
         parts: Vec<RowsPart>,
     },
+    /// The sync has reached `seq` in storage: feed the executor
+    /// [`crate::executor::Event::SyncedTo`]` { server_seq: seq }`, so its
+    /// `persisted_awaiting_sync` transactions complete.
+    SyncedTo {
+        /// The feed position every collection has reached, persisted.
+        seq: u64,
+    },
     /// Send these entries to one tab ([`crate::protocol::Message::SyncEntries`] addressed to
     /// it).
     SendEntries {

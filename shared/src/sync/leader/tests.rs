@@ -63,7 +63,7 @@ fn streaming(seq: u64) -> LeaderSync {
     assert!(out.contains(&Out::OpenFeed { since: seq }), "{out:?}");
     let out = l.persisted(persist_seq(&out).unwrap());
     assert!(
-        matches!(&out[..], [Out::SendRows { to: None, .. }]),
+        matches!(&out[..], [Out::SendRows { to: None, .. }, Out::SyncedTo { seq: s }] if *s == seq),
         "{out:?}"
     );
     l.feed_opened();
@@ -114,6 +114,7 @@ fn entries_are_broadcast_only_once_persisted_and_grouped_while_a_write_is_in_fli
     assert!(l.persisted(99).is_empty(), "not the batch in flight");
     let out = l.persisted(6);
     assert_eq!(broadcast_seqs(&out), [6]);
+    assert!(out.contains(&Out::SyncedTo { seq: 6 }), "{out:?}");
     assert_eq!(persist_seq(&out), Some(8), "7 and 8 in one batch");
     assert_eq!(broadcast_seqs(&l.persisted(8)), [7, 8]);
 }
@@ -251,7 +252,7 @@ fn rows_for_a_tab_wait_until_nothing_is_unpersisted() {
     let out = l.persisted(persist_seq(&out).unwrap());
     assert_eq!(broadcast_seqs(&out), [6]);
     assert!(
-        matches!(&out[1..], [Out::SendRows { to: Some(to), parts }] if *to == me && parts[0].seq == 6),
+        matches!(&out[1..], [Out::SyncedTo { seq: 6 }, Out::SendRows { to: Some(to), parts }] if *to == me && parts[0].seq == 6),
         "{out:?}"
     );
 }
