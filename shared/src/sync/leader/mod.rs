@@ -27,7 +27,7 @@
 //!
 //! | input | outputs |
 //! | --- | --- |
-//! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `OpenFeed{since: min seq}` |
+//! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `SyncedTo` and `OpenFeed{since: min seq}` |
 //! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile) |
 //! | `snapshot_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` again |
 //! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
@@ -182,6 +182,10 @@ impl LeaderSync {
             .collect();
         self.load(missing);
         if self.loading.is_empty() {
+            if let Some(seq) = self.announced {
+                // Storage already holds every collection up to here.
+                self.out.push(LeaderSyncOutput::SyncedTo { seq });
+            }
             self.all_loaded();
         }
         self.take()

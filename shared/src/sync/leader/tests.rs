@@ -87,7 +87,7 @@ fn a_restored_leader_opens_the_feed_from_storage_and_loads_only_what_is_missing(
     let mut l = leader(&["todos"]);
     assert_eq!(
         l.start(Some(vec![snap("todos", 4, &[])])),
-        [Out::OpenFeed { since: 4 }]
+        [Out::SyncedTo { seq: 4 }, Out::OpenFeed { since: 4 }]
     );
 }
 
