@@ -74,7 +74,9 @@ impl TabCore {
     }
 
     /// Entries from the leader ([`Message::SyncEntries`]; the tab reads them itself from
-    /// [`TabCore::receive`]): applied in order, once; a gap asks the leader for what follows.
+    /// [`TabCore::receive`], from the verified leader only): applied in order, once; a gap asks
+    /// the leader for what follows. A tab that holds its own feed (online-only mode) may call
+    /// this directly with the entries it reads.
     pub fn sync_entries(&mut self, entries: Vec<FeedEntry>) -> Vec<TabOutput> {
         let valid = entries.into_iter().filter(|e| e.validate().is_ok());
         let intake = self.feed.offer_all(valid);
@@ -89,7 +91,8 @@ impl TabCore {
         self.take()
     }
 
-    /// A part of a collection's rows from the leader ([`Message::SyncRows`]). Parts are
+    /// A part of a collection's rows from the leader ([`Message::SyncRows`], read by
+    /// [`TabCore::receive`]; or, with a feed of its own, a snapshot it loaded). Parts are
     /// gathered until the last (`more: false`); then the collection's rows are replaced,
     /// unless the tab already has them at a later sequence number.
     pub fn sync_rows(&mut self, part: RowsPart) -> Vec<TabOutput> {
@@ -184,7 +187,15 @@ impl TabCore {
             return;
         }
         self.sync_reported = true;
-        let locked = self.locked_rows();
+        let holds = self
+            .conflicts
+            .values()
+            .any(|s| *s == ConflictStrategy::Hold);
+        let locked = if holds {
+            self.locked_rows()
+        } else {
+            HashSet::new()
+        };
         let mut touched = Vec::new();
         for r in rows {
             let strategy = self.conflicts.get(&r.0).copied().unwrap_or_default();

@@ -286,3 +286,43 @@ fn hold_releases_on_a_rollback_too() {
     state(&mut t, &tx, TransactionState::Failed, None);
     assert_eq!(shown(&t), Some(&json!({"t": "theirs"})));
 }
+
+#[test]
+fn a_new_leader_is_asked_for_what_follows_and_an_old_leaders_rows_are_stale() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    hear(&mut t, entries(vec![entry(1, "a", Some(json!({"t": 1})))]));
+    let mut part = rows(5, &[("x", json!(5))]);
+    if let Message::SyncRows { more, .. } = &mut part {
+        *more = true;
+    }
+    hear(&mut t, part);
+    let new = Envelope::broadcast(
+        SCOPE,
+        &ClientId("leader2".into()),
+        Message::Leader { epoch: Epoch(2) },
+    );
+    t.receive(3, &new);
+    let out = t.leader_verified(3, Epoch(2), ClientId("leader2".into()));
+    assert!(
+        out.contains(&TabOutput::Send(Message::SyncFrom { applied: 1 })),
+        "{out:?}"
+    );
+    let old = rows(5, &[]);
+    assert!(hear(&mut t, old).is_empty());
+    assert_eq!(t.stale(), 1, "the deposed leader's rows");
+    let from_new = Envelope::broadcast(
+        SCOPE,
+        &ClientId("leader2".into()),
+        Message::SyncRows {
+            epoch: Epoch(2),
+            collection: "todos".into(),
+            seq: 6,
+            rows: vec![("y".into(), json!(6))],
+            more: false,
+        },
+    );
+    t.receive(4, &from_new);
+    assert_eq!(t.view().get("todos", "x"), None, "the old part was dropped");
+    assert_eq!(t.view().get("todos", "y"), Some(&json!(6)));
+    assert_eq!(t.feed_applied(), 6);
+}

@@ -22,141 +22,33 @@
 //!   failed snapshot is retried the same way.
 //! - **Tabs that are behind** ([`LeaderSync::tab_asks`]) get the entries they miss from a
 //!   bounded log of recent broadcast entries, or every collection's rows in parts.
+//!
+//! Transitions (input → what it leads to; every output is a [`LeaderSyncOutput`]):
+//!
+//! | input | outputs |
+//! | --- | --- |
+//! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `SyncedTo` and `OpenFeed{since: min seq}` |
+//! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile) |
+//! | `snapshot_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` again |
+//! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
+//! | `feed_error` | `CloseFeed`, `SetTimer` (backoff); `timer_fired` → `OpenFeed{since: applied}` |
+//! | `range_loaded` | entries applied (`Persist`); gap left with progress: `FetchRange`; without: `LoadSnapshot` ×all |
+//! | `range_failed` | `LoadSnapshot` ×all |
+//! | `persisted(seq)` | `SendRows{to: None}` for reloaded collections, `Broadcast(entries)`, `SyncedTo{seq}`, next `Persist`, waiting tabs' `SendRows` |
+//! | `tab_asks(from, applied)` | nothing (up to date), `SendEntries` (log covers it), or `SendRows{to: from}` (now if nothing is unpersisted, else later) |
+//! | `stop` | `CloseFeed`; every later input is ignored |
 
+mod fanout;
+mod output;
 #[cfg(test)]
 mod tests;
 
-use super::{
-    split_snapshot, CollectionSnapshot, FeedCursor, FeedEntry, Intake, RowsPart, SyncedRows,
-    DEFAULT_MAX_BUFFERED,
-};
-use crate::model::{ClientId, Millis};
-use crate::retry::{RandomSource, RetryPolicy};
-use serde_json::Value;
+pub use output::{LeaderSyncConfig, LeaderSyncOutput, PersistBatch, RowWrite};
+
+use super::{CollectionSnapshot, FeedCursor, FeedEntry, Intake, SyncedRows};
+use crate::model::ClientId;
+use crate::retry::RandomSource;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// How the leader syncs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeaderSyncConfig {
-    /// The collections to sync (each loaded from `GET /api/<collection>`).
-    pub collections: Vec<String>,
-    /// Delays between reconnects and snapshot retries (`max_retries` is not used).
-    pub backoff: RetryPolicy,
-    /// Recent broadcast entries kept to answer tabs that are a little behind.
-    pub log_entries: usize,
-    /// Entries buffered behind a gap before giving up on it and reloading snapshots.
-    pub max_buffered: usize,
-    /// The most entries asked for in one [`LeaderSyncOutput::FetchRange`].
-    pub range_limit: u32,
-    /// Rows per [`RowsPart`] sent to tabs.
-    pub rows_per_part: usize,
-}
-
-impl LeaderSyncConfig {
-    /// Defaults for these collections: the default retry policy's delays (1 s doubling up to
-    /// 60 s, 30 % jitter), a log of 1,000 entries, 10,000 buffered, ranges of 1,000, parts of
-    /// 500 rows.
-    pub fn new(collections: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self {
-            collections: collections.into_iter().map(Into::into).collect(),
-            backoff: RetryPolicy::default(),
-            log_entries: 1000,
-            max_buffered: DEFAULT_MAX_BUFFERED,
-            range_limit: 1000,
-            rows_per_part: 500,
-        }
-    }
-}
-
-/// One write of a [`PersistBatch`], to apply in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RowWrite {
-    /// Replace every row of a collection.
-    Replace(CollectionSnapshot),
-    /// Write a row.
-    Put {
-        /// The collection.
-        collection: String,
-        /// The row key.
-        key: String,
-        /// The row.
-        value: Value,
-    },
-    /// Delete a row.
-    Delete {
-        /// The collection.
-        collection: String,
-        /// The row key.
-        key: String,
-    },
-}
-
-/// What to write to storage in one transaction.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PersistBatch {
-    /// The batch's id: the feed position it brings storage to. Confirm with
-    /// [`LeaderSync::persisted`]`(seq)`.
-    pub seq: u64,
-    /// Every collection's sequence number after the batch (store them with the rows: they are
-    /// what [`LeaderSync::start`] is given by the next leader).
-    pub seqs: BTreeMap<String, u64>,
-    /// The writes, in order.
-    pub writes: Vec<RowWrite>,
-}
-
-/// What the glue must do, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LeaderSyncOutput {
-    /// Load `GET /api/<collection>`; answer with [`LeaderSync::snapshot_loaded`] or
-    /// [`LeaderSync::snapshot_failed`].
-    LoadSnapshot {
-        /// The collection.
-        collection: String,
-    },
-    /// Open the feed, `GET /api/feed?since={since}`; answer with [`LeaderSync::feed_opened`],
-    /// then [`LeaderSync::feed_entry`] per entry and [`LeaderSync::feed_error`] on error (do not
-    /// let the browser reconnect by itself).
-    OpenFeed {
-        /// The last sequence number applied.
-        since: u64,
-    },
-    /// Close the feed.
-    CloseFeed,
-    /// Load `GET /api/changes?since={since}&limit={limit}`; answer with
-    /// [`LeaderSync::range_loaded`] or [`LeaderSync::range_failed`].
-    FetchRange {
-        /// The last sequence number applied.
-        since: u64,
-        /// The most entries wanted.
-        limit: u32,
-    },
-    /// Write this batch in one storage transaction, then call [`LeaderSync::persisted`].
-    Persist(PersistBatch),
-    /// Call [`LeaderSync::timer_fired`] after this long (one timer: a new one replaces any
-    /// other).
-    SetTimer {
-        /// The delay.
-        after_ms: Millis,
-    },
-    /// Broadcast these entries to every tab ([`crate::protocol::Message::SyncEntries`]).
-    Broadcast(Vec<FeedEntry>),
-    /// Send these rows ([`crate::protocol::Message::SyncRows`], one per part, in order): to
-    /// one tab, or to every tab (`None`: a collection was reloaded).
-    SendRows {
-        /// The tab; `None` for all.
-        to: Option<ClientId>,
-        /// The parts, in order.
-        parts: Vec<RowsPart>,
-    },
-    /// Send these entries to one tab ([`crate::protocol::Message::SyncEntries`] addressed to
-    /// it).
-    SendEntries {
-        /// The tab.
-        to: ClientId,
-        /// The entries it misses, in order.
-        entries: Vec<FeedEntry>,
-    },
-}
 
 /// Something to tell the tabs once it is persisted.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +97,8 @@ pub struct LeaderSync {
     log: VecDeque<FeedEntry>,
     /// The feed position tabs have been told of (the last persisted batch's).
     announced: Option<u64>,
+    /// The cursor's count of entries dropped from a full buffer, as of the last reset.
+    overflow_seen: u64,
     /// Tabs waiting for rows until nothing is unpersisted: their applied sequence number.
     asks: BTreeMap<ClientId, u64>,
     out: Vec<LeaderSyncOutput>,
@@ -243,6 +137,7 @@ impl LeaderSync {
             in_flight: None,
             log: VecDeque::new(),
             announced: None,
+            overflow_seen: 0,
             asks: BTreeMap::new(),
             out: Vec::new(),
         }
@@ -287,6 +182,10 @@ impl LeaderSync {
             .collect();
         self.load(missing);
         if self.loading.is_empty() {
+            if let Some(seq) = self.announced {
+                // Storage already holds every collection up to here.
+                self.out.push(LeaderSyncOutput::SyncedTo { seq });
+            }
             self.all_loaded();
         }
         self.take()
@@ -389,15 +288,20 @@ impl LeaderSync {
     }
 
     /// The batch `seq` is in storage: what it holds is sent to the tabs (reloaded
-    /// collections' rows, then entries), the next batch is written, and tabs waiting for
-    /// rows are answered once nothing is left unpersisted.
+    /// collections' rows, then entries), the executor is told how far the sync has come
+    /// ([`LeaderSyncOutput::SyncedTo`]), the next batch is written, and tabs waiting for rows
+    /// are answered once nothing is left unpersisted.
     pub fn persisted(&mut self, seq: u64) -> Vec<LeaderSyncOutput> {
         if !self.running || self.in_flight.as_ref().is_none_or(|(s, _)| *s != seq) {
             return Vec::new();
         }
         if let Some((_, batch)) = self.in_flight.take() {
-            self.announced = Some(self.announced.map_or(seq, |a| a.max(seq)));
+            let before = self.announced;
+            self.announced = Some(before.map_or(seq, |a| a.max(seq)));
             self.announce(batch.announce);
+            if before.is_none_or(|b| seq > b) {
+                self.out.push(LeaderSyncOutput::SyncedTo { seq });
+            }
         }
         self.persist_next();
         self.answer_waiting();
@@ -454,15 +358,24 @@ impl LeaderSync {
     }
 
     /// Every collection is in: the cursor resumes from the lowest sequence number, and the
-    /// feed opens if it is closed.
+    /// feed opens if it is closed. If entries were dropped from a full buffer meanwhile, an
+    /// open feed is reopened from there too (nothing else would bring them back).
     fn all_loaded(&mut self) {
         let Some(seq) = self.rows.min_seq() else {
             return; // nothing to sync
         };
         let intake = self.cursor.reset(seq);
         self.take_in(intake);
-        if self.feed == Feed::Closed {
+        let dropped = self.cursor.overflowed() > self.overflow_seen;
+        self.overflow_seen = self.cursor.overflowed();
+        if dropped && self.feed != Feed::Closed {
+            self.feed = Feed::Closed;
+            self.out.push(LeaderSyncOutput::CloseFeed);
+        }
+        if self.feed == Feed::Closed && !self.timer_set {
             self.open_feed();
+        } else if self.feed == Feed::Closed {
+            self.reconnect_due = true;
         }
     }
 
@@ -527,97 +440,6 @@ impl LeaderSync {
                 since: gap.after,
                 limit: gap.len().clamp(1, self.config.range_limit.max(1)),
             });
-        }
-    }
-
-    /// Writes the pending changes, unless a batch is in flight.
-    fn persist_next(&mut self) {
-        if self.in_flight.is_some()
-            || (self.pending.writes.is_empty() && self.pending.announce.is_empty())
-        {
-            return;
-        }
-        let batch = std::mem::take(&mut self.pending);
-        let seq = self.cursor.applied();
-        self.out.push(LeaderSyncOutput::Persist(PersistBatch {
-            seq,
-            seqs: self.rows.seqs(),
-            writes: batch.writes.clone(),
-        }));
-        self.in_flight = Some((
-            seq,
-            Batch {
-                writes: Vec::new(),
-                announce: batch.announce,
-            },
-        ));
-    }
-
-    /// Tells the tabs what was persisted, in order: rows of reloaded collections (the log
-    /// starts again after them), entries (kept in the log).
-    fn announce(&mut self, items: Vec<Announce>) {
-        let mut entries: Vec<FeedEntry> = Vec::new();
-        for item in items {
-            match item {
-                Announce::Rows(snap) => {
-                    if !entries.is_empty() {
-                        self.out
-                            .push(LeaderSyncOutput::Broadcast(std::mem::take(&mut entries)));
-                    }
-                    self.log.clear();
-                    let parts = split_snapshot(snap, self.config.rows_per_part);
-                    self.out
-                        .push(LeaderSyncOutput::SendRows { to: None, parts });
-                }
-                Announce::Entry(e) => {
-                    self.log.push_back(e.clone());
-                    if self.log.len() > self.config.log_entries {
-                        self.log.pop_front();
-                    }
-                    entries.push(e);
-                }
-            }
-        }
-        if !entries.is_empty() {
-            self.out.push(LeaderSyncOutput::Broadcast(entries));
-        }
-    }
-
-    fn quiescent(&self) -> bool {
-        self.loading.is_empty()
-            && self.in_flight.is_none()
-            && self.pending.writes.is_empty()
-            && self.pending.announce.is_empty()
-    }
-
-    fn answer(&mut self, to: ClientId, applied: u64) {
-        if self.announced.is_some_and(|a| applied >= a) {
-            return; // up to date with what tabs were told
-        }
-        if self.log.front().is_some_and(|f| f.prev_seq <= applied) {
-            let entries: Vec<FeedEntry> = self
-                .log
-                .iter()
-                .filter(|e| e.seq > applied)
-                .cloned()
-                .collect();
-            self.out.push(LeaderSyncOutput::SendEntries { to, entries });
-        } else if self.quiescent() {
-            let parts = self.rows.snapshot_parts(self.config.rows_per_part);
-            self.out.push(LeaderSyncOutput::SendRows {
-                to: Some(to),
-                parts,
-            });
-        } else {
-            self.asks.insert(to, applied);
-        }
-    }
-
-    fn answer_waiting(&mut self) {
-        if self.quiescent() {
-            for (to, applied) in std::mem::take(&mut self.asks) {
-                self.answer(to, applied);
-            }
         }
     }
 

@@ -63,7 +63,7 @@ fn streaming(seq: u64) -> LeaderSync {
     assert!(out.contains(&Out::OpenFeed { since: seq }), "{out:?}");
     let out = l.persisted(persist_seq(&out).unwrap());
     assert!(
-        matches!(&out[..], [Out::SendRows { to: None, .. }]),
+        matches!(&out[..], [Out::SendRows { to: None, .. }, Out::SyncedTo { seq: s }] if *s == seq),
         "{out:?}"
     );
     l.feed_opened();
@@ -87,7 +87,7 @@ fn a_restored_leader_opens_the_feed_from_storage_and_loads_only_what_is_missing(
     let mut l = leader(&["todos"]);
     assert_eq!(
         l.start(Some(vec![snap("todos", 4, &[])])),
-        [Out::OpenFeed { since: 4 }]
+        [Out::SyncedTo { seq: 4 }, Out::OpenFeed { since: 4 }]
     );
 }
 
@@ -114,6 +114,7 @@ fn entries_are_broadcast_only_once_persisted_and_grouped_while_a_write_is_in_fli
     assert!(l.persisted(99).is_empty(), "not the batch in flight");
     let out = l.persisted(6);
     assert_eq!(broadcast_seqs(&out), [6]);
+    assert!(out.contains(&Out::SyncedTo { seq: 6 }), "{out:?}");
     assert_eq!(persist_seq(&out), Some(8), "7 and 8 in one batch");
     assert_eq!(broadcast_seqs(&l.persisted(8)), [7, 8]);
 }
@@ -251,7 +252,7 @@ fn rows_for_a_tab_wait_until_nothing_is_unpersisted() {
     let out = l.persisted(persist_seq(&out).unwrap());
     assert_eq!(broadcast_seqs(&out), [6]);
     assert!(
-        matches!(&out[1..], [Out::SendRows { to: Some(to), parts }] if *to == me && parts[0].seq == 6),
+        matches!(&out[1..], [Out::SyncedTo { seq: 6 }, Out::SendRows { to: Some(to), parts }] if *to == me && parts[0].seq == 6),
         "{out:?}"
     );
 }
@@ -274,4 +275,24 @@ fn an_invalid_or_duplicate_entry_changes_nothing() {
     assert!(l.feed_entry(bad).is_empty());
     assert!(l.feed_entry(put(5, "todos", "a", 5)).is_empty());
     assert_eq!((l.applied(), l.duplicates()), (5, 1));
+}
+
+#[test]
+fn entries_dropped_from_a_full_buffer_during_a_reload_are_fetched_by_reopening_the_feed() {
+    let mut config = LeaderSyncConfig::new(["todos"]);
+    config.max_buffered = 1;
+    let mut l = LeaderSync::new(config, Box::new(SplitMix64::new(1)));
+    l.start(Some(vec![snap("todos", 0, &[])]));
+    l.feed_opened();
+    l.feed_entry(put(5, "todos", "a", 5));
+    let out = l.feed_entry(put(6, "todos", "a", 6));
+    assert!(out.contains(&Out::LoadSnapshot {
+        collection: "todos".into()
+    }));
+    let out = l.snapshot_loaded(snap("todos", 4, &[]));
+    assert_eq!(l.applied(), 5, "5 was buffered");
+    assert!(
+        out.contains(&Out::CloseFeed) && out.contains(&Out::OpenFeed { since: 5 }),
+        "6 was dropped: {out:?}"
+    );
 }

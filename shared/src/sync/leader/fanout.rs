@@ -1,0 +1,99 @@
+//! Persisting what was applied, then telling the tabs: the group-committed batches, the
+//! broadcasts that follow them, and answers to tabs that are behind.
+
+use super::{Announce, Batch, LeaderSync, LeaderSyncOutput, PersistBatch};
+use crate::model::ClientId;
+use crate::sync::{split_snapshot, FeedEntry};
+
+impl LeaderSync {
+    /// Writes the pending changes, unless a batch is in flight.
+    pub(super) fn persist_next(&mut self) {
+        if self.in_flight.is_some()
+            || (self.pending.writes.is_empty() && self.pending.announce.is_empty())
+        {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let seq = self.cursor.applied();
+        self.out.push(LeaderSyncOutput::Persist(PersistBatch {
+            seq,
+            seqs: self.rows.seqs(),
+            writes: batch.writes.clone(),
+        }));
+        self.in_flight = Some((
+            seq,
+            Batch {
+                writes: Vec::new(),
+                announce: batch.announce,
+            },
+        ));
+    }
+
+    /// Tells the tabs what was persisted, in order: rows of reloaded collections (the log
+    /// starts again after them), entries (kept in the log).
+    pub(super) fn announce(&mut self, items: Vec<Announce>) {
+        let mut entries: Vec<FeedEntry> = Vec::new();
+        for item in items {
+            match item {
+                Announce::Rows(snap) => {
+                    if !entries.is_empty() {
+                        self.out
+                            .push(LeaderSyncOutput::Broadcast(std::mem::take(&mut entries)));
+                    }
+                    self.log.clear();
+                    let parts = split_snapshot(snap, self.config.rows_per_part);
+                    self.out
+                        .push(LeaderSyncOutput::SendRows { to: None, parts });
+                }
+                Announce::Entry(e) => {
+                    self.log.push_back(e.clone());
+                    if self.log.len() > self.config.log_entries {
+                        self.log.pop_front();
+                    }
+                    entries.push(e);
+                }
+            }
+        }
+        if !entries.is_empty() {
+            self.out.push(LeaderSyncOutput::Broadcast(entries));
+        }
+    }
+
+    pub(super) fn quiescent(&self) -> bool {
+        self.loading.is_empty()
+            && self.in_flight.is_none()
+            && self.pending.writes.is_empty()
+            && self.pending.announce.is_empty()
+    }
+
+    pub(super) fn answer(&mut self, to: ClientId, applied: u64) {
+        if self.announced.is_some_and(|a| applied >= a) {
+            return; // up to date with what tabs were told
+        }
+        if self.log.front().is_some_and(|f| f.prev_seq <= applied) {
+            let entries: Vec<FeedEntry> = self
+                .log
+                .iter()
+                .filter(|e| e.seq > applied)
+                .cloned()
+                .collect();
+            self.out.push(LeaderSyncOutput::SendEntries { to, entries });
+        } else if self.quiescent() {
+            let parts = self.rows.snapshot_parts(self.config.rows_per_part);
+            self.out.push(LeaderSyncOutput::SendRows {
+                to: Some(to),
+                parts,
+            });
+        } else {
+            self.asks.insert(to, applied);
+        }
+    }
+
+    pub(super) fn answer_waiting(&mut self) {
+        if self.quiescent() {
+            for (to, applied) in std::mem::take(&mut self.asks) {
+                self.answer(to, applied);
+            }
+        }
+    }
+}
