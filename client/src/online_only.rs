@@ -178,11 +178,10 @@ impl SyncHost for LocalSyncHost {
         let (local, epoch) = (&self.local, self.local.epoch);
         match output {
             LeaderSyncOutput::Broadcast(entries) => {
-                let last = entries.last().map(|e| e.seq);
                 local.say(&inner, None, Message::SyncEntries { epoch, entries });
-                if let Some(server_seq) = last {
-                    local.driver.dispatch(Event::SyncedTo { server_seq });
-                }
+            }
+            LeaderSyncOutput::SyncedTo { seq } => {
+                local.driver.dispatch(Event::SyncedTo { server_seq: seq });
             }
             LeaderSyncOutput::SendEntries { to, entries } => {
                 local.say(&inner, Some(&to), Message::SyncEntries { epoch, entries });

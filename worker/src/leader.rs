@@ -589,11 +589,10 @@ impl outbox_runtime::sync::SyncHost for SyncHost {
         let epoch = self.epoch;
         match output {
             LeaderSyncOutput::Broadcast(entries) => {
-                let last = entries.last().map(|e| e.seq);
                 inner.send(None, Message::SyncEntries { epoch, entries });
-                if let Some(server_seq) = last {
-                    inner.dispatch(Event::SyncedTo { server_seq });
-                }
+            }
+            LeaderSyncOutput::SyncedTo { seq } => {
+                inner.dispatch(Event::SyncedTo { server_seq: seq });
             }
             LeaderSyncOutput::SendEntries { to, entries } => {
                 inner.send(Some(to), Message::SyncEntries { epoch, entries });

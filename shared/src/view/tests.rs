@@ -200,6 +200,9 @@ fn take_changed_names_every_recomputed_key_once_then_forgets_them() {
     assert_eq!(keys, ["1", "2"]);
     assert!(v.take_changed("todos").is_empty(), "taken");
     v.remove_pending(&TransactionId::from("a"));
-    assert_eq!(v.take_changed("todos").into_iter().collect::<Vec<_>>(), ["2"]);
+    assert_eq!(
+        v.take_changed("todos").into_iter().collect::<Vec<_>>(),
+        ["2"]
+    );
     assert_eq!(v.take_changed("other").len(), 1);
 }

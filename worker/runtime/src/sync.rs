@@ -70,7 +70,8 @@ pub trait SyncHost {
     fn headers(&self) -> BTreeMap<String, String>;
     /// Writes a batch durably (or keeps it in memory); `Err` stops the sync.
     fn persist(&self, batch: PersistBatch) -> LocalFuture<Result<(), String>>;
-    /// Fan-out: [`LeaderSyncOutput::Broadcast`], `SendRows` and `SendEntries`.
+    /// Fan-out ([`LeaderSyncOutput::Broadcast`], `SendRows`, `SendEntries`) and the feed's
+    /// stored position (`SyncedTo`, for the executor's `awaitSync`).
     fn deliver(&self, output: LeaderSyncOutput);
     /// Something went wrong that the app may want to hear of (a storage failure).
     fn trouble(&self, message: String);
@@ -201,7 +202,8 @@ impl Inner {
                 }
                 out @ (LeaderSyncOutput::Broadcast(_)
                 | LeaderSyncOutput::SendRows { .. }
-                | LeaderSyncOutput::SendEntries { .. }) => this.host.deliver(out),
+                | LeaderSyncOutput::SendEntries { .. }
+                | LeaderSyncOutput::SyncedTo { .. }) => this.host.deliver(out),
             }
         }
     }
