@@ -13,7 +13,7 @@ use crate::handle::{HandleState, TransactionHandle};
 use crate::inner::Inner;
 use crate::notify::Later;
 use js_sys::Function;
-use outbox_runtime::clock::{now, random_id};
+use outbox_runtime::clock::{now, unique_id};
 use outbox_shared::model::{
     ErrorCode, PendingMutation, Strategy, Transaction, TransactionId, TransactionState, TxError,
 };
@@ -48,7 +48,7 @@ impl Building {
         auto_commit: bool,
         metadata: Option<Value>,
     ) -> Rc<Self> {
-        let id = TransactionId(random_id());
+        let id = TransactionId(unique_id());
         let placeholder = Transaction::new(
             id,
             mutation_fn.clone().unwrap_or_default(),
@@ -197,7 +197,7 @@ impl Inner {
             return TransactionHandle(Rc::clone(&b.handle));
         }
         let tx = Transaction::new(
-            TransactionId(random_id()),
+            TransactionId(unique_id()),
             def.mutation_fn.clone(),
             def.strategy,
             mutations,

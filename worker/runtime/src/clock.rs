@@ -41,3 +41,20 @@ pub fn random_id() -> String {
         format!("{a:08x}-{b:08x}-{c:x}")
     })
 }
+
+thread_local! {
+    /// This context's random prefix and the count of ids made with it.
+    static UNIQUE: std::cell::RefCell<Option<(String, u64)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// An id unique across every context and session: one [`random_id`] per context (122 random
+/// bits), then a counter (`<uuid>-<n>`). Cheaper than asking the browser for randomness at
+/// every insert, which cost a tenth of `insert()`.
+pub fn unique_id() -> String {
+    UNIQUE.with(|u| {
+        let mut u = u.borrow_mut();
+        let (prefix, n) = u.get_or_insert_with(|| (random_id(), 0));
+        *n += 1;
+        format!("{prefix}-{n:x}")
+    })
+}
