@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually, withDemo } from './harness.mjs';
-import { insertDurable, openTab, role, settledRoles } from './tabs.mjs';
+import { clientReady, insertDurable, openTab, role, settledRoles } from './tabs.mjs';
 
 /** Writes a row on the server directly (someone else's change): insert or update. */
 async function serverWrite(server, row, { kind = 'insert', id = `server-${crypto.randomUUID()}` } = {}) {
@@ -158,5 +158,30 @@ test('an online-only tab follows the feed itself', async (t) => {
     await eventually(async () => (await server.stats()).feedsOpen === 1, { what: 'the tab’s own feed open' });
     await serverWrite(server, { id: 'seen-alone', title: 'no leader needed', done: false, createdAt: 1 });
     await eventually(async () => (await rowsOf(page))['seen-alone']?.title === 'no leader needed', { what: 'the row' });
+  });
+});
+
+test("the app's merge function decides how a row with a pending change shows a server change", async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    const page = await browser.open(`${server.url}/?worker=dedicated&conflict=merge`);
+    await clientReady(page);
+    await settledRoles([page]);
+    await serverWrite(server, { id: 'm', title: 'first', done: false, createdAt: 1 });
+    await eventually(async () => (await rowsOf(page)).m?.title === 'first', { what: 'the row' });
+    // This tab's change is refused once (503) and waits for its retry: still unsettled.
+    await server.faults({ failNext: { count: 1, status: 503 } });
+    const before = (await server.stats()).requests;
+    const id = await page.evaluate(() => {
+      const h = window.outboxDemo.todos.update('m', { title: 'mine' });
+      h.completed.catch(() => {});
+      return h.id;
+    });
+    await eventually(async () => (await server.stats()).requests > before, { what: 'the refused attempt' });
+    await serverWrite(server, { id: 'm', title: 'theirs', done: false, createdAt: 1 }, { kind: 'update' });
+    await eventually(async () => (await rowsOf(page)).m?.title === 'mine ⇄ theirs', { what: 'the merge shown' });
+    // The retry goes through; the feed brings this tab's change back and the row is the server's.
+    await page.evaluate(() => window.outboxDemo.client.notifyOnline());
+    await eventually(async () => (await server.stats()).keys[id]?.applied === 1, { what: 'the change applied' });
+    await eventually(async () => (await rowsOf(page)).m?.title === 'mine', { what: 'the server row after it settled' });
   });
 });

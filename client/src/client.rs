@@ -197,15 +197,21 @@ impl OutboxClient {
         let strategy = parse_strategy(field(&options, "strategy"), &what)?;
         let mutation_fn =
             optional_string(&options, "mutationFn", &what)?.unwrap_or_else(|| name.clone());
-        let conflict = match optional_string(&options, "conflict", &what)?.as_deref() {
-            None => None,
-            Some("rebase") => Some(ConflictStrategy::Rebase),
-            Some("server-wins") => Some(ConflictStrategy::ServerWins),
-            Some("hold") => Some(ConflictStrategy::Hold),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "{what}: conflict must be 'rebase', 'server-wins' or 'hold', not {other:?}"
-                )))
+        let merge_fn = field(&options, "conflict").and_then(|c| c.dyn_into::<Function>().ok());
+        let conflict = if merge_fn.is_some() {
+            Some(ConflictStrategy::Merge)
+        } else {
+            match optional_string(&options, "conflict", &what)?.as_deref() {
+                None => None,
+                Some("rebase") => Some(ConflictStrategy::Rebase),
+                Some("server-wins") => Some(ConflictStrategy::ServerWins),
+                Some("hold") => Some(ConflictStrategy::Hold),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "{what}: conflict must be 'rebase', 'server-wins', 'hold' or a merge \
+                         function, not {other:?}"
+                    )))
+                }
             }
         };
         if let Some(def) = existing {
@@ -233,6 +239,9 @@ impl OutboxClient {
             .collections
             .borrow_mut()
             .insert(name.clone(), Rc::clone(&def));
+        if let Some(f) = merge_fn {
+            inner.merge_fns.borrow_mut().insert(name.clone(), f);
+        }
         if let Some(conflict) = conflict {
             let out = inner.core.borrow_mut().set_conflict(&name, conflict);
             Inner::apply(inner, out);

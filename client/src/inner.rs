@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub checking_leader: Cell<bool>,
     /// The app's `getCredentials()`, if it gave one.
     pub get_credentials: RefCell<Option<js_sys::Function>>,
+    /// Collections' merge functions (`conflict: fn`), by collection.
+    pub merge_fns: RefCell<HashMap<String, js_sys::Function>>,
     /// A call of `getCredentials()` is under way (the leader repeats its request every
     /// heartbeat while it waits; one answer at a time is enough).
     pub asking_credentials: Cell<bool>,
@@ -123,6 +125,7 @@ impl Inner {
             closed: Cell::new(false),
             checking_leader: Cell::new(false),
             get_credentials: RefCell::new(None),
+            merge_fns: RefCell::new(HashMap::new()),
             asking_credentials: Cell::new(false),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
@@ -258,6 +261,17 @@ impl Inner {
                         message,
                     });
                 }
+                TabOutput::Merge {
+                    collection,
+                    key,
+                    server,
+                    local,
+                } => {
+                    let me = Rc::clone(this);
+                    later.push(Box::new(move || {
+                        Self::merge(&me, collection, key, server, local);
+                    }));
+                }
             }
         }
         this.later(later);
@@ -297,6 +311,56 @@ impl Inner {
                 }),
             }
         });
+    }
+
+    /// Asks the collection's merge function (`conflict: ({ server, local, key }) => row`) for
+    /// the row to show under the pending changes. If it throws or answers something that is not
+    /// a row (`undefined` is a deletion), the server's row is shown and the app told.
+    fn merge(
+        this: &Rc<Self>,
+        collection: String,
+        key: String,
+        server: Option<serde_json::Value>,
+        local: Option<serde_json::Value>,
+    ) {
+        let f = this.merge_fns.borrow().get(&collection).cloned();
+        let answer = f.map(|f| {
+            let arg = js_sys::Object::new();
+            let set = |k: &str, v: &JsValue| {
+                let _ = js_sys::Reflect::set(&arg, &JsValue::from_str(k), v);
+            };
+            let js = |v: &Option<serde_json::Value>| {
+                v.as_ref().map_or(JsValue::UNDEFINED, |v| {
+                    to_js(v).unwrap_or(JsValue::UNDEFINED)
+                })
+            };
+            set("collection", &JsValue::from_str(&collection));
+            set("key", &JsValue::from_str(&key));
+            set("server", &js(&server));
+            set("local", &js(&local));
+            f.call1(&JsValue::NULL, &arg)
+                .map_err(|e| outbox_runtime::convert::JsErrorInfo::from_js(&e).to_string())
+                .and_then(|v| {
+                    if v.is_undefined() || v.is_null() {
+                        Ok(None)
+                    } else {
+                        crate::rowdata::to_json(&v, "the merged row").map(Some)
+                    }
+                })
+        });
+        let row = match answer {
+            Some(Ok(row)) => row,
+            Some(Err(why)) => {
+                this.emit(|| ClientEvent::Diagnostic {
+                    code: outbox_shared::model::ErrorCode::Invalid.as_str().to_owned(),
+                    message: format!("{collection}: the conflict merge of {key:?} failed ({why}); the server's row is shown"),
+                });
+                server
+            }
+            None => server,
+        };
+        let out = this.core.borrow_mut().merged(&collection, &key, row);
+        Self::apply(this, out);
     }
 
     /// Checks a claim of leadership: the tab's own executor (online-only) is believed; anyone

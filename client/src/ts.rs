@@ -109,7 +109,7 @@ export interface CollectionOptions {
   /** What a server change does to a row with pending changes: 'rebase' (default: they are
    *  laid over the new row), 'server-wins' (the server's row shows), 'hold' (it waits until
    *  the transactions touching the row settle). */
-  conflict?: 'rebase' | 'server-wins' | 'hold';
+  conflict?: 'rebase' | 'server-wins' | 'hold' | ((change: { collection: string; key: string; server?: Row; local?: Row }) => Row | undefined);
 }
 
 export interface TransactionOptions {

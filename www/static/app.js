@@ -35,7 +35,10 @@ async function main() {
   wireUser(client, user);
   const faults = wireFaults(client);
   // The server's rows come from the one change feed the leader follows for every tab.
-  const todos = client.collection(COLLECTION, { key: 'id', sync: 'leader' });
+  // `?conflict=merge`: when someone else changes a todo this tab is still saving, show both
+  // titles until the save settles (the app's merge function), instead of keeping this tab's.
+  const merge = new URLSearchParams(location.search).get('conflict') === 'merge';
+  const todos = client.collection(COLLECTION, { key: 'id', sync: 'leader', ...(merge && { conflict: mergeTitles }) });
   const showFeed = () => ($('feed').textContent = `feed: #${client.feedPosition}`);
   todos.subscribe(showFeed);
   showFeed();
@@ -65,6 +68,12 @@ async function main() {
   renderOutbox();
   for (const el of document.querySelectorAll('#add input, #add button')) el.disabled = false;
   $('new-title').focus();
+}
+
+// A merge function: the server's row, with both titles when they differ.
+function mergeTitles({ server, local }) {
+  if (!server || !local || server.title === local.title) return server;
+  return { ...server, title: `${local.title} ⇄ ${server.title}` };
 }
 
 // ---- the todo list ------------------------------------------------------------------------

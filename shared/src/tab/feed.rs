@@ -13,6 +13,7 @@ use crate::model::TransactionState;
 use crate::protocol::Message;
 use crate::sync::{CollectionSnapshot, FeedEntry, RowsPart};
 use crate::view::RowRef;
+use serde_json::Value;
 use std::collections::HashSet;
 
 #[cfg(test)]
@@ -36,6 +37,11 @@ pub enum ConflictStrategy {
     /// for a retry) does not hold rows back: it is laid over the server's row as with
     /// [`Rebase`](Self::Rebase).
     Hold,
+    /// The app's merge function decides: a change to a row that an unsettled transaction
+    /// touches asks for a merge ([`TabOutput::Merge`]) of the server's row and the row as
+    /// shown; the answer ([`TabCore::merged`]) is what shows. Once no unsettled transaction
+    /// touches the row, it shows the server's row again.
+    Merge,
 }
 
 impl TabCore {
@@ -204,6 +210,16 @@ impl TabCore {
                 self.held.insert(r);
                 continue;
             }
+            if strategy == ConflictStrategy::Merge && self.unsettled_rows().contains(&r) {
+                self.merged.insert(r.clone());
+                self.out.push(TabOutput::Merge {
+                    server: self.server.get(&r.0, &r.1).cloned(),
+                    local: self.view.get(&r.0, &r.1).cloned(),
+                    collection: r.0,
+                    key: r.1,
+                });
+                continue;
+            }
             let value = self.server.get(&r.0, &r.1).cloned();
             self.view.set_synced(&r.0, &r.1, value);
             if strategy == ConflictStrategy::ServerWins {
@@ -233,9 +249,55 @@ impl TabCore {
             .collect()
     }
 
+    /// The app's merge of a row ([`TabOutput::Merge`]): shown as it is (the pending changes it
+    /// merged are not laid over it again; later ones are) until no unsettled transaction
+    /// touches the row. A row that settled meanwhile is left alone.
+    pub fn merged(&mut self, collection: &str, key: &str, row: Option<Value>) -> Vec<TabOutput> {
+        let r = (collection.to_owned(), key.to_owned());
+        if self.merged.contains(&r) {
+            self.view.set_synced(collection, key, row);
+            let changed = self.view.mask_pending(collection, key);
+            self.out.push(TabOutput::RowsChanged(vec![changed]));
+        }
+        self.take()
+    }
+
+    /// Rows touched by a transaction not settled yet (shown over the server's rows).
+    fn unsettled_rows(&self) -> HashSet<RowRef> {
+        self.known
+            .values()
+            .filter(|k| self.view.is_pending(&k.tx.id))
+            .flat_map(|k| k.tx.mutations.iter())
+            .map(|m| (m.collection.clone(), m.key.clone()))
+            .collect()
+    }
+
+    /// Merged rows no unsettled transaction touches any more show the server's row.
+    fn release_merged(&mut self) {
+        if self.merged.is_empty() {
+            return;
+        }
+        let touched = self.unsettled_rows();
+        let free: Vec<RowRef> = self
+            .merged
+            .iter()
+            .filter(|r| !touched.contains(*r))
+            .cloned()
+            .collect();
+        for r in &free {
+            self.merged.remove(r);
+            let value = self.server.get(&r.0, &r.1).cloned();
+            self.view.set_synced(&r.0, &r.1, value);
+        }
+        if !free.is_empty() {
+            self.out.push(TabOutput::RowsChanged(free));
+        }
+    }
+
     /// Held rows no transaction locks any more (or whose collection no longer holds) show the
-    /// server's row.
+    /// server's row; merged rows no transaction touches show it again too.
     pub(super) fn release_held(&mut self) {
+        self.release_merged();
         if self.held.is_empty() {
             return;
         }

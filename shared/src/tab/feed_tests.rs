@@ -326,3 +326,69 @@ fn a_new_leader_is_asked_for_what_follows_and_an_old_leaders_rows_are_stale() {
     assert_eq!(t.view().get("todos", "y"), Some(&json!(6)));
     assert_eq!(t.feed_applied(), 6);
 }
+
+#[test]
+fn merge_asks_the_app_and_shows_its_answer_until_the_change_settles() {
+    let mut t = tab(ConflictStrategy::Merge);
+    let tx = mine("t1", "mine");
+    t.submit(tx.clone());
+    let out = hear(
+        &mut t,
+        entries(vec![entry(1, "a", Some(json!({"t": "theirs", "n": 1})))]),
+    );
+    let asked = out.iter().find_map(|o| match o {
+        TabOutput::Merge {
+            collection,
+            key,
+            server,
+            local,
+        } => Some((
+            collection.clone(),
+            key.clone(),
+            server.clone(),
+            local.clone(),
+        )),
+        _ => None,
+    });
+    assert_eq!(
+        asked,
+        Some((
+            "todos".into(),
+            "a".into(),
+            Some(json!({"t": "theirs", "n": 1})),
+            Some(json!({"t": "mine"}))
+        ))
+    );
+    assert_eq!(
+        shown(&t),
+        Some(&json!({"t": "mine"})),
+        "unchanged until the answer"
+    );
+    t.merged("todos", "a", Some(json!({"t": "both", "n": 1})));
+    assert_eq!(
+        shown(&t),
+        Some(&json!({"t": "both", "n": 1})),
+        "the merge shows"
+    );
+    assert!(
+        t.view().is_pending(&"t1".into()),
+        "and the change still runs"
+    );
+    // Rolled back: the server's row shows again, not the merge.
+    state(&mut t, &tx, TransactionState::Failed, None);
+    assert_eq!(shown(&t), Some(&json!({"t": "theirs", "n": 1})));
+    assert!(
+        t.merged("todos", "a", Some(json!({"late": true})))
+            .is_empty(),
+        "a late answer for a settled row is ignored"
+    );
+    assert_eq!(shown(&t), Some(&json!({"t": "theirs", "n": 1})));
+}
+
+#[test]
+fn merge_is_not_asked_for_rows_without_pending_changes() {
+    let mut t = tab(ConflictStrategy::Merge);
+    let out = hear(&mut t, entries(vec![entry(1, "a", Some(json!({"t": 1})))]));
+    assert!(!out.iter().any(|o| matches!(o, TabOutput::Merge { .. })));
+    assert_eq!(shown(&t), Some(&json!({"t": 1})));
+}

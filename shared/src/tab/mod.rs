@@ -70,6 +70,20 @@ pub enum TabOutput {
         /// The answer.
         result: Response,
     },
+    /// A server change reached a row with pending changes, in a collection whose conflict
+    /// strategy is the app's merge function ([`ConflictStrategy::Merge`]): call it with the
+    /// server's row and the row as this tab shows it, then give its answer to
+    /// [`TabCore::merged`] (or the server's row if it fails).
+    Merge {
+        /// The collection.
+        collection: String,
+        /// The row key.
+        key: String,
+        /// The server's row now (`None`: deleted on the server).
+        server: Option<serde_json::Value>,
+        /// The row as the tab shows it, pending changes included (`None`: not shown).
+        local: Option<serde_json::Value>,
+    },
     /// The leader has something to tell the app (a quarantined record, say).
     Diagnostic {
         /// Stable code.
@@ -132,6 +146,8 @@ pub struct TabCore {
     conflicts: HashMap<String, ConflictStrategy>,
     /// Rows whose server change waits behind a transaction that locks them (hold strategy).
     held: BTreeSet<(String, String)>,
+    /// Rows whose synced value is an app merge, until no unsettled transaction touches them.
+    merged: BTreeSet<(String, String)>,
     /// Rows from the leader arriving in parts, by collection, until the last part.
     rows_parts: HashMap<String, CollectionSnapshot>,
     dropped: u64,
@@ -183,6 +199,7 @@ impl TabCore {
             server: SyncedRows::new(),
             conflicts: HashMap::new(),
             held: BTreeSet::new(),
+            merged: BTreeSet::new(),
             rows_parts: HashMap::new(),
             dropped: 0,
             stale: 0,
