@@ -14,8 +14,8 @@ use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::Array;
 use outbox_client::typed::{
-    Applied, Config, DiagnosticCode, EventKind, Mode, MutationError, Outbox, OutboxError,
-    SharedWorkerChoice, TransactionState, Tx, TxOptions,
+    Applied, CollectionOptions, Config, DiagnosticCode, EventKind, Mode, MutationError, Outbox,
+    OutboxError, SharedWorkerChoice, TransactionState, Tx, TxOptions,
 };
 use outbox_shared::model::{ErrorCode, MutationKind};
 use serde::{Deserialize, Serialize};
@@ -342,6 +342,48 @@ async fn subscriptions_fire_and_stop_when_dropped() {
 }
 
 #[wasm_bindgen_test]
+async fn a_collection_on_the_leaders_feed_keeps_a_completed_change_until_the_feed_has_it() {
+    let scope = unique_scope("typed-sync-leader");
+    // The server applied each change as number 3 of its feed; this leader follows no feed, so
+    // the feed never gets there.
+    let applied = outbox_client::typed::js_mutation_fn(|_| async { Ok(Applied { seq: Some(3) }) });
+    let _leader = start_leader(&scope, &[("todos", &applied)]).await;
+    let outbox = Outbox::connect(Config::new(&scope).sync(["todos"]))
+        .await
+        .unwrap();
+    assert_eq!(outbox.mode(), Mode::OfflineEnabled);
+    let synced = outbox
+        .collection_with::<Todo>(
+            "todos",
+            CollectionOptions {
+                key: Some("id".into()),
+                sync_leader: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let plain = outbox
+        .collection_with::<Todo>(
+            "notes",
+            CollectionOptions {
+                mutation_fn: Some("todos".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    let waiting = synced.insert(&todo("1", "milk")).unwrap();
+    let note = plain.insert(&todo("n", "note")).unwrap();
+    // Without a sync of its own a collection takes the completed change as the server's row.
+    note.completed().await.unwrap();
+    assert_eq!(plain.get("n").unwrap(), Some(todo("n", "note")));
+    // On the leader's feed it waits for the feed to bring change 3, showing the row meanwhile.
+    waiting.durable().await.unwrap();
+    state_until(&waiting, TransactionState::PersistedAwaitingSync).await;
+    assert_eq!(synced.get("1").unwrap(), Some(todo("1", "milk")));
+}
+
+#[wasm_bindgen_test]
 async fn online_only_when_no_leader_answers_with_mutation_functions_in_rust() {
     let scope = unique_scope("typed-alone");
     let calls: Rc<RefCell<Vec<String>>> = Rc::default();
@@ -378,7 +420,7 @@ async fn online_only_when_no_leader_answers_with_mutation_functions_in_rust() {
     let refused = outbox
         .collection_with::<Todo>(
             "notes",
-            outbox_client::typed::CollectionOptions {
+            CollectionOptions {
                 mutation_fn: Some("refuse".into()),
                 ..Default::default()
             },

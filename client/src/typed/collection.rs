@@ -24,10 +24,15 @@ pub struct CollectionOptions {
     pub mutation_fn: Option<String>,
     /// Ordered (per-key FIFO, the default) or parallel.
     pub strategy: Option<Strategy>,
+    /// Rows come from the origin's change feed, which the leader follows and hands to every
+    /// tab (JS `sync: 'leader'`; the leader's worker names the collection in its `sync`
+    /// option, and [`Config::sync`](super::Config::sync) does for an online-only tab). A
+    /// completed change then shows as the server's row once the feed has brought it.
+    pub sync_leader: bool,
 }
 
 impl CollectionOptions {
-    /// As the JS options object `{key?, mutationFn?, strategy?}`.
+    /// As the JS options object `{key?, mutationFn?, strategy?, sync?}`.
     pub(crate) fn to_js(&self) -> Result<JsValue, OutboxError> {
         let o = js_sys::Object::new();
         let set = |k: &str, v: JsValue| {
@@ -41,6 +46,9 @@ impl CollectionOptions {
         }
         if let Some(strategy) = &self.strategy {
             set("strategy", to_js(strategy)?);
+        }
+        if self.sync_leader {
+            set("sync", JsValue::from_str("leader"));
         }
         Ok(o.into())
     }

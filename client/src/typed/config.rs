@@ -27,6 +27,7 @@ pub struct Config {
     max_concurrency: Option<u32>,
     retry: Option<RetryPolicy>,
     http: BTreeMap<String, HttpEndpoint>,
+    sync: Vec<String>,
     mutation_fns: Vec<(String, Function)>,
 }
 
@@ -99,6 +100,15 @@ impl Config {
         self
     }
 
+    /// The collections whose change feed (the reference server's `/api` shape) this tab
+    /// follows itself while it is online-only, as the leader's worker does in its `sync`
+    /// option (JS `connect({ sync: { collections } })`). Define them with
+    /// [`CollectionOptions::sync_leader`](super::CollectionOptions::sync_leader).
+    pub fn sync<S: Into<String>>(mut self, collections: impl IntoIterator<Item = S>) -> Self {
+        self.sync = collections.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// A mutation function written in Rust, under `name`. It runs while this tab is
     /// online-only (no leader can serve it); a leader runs the functions of its worker.
     ///
@@ -162,6 +172,11 @@ impl Config {
         }
         if !self.http.is_empty() {
             set(&o, "http", to_js(&self.http)?);
+        }
+        if !self.sync.is_empty() {
+            let sync = Object::new();
+            set(&sync, "collections", to_js(&self.sync)?);
+            set(&o, "sync", sync.into());
         }
         if !self.mutation_fns.is_empty() {
             let fns = Object::new();
