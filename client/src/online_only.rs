@@ -79,7 +79,12 @@ impl LocalExecutor {
                 local: local.clone(),
             };
             // Rows in memory only, like this outbox: loaded from the server each time.
-            match SyncDriver::start(options, None, Box::new(host)) {
+            match SyncDriver::start(
+                options,
+                inner.options.sync_source.clone(),
+                None,
+                Box::new(host),
+            ) {
                 Ok(sync) => *local.sync.borrow_mut() = Some(sync),
                 Err(e) => web_sys::console::warn_1(&format!("outbox: no change feed: {e}").into()),
             }

@@ -38,6 +38,8 @@ pub struct ConnectOptions {
     /// The change feed this tab follows itself in online-only mode (the leader's `sync`
     /// option, given to `connect` too, like `http`).
     pub sync: Option<outbox_runtime::sync::SyncOptions>,
+    /// The app's own change feed (`sync.source`), if any.
+    pub sync_source: Option<outbox_runtime::sync::SourceFns>,
 }
 
 impl ConnectOptions {
@@ -99,12 +101,21 @@ impl ConnectOptions {
             Some(v) => outbox_runtime::convert::from_js(v)
                 .map_err(|e| invalid(format!("options.retry: {e}")))?,
         };
-        let sync = match field("sync") {
-            None => None,
-            Some(v) => Some(
-                outbox_runtime::convert::from_js(v)
-                    .map_err(|e| invalid(format!("options.sync: {e}")))?,
-            ),
+        let (sync, sync_source) = match field("sync") {
+            None => (None, None),
+            Some(v) => {
+                // The `source` functions are read apart; serde reads the rest.
+                let plain = js_sys::Object::assign(
+                    &js_sys::Object::new(),
+                    wasm_bindgen::JsCast::unchecked_ref(&v),
+                );
+                let _ = js_sys::Reflect::delete_property(&plain, &"source".into());
+                let sync = outbox_runtime::convert::from_js(plain.into())
+                    .map_err(|e| invalid(format!("options.sync: {e}")))?;
+                let source = outbox_runtime::sync::SourceFns::from_sync_options(&v)
+                    .map_err(|e| invalid(format!("options.{e}")))?;
+                (Some(sync), source)
+            }
         };
         let fns = MutationFns::from_options(options).map_err(invalid)?;
         let parsed = Self {
@@ -118,6 +129,7 @@ impl ConnectOptions {
             retry,
             max_concurrency: number("maxConcurrency", 8)?.max(1) as usize,
             sync,
+            sync_source,
         };
         Ok((parsed, fns))
     }

@@ -83,6 +83,13 @@ export interface FeedOptions {
   collections: string[];
   /** Default '/api'. */
   baseUrl?: string;
+  /** The app's own feed instead of the reference server's endpoints (see the worker's
+   *  `sync.source`). */
+  source?: {
+    snapshot(collection: string): unknown;
+    changes?(since: number, limit: number): unknown;
+    subscribe(since: number, onEntry: (entry: unknown) => void, onError: (error?: unknown) => void): () => void;
+  };
 }
 
 /** `seq`: the server sequence number the sync has reached with this update, if the source

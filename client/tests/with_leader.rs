@@ -9,7 +9,8 @@
 
 mod support;
 
-use js_sys::Array;
+use js_sys::{Array, Function};
+use outbox_client::Collection;
 use support::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -257,7 +258,7 @@ async fn a_sync_source_feeds_synced_rows() {
         .collection("todos".into(), Some(obj(&[("sync", source.clone())])))
         .unwrap();
     assert!(has(&todos, "s1"));
-    let on_update: js_sys::Function = prop(&source, "onUpdate").into();
+    let on_update: Function = prop(&source, "onUpdate").into();
     on_update
         .call1(
             &JsValue::NULL,
@@ -309,7 +310,7 @@ async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
         has(&todos, "1"),
         "still shown: the sync is at 4, the change at 9"
     );
-    let on_update: js_sys::Function = prop(&source, "onUpdate").into();
+    let on_update: Function = prop(&source, "onUpdate").into();
     on_update
         .call1(
             &JsValue::NULL,
@@ -666,4 +667,77 @@ async fn signing_out_with_discard_deletes_the_outbox_and_closes_every_tab() {
 #[wasm_bindgen_test]
 async fn signing_out_with_keep_leaves_the_outbox_and_closes_every_tab() {
     sign_out_case(false).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_leader_follows_the_apps_own_feed_and_hands_it_to_every_tab() {
+    let scope = unique_scope("appfeed");
+    let feed = json("{}");
+    let source = obj(&[
+        (
+            "snapshot",
+            js_fn(
+                "",
+                "return async (collection) => ({ seq: 1, rows: [{ key: 'a', value: { id: 'a', title: collection } }] })",
+                &[],
+            )
+            .into(),
+        ),
+        (
+            "subscribe",
+            js_fn(
+                "feed",
+                "return (since, onEntry) => { feed.since = since; feed.onEntry = onEntry; \
+                 return () => { feed.closed = true; }; }",
+                &[&feed],
+            )
+            .into(),
+        ),
+    ]);
+    let sync = obj(&[("collections", json(r#"["todos"]"#)), ("source", source)]);
+    let options = obj(&[("app", JsValue::from_str(&scope)), ("sync", sync)]);
+    let parsed = outbox_worker::options::parse(&options).unwrap();
+    let _leader = outbox_worker::leader::Leader::start(scope.clone(), parsed)
+        .await
+        .unwrap();
+    let tabs = [connect(&scope, &[]).await, connect(&scope, &[]).await];
+    let views: Vec<Collection> = tabs
+        .iter()
+        .map(|c| {
+            c.collection(
+                "todos".into(),
+                Some(obj(&[
+                    ("key", JsValue::from_str("id")),
+                    ("sync", JsValue::from_str("leader")),
+                ])),
+            )
+            .unwrap()
+        })
+        .collect();
+    for v in &views {
+        rows_until(v, |c| has(c, "a")).await;
+    }
+    assert_eq!(
+        prop(&feed, "since").as_f64(),
+        Some(1.0),
+        "resumed after the snapshot"
+    );
+    let on_entry: Function = prop(&feed, "onEntry").into();
+    on_entry
+        .call1(
+            &JsValue::NULL,
+            &json(
+                r#"{"seq": 2, "prevSeq": 1, "changes": [
+                    {"collection": "todos", "key": "b", "op": "insert", "value": {"id": "b"}},
+                    {"collection": "todos", "key": "a", "op": "delete", "value": null}]}"#,
+            ),
+        )
+        .unwrap();
+    for v in &views {
+        rows_until(v, |c| has(c, "b") && !has(c, "a")).await;
+    }
+    for t in &tabs {
+        assert_eq!(t.feed_position(), 2.0);
+        t.close();
+    }
 }

@@ -58,6 +58,8 @@ struct Inner {
     me: ClientId,
     options: LeaderOptions,
     before_retry: Option<js_sys::Function>,
+    /// The app's own change feed (`sync.source`), if any.
+    sync_source: Option<outbox_runtime::sync::SourceFns>,
     fns: Rc<MutationFns>,
     store: IdbStore,
     channel: RefCell<Option<Channel>>,
@@ -105,6 +107,7 @@ impl Leader {
             options,
             fns,
             before_retry,
+            sync_source,
         } = parsed;
         let (steal_tx, steal_rx) = mpsc::unbounded();
         // A random share of a heartbeat on top, so that waiting workers rarely steal at once.
@@ -119,6 +122,7 @@ impl Leader {
             scope,
             options,
             before_retry,
+            sync_source,
             fns: Rc::new(fns),
             store,
             channel: RefCell::new(None),
@@ -367,7 +371,7 @@ impl Inner {
         if this.epoch() != Some(epoch) {
             return;
         }
-        match SyncDriver::start(options, restored, Box::new(host)) {
+        match SyncDriver::start(options, this.sync_source.clone(), restored, Box::new(host)) {
             Ok(sync) => {
                 if let Some(term) = this.term.borrow_mut().as_mut() {
                     term.sync = Some(sync);

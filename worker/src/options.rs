@@ -96,6 +96,8 @@ pub struct Parsed {
     pub fns: MutationFns,
     /// The app's `beforeRetry(transaction) => boolean`, if any.
     pub before_retry: Option<js_sys::Function>,
+    /// The app's own change feed (`sync.source`), if any.
+    pub sync_source: Option<outbox_runtime::sync::SourceFns>,
 }
 
 /// Reads the options object. Errors name the offending field.
@@ -112,10 +114,15 @@ pub fn parse(options: &JsValue) -> Result<Parsed, String> {
     let before_retry = js_sys::Reflect::get(options, &"beforeRetry".into())
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let sync_source = match js_sys::Reflect::get(options, &"sync".into()) {
+        Ok(sync) if sync.is_object() => outbox_runtime::sync::SourceFns::from_sync_options(&sync)?,
+        _ => None,
+    };
     Ok(Parsed {
         options: plain,
         fns,
         before_retry,
+        sync_source,
     })
 }
 
@@ -133,7 +140,12 @@ fn plain_part(options: &JsValue) -> JsValue {
         "sync",
     ] {
         if let Ok(v) = js_sys::Reflect::get(options, &key.into()) {
-            if !v.is_undefined() {
+            if key == "sync" && v.is_object() {
+                // Its `source` functions are read apart (`SourceFns`).
+                let copy = js_sys::Object::assign(&js_sys::Object::new(), v.unchecked_ref());
+                let _ = js_sys::Reflect::delete_property(&copy, &"source".into());
+                let _ = js_sys::Reflect::set(&out, &key.into(), &copy);
+            } else if !v.is_undefined() {
                 let _ = js_sys::Reflect::set(&out, &key.into(), &v);
             }
         }

@@ -32,8 +32,36 @@ export interface OutboxWorkerOptions {
   /** Each leader term waits for credentials from a tab before its first call: for every
    *  scope (`true`), or for user scopes only (`'scoped'`). */
   credentials?: boolean | 'scoped';
+  /** One change feed for the origin, held by the leader and handed to every tab (collections
+   *  with `sync: 'leader'`). From the reference server's endpoints under `baseUrl` (default
+   *  '/api'), or from the app's own `source`. Turns `awaitSync` on. */
+  sync?: {
+    collections: string[];
+    baseUrl?: string;
+    source?: {
+      snapshot(collection: string): SnapshotAnswer | Promise<SnapshotAnswer>;
+      changes?(since: number, limit: number): ChangesAnswer | Promise<ChangesAnswer>;
+      subscribe(since: number, onEntry: (entry: FeedEntry) => void, onError: (error?: unknown) => void): () => void;
+    };
+  };
   /** Where the worker's wasm is, if not next to outbox_worker.js. */
   wasmUrl?: string | URL;
+}
+
+/** A server change: `seq` follows `prevSeq` exactly; `value` is the whole row. */
+export interface FeedEntry {
+  seq: number;
+  prevSeq: number;
+  txId?: string | null;
+  changes: { collection: string; key: string; op: 'insert' | 'update' | 'delete'; value?: unknown }[];
+}
+export interface SnapshotAnswer {
+  seq: number;
+  rows: { key: string; value: unknown }[];
+}
+export interface ChangesAnswer {
+  seq: number;
+  changes: FeedEntry[];
 }
 
 /**

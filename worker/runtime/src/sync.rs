@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// Where the server's sync endpoints are (the reference server's shape).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -57,6 +59,82 @@ impl SyncOptions {
     }
 }
 
+/// The app's own feed, in place of the reference server's endpoints: the functions of the
+/// `sync.source` option. Each may return its answer or a Promise of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFns {
+    /// `snapshot(collection)` → `{ seq, rows: [{ key, value }] }`.
+    pub snapshot: js_sys::Function,
+    /// `changes(since, limit)` → `{ seq, changes: [entry] }`, entries as the feed's. Without it
+    /// a gap reloads the snapshots.
+    pub changes: Option<js_sys::Function>,
+    /// `subscribe(since, onEntry, onError)` → a function that unsubscribes. `onEntry(entry)`
+    /// with `{ seq, prevSeq, changes: [{ collection, key, op, value }] }`, in order.
+    pub subscribe: js_sys::Function,
+}
+
+impl SourceFns {
+    /// Reads `sync.source`, if the options have one. Errors name the missing function.
+    pub fn from_sync_options(sync: &JsValue) -> Result<Option<Self>, String> {
+        let source = js_sys::Reflect::get(sync, &"source".into()).unwrap_or(JsValue::UNDEFINED);
+        if source.is_undefined() || source.is_null() {
+            return Ok(None);
+        }
+        let f = |name: &str| {
+            js_sys::Reflect::get(&source, &name.into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        };
+        let need =
+            |name: &str| f(name).ok_or_else(|| format!("sync.source.{name} must be a function"));
+        Ok(Some(Self {
+            snapshot: need("snapshot")?,
+            changes: f("changes"),
+            subscribe: need("subscribe")?,
+        }))
+    }
+}
+
+/// Calls `f(args…)` and awaits its answer (a Promise's, or the value), as JSON text.
+async fn call_json(f: &js_sys::Function, args: &[JsValue]) -> Result<String, String> {
+    let args: js_sys::Array = args.iter().collect();
+    let answer = f
+        .apply(&JsValue::NULL, &args)
+        .map_err(|e| crate::convert::JsErrorInfo::from_js(&e).to_string())?;
+    let value = if answer.has_type::<js_sys::Promise>() {
+        JsFuture::from(js_sys::Promise::from(answer))
+            .await
+            .map_err(|e| crate::convert::JsErrorInfo::from_js(&e).to_string())?
+    } else {
+        answer
+    };
+    js_sys::JSON::stringify(&value)
+        .map(String::from)
+        .map_err(|e| crate::convert::JsErrorInfo::from_js(&e).to_string())
+}
+
+/// The open feed: the reference server's stream, or the app's subscription.
+enum Feed {
+    Stream(#[allow(dead_code, reason = "held: dropping it closes the stream")] EventStream),
+    App {
+        unsubscribe: Option<js_sys::Function>,
+        _on_entry: Closure<dyn FnMut(JsValue)>,
+        _on_error: Closure<dyn FnMut(JsValue)>,
+    },
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Self::App {
+            unsubscribe: Some(f),
+            ..
+        } = self
+        {
+            let _ = f.call0(&JsValue::NULL);
+        }
+    }
+}
+
 fn encode(segment: &str) -> String {
     js_sys::encode_uri_component(segment).into()
 }
@@ -84,7 +162,8 @@ struct Inner {
     options: SyncOptions,
     core: RefCell<LeaderSync>,
     host: Box<dyn SyncHost>,
-    stream: RefCell<Option<EventStream>>,
+    stream: RefCell<Option<Feed>>,
+    source: Option<SourceFns>,
     timer: RefCell<Timer>,
     /// The timer is set and has not fired.
     timer_due: std::cell::Cell<bool>,
@@ -105,6 +184,7 @@ impl SyncDriver {
     /// (`restored`), if anything.
     pub fn start(
         options: SyncOptions,
+        source: Option<SourceFns>,
         restored: Option<Vec<CollectionSnapshot>>,
         host: Box<dyn SyncHost>,
     ) -> Result<Self, String> {
@@ -118,6 +198,7 @@ impl SyncDriver {
             core: RefCell::new(core),
             host,
             stream: RefCell::new(None),
+            source,
             timer: RefCell::new(Timer::default()),
             timer_due: std::cell::Cell::new(false),
             abort,
@@ -222,12 +303,17 @@ impl Inner {
         let url = this.options.snapshot_url(&collection);
         let headers = this.host.headers();
         let signal = this.abort.signal();
+        let app = this.source.as_ref().map(|s| s.snapshot.clone());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let loaded = match get_text(&url, &headers, &signal).await {
-                Ok((200, text)) => CollectionSnapshot::parse(&collection, &text).ok(),
-                _ => None,
+            let text = match app {
+                Some(f) => call_json(&f, &[JsValue::from_str(&collection)]).await.ok(),
+                None => match get_text(&url, &headers, &signal).await {
+                    Ok((200, text)) => Some(text),
+                    _ => None,
+                },
             };
+            let loaded = text.and_then(|t| CollectionSnapshot::parse(&collection, &t).ok());
             Self::with(&weak, |core| match loaded {
                 Some(snap) => core.snapshot_loaded(snap),
                 None => core.snapshot_failed(&collection),
@@ -239,12 +325,21 @@ impl Inner {
         let url = this.options.changes_url(since, limit);
         let headers = this.host.headers();
         let signal = this.abort.signal();
+        let app = this.source.as_ref().map(|s| s.changes.clone());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let loaded = match get_text(&url, &headers, &signal).await {
-                Ok((200, text)) => parse_range(&text).ok(),
-                _ => None,
+            let text = match app {
+                Some(Some(f)) => {
+                    let args = [JsValue::from(since as f64), JsValue::from(limit)];
+                    call_json(&f, &args).await.ok()
+                }
+                Some(None) => None,
+                None => match get_text(&url, &headers, &signal).await {
+                    Ok((200, text)) => Some(text),
+                    _ => None,
+                },
             };
+            let loaded = text.and_then(|t| parse_range(&t).ok());
             Self::with(&weak, |core| match loaded {
                 Some(range) => core.range_loaded(range.changes),
                 None => core.range_failed(),
@@ -253,6 +348,10 @@ impl Inner {
     }
 
     fn open_feed(this: &Rc<Self>, since: u64) {
+        if let Some(source) = this.source.clone() {
+            Self::subscribe_app(this, &source, since);
+            return;
+        }
         let url = this.options.feed_url(since);
         let headers = this.host.headers();
         let (opened, events, ended) = (
@@ -283,9 +382,60 @@ impl Inner {
             move |_end: StreamEnd| Self::with(&ended, LeaderSync::feed_error),
         );
         match stream {
-            Ok(s) => *this.stream.borrow_mut() = Some(s),
+            Ok(s) => *this.stream.borrow_mut() = Some(Feed::Stream(s)),
             Err(_) => Self::with(&Rc::downgrade(this), LeaderSync::feed_error),
         }
+    }
+
+    /// The app's own feed: `subscribe(since, onEntry, onError)`. Entries come as objects (or
+    /// JSON text); one that does not read, or an error, reopens the feed after the backoff.
+    fn subscribe_app(this: &Rc<Self>, source: &SourceFns, since: u64) {
+        let (events, errors) = (Rc::downgrade(this), Rc::downgrade(this));
+        let on_entry = Closure::<dyn FnMut(JsValue)>::new(move |entry: JsValue| {
+            let text = match entry.as_string() {
+                Some(t) => Some(t),
+                None => js_sys::JSON::stringify(&entry).ok().map(String::from),
+            };
+            // Handled in a task of its own, in order: what it leads to may close this feed,
+            // which drops this very closure.
+            let events = events.clone();
+            spawn_local(async move {
+                match text.as_deref().map(parse_entry) {
+                    Some(Ok(entry)) => Self::with(&events, |core| core.feed_entry(entry)),
+                    _ => Self::app_feed_failed(&events),
+                }
+            });
+        });
+        let on_error =
+            Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| Self::app_feed_failed(&errors));
+        let answer = source.subscribe.call3(
+            &JsValue::NULL,
+            &JsValue::from(since as f64),
+            on_entry.as_ref(),
+            on_error.as_ref(),
+        );
+        match answer {
+            Ok(unsubscribe) => {
+                *this.stream.borrow_mut() = Some(Feed::App {
+                    unsubscribe: unsubscribe.dyn_into().ok(),
+                    _on_entry: on_entry,
+                    _on_error: on_error,
+                });
+                Self::with(&Rc::downgrade(this), LeaderSync::feed_opened);
+            }
+            Err(_) => Self::with(&Rc::downgrade(this), LeaderSync::feed_error),
+        }
+    }
+
+    /// The app's feed failed: it is closed (later, outside its callback) and reopened.
+    fn app_feed_failed(weak: &Weak<Self>) {
+        let weak = weak.clone();
+        spawn_local(async move {
+            if let Some(this) = weak.upgrade() {
+                this.stream.borrow_mut().take();
+            }
+            Self::with(&weak, LeaderSync::feed_error);
+        });
     }
 
     fn persist(this: &Rc<Self>, batch: PersistBatch) {
