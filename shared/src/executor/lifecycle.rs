@@ -143,7 +143,13 @@ impl Executor {
         }
         self.txs.insert(id.clone(), Entry { tx, durable: false });
         self.writes.put_new(&id);
-        self.writes.after_commit(AfterCommit::Ack { to: from, id });
+        self.writes.after_commit(AfterCommit::Ack {
+            to: from,
+            id: id.clone(),
+        });
+        // Ready at once: its first attempt is recorded in the same write that accepts it, and
+        // the call waits for that commit like any other (one write per submit, not two).
+        self.make_ready(now, &id);
     }
 
     /// Answers a resend of a transaction already committed: it is durable, and this is where it
@@ -260,6 +266,10 @@ impl Executor {
         let mut failed = failed;
         for id in std::mem::take(&mut failed.new) {
             if let Some(e) = self.txs.remove(&id) {
+                if e.tx.state == TransactionState::Persisting {
+                    // Its first attempt was to start with this write: it never called.
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
                 let promoted = self.scheduler.remove(&id, &e.tx.keys);
                 self.ready.remove(&(e.tx.seq, id.clone()));
                 for p in promoted {
@@ -279,6 +289,7 @@ impl Executor {
                     });
                     false
                 }
+                AfterCommit::Call { id: x, .. } if *x == id => false,
                 _ => true,
             });
         }
@@ -288,10 +299,11 @@ impl Executor {
 
     /// Starts the next attempt of a ready transaction: records it, and calls once committed.
     pub(super) fn start_attempt(&mut self, now: Millis, id: &TransactionId) {
+        let waiting_new = self.writes.is_waiting_new(id);
         let Some(e) = self.txs.get_mut(id) else {
             return;
         };
-        if !e.durable || e.tx.state != TransactionState::Pending {
+        if !(e.durable || waiting_new) || e.tx.state != TransactionState::Pending {
             return;
         }
         if !e.tx.attempts.is_empty() {
@@ -539,7 +551,7 @@ impl Executor {
     /// Puts a durable, pending, due and unblocked transaction in the ready set.
     pub(super) fn make_ready(&mut self, now: Millis, id: &TransactionId) {
         let Some(e) = self.txs.get(id) else { return };
-        if e.durable
+        if (e.durable || self.writes.is_waiting_new(id))
             && e.tx.state == TransactionState::Pending
             && e.tx.retry_due().is_none_or(|due| due <= now)
             && self

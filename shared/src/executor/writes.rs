@@ -81,6 +81,12 @@ impl WritePipeline {
         self.finals.push(tx);
     }
 
+    /// Whether `id` is new and waiting for the next batch (not yet taken): its first attempt
+    /// may start in that same batch.
+    pub fn is_waiting_new(&self, id: &TransactionId) -> bool {
+        self.new.contains(id)
+    }
+
     /// Run `action` once the next batch commits.
     pub fn after_commit(&mut self, action: AfterCommit) {
         self.after.push(action);
