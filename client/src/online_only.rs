@@ -11,7 +11,7 @@ use crate::inner::Inner;
 use outbox_runtime::clock::MathRandom;
 use outbox_runtime::driver::Driver;
 use outbox_runtime::store::MemoryStore;
-use outbox_runtime::sync::{LocalFuture, SyncDriver, SyncHost};
+use outbox_runtime::sync::{Delivery, LocalFuture, SyncDriver, SyncHost};
 use outbox_shared::executor::{Event, Executor, ExecutorConfig};
 use outbox_shared::model::{ClientId, Epoch};
 use outbox_shared::protocol::{Envelope, Message};
@@ -180,30 +180,16 @@ impl SyncHost for LocalSyncHost {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        let (local, epoch) = (&self.local, self.local.epoch);
-        match output {
-            LeaderSyncOutput::Broadcast(entries) => {
-                local.say(&inner, None, Message::SyncEntries { epoch, entries });
-            }
-            LeaderSyncOutput::SyncedTo { seq } => {
-                local.driver.dispatch(Event::SyncedTo { server_seq: seq });
-            }
-            LeaderSyncOutput::SendEntries { to, entries } => {
-                local.say(&inner, Some(&to), Message::SyncEntries { epoch, entries });
-            }
-            LeaderSyncOutput::SendRows { to, parts } => {
-                for p in parts {
-                    let msg = Message::SyncRows {
-                        epoch,
-                        collection: p.collection,
-                        seq: p.seq,
-                        rows: p.rows,
-                        more: p.more,
-                    };
-                    local.say(&inner, to.as_ref(), msg);
+        match Delivery::of(self.local.epoch, output) {
+            Delivery::Send(messages) => {
+                for (to, msg) in messages {
+                    self.local.say(&inner, to.as_ref(), msg);
                 }
             }
-            _ => {}
+            Delivery::SyncedTo(server_seq) => {
+                self.local.driver.dispatch(Event::SyncedTo { server_seq });
+            }
+            Delivery::Nothing => {}
         }
     }
 

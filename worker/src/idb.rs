@@ -130,14 +130,7 @@ impl IdbStore {
     pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
         let tx = self.readwrite([META, OUTBOX, TOMBSTONES])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
-        let stored: Option<f64> = meta
-            .get(EPOCH_KEY)
-            .primitive()
-            .map_err(|e| store_error(&e))?
-            .await
-            .map_err(|e| store_error(&e))?;
-        let epoch =
-            Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64).next();
+        let epoch = read_epoch(&meta).await?.next();
         meta.put(epoch.0 as f64)
             .with_key(EPOCH_KEY)
             .primitive()
@@ -215,8 +208,7 @@ impl IdbStore {
                 .primitive()
                 .map_err(|e| store_error(&e))?;
         }
-        let stored = epoch_req.await.map_err(|e| store_error(&e))?;
-        let stored = Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64);
+        let stored = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?);
         // Dropping `tx` without committing rolls it back.
         check_fence(stored, batch.epoch)?;
         commit(tx).await
@@ -299,14 +291,7 @@ impl IdbStore {
     pub async fn write_synced(&self, epoch: Epoch, batch: &PersistBatch) -> Result<(), StoreError> {
         let tx = self.readwrite([META, SYNCED])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
-        let stored: Option<f64> = meta
-            .get(EPOCH_KEY)
-            .primitive()
-            .map_err(|e| store_error(&e))?
-            .await
-            .map_err(|e| store_error(&e))?;
-        let stored = Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64);
-        check_fence(stored, epoch)?;
+        check_fence(read_epoch(&meta).await?, epoch)?;
         let synced = tx.object_store(SYNCED).map_err(|e| store_error(&e))?;
         let mut existing: Option<Vec<String>> = None;
         for write in &batch.writes {
@@ -392,6 +377,24 @@ impl IdbStore {
     pub fn database(&self) -> &Database {
         &self.db
     }
+}
+
+/// The stored epoch (0 when there is none, or it does not read as one).
+fn epoch_of(stored: Option<f64>) -> Epoch {
+    Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64)
+}
+
+/// Reads the stored epoch now.
+async fn read_epoch(
+    meta: &indexed_db_futures::object_store::ObjectStore<'_>,
+) -> Result<Epoch, StoreError> {
+    let stored: Option<f64> = meta
+        .get(EPOCH_KEY)
+        .primitive()
+        .map_err(|e| store_error(&e))?
+        .await
+        .map_err(|e| store_error(&e))?;
+    Ok(epoch_of(stored))
 }
 
 /// Every key and value of a store, in key order (both lists come from the same transaction).

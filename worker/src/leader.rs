@@ -21,7 +21,7 @@ use outbox_runtime::calls::MutationFns;
 use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
-use outbox_runtime::sync::SyncDriver;
+use outbox_runtime::sync::{Delivery, SyncDriver};
 use outbox_runtime::timer::Interval;
 use outbox_shared::executor::{Event, Executor};
 use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
@@ -590,30 +590,14 @@ impl outbox_runtime::sync::SyncHost for SyncHost {
         let Some(inner) = self.leader.upgrade() else {
             return;
         };
-        let epoch = self.epoch;
-        match output {
-            LeaderSyncOutput::Broadcast(entries) => {
-                inner.send(None, Message::SyncEntries { epoch, entries });
-            }
-            LeaderSyncOutput::SyncedTo { seq } => {
-                inner.dispatch(Event::SyncedTo { server_seq: seq });
-            }
-            LeaderSyncOutput::SendEntries { to, entries } => {
-                inner.send(Some(to), Message::SyncEntries { epoch, entries });
-            }
-            LeaderSyncOutput::SendRows { to, parts } => {
-                for p in parts {
-                    let msg = Message::SyncRows {
-                        epoch,
-                        collection: p.collection,
-                        seq: p.seq,
-                        rows: p.rows,
-                        more: p.more,
-                    };
-                    inner.send(to.clone(), msg);
+        match Delivery::of(self.epoch, output) {
+            Delivery::Send(messages) => {
+                for (to, msg) in messages {
+                    inner.send(to, msg);
                 }
             }
-            _ => {}
+            Delivery::SyncedTo(server_seq) => inner.dispatch(Event::SyncedTo { server_seq }),
+            Delivery::Nothing => {}
         }
     }
 

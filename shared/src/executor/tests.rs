@@ -136,7 +136,10 @@ fn durable_is_answered_only_after_the_commit_and_the_call_after_the_attempt_reco
     r.feed(Event::Written { write: b.id });
     assert_eq!(r.durable_acks(), vec![TransactionId::from("a")]);
     assert_eq!(r.called(), vec!["a"]);
-    assert!(r.writes.is_empty(), "nothing more to write before the answer");
+    assert!(
+        r.writes.is_empty(),
+        "nothing more to write before the answer"
+    );
     r.ok("a", 1);
     assert_eq!(r.state("a"), None);
     assert!(r.store.is_completed(&"a".into()));

@@ -6,7 +6,8 @@
 use crate::clock::MathRandom;
 use crate::stream::{get_text, EventStream, StreamEnd};
 use crate::timer::Timer;
-use outbox_shared::model::ClientId;
+use outbox_shared::model::{ClientId, Epoch};
+use outbox_shared::protocol::Message;
 use outbox_shared::sync::{
     parse_entry, parse_range, CollectionSnapshot, LeaderSync, LeaderSyncConfig, LeaderSyncOutput,
     PersistBatch,
@@ -153,6 +154,49 @@ pub trait SyncHost {
     fn deliver(&self, output: LeaderSyncOutput);
     /// Something went wrong that the app may want to hear of (a storage failure).
     fn trouble(&self, message: String);
+}
+
+/// What a host does with a fan-out output ([`SyncHost::deliver`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// Send these messages, in order: to one tab, or to all (`None`).
+    Send(Vec<(Option<ClientId>, Message)>),
+    /// Tell the executor the feed has reached this sequence number in storage
+    /// (`Event::SyncedTo`).
+    SyncedTo(u64),
+    /// Nothing (not a fan-out output).
+    Nothing,
+}
+
+impl Delivery {
+    /// The channel messages (or executor event) of a fan-out output, from the leader of `epoch`.
+    pub fn of(epoch: Epoch, output: LeaderSyncOutput) -> Self {
+        match output {
+            LeaderSyncOutput::Broadcast(entries) => {
+                Self::Send(vec![(None, Message::SyncEntries { epoch, entries })])
+            }
+            LeaderSyncOutput::SendEntries { to, entries } => {
+                Self::Send(vec![(Some(to), Message::SyncEntries { epoch, entries })])
+            }
+            LeaderSyncOutput::SendRows { to, parts } => Self::Send(
+                parts
+                    .into_iter()
+                    .map(|p| {
+                        let msg = Message::SyncRows {
+                            epoch,
+                            collection: p.collection,
+                            seq: p.seq,
+                            rows: p.rows,
+                            more: p.more,
+                        };
+                        (to.clone(), msg)
+                    })
+                    .collect(),
+            ),
+            LeaderSyncOutput::SyncedTo { seq } => Self::SyncedTo(seq),
+            _ => Self::Nothing,
+        }
+    }
 }
 
 /// The running sync. Dropping it (or [`SyncDriver::stop`]) stops the feed and every request.
