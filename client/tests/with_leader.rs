@@ -741,3 +741,40 @@ async fn a_leader_follows_the_apps_own_feed_and_hands_it_to_every_tab() {
         t.close();
     }
 }
+
+#[wasm_bindgen_test]
+async fn the_apps_await_sync_decides_when_a_success_completes_in_every_tab() {
+    let scope = unique_scope("awaitsync");
+    let log = Array::new();
+    let gate = Gate::new();
+    let asked = Array::new();
+    let await_sync = js_fn(
+        "gate, asked",
+        "return (tx) => { asked.push(tx.id); return gate; }",
+        &[&gate.promise, &asked],
+    );
+    let fns = obj(&[("todos", succeeding(&log).into())]);
+    let options = obj(&[
+        ("app", JsValue::from_str(&scope)),
+        ("mutationFns", fns),
+        ("awaitSync", await_sync.into()),
+    ]);
+    let parsed = outbox_worker::options::parse(&options).unwrap();
+    let _leader = outbox_worker::leader::Leader::start(scope.clone(), parsed)
+        .await
+        .unwrap();
+    let me = connect(&scope, &[]).await;
+    let other = connect(&scope, &[]).await;
+    let h = todos(&me).insert(todo("1", "milk")).unwrap();
+    state_until(&h, "persisted_awaiting_sync").await;
+    assert_eq!(log.length(), 1, "sent once");
+    assert_eq!(asked.length(), 1, "the app is asked once");
+    let theirs = todos(&other);
+    rows_until(&theirs, |c| has(c, "1")).await;
+    gate.open();
+    settle(h.completed()).await.unwrap();
+    assert_eq!(h.state(), "completed");
+    for c in [&me, &other] {
+        c.close();
+    }
+}

@@ -60,6 +60,8 @@ struct Inner {
     before_retry: Option<js_sys::Function>,
     /// The app's own change feed (`sync.source`), if any.
     sync_source: Option<outbox_runtime::sync::SourceFns>,
+    /// The app's `awaitSync(transaction)`, if it gave one.
+    await_sync_fn: Option<js_sys::Function>,
     fns: Rc<MutationFns>,
     store: IdbStore,
     channel: RefCell<Option<Channel>>,
@@ -108,6 +110,7 @@ impl Leader {
             fns,
             before_retry,
             sync_source,
+            await_sync_fn,
         } = parsed;
         let (steal_tx, steal_rx) = mpsc::unbounded();
         // A random share of a heartbeat on top, so that waiting workers rarely steal at once.
@@ -123,6 +126,7 @@ impl Leader {
             options,
             before_retry,
             sync_source,
+            await_sync_fn,
             fns: Rc::new(fns),
             store,
             channel: RefCell::new(None),
@@ -343,6 +347,9 @@ impl Inner {
             _heartbeat: heartbeat,
             _proof: proof,
         });
+        if let Some(f) = &this.await_sync_fn {
+            driver.set_await_sync(f.clone());
+        }
         driver.dispatch(Event::BecameLeader(loaded));
         this.tell_role(Some(epoch));
         Self::start_sync(this, epoch).await;

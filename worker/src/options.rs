@@ -21,6 +21,9 @@ pub struct LeaderOptions {
     /// Wait for the sync to pass a success's server sequence number before `completed`.
     #[serde(default)]
     pub await_sync: bool,
+    /// `awaitSync` is the app's function: it decides when each success is synced.
+    #[serde(skip)]
+    pub await_sync_hook: bool,
     /// How often the leader says it is alive, in ms.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u32,
@@ -98,6 +101,8 @@ pub struct Parsed {
     pub before_retry: Option<js_sys::Function>,
     /// The app's own change feed (`sync.source`), if any.
     pub sync_source: Option<outbox_runtime::sync::SourceFns>,
+    /// The app's `awaitSync(transaction) => Promise`, if it gave a function.
+    pub await_sync_fn: Option<js_sys::Function>,
 }
 
 /// Reads the options object. Errors name the offending field.
@@ -118,11 +123,17 @@ pub fn parse(options: &JsValue) -> Result<Parsed, String> {
         Ok(sync) if sync.is_object() => outbox_runtime::sync::SourceFns::from_sync_options(&sync)?,
         _ => None,
     };
+    let await_sync_fn = js_sys::Reflect::get(options, &"awaitSync".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let mut plain = plain;
+    plain.await_sync_hook = await_sync_fn.is_some();
     Ok(Parsed {
         options: plain,
         fns,
         before_retry,
         sync_source,
+        await_sync_fn,
     })
 }
 
@@ -145,7 +156,8 @@ fn plain_part(options: &JsValue) -> JsValue {
                 let copy = js_sys::Object::assign(&js_sys::Object::new(), v.unchecked_ref());
                 let _ = js_sys::Reflect::delete_property(&copy, &"source".into());
                 let _ = js_sys::Reflect::set(&out, &key.into(), &copy);
-            } else if !v.is_undefined() {
+            } else if !v.is_undefined() && !v.is_function() {
+                // Function-valued ones (`awaitSync`) are read apart.
                 let _ = js_sys::Reflect::set(&out, &key.into(), &v);
             }
         }
@@ -173,6 +185,7 @@ pub fn executor_config(
         max_concurrency: options.max_concurrency.max(1),
         retry: options.retry,
         await_sync: options.await_sync || options.sync.is_some(),
+        await_sync_hook: options.await_sync_hook,
         credentials: options.credentials.for_scope(&options.app, scope),
         before_retry,
         ..ExecutorConfig::default()

@@ -23,8 +23,10 @@ export interface OutboxWorkerOptions {
   /** Called before each retry; `false` discards the transaction instead. */
   beforeRetry?: (transaction: OutboxTransactionRecord) => boolean | void;
   onUnknownMutationFn?: (name: string, transaction: OutboxTransactionRecord) => void;
-  /** Wait for the sync to reach a success's server sequence number before `completed`. */
-  awaitSync?: boolean;
+  /** `true`: wait for the sync to reach a success's server sequence number before
+   *  `completed`. A function: the app decides — each success stays `persisted_awaiting_sync`
+   *  until what it returns resolves (asked again by a new leader). */
+  awaitSync?: boolean | ((transaction: OutboxTransactionRecord) => unknown | Promise<unknown>);
   /** Default 1000. */
   heartbeatMs?: number;
   /** Default 3000: a waiting worker takes over from a leader silent this long. */

@@ -25,6 +25,10 @@ pub struct ExecutorConfig {
     /// When a success names the server's sequence number, wait for the sync to pass it
     /// (`persisted_awaiting_sync`) before `completed`.
     pub await_sync: bool,
+    /// The app decides when a success is synced (its own `awaitSync`): every success waits
+    /// `persisted_awaiting_sync`, the executor asks with [`super::Command::AwaitSync`], and
+    /// [`super::Event::Synced`] completes it.
+    pub await_sync_hook: bool,
     /// Asked before each retry.
     pub before_retry: Option<BeforeRetry>,
     /// After a failed outbox write (other than a fenced one), try again after this long.
@@ -40,6 +44,7 @@ impl Default for ExecutorConfig {
             max_concurrency: 8,
             retry: RetryPolicy::default(),
             await_sync: false,
+            await_sync_hook: false,
             before_retry: None,
             write_retry_ms: 1000,
             credentials: false,
@@ -53,6 +58,7 @@ impl std::fmt::Debug for ExecutorConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("retry", &self.retry)
             .field("await_sync", &self.await_sync)
+            .field("await_sync_hook", &self.await_sync_hook)
             .field("before_retry", &self.before_retry.is_some())
             .field("write_retry_ms", &self.write_retry_ms)
             .finish()

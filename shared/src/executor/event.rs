@@ -53,6 +53,11 @@ pub enum Event {
         /// The highest applied server sequence number.
         server_seq: u64,
     },
+    /// The app's `awaitSync` for this transaction resolved: its change is in the app's sync.
+    Synced {
+        /// The transaction.
+        id: TransactionId,
+    },
     /// A tab asked for the snapshot of unsettled transactions.
     SnapshotRequested {
         /// Who asked.
@@ -114,6 +119,12 @@ pub enum Command {
         key: String,
         /// Why it was unreadable.
         reason: String,
+    },
+    /// Ask the app's `awaitSync` about this succeeded transaction (its success is committed);
+    /// answer with [`Event::Synced`] when it resolves.
+    AwaitSync {
+        /// The transaction, as committed (`server_seq` set if the reply named one).
+        tx: Box<Transaction>,
     },
     /// The user signed out (the answer and the broadcast are sent): forget the credentials and
     /// stop leading; do not wait for the lock again.

@@ -70,7 +70,14 @@ impl Executor {
             if changed {
                 self.writes.put(&id);
             }
-            if awaiting && !self.config.await_sync {
+            if awaiting && self.config.await_sync_hook {
+                // The previous leader asked the app; this one asks again.
+                if let Some(e) = self.txs.get(&id) {
+                    self.out.push(Command::AwaitSync {
+                        tx: Box::new(e.tx.clone()),
+                    });
+                }
+            } else if awaiting && !self.config.await_sync {
                 self.settle_success(now, &id);
             }
         }
@@ -222,6 +229,15 @@ impl Executor {
                 AfterCommit::SignedOut => {
                     self.send_to(None, Message::SignedOut { epoch: self.epoch });
                     self.out.push(Command::SignedOut);
+                }
+                AfterCommit::AwaitSync { id } => {
+                    if let Some(e) = self.txs.get(&id) {
+                        if e.tx.state == TransactionState::PersistedAwaitingSync {
+                            self.out.push(Command::AwaitSync {
+                                tx: Box::new(e.tx.clone()),
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -375,11 +391,16 @@ impl Executor {
             Ok(success) => {
                 e.tx.server_seq = success.server_seq;
                 e.tx.error = None;
-                let awaits = self.config.await_sync
-                    && success.server_seq.is_some_and(|s| s > self.synced_seq);
+                let awaits = self.config.await_sync_hook
+                    || (self.config.await_sync
+                        && success.server_seq.is_some_and(|s| s > self.synced_seq));
                 if awaits {
                     let _ = e.tx.move_to(TransactionState::PersistedAwaitingSync, now);
                     self.writes.put(id);
+                    if self.config.await_sync_hook {
+                        self.writes
+                            .after_commit(AfterCommit::AwaitSync { id: id.clone() });
+                    }
                     let promoted = self.scheduler.remove(id, &e.tx.keys.clone());
                     for p in promoted {
                         self.recheck(now, &p);
@@ -563,6 +584,17 @@ impl Executor {
         }
     }
 
+    /// The app's `awaitSync` says this transaction's change is synced: it completes.
+    pub(super) fn synced(&mut self, now: Millis, id: &TransactionId) {
+        if self
+            .txs
+            .get(id)
+            .is_some_and(|e| e.tx.state == TransactionState::PersistedAwaitingSync)
+        {
+            self.settle_success(now, id);
+        }
+    }
+
     /// The sync has reached `server_seq`: transactions waiting for it complete.
     pub(super) fn synced_to(&mut self, now: Millis, server_seq: u64) {
         self.synced_seq = self.synced_seq.max(server_seq);
@@ -571,7 +603,9 @@ impl Executor {
             .values()
             .filter(|e| {
                 e.tx.state == TransactionState::PersistedAwaitingSync
-                    && e.tx.server_seq.is_none_or(|s| s <= self.synced_seq)
+                    && e.tx
+                        .server_seq
+                        .map_or(!self.config.await_sync_hook, |s| s <= self.synced_seq)
             })
             .map(|e| e.tx.id.clone())
             .collect();

@@ -146,6 +146,7 @@ impl Executor {
             Event::TimerFired => self.timer_fired(now),
             Event::Online | Event::TabVisible | Event::NotifyOnline => self.bring_forward(now),
             Event::SyncedTo { server_seq } => self.synced_to(now, server_seq),
+            Event::Synced { id } => self.synced(now, &id),
             Event::SnapshotRequested { from } => self.snapshot(&from),
             Event::Request { from, req, op } => self.request(now, &from, req, op),
             Event::Credentials if !self.signed_out => {

@@ -529,6 +529,56 @@ fn await_sync_holds_a_transaction_until_the_feed_passes_its_sequence() {
 }
 
 #[test]
+fn the_apps_await_sync_is_asked_once_the_success_is_stored_and_completes_it() {
+    let hook = ExecutorConfig {
+        await_sync_hook: true,
+        ..ExecutorConfig::default()
+    };
+    let mut r = Rig::new(hook);
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.finish("a", 1, Ok(AttemptSuccess::default()));
+    assert_eq!(r.state("a"), Some(TransactionState::PersistedAwaitingSync));
+    let asked: Vec<_> = r
+        .other
+        .iter()
+        .filter_map(|c| match c {
+            Command::AwaitSync { tx } => Some((tx.id.clone(), tx.state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![("a".into(), TransactionState::PersistedAwaitingSync)],
+        "asked once, after the commit"
+    );
+    r.feed(Event::SyncedTo { server_seq: 99 });
+    assert_eq!(
+        r.state("a"),
+        Some(TransactionState::PersistedAwaitingSync),
+        "the feed does not decide for the app when the reply named no seq"
+    );
+
+    // A new leader finds it waiting, and asks again.
+    let store = std::mem::take(&mut r.store);
+    let mut next = Rig::with_store(
+        ExecutorConfig {
+            await_sync_hook: true,
+            ..ExecutorConfig::default()
+        },
+        store,
+    );
+    assert!(next
+        .other
+        .iter()
+        .any(|c| matches!(c, Command::AwaitSync { tx } if tx.id == "a".into())));
+    next.feed(Event::Synced { id: "a".into() });
+    next.settle();
+    assert_eq!(next.state("a"), None);
+    assert!(next.store.is_completed(&"a".into()));
+}
+
+#[test]
 fn a_failed_write_is_retried_later_and_loses_nothing_accepted() {
     let mut r = Rig::new(ExecutorConfig::default());
     r.submit(ordered("a", &["1"]));

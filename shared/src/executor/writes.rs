@@ -22,6 +22,8 @@ pub(super) enum AfterCommit {
     },
     /// The sign-out is committed: tell every tab, then stop.
     SignedOut,
+    /// A success is committed as `persisted_awaiting_sync`: ask the app's `awaitSync`.
+    AwaitSync { id: TransactionId },
 }
 
 /// A batch on its way to storage, with what waits for it.
@@ -173,7 +175,9 @@ impl WritePipeline {
         self.dirty.remove(id);
         self.new.remove(id);
         self.after.retain(|a| match a {
-            AfterCommit::Ack { id: x, .. } | AfterCommit::Call { id: x, .. } => x != id,
+            AfterCommit::Ack { id: x, .. }
+            | AfterCommit::Call { id: x, .. }
+            | AfterCommit::AwaitSync { id: x } => x != id,
             AfterCommit::Reply { .. } | AfterCommit::SignedOut => true,
         });
     }

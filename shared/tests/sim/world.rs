@@ -430,7 +430,7 @@ impl World {
                     }
                 }
                 // The simulated tabs never sign out.
-                Command::SignedOut => {}
+                Command::SignedOut | Command::AwaitSync { .. } => {}
             }
         }
     }

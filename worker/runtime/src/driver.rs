@@ -16,7 +16,8 @@ use outbox_shared::protocol::Message;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::{Rc, Weak};
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// Where the executor's messages go.
 pub type Sender = Box<dyn Fn(Option<ClientId>, Message)>;
@@ -40,6 +41,8 @@ struct Inner {
     aborts: RefCell<Vec<web_sys::AbortController>>,
     on_step_down: RefCell<Option<StepDownHook>>,
     on_signed_out: RefCell<Option<Box<dyn Fn()>>>,
+    /// The app's `awaitSync(transaction)`, when it decides when a success is synced.
+    await_sync: RefCell<Option<js_sys::Function>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -70,6 +73,7 @@ impl Driver {
             aborts: RefCell::new(Vec::new()),
             on_step_down: RefCell::new(None),
             on_signed_out: RefCell::new(None),
+            await_sync: RefCell::new(None),
         }))
     }
 
@@ -82,6 +86,14 @@ impl Driver {
     /// already forgotten here; the hook stops leading.
     pub fn on_signed_out(&self, f: impl Fn() + 'static) {
         *self.0.on_signed_out.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// The app's `awaitSync(transaction)`: asked about each success
+    /// ([`Command::AwaitSync`]); the transaction completes when what it returns resolves (a
+    /// rejection is logged, and completes it too: the server has the change). Set it before
+    /// the executor becomes leader.
+    pub fn set_await_sync(&self, f: js_sys::Function) {
+        *self.0.await_sync.borrow_mut() = Some(f);
     }
 
     /// Feeds one event (queued if the driver is mid-turn).
@@ -158,6 +170,37 @@ impl Inner {
                 if let Some(f) = this.on_signed_out.borrow().as_ref() {
                     f();
                 }
+            }
+            Command::AwaitSync { tx } => {
+                let hook = this.await_sync.borrow().clone();
+                let weak = Rc::downgrade(this);
+                spawn_local(async move {
+                    if let Some(f) = hook {
+                        let arg = crate::convert::to_js(&*tx).unwrap_or(JsValue::NULL);
+                        let answer = match f.call1(&JsValue::NULL, &arg) {
+                            Ok(v) if v.has_type::<js_sys::Promise>() => {
+                                JsFuture::from(js_sys::Promise::from(v)).await
+                            }
+                            other => other,
+                        };
+                        if let Err(e) = answer {
+                            let why = crate::convert::JsErrorInfo::from_js(&e);
+                            let Some(this) = weak.upgrade() else { return };
+                            (this.send)(
+                                None,
+                                Message::Diagnostic {
+                                    code: outbox_shared::model::ErrorCode::Invalid,
+                                    message: format!(
+                                        "awaitSync({}) failed ({why}); it completes anyway: \
+                                         the server has the change",
+                                        tx.id
+                                    ),
+                                },
+                            );
+                        }
+                    }
+                    dispatch_weak(&weak, Event::Synced { id: tx.id });
+                });
             }
         }
     }
