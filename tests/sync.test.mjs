@@ -51,6 +51,10 @@ test('a change made on the server reaches every tab once, through the one feed t
     for (const tab of tabs) {
       assert.equal(await tab.evaluate(() => window.outboxDemo.client.feedPosition), seq, 'each tab is at the server’s seq');
       assert.equal((await seen(tab))[row.id].length, 1, 'shown once: no flicker, no second application');
+      assert.ok(
+        await tab.evaluate((seq) => window.__events.some((e) => e.type === 'synced' && e.seq === seq), seq),
+        'the app heard the feed reach it',
+      );
     }
     const stats = await server.stats();
     assert.equal(stats.feedsOpen, 1, 'three tabs, one feed connection');

@@ -75,6 +75,12 @@ pub enum ClientEvent {
         /// The leader's epoch.
         epoch: u64,
     },
+    /// The change feed reached this server sequence number in this tab (collections with
+    /// `sync: 'leader'`): its entries are in the rows.
+    Synced {
+        /// The feed position.
+        seq: u64,
+    },
     /// The tab's worker started.
     WorkerReady,
 }

@@ -261,6 +261,7 @@ impl Inner {
                         message,
                     });
                 }
+                TabOutput::FeedAdvanced(seq) => this.emit(|| ClientEvent::Synced { seq }),
                 TabOutput::Merge {
                     collection,
                     key,

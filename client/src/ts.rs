@@ -193,6 +193,7 @@ export type OutboxEvent = { at: number } & (
   | { type: 'leader_resigned'; epoch: number }
   | { type: 'credentials_needed'; epoch: number }
   | { type: 'signed_out'; epoch: number }
+  | { type: 'synced'; seq: number }
   | { type: 'mode'; mode: OutboxMode; reason?: OutboxDiagnostic['code'] }
   | { type: 'diagnostic'; code: string; message: string }
   | { type: 'worker_ready' }

@@ -181,7 +181,8 @@ impl TabCore {
     /// held back for them show.
     fn settle_feed(&mut self) {
         let seq = self.feed.applied();
-        let out = self.synced_to(seq);
+        let mut out = self.synced_to(seq);
+        out.push(TabOutput::FeedAdvanced(seq));
         self.out = out;
         self.release_held();
     }

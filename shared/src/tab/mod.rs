@@ -84,6 +84,9 @@ pub enum TabOutput {
         /// The row as the tab shows it, pending changes included (`None`: not shown).
         local: Option<serde_json::Value>,
     },
+    /// The tab has applied the leader's change feed up to this sequence number (entries or
+    /// rows came in).
+    FeedAdvanced(u64),
     /// The leader has something to tell the app (a quarantined record, say).
     Diagnostic {
         /// Stable code.
