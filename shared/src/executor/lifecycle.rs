@@ -437,10 +437,26 @@ impl Executor {
                     if let Some(a) = e.tx.attempts.last_mut() {
                         a.retry_scheduled_for = Some(due);
                     }
+                    let no_answer = err.error.code == ErrorCode::Network;
                     e.tx.error = Some(err.error);
                     let _ = e.tx.move_to(TransactionState::Pending, now);
                     self.waiting.insert((due, e.tx.seq, id.clone()));
-                    self.writes.put(id);
+                    if no_answer {
+                        // Offline: the failure is stored with the next write that happens
+                        // anyway (a submit's, a retry's), not in a write of its own that the
+                        // next submit would wait behind; the tabs hear of it now.
+                        let state = e.tx.clone();
+                        self.writes.put_lazy(id);
+                        self.send_to(
+                            None,
+                            Message::State {
+                                epoch: self.epoch,
+                                txs: vec![state],
+                            },
+                        );
+                    } else {
+                        self.writes.put(id);
+                    }
                 } else {
                     let error = if err.is_retriable() {
                         TxError {

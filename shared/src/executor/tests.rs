@@ -579,6 +579,34 @@ fn the_apps_await_sync_is_asked_once_the_success_is_stored_and_completes_it() {
 }
 
 #[test]
+fn an_attempt_without_an_answer_is_stored_with_the_next_write_not_one_of_its_own() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.feed(Event::AttemptFinished {
+        id: "a".into(),
+        attempt: 1,
+        outcome: Err(AttemptError::network("offline")),
+    });
+    assert!(r.writes.is_empty(), "no write of its own");
+    assert_eq!(r.state("a"), Some(TransactionState::Pending));
+    let told = r.sent.iter().any(|(to, m)| {
+        to.is_none()
+            && matches!(m, Message::State { txs, .. }
+                if txs.iter().any(|t| t.id == "a".into() && t.state == TransactionState::Pending))
+    });
+    assert!(told, "the tabs hear of it at once");
+    // The next submit's write carries it.
+    r.submit(ordered("b", &["2"]));
+    let batch = r.writes.pop_front().unwrap();
+    let ids: Vec<&str> = batch.puts.iter().map(|t| t.id.0.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    let a = &batch.puts[0];
+    assert_eq!(a.state, TransactionState::Pending);
+    assert!(a.attempts[0].retry_scheduled_for.is_some());
+}
+
+#[test]
 fn a_failed_write_is_retried_later_and_loses_nothing_accepted() {
     let mut r = Rig::new(ExecutorConfig::default());
     r.submit(ordered("a", &["1"]));

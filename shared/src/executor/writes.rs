@@ -44,6 +44,8 @@ pub(super) struct InFlight {
 pub(super) struct WritePipeline {
     next_id: WriteId,
     dirty: BTreeSet<TransactionId>,
+    /// Records that may wait for the next batch that happens anyway (nothing waits for them).
+    lazy: BTreeSet<TransactionId>,
     completed: Vec<Tombstone>,
     deletes: Vec<TransactionId>,
     finals: Vec<Transaction>,
@@ -56,7 +58,18 @@ pub(super) struct WritePipeline {
 impl WritePipeline {
     /// The record of `id` changed: put it in the next batch.
     pub fn put(&mut self, id: &TransactionId) {
+        self.lazy.remove(id);
         self.dirty.insert(id.clone());
+    }
+
+    /// The record of `id` changed, but nothing depends on storing it soon (an attempt that got
+    /// no answer: were it lost, a new leader would find the attempt unfinished and retry it,
+    /// uncounted, as it does anyway for network failures). It rides along with the next batch
+    /// and causes none itself, so it never delays a submit.
+    pub fn put_lazy(&mut self, id: &TransactionId) {
+        if !self.dirty.contains(id) {
+            self.lazy.insert(id.clone());
+        }
     }
 
     /// A new transaction: put it, and remember it was new (rejected if the batch fails).
@@ -68,6 +81,7 @@ impl WritePipeline {
     /// The transaction completed: tombstone it.
     pub fn complete(&mut self, tx: Transaction, now: Millis) {
         self.dirty.remove(&tx.id);
+        self.lazy.remove(&tx.id);
         self.completed.push(Tombstone {
             id: tx.id.clone(),
             completed_at: now,
@@ -78,6 +92,7 @@ impl WritePipeline {
     /// The transaction was removed: delete its record.
     pub fn delete(&mut self, tx: Transaction) {
         self.dirty.remove(&tx.id);
+        self.lazy.remove(&tx.id);
         self.new.remove(&tx.id);
         self.deletes.push(tx.id.clone());
         self.finals.push(tx);
@@ -124,10 +139,9 @@ impl WritePipeline {
             return None;
         }
         self.next_id += 1;
-        let puts = std::mem::take(&mut self.dirty)
-            .iter()
-            .filter_map(&mut record)
-            .collect();
+        let mut ids = std::mem::take(&mut self.dirty);
+        ids.append(&mut self.lazy);
+        let puts = ids.iter().filter_map(&mut record).collect();
         let batch = WriteBatch {
             id: self.next_id,
             epoch,
@@ -173,6 +187,7 @@ impl WritePipeline {
     /// Forgets everything about `id` still waiting to be written (it was rejected).
     pub fn forget(&mut self, id: &TransactionId) {
         self.dirty.remove(id);
+        self.lazy.remove(id);
         self.new.remove(id);
         self.after.retain(|a| match a {
             AfterCommit::Ack { id: x, .. }

@@ -514,7 +514,13 @@ impl World {
         let handled = self.server.handle(&tx, faults.as_ref(), &mut self.rng);
         let outcome = if handled.reply_lost {
             self.report.dropped_replies += 1;
-            Err(AttemptError::retriable("network error: connection closed"))
+            // As the browser reports it (no answer at all), or as a mutation function that
+            // classifies it itself: both paths, stored lazily or at once.
+            if self.rng.next_f64() < 0.5 {
+                Err(AttemptError::network("connection closed"))
+            } else {
+                Err(AttemptError::retriable("network error: connection closed"))
+            }
         } else {
             handled.outcome
         };
