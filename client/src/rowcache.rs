@@ -10,7 +10,7 @@
 
 use outbox_runtime::convert::to_js;
 use outbox_shared::tab::TabCore;
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use wasm_bindgen::JsValue;
 
 /// One collection's rows, in the view's key order.
@@ -32,18 +32,20 @@ impl RowCache {
     pub fn rows(&mut self, core: &mut TabCore, collection: &str) -> js_sys::Array {
         let changed = core.take_view_changes(collection);
         let view = core.view();
-        let rows = self
-            .collections
-            .entry(collection.to_owned())
-            .or_insert_with(|| {
+        let rows = match self.collections.entry(collection.to_owned()) {
+            Entry::Occupied(rows) => rows.into_mut(),
+            Entry::Vacant(slot) => {
+                // Built from the view as it is now, which already has every change.
                 let mut keys = Vec::new();
                 let array = js_sys::Array::new();
                 for (key, value) in view.rows(collection) {
                     keys.push(key.clone());
                     array.push(&frozen(value));
                 }
-                Rows { keys, array }
-            });
+                let rows = slot.insert(Rows { keys, array });
+                return rows.array.slice(0, rows.keys.len() as u32);
+            }
+        };
         for key in changed {
             let at = rows.keys.binary_search(&key);
             match (view.get(collection, &key), at) {
