@@ -104,13 +104,8 @@ impl ConnectOptions {
         let (sync, sync_source) = match field("sync") {
             None => (None, None),
             Some(v) => {
-                // The `source` functions are read apart; serde reads the rest.
-                let plain = js_sys::Object::assign(
-                    &js_sys::Object::new(),
-                    wasm_bindgen::JsCast::unchecked_ref(&v),
-                );
-                let _ = js_sys::Reflect::delete_property(&plain, &"source".into());
-                let sync = outbox_runtime::convert::from_js(plain.into())
+                let plain = outbox_runtime::sync::SourceFns::strip(&v);
+                let sync = outbox_runtime::convert::from_js(plain)
                     .map_err(|e| invalid(format!("options.sync: {e}")))?;
                 let source = outbox_runtime::sync::SourceFns::from_sync_options(&v)
                     .map_err(|e| invalid(format!("options.{e}")))?;

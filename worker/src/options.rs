@@ -153,9 +153,8 @@ fn plain_part(options: &JsValue) -> JsValue {
         if let Ok(v) = js_sys::Reflect::get(options, &key.into()) {
             if key == "sync" && v.is_object() {
                 // Its `source` functions are read apart (`SourceFns`).
-                let copy = js_sys::Object::assign(&js_sys::Object::new(), v.unchecked_ref());
-                let _ = js_sys::Reflect::delete_property(&copy, &"source".into());
-                let _ = js_sys::Reflect::set(&out, &key.into(), &copy);
+                let plain = outbox_runtime::sync::SourceFns::strip(&v);
+                let _ = js_sys::Reflect::set(&out, &key.into(), &plain);
             } else if !v.is_undefined() && !v.is_function() {
                 // Function-valued ones (`awaitSync`) are read apart.
                 let _ = js_sys::Reflect::set(&out, &key.into(), &v);

@@ -75,6 +75,14 @@ pub struct SourceFns {
 }
 
 impl SourceFns {
+    /// A copy of the `sync` options without `source` (its functions are read here; serde
+    /// reads the rest).
+    pub fn strip(sync: &JsValue) -> JsValue {
+        let plain = js_sys::Object::assign(&js_sys::Object::new(), sync.unchecked_ref());
+        let _ = js_sys::Reflect::delete_property(&plain, &"source".into());
+        plain.into()
+    }
+
     /// Reads `sync.source`, if the options have one. Errors name the missing function.
     pub fn from_sync_options(sync: &JsValue) -> Result<Option<Self>, String> {
         let source = js_sys::Reflect::get(sync, &"source".into()).unwrap_or(JsValue::UNDEFINED);
@@ -112,6 +120,34 @@ async fn call_json(f: &js_sys::Function, args: &[JsValue]) -> Result<String, Str
     js_sys::JSON::stringify(&value)
         .map(String::from)
         .map_err(|e| crate::convert::JsErrorInfo::from_js(&e).to_string())
+}
+
+/// Where a snapshot or a range is read from.
+enum Origin {
+    /// The app's function, called with these arguments.
+    App(js_sys::Function, Vec<JsValue>),
+    /// `GET` this URL of the reference server's shape.
+    Http(String),
+    /// Nowhere (the app's source has no `changes`).
+    Nowhere,
+}
+
+impl Origin {
+    /// The answer as JSON text; `None` if it failed (or there is nowhere to ask).
+    async fn read(
+        self,
+        headers: &BTreeMap<String, String>,
+        signal: &web_sys::AbortSignal,
+    ) -> Option<String> {
+        match self {
+            Self::App(f, args) => call_json(&f, &args).await.ok(),
+            Self::Http(url) => match get_text(&url, headers, signal).await {
+                Ok((200, text)) => Some(text),
+                _ => None,
+            },
+            Self::Nowhere => None,
+        }
+    }
 }
 
 /// The open feed: the reference server's stream, or the app's subscription.
@@ -344,19 +380,14 @@ impl Inner {
     }
 
     fn load(this: &Rc<Self>, collection: String) {
-        let url = this.options.snapshot_url(&collection);
-        let headers = this.host.headers();
-        let signal = this.abort.signal();
-        let app = this.source.as_ref().map(|s| s.snapshot.clone());
+        let from = match &this.source {
+            Some(app) => Origin::App(app.snapshot.clone(), vec![JsValue::from_str(&collection)]),
+            None => Origin::Http(this.options.snapshot_url(&collection)),
+        };
+        let (headers, signal) = (this.host.headers(), this.abort.signal());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let text = match app {
-                Some(f) => call_json(&f, &[JsValue::from_str(&collection)]).await.ok(),
-                None => match get_text(&url, &headers, &signal).await {
-                    Ok((200, text)) => Some(text),
-                    _ => None,
-                },
-            };
+            let text = from.read(&headers, &signal).await;
             let loaded = text.and_then(|t| CollectionSnapshot::parse(&collection, &t).ok());
             Self::with(&weak, |core| match loaded {
                 Some(snap) => core.snapshot_loaded(snap),
@@ -366,23 +397,20 @@ impl Inner {
     }
 
     fn fetch_range(this: &Rc<Self>, since: u64, limit: u32) {
-        let url = this.options.changes_url(since, limit);
-        let headers = this.host.headers();
-        let signal = this.abort.signal();
-        let app = this.source.as_ref().map(|s| s.changes.clone());
+        let from = match &this.source {
+            Some(app) => match &app.changes {
+                Some(f) => Origin::App(
+                    f.clone(),
+                    vec![JsValue::from(since as f64), JsValue::from(limit)],
+                ),
+                None => Origin::Nowhere,
+            },
+            None => Origin::Http(this.options.changes_url(since, limit)),
+        };
+        let (headers, signal) = (this.host.headers(), this.abort.signal());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let text = match app {
-                Some(Some(f)) => {
-                    let args = [JsValue::from(since as f64), JsValue::from(limit)];
-                    call_json(&f, &args).await.ok()
-                }
-                Some(None) => None,
-                None => match get_text(&url, &headers, &signal).await {
-                    Ok((200, text)) => Some(text),
-                    _ => None,
-                },
-            };
+            let text = from.read(&headers, &signal).await;
             let loaded = text.and_then(|t| parse_range(&t).ok());
             Self::with(&weak, |core| match loaded {
                 Some(range) => core.range_loaded(range.changes),
@@ -413,14 +441,10 @@ impl Inner {
                 }
                 // An entry that does not parse cannot be skipped (the next would be a gap):
                 // the feed is reopened from the last applied number.
+                // (`feed_error` closes it: `CloseFeed`.)
                 match parse_entry(&event.data) {
                     Ok(entry) => Self::with(&events, |core| core.feed_entry(entry)),
-                    Err(_) => {
-                        if let Some(this) = events.upgrade() {
-                            this.stream.borrow_mut().take();
-                        }
-                        Self::with(&events, LeaderSync::feed_error);
-                    }
+                    Err(_) => Self::with(&events, LeaderSync::feed_error),
                 }
             },
             move |_end: StreamEnd| Self::with(&ended, LeaderSync::feed_error),
@@ -471,15 +495,11 @@ impl Inner {
         }
     }
 
-    /// The app's feed failed: it is closed (later, outside its callback) and reopened.
+    /// The app's feed failed: it is closed (`feed_error` says `CloseFeed`; later, outside its
+    /// callback, whose closure that drops) and reopened after the backoff.
     fn app_feed_failed(weak: &Weak<Self>) {
         let weak = weak.clone();
-        spawn_local(async move {
-            if let Some(this) = weak.upgrade() {
-                this.stream.borrow_mut().take();
-            }
-            Self::with(&weak, LeaderSync::feed_error);
-        });
+        spawn_local(async move { Self::with(&weak, LeaderSync::feed_error) });
     }
 
     fn persist(this: &Rc<Self>, batch: PersistBatch) {
