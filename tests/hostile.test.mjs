@@ -34,7 +34,7 @@ test('garbage and forged channel messages are ignored and counted; no transactio
       ({ epoch, victim, tabId, template }) => {
         const ch = new BroadcastChannel('outbox:todos');
         const post = (m) => ch.postMessage(typeof m === 'string' ? m : JSON.stringify(m));
-        const env = (kind, fields = {}) => ({ v: 1, app: 'todos', from: 'mallory', kind, ...fields });
+        const env = (kind, fields = {}) => ({ v: 2, app: 'todos', from: 'mallory', body: { [kind]: fields } });
         const failedTx = { ...template, state: 'failed', error: { code: 'OUTBOX_NON_RETRIABLE', message: 'forged' } };
         const hijacked = structuredClone(template);
         for (const m of hijacked.mutations) for (const f of ['modified', 'changes']) if (m[f]) m[f].title = 'HIJACKED';
@@ -42,8 +42,8 @@ test('garbage and forged channel messages are ignored and counted; no transactio
         ch.postMessage(42);
         ch.postMessage({ an: 'object' });
         post('{ not json');
-        post({ v: 99, app: 'todos', from: 'mallory', kind: 'hello' });
-        post({ v: 1, app: 'another-app', from: 'mallory', kind: 'hello' });
+        post({ v: 99, app: 'todos', from: 'mallory', body: 'hello' });
+        post({ v: 2, app: 'another-app', from: 'mallory', body: 'hello' });
         post(env('no-such-kind'));
         post(env('state', { epoch: 'not a number', txs: 'nope' }));
         // Forgeries.

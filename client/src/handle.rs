@@ -118,10 +118,12 @@ impl HandleState {
     /// (and `durable`, if it never became durable: it was refused, or rolled back).
     pub fn update(&self, tx: Transaction, out: &mut Vec<Later>) {
         let state = tx.state;
-        *self.tx.borrow_mut() = tx.clone();
-        let record = to_js(&tx).unwrap_or(JsValue::NULL);
         let listeners = self.listeners.borrow().snapshot();
-        if !listeners.is_empty() {
+        // The JS copy of the record only when someone gets it: most state changes of most
+        // transactions have no listener, and converting them was a hot spot.
+        let record = (!listeners.is_empty() || state == TransactionState::Completed)
+            .then(|| to_js(&tx).unwrap_or(JsValue::NULL));
+        if let (false, Some(record)) = (listeners.is_empty(), &record) {
             out.push(later_call_all(
                 listeners,
                 vec![JsValue::from_str(state.as_str()), record.clone()],
@@ -130,7 +132,10 @@ impl HandleState {
         match state {
             TransactionState::Completed => {
                 out.extend(self.durable.resolve_later(JsValue::UNDEFINED));
-                out.extend(self.completed.resolve_later(record));
+                out.extend(
+                    self.completed
+                        .resolve_later(record.unwrap_or(JsValue::UNDEFINED)),
+                );
             }
             TransactionState::Failed => {
                 let error = tx.error.clone().unwrap_or_else(|| {
@@ -144,6 +149,7 @@ impl HandleState {
             }
             _ => {}
         }
+        *self.tx.borrow_mut() = tx;
     }
 }
 

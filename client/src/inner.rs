@@ -499,7 +499,7 @@ impl Inner {
     /// Posts what [`Inner::deliver`] queued. A failed post (the channel is closed) loses
     /// nothing: submits are resent to every new leader, and requests time out.
     pub fn flush_posts(&self) {
-        let posts = std::mem::take(&mut *self.posts.borrow_mut());
+        let posts = merge_submits(std::mem::take(&mut *self.posts.borrow_mut()));
         if let Some(channel) = self.channel.borrow().as_ref() {
             for env in &posts {
                 let _ = channel.post(env);
@@ -581,4 +581,32 @@ pub fn credential_headers(value: &JsValue) -> Result<BTreeMap<String, String>, S
     }
     outbox_runtime::convert::from_js::<BTreeMap<String, String>>(value.clone())
         .map_err(|e| format!("credentials must map header names to strings: {e}"))
+}
+
+/// Submits in a row to the same leader go as one message (a burst of inserts costs one post,
+/// not one each); everything keeps its order.
+fn merge_submits(posts: Vec<Envelope>) -> Vec<Envelope> {
+    let mut out: Vec<Envelope> = Vec::with_capacity(posts.len());
+    for env in posts {
+        let last = out.last_mut().and_then(|last| match last {
+            Envelope {
+                to: None,
+                body: Message::Submit { epoch, txs },
+                ..
+            } => Some((*epoch, txs)),
+            _ => None,
+        });
+        match (last, env) {
+            (
+                Some((e, txs)),
+                Envelope {
+                    to: None,
+                    body: Message::Submit { epoch, txs: more },
+                    ..
+                },
+            ) if e == epoch => txs.extend(more),
+            (_, env) => out.push(env),
+        }
+    }
+    out
 }

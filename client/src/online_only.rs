@@ -105,11 +105,16 @@ impl LocalExecutor {
                 Inner::push_incoming(inner, env);
                 return;
             }
-            Message::Submit { epoch, tx } => Event::Submitted {
-                from,
-                to: epoch,
-                tx,
-            },
+            Message::Submit { epoch, txs } => {
+                for tx in txs {
+                    self.driver.dispatch(Event::Submitted {
+                        from: from.clone(),
+                        to: epoch,
+                        tx: Box::new(tx),
+                    });
+                }
+                return;
+            }
             Message::SnapshotRequest => Event::SnapshotRequested { from },
             Message::SyncFrom { applied } => {
                 if let Some(sync) = self.sync.borrow().as_ref() {

@@ -388,14 +388,14 @@ async fn garbage_and_forged_channel_messages_are_refused_counted_and_change_noth
     post_raw(&scope, &JsValue::from_str("{not json"));
     post_raw(
         &scope,
-        &JsValue::from_str(r#"{"v":99,"app":"x","from":"f","kind":"hello"}"#),
+        &JsValue::from_str(r#"{"v":99,"app":"x","from":"f","body":"hello"}"#),
     );
     let foreign = Envelope::broadcast("another-app", &ClientId("f".into()), Message::Hello);
     post_forged(&scope, &foreign);
     post_raw(
         &scope,
         &JsValue::from_str(&format!(
-            r#"{{"v":1,"app":"{scope}","from":"f","kind":"no-such-kind"}}"#
+            r#"{{"v":2,"app":"{scope}","from":"f","body":{{"no-such-kind":{{}}}}}}"#
         )),
     );
     // Forgeries: a claim of leadership without its proof lock, news under it, and someone

@@ -130,21 +130,29 @@ impl IdbStore {
     pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
         let tx = self.readwrite([META, OUTBOX, TOMBSTONES])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
-        let epoch = read_epoch(&meta).await?.next();
+        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+        let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
+        // Every read is issued before the first is awaited: one round trip to the database
+        // instead of one per read (they still run in order, before the epoch's put).
+        let epoch_req = meta
+            .get::<f64, _, _>(EPOCH_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
+        let records = issue_read_all(&outbox)?;
+        let tomb_records = issue_read_all(&tombs)?;
+        let epoch = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?).next();
         meta.put(epoch.0 as f64)
             .with_key(EPOCH_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
-        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-        let (keys, values) = read_all(&outbox).await?;
+        let (keys, values) = records.await?;
         let mut records = Vec::new();
         for (k, v) in keys.into_iter().zip(values) {
             let key = k.as_string().unwrap_or_default();
             let value = record_value(v);
             records.push((key, value));
         }
-        let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
-        let (tkeys, tvalues) = read_all(&tombs).await?;
+        let (tkeys, tvalues) = tomb_records.await?;
         let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
         let mut tombstones = Vec::new();
         for (k, v) in tkeys.into_iter().zip(tvalues) {
@@ -400,24 +408,39 @@ async fn read_epoch(
 /// Every key and value of a store, in key order (both lists come from the same transaction).
 async fn read_all(
     store: &indexed_db_futures::object_store::ObjectStore<'_>,
-) -> Result<(Vec<JsValue>, Vec<JsValue>), StoreError> {
+) -> Result<Listing, StoreError> {
+    issue_read_all(store)?.await
+}
+
+/// A store's keys and values, in key order.
+type Listing = (Vec<JsValue>, Vec<JsValue>);
+
+/// Issues the reads of [`read_all`] now; the future only collects their answers, so reads
+/// issued together cost one round trip to the database.
+fn issue_read_all<'a>(
+    store: &indexed_db_futures::object_store::ObjectStore<'a>,
+) -> Result<impl std::future::Future<Output = Result<Listing, StoreError>> + 'a, StoreError> {
     let keys = store
         .get_all_keys::<JsValue>()
         .primitive()
-        .map_err(|e| store_error(&e))?
-        .await
-        .map_err(|e| store_error(&e))?
-        .map(|k| k.unwrap_or(JsValue::UNDEFINED))
-        .collect();
+        .map_err(|e| store_error(&e))?;
     let values = store
         .get_all::<JsValue>()
         .primitive()
-        .map_err(|e| store_error(&e))?
-        .await
-        .map_err(|e| store_error(&e))?
-        .map(|v| v.unwrap_or(JsValue::UNDEFINED))
-        .collect();
-    Ok((keys, values))
+        .map_err(|e| store_error(&e))?;
+    Ok(async move {
+        let keys = keys
+            .await
+            .map_err(|e| store_error(&e))?
+            .map(|k| k.unwrap_or(JsValue::UNDEFINED))
+            .collect();
+        let values = values
+            .await
+            .map_err(|e| store_error(&e))?
+            .map(|v| v.unwrap_or(JsValue::UNDEFINED))
+            .collect();
+        Ok((keys, values))
+    })
 }
 
 /// A stored value as JSON: records are JSON text; anything else is read as a plain JS value,

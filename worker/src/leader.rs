@@ -23,7 +23,7 @@ use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
 use outbox_runtime::sync::{Delivery, SyncDriver};
 use outbox_runtime::timer::Interval;
-use outbox_shared::executor::{Event, Executor};
+use outbox_shared::executor::{Event, Executor, ExecutorConfig};
 use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
 use outbox_shared::model::{ClientId, Epoch, ErrorCode};
 use outbox_shared::protocol::{Envelope, Message, QueueStats};
@@ -148,6 +148,11 @@ impl Leader {
         Inner::listen_online(&inner);
         Inner::watch_leader(&inner);
         Inner::run(&inner);
+        // WebAssembly compiles each function the first time it runs: a worker waiting for the
+        // lock rehearses a term now, so that a failover does not wait for the compiler.
+        spawn_local(async {
+            let _ = outbox_shared::executor::rehearse(ExecutorConfig::default());
+        });
         Ok(Self(inner))
     }
 
@@ -517,7 +522,16 @@ impl Inner {
                 this.send(Some(from), Message::Pong { nonce });
                 return;
             }
-            Message::Submit { epoch: to, tx } => Event::Submitted { from, to, tx },
+            Message::Submit { epoch: to, txs } => {
+                for tx in txs {
+                    this.dispatch(Event::Submitted {
+                        from: from.clone(),
+                        to,
+                        tx: Box::new(tx),
+                    });
+                }
+                return;
+            }
             Message::SnapshotRequest => Event::SnapshotRequested { from },
             Message::SyncFrom { applied } => {
                 if let Some(sync) = this.term.borrow().as_ref().and_then(|t| t.sync.as_ref()) {

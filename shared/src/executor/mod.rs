@@ -16,6 +16,7 @@
 mod config;
 mod event;
 mod lifecycle;
+mod rehearsal;
 mod requests;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ mod writes;
 
 pub use config::{BeforeRetry, ExecutorConfig, RetryDecision};
 pub use event::{AttemptOutcome, AttemptSuccess, Command, Event};
+pub use rehearsal::rehearse;
 
 use crate::model::{Epoch, Millis, Transaction, TransactionId, TransactionState};
 use crate::protocol::QueueStats;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest message accepted, in bytes of JSON text.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -43,15 +43,46 @@ impl ProtocolError {
     }
 }
 
-/// The routing header, read before the body so that version, scope and kind are checked first.
+/// The routing header, read only to say why a message that did not decode was refused.
 #[derive(Deserialize)]
 struct Header {
     v: Option<Value>,
     app: Option<Value>,
-    kind: Option<Value>,
+    body: Option<Kind>,
 }
 
-/// Decodes one message for scope `app`.
+/// The kind of a body, `"<kind>"` or `{"<kind>": …}`, without reading what it carries.
+struct Kind(String);
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Kind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a kind, or an object with one kind")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Kind, E> {
+                Ok(Kind(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+                let kind: String = map
+                    .next_key()?
+                    .ok_or_else(|| serde::de::Error::custom("an empty body"))?;
+                map.next_value::<serde::de::IgnoredAny>()?;
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Kind(kind))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// Decodes one message for scope `app`: one pass over the text for a good message; a message
+/// that does not decode is read again for its header to say why.
 pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(ProtocolError::TooLarge {
@@ -59,34 +90,19 @@ pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
             max: MAX_MESSAGE_BYTES,
         });
     }
-    let header: Header =
-        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    let v = header
-        .v
-        .as_ref()
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ProtocolError::Malformed("no numeric `v`".into()))?;
-    if v != u64::from(PROTOCOL_VERSION) {
-        return Err(ProtocolError::Unsupported(v));
+    let env = match serde_json::from_str::<Envelope>(text) {
+        Ok(env) => env,
+        Err(e) => return Err(refusal(text, app).unwrap_or_else(|| malformed(&e))),
+    };
+    if env.v != PROTOCOL_VERSION {
+        return Err(ProtocolError::Unsupported(u64::from(env.v)));
     }
-    match header.app.as_ref().and_then(Value::as_str) {
-        Some(a) if a == app => {}
-        Some(a) => return Err(ProtocolError::Foreign(a.to_owned())),
-        None => return Err(ProtocolError::Malformed("no string `app`".into())),
+    if env.app != app {
+        return Err(ProtocolError::Foreign(env.app.chars().take(64).collect()));
     }
-    let kind = header
-        .kind
-        .as_ref()
-        .and_then(Value::as_str)
-        .ok_or_else(|| ProtocolError::Malformed("no string `kind`".into()))?;
-    if !Message::KINDS.contains(&kind) {
-        return Err(ProtocolError::UnknownKind(kind.chars().take(64).collect()));
-    }
-    let env: Envelope =
-        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     let carried: &[Transaction] = match &env.body {
-        Message::Submit { tx, .. } => std::slice::from_ref(&**tx),
-        Message::State { txs, .. }
+        Message::Submit { txs, .. }
+        | Message::State { txs, .. }
         | Message::Snapshot {
             transactions: txs, ..
         } => txs,
@@ -115,6 +131,34 @@ pub fn decode(text: &str, app: &str) -> Result<Envelope, ProtocolError> {
     Ok(env)
 }
 
+fn malformed(e: &impl std::fmt::Display) -> ProtocolError {
+    ProtocolError::Malformed(e.to_string())
+}
+
+/// Why a message that did not decode is refused, when its header says more than "malformed":
+/// another version, another scope, or a kind this version does not know.
+fn refusal(text: &str, app: &str) -> Option<ProtocolError> {
+    let header: Header = serde_json::from_str(text).map_err(|e| malformed(&e)).ok()?;
+    let Some(v) = header.v.as_ref().and_then(Value::as_u64) else {
+        return Some(ProtocolError::Malformed("no numeric `v`".into()));
+    };
+    if v != u64::from(PROTOCOL_VERSION) {
+        return Some(ProtocolError::Unsupported(v));
+    }
+    match header.app.as_ref().and_then(Value::as_str) {
+        Some(a) if a == app => {}
+        Some(a) => return Some(ProtocolError::Foreign(a.chars().take(64).collect())),
+        None => return Some(ProtocolError::Malformed("no string `app`".into())),
+    }
+    match header.body {
+        Some(Kind(kind)) if !Message::KINDS.contains(&kind.as_str()) => {
+            Some(ProtocolError::UnknownKind(kind.chars().take(64).collect()))
+        }
+        Some(_) => None,
+        None => Some(ProtocolError::Malformed("no `body`".into())),
+    }
+}
+
 /// Encodes one message.
 pub fn encode(env: &Envelope) -> String {
     // Every field is plain data with string keys, so serialising cannot fail; an empty string
@@ -122,7 +166,7 @@ pub fn encode(env: &Envelope) -> String {
     serde_json::to_string(env).unwrap_or_default()
 }
 
-/// Encodes one message as one or more texts of at most `max` bytes each: a `state`,
+/// Encodes one message as one or more texts of at most `max` bytes each: a `submit`, `state`,
 /// `durable`, `snapshot`, `sync_entries` or `sync_rows` too large for one message is split into
 /// parts (in order; snapshot and rows parts say `more` until the last), so no receiver has to
 /// refuse it. Anything else, or a single transaction, entry or row larger than `max`, is
@@ -145,6 +189,19 @@ pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
                     txs: a.to_vec(),
                 }),
                 halves(Message::State {
+                    epoch: *epoch,
+                    txs: b.to_vec(),
+                }),
+            ))
+        }
+        Message::Submit { epoch, txs } if txs.len() > 1 => {
+            let (a, b) = txs.split_at(txs.len() / 2);
+            Some((
+                halves(Message::Submit {
+                    epoch: *epoch,
+                    txs: a.to_vec(),
+                }),
+                halves(Message::Submit {
                     epoch: *epoch,
                     txs: b.to_vec(),
                 }),
@@ -316,13 +373,13 @@ mod tests {
     #[test]
     fn malformed_sync_messages_are_dropped() {
         let bad = [
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_entries","epoch":1,"entries":[{"seq":2,"prevSeq":2,"changes":[]}]}"#,
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_entries","epoch":1,"entries":[{"seq":2,"prevSeq":1,"changes":[{"collection":"c","key":"k","op":"insert"}]}]}"#,
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_entries","epoch":1}"#,
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_from","applied":-1}"#,
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_rows","epoch":1,"collection":"c","seq":1,"rows":[["",1]]}"#,
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_rows","epoch":1,"collection":"c","seq":1,"rows":[{"key":"a"}]}"#,
-            r#"{"v":1,"app":"todos","from":"l","kind":"sync_rows","epoch":1,"collection":"","seq":1,"rows":[]}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_entries":{"epoch":1,"entries":[{"seq":2,"prevSeq":2,"changes":[]}]}}}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_entries":{"epoch":1,"entries":[{"seq":2,"prevSeq":1,"changes":[{"collection":"c","key":"k","op":"insert"}]}]}}}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_entries":{"epoch":1}}}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_from":{"applied":-1}}}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_rows":{"epoch":1,"collection":"c","seq":1,"rows":[["",1]]}}}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_rows":{"epoch":1,"collection":"c","seq":1,"rows":[{"key":"a"}]}}}"#,
+            r#"{"v":2,"app":"todos","from":"l","body":{"sync_rows":{"epoch":1,"collection":"","seq":1,"rows":[]}}}"#,
         ];
         for text in bad {
             assert!(
@@ -384,6 +441,101 @@ mod tests {
             got.extend(rows);
         }
         assert_eq!(got, rows);
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        type Expect = fn(&ProtocolError) -> bool;
+        let cases: [(&str, Expect); 9] = [
+            (r#"{"v":3,"app":"todos","from":"x","body":"hello"}"#, |e| {
+                matches!(e, ProtocolError::Unsupported(3))
+            }),
+            (r#"{"v":1,"app":"todos","from":"x","kind":"hello"}"#, |e| {
+                matches!(e, ProtocolError::Unsupported(1))
+            }),
+            (
+                r#"{"v":2,"app":"other","from":"x","body":"hello"}"#,
+                |e| matches!(e, ProtocolError::Foreign(a) if a == "other"),
+            ),
+            (
+                r#"{"v":2,"app":"todos","from":"x","body":{"gossip":{"a":1}}}"#,
+                |e| matches!(e, ProtocolError::UnknownKind(k) if k == "gossip"),
+            ),
+            (
+                r#"{"v":2,"app":"todos","from":"x","body":"gossip"}"#,
+                |e| matches!(e, ProtocolError::UnknownKind(k) if k == "gossip"),
+            ),
+            (
+                r#"{"v":2,"app":"todos","from":"x","body":{"state":{"epoch":"no","txs":1}}}"#,
+                |e| matches!(e, ProtocolError::Malformed(_)),
+            ),
+            (r#"{"v":2,"app":"todos","from":"x"}"#, |e| {
+                matches!(e, ProtocolError::Malformed(_))
+            }),
+            (r#"{"app":"todos","from":"x","body":"hello"}"#, |e| {
+                matches!(e, ProtocolError::Malformed(_))
+            }),
+            ("[1,2", |e| matches!(e, ProtocolError::Malformed(_))),
+        ];
+        for (text, expected) in cases {
+            let got = decode(text, "todos");
+            assert!(got.as_ref().is_err_and(expected), "{text}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_bodies_are_tagged_by_kind() {
+        let tx = big_tx(1);
+        let bodies = [
+            Message::Hello,
+            Message::Leader { epoch: Epoch(1) },
+            Message::Heartbeat {
+                epoch: Epoch(1),
+                pending: 2,
+            },
+            Message::Resign { epoch: Epoch(1) },
+            Message::Submit {
+                epoch: Epoch(1),
+                txs: vec![tx.clone()],
+            },
+            Message::Durable {
+                ids: vec![tx.id.clone()],
+                epoch: Epoch(1),
+            },
+            Message::State {
+                epoch: Epoch(1),
+                txs: vec![tx.clone()],
+            },
+            Message::SnapshotRequest,
+            Message::Snapshot {
+                epoch: Epoch(1),
+                transactions: vec![tx],
+                more: true,
+            },
+            Message::Ping { nonce: 7 },
+            Message::Pong { nonce: 7 },
+            Message::NotifyOnline,
+            Message::Visible,
+            Message::Request {
+                req: 1,
+                op: crate::protocol::Request::SignOut { discard: true },
+            },
+            Message::Response {
+                req: 1,
+                result: crate::protocol::Response::Done,
+            },
+            Message::CredentialsNeeded { epoch: Epoch(1) },
+            Message::SignedOut { epoch: Epoch(1) },
+        ];
+        for body in bodies {
+            let kind = body.kind();
+            let env = Envelope::reply("todos", &ClientId("l".into()), &ClientId("t".into()), body);
+            let text = encode(&env);
+            let json: Value = serde_json::from_str(&text).unwrap();
+            let tagged = json["body"].as_str() == Some(kind) || json["body"].get(kind).is_some();
+            assert!(tagged, "{kind}: {text}");
+            assert_eq!(decode(&text, "todos").unwrap(), env, "{kind}");
+        }
     }
 
     #[test]

@@ -18,8 +18,7 @@ pub struct Envelope {
     /// The addressee, for replies; `None` for broadcasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<ClientId>,
-    /// What it says.
-    #[serde(flatten)]
+    /// What it says: `{"<kind>": {…fields}}`, or `"<kind>"` for kinds without fields.
     pub body: Message,
 }
 
@@ -51,7 +50,7 @@ impl Envelope {
 
 /// The message kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Message {
     /// A tab joined and asks who leads. The leader answers with [`Message::Leader`].
     Hello,
@@ -81,8 +80,9 @@ pub enum Message {
     Submit {
         /// The epoch of the leader the tab addresses.
         epoch: Epoch,
-        /// The transaction, as the tab created it.
-        tx: Box<Transaction>,
+        /// The transactions, as the tab created them: one, or the tab's burst of submits in
+        /// one message (each is accepted on its own, in order).
+        txs: Vec<Transaction>,
     },
     /// The leader committed these transactions to the outbox.
     Durable {
@@ -266,7 +266,7 @@ impl Message {
 
 /// Requests a tab can make of the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Request {
     /// Every transaction in the outbox, dead letters included.
     Peek,
@@ -293,7 +293,7 @@ pub enum Request {
 
 /// The leader's answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Response {
     /// The outbox's transactions.
     Outbox {

@@ -315,7 +315,7 @@ impl TabCore {
         if let Some(epoch) = self.leader {
             self.out.push(TabOutput::Send(Message::Submit {
                 epoch,
-                tx: Box::new(tx.clone()),
+                txs: vec![tx.clone()],
             }));
         }
         self.own_order.push(id.clone());
@@ -506,11 +506,9 @@ impl TabCore {
             .filter(|k| !k.tx.state.is_settled())
             .map(|k| k.tx.clone())
             .collect();
-        for tx in resend {
-            self.out.push(TabOutput::Send(Message::Submit {
-                epoch,
-                tx: Box::new(tx),
-            }));
+        if !resend.is_empty() {
+            self.out
+                .push(TabOutput::Send(Message::Submit { epoch, txs: resend }));
         }
         self.feed_leader_changed();
         self.take()

@@ -71,7 +71,9 @@ fn a_submit_shows_at_once_and_waits_for_a_leader_to_be_sent() {
     assert!(out.contains(&TabOutput::LeaderChanged(Epoch(3))));
     let msgs = sent(&out);
     assert_eq!(msgs[0], &Message::SnapshotRequest);
-    assert!(matches!(msgs[1], Message::Submit { epoch: Epoch(3), tx } if tx.id.as_str() == "a"));
+    assert!(
+        matches!(msgs[1], Message::Submit { epoch: Epoch(3), txs } if txs[0].id.as_str() == "a")
+    );
     let out = t.submit(insert("b", "2"));
     assert!(matches!(
         sent(&out)[0],
@@ -115,17 +117,17 @@ fn a_new_leader_gets_every_unsettled_own_transaction_again_in_order() {
         }),
     );
     let out = hear(&mut t, 2, &from_leader(Message::Leader { epoch: Epoch(2) }));
-    let resent: Vec<&str> = sent(&out)
+    let resent: Vec<Vec<&str>> = sent(&out)
         .into_iter()
         .filter_map(|m| match m {
             Message::Submit {
                 epoch: Epoch(2),
-                tx,
-            } => Some(tx.id.as_str()),
+                txs,
+            } => Some(txs.iter().map(|t| t.id.as_str()).collect()),
             _ => None,
         })
         .collect();
-    assert_eq!(resent, vec!["a", "c"]);
+    assert_eq!(resent, vec![vec!["a", "c"]], "one message, in order");
     // The same leader again changes nothing.
     assert!(sent(&hear(
         &mut t,
@@ -349,9 +351,9 @@ fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again()
     assert_eq!(t.leader(), None);
     let out = hear(&mut t, 1, &from_leader(Message::Leader { epoch: Epoch(1) }));
     assert!(out.contains(&TabOutput::LeaderChanged(Epoch(1))));
-    assert!(sent(&out)
-        .iter()
-        .any(|m| matches!(m, Message::Submit { epoch: Epoch(1), tx } if tx.id.as_str() == "a")));
+    assert!(sent(&out).iter().any(
+        |m| matches!(m, Message::Submit { epoch: Epoch(1), txs } if txs[0].id.as_str() == "a")
+    ));
     assert_eq!(t.own_unsettled(), 1);
 }
 
@@ -495,9 +497,9 @@ fn a_claim_of_leadership_is_believed_only_once_verified() {
         .is_empty());
     let out = t.leader_verified(2, Epoch(3), ClientId("leader".into()));
     assert!(out.contains(&TabOutput::LeaderChanged(Epoch(3))));
-    assert!(sent(&out)
-        .iter()
-        .any(|m| matches!(m, Message::Submit { epoch: Epoch(3), tx } if tx.id.as_str() == "a")));
+    assert!(sent(&out).iter().any(
+        |m| matches!(m, Message::Submit { epoch: Epoch(3), txs } if txs[0].id.as_str() == "a")
+    ));
     assert_eq!(t.forged(), 0);
 }
 

@@ -258,6 +258,23 @@ impl World {
                     });
                 }
             }
+            Ev::ToLeader {
+                gen,
+                from,
+                msg: Message::Submit { epoch, txs },
+            } if txs.len() > 1 => {
+                // A burst of submits in one message is accepted one by one, in order.
+                for tx in txs {
+                    self.step(Ev::ToLeader {
+                        gen,
+                        from,
+                        msg: Message::Submit {
+                            epoch,
+                            txs: vec![tx],
+                        },
+                    });
+                }
+            }
             Ev::ToLeader { gen, from, msg } => {
                 let event = match &msg {
                     Message::Hello => {
@@ -279,10 +296,13 @@ impl World {
                     Message::SnapshotRequest => Event::SnapshotRequested {
                         from: self.tabs[from].id().clone(),
                     },
-                    Message::Submit { tx, epoch } => Event::Submitted {
-                        from: self.tabs[from].id().clone(),
-                        to: *epoch,
-                        tx: tx.clone(),
+                    Message::Submit { txs, epoch } => match txs.first() {
+                        Some(tx) => Event::Submitted {
+                            from: self.tabs[from].id().clone(),
+                            to: *epoch,
+                            tx: Box::new(tx.clone()),
+                        },
+                        None => return,
                     },
                     _ => return,
                 };

@@ -324,9 +324,9 @@ mod tests {
             MessageData::NotText,
             MessageData::TooLarge,
             MessageData::Text("{".into()),
-            MessageData::Text(r#"{"v":2,"app":"app","from":"x","kind":"hello"}"#.into()),
+            MessageData::Text(r#"{"v":3,"app":"app","from":"x","body":"hello"}"#.into()),
             MessageData::Text(env("other", None)),
-            MessageData::Text(r#"{"v":1,"app":"app","from":"x","kind":"gossip"}"#.into()),
+            MessageData::Text(r#"{"v":2,"app":"app","from":"x","body":{"gossip":{}}}"#.into()),
             MessageData::Text(env("app", Some("tab-c"))),
             MessageData::Text("x".repeat(protocol::MAX_MESSAGE_BYTES + 1)),
         ];

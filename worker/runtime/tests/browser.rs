@@ -63,7 +63,7 @@ fn submit(scope: &str, from: &str, id: &str) -> Envelope {
         &ClientId::from(from),
         Message::Submit {
             epoch: Epoch(3),
-            tx: Box::new(transaction(id)),
+            txs: vec![transaction(id)],
         },
     )
 }
@@ -88,10 +88,11 @@ async fn a_submit_crosses_between_two_channels_and_arrives_equal() {
     a.post(&sent).unwrap();
     let got = next(&mut b_rx).await;
     assert_eq!(got, sent);
-    let Message::Submit { tx, .. } = &got.body else {
+    let Message::Submit { txs, .. } = &got.body else {
         panic!("not a submit: {got:?}")
     };
-    assert_eq!(tx.state, TransactionState::Pending);
+    assert_eq!(txs.len(), 1);
+    assert_eq!(txs[0].state, TransactionState::Pending);
     assert_eq!(b.drops(), DropCounts::default());
 }
 
@@ -134,9 +135,9 @@ async fn garbage_is_counted_by_kind_and_a_good_message_after_it_still_arrives() 
 
     let good = protocol::encode(&submit(scope, "tab-b", "t-good"));
     let foreign = protocol::encode(&submit("other-app", "tab-b", "t-foreign"));
-    let wrong_version = good.replacen("\"v\":1", "\"v\":2", 1);
+    let wrong_version = good.replacen("\"v\":2", "\"v\":3", 1);
     assert_ne!(wrong_version, good);
-    let unknown_kind = r#"{"v":1,"app":"app-garbage","from":"tab-b","kind":"gossip"}"#;
+    let unknown_kind = r#"{"v":2,"app":"app-garbage","from":"tab-b","body":{"gossip":{}}}"#;
     let oversized = "x".repeat(MAX_MESSAGE_BYTES + 1);
 
     let object = Object::new();

@@ -209,7 +209,7 @@ pub async fn a_submit_is_durable_then_completed_through_the_mutation_function() 
     let epoch = tab.leader().await;
     tab.post(Message::Submit {
         epoch,
-        tx: Box::new(tx("t1", "1")),
+        txs: vec![tx("t1", "1")],
     });
     let ids = tab
         .until(|m| match m {
@@ -233,7 +233,7 @@ pub async fn submits_that_arrive_together_are_committed_together() {
     for i in 0..50 {
         tab.post(Message::Submit {
             epoch,
-            tx: Box::new(tx(&format!("g{i}"), &format!("k{i}"))),
+            txs: vec![tx(&format!("g{i}"), &format!("k{i}"))],
         });
     }
     let mut acked = 0;
@@ -364,7 +364,7 @@ pub async fn a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on()
     let epoch = tab.leader().await;
     tab.post(Message::Submit {
         epoch,
-        tx: Box::new(tx("after", "1")),
+        txs: vec![tx("after", "1")],
     });
     assert_eq!(
         tab.settled("after").await.state,
@@ -407,7 +407,7 @@ pub async fn an_unknown_mutation_function_fails_the_transaction_with_a_clear_cod
     let epoch = tab.leader().await;
     tab.post(Message::Submit {
         epoch,
-        tx: Box::new(tx("u1", "1")),
+        txs: vec![tx("u1", "1")],
     });
     let failed = tab.settled("u1").await;
     assert_eq!(failed.state, TransactionState::Failed);
@@ -426,7 +426,7 @@ pub async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_it
     let epoch = tab.leader().await;
     tab.post(Message::Submit {
         epoch,
-        tx: Box::new(tx("h1", "1")),
+        txs: vec![tx("h1", "1")],
     });
     let failed = tab.settled("h1").await;
     assert_eq!(failed.error_code(), Some(ErrorCode::NonRetriable));
@@ -449,7 +449,7 @@ pub async fn a_worker_can_steal_leadership_from_one_that_no_longer_answers() {
     // The new leader serves.
     tab.post(Message::Submit {
         epoch: second,
-        tx: Box::new(tx("s1", "1")),
+        txs: vec![tx("s1", "1")],
     });
     assert_eq!(tab.settled("s1").await.state, TransactionState::Completed);
 }
@@ -527,7 +527,7 @@ pub async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
     assert_eq!(silent.epoch(), None);
     tab.post(Message::Submit {
         epoch: second,
-        tx: Box::new(tx("t1", "1")),
+        txs: vec![tx("t1", "1")],
     });
     assert_eq!(tab.settled("t1").await.state, TransactionState::Completed);
 }
