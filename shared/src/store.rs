@@ -48,13 +48,24 @@ pub struct Tombstone {
 /// How long tombstones are kept.
 pub const TOMBSTONE_TTL_MS: Millis = 24 * 60 * 60 * 1000;
 
+/// A record as storage gave it: the JSON text Outbox writes (decoded straight into a
+/// transaction, without a `Value` in between), or a value of any other shape (someone else
+/// wrote it; it is read, or quarantined, all the same).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredRecord {
+    /// JSON text.
+    Text(String),
+    /// Anything else.
+    Value(Value),
+}
+
 /// What a new leader reads, in the same atomic step that bumps the epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loaded {
     /// The new epoch.
     pub epoch: Epoch,
     /// Every stored record, undecoded, with its storage key (for quarantine).
-    pub records: Vec<(String, Value)>,
+    pub records: Vec<(String, StoredRecord)>,
     /// Recent tombstones.
     pub tombstones: Vec<Tombstone>,
 }
@@ -133,7 +144,7 @@ impl MemOutboxStore {
             records: self
                 .records
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), StoredRecord::Value(v.clone())))
                 .collect(),
             tombstones: self.tombstones.values().cloned().collect(),
         }

@@ -22,7 +22,7 @@ use indexed_db_futures::transaction::TransactionMode;
 use outbox_runtime::store::{AsyncStore, LocalFuture};
 use outbox_shared::model::{Epoch, Millis};
 use outbox_shared::store::{
-    check_fence, Loaded, StoreError, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
+    check_fence, Loaded, StoreError, StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
 };
 use outbox_shared::sync::{CollectionSnapshot, PersistBatch, RowWrite};
 use std::collections::BTreeMap;
@@ -445,11 +445,13 @@ fn issue_read_all<'a>(
 
 /// A stored value as JSON: records are JSON text; anything else is read as a plain JS value,
 /// and what cannot be read at all becomes `null` (which the executor quarantines).
-fn record_value(v: JsValue) -> serde_json::Value {
-    if let Some(text) = v.as_string() {
-        return serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+fn record_value(v: JsValue) -> StoredRecord {
+    match v.as_string() {
+        Some(text) => StoredRecord::Text(text),
+        None => StoredRecord::Value(
+            serde_wasm_bindgen::from_value(v).unwrap_or(serde_json::Value::Null),
+        ),
     }
-    serde_wasm_bindgen::from_value(v).unwrap_or(serde_json::Value::Null)
 }
 
 impl AsyncStore for IdbStore {

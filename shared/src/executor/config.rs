@@ -20,6 +20,10 @@ pub type BeforeRetry = Box<dyn FnMut(&Transaction) -> RetryDecision>;
 pub struct ExecutorConfig {
     /// Mutation functions running at once, at most.
     pub max_concurrency: usize,
+    /// After an attempt got no answer at all (offline), attempts start one at a time, at most
+    /// once per this long, until one is answered or `online` / `notifyOnline()` / a visible tab
+    /// says to try again.
+    pub probe_interval_ms: Millis,
     /// Attempts and backoff.
     pub retry: RetryPolicy,
     /// When a success names the server's sequence number, wait for the sync to pass it
@@ -42,6 +46,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             max_concurrency: 8,
+            probe_interval_ms: 1_000,
             retry: RetryPolicy::default(),
             await_sync: false,
             await_sync_hook: false,
@@ -56,6 +61,7 @@ impl std::fmt::Debug for ExecutorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExecutorConfig")
             .field("max_concurrency", &self.max_concurrency)
+            .field("probe_interval_ms", &self.probe_interval_ms)
             .field("retry", &self.retry)
             .field("await_sync", &self.await_sync)
             .field("await_sync_hook", &self.await_sync_hook)

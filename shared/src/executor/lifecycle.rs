@@ -28,7 +28,7 @@ impl Executor {
         self.tombstones = loaded.tombstones.into_iter().map(|t| t.id).collect();
         let mut txs: Vec<Transaction> = Vec::with_capacity(loaded.records.len());
         for (key, value) in loaded.records {
-            match Transaction::from_record(value) {
+            match Transaction::from_stored(value) {
                 Ok(tx) if key == tx.id.0 => txs.push(tx),
                 Ok(tx) => self.quarantine(key, format!("stored under a key other than {}", tx.id)),
                 Err(e) => self.quarantine(key, e.to_string()),
@@ -387,6 +387,16 @@ impl Executor {
         if let Some(a) = e.tx.attempts.last_mut() {
             a.completed_at = Some(now);
         }
+        // No answer at all: hold further attempts (see `unreachable_until`). Any answer, even
+        // an error, means the server is reachable again.
+        self.unreachable_until = match &outcome {
+            Err(err) if err.error.code == ErrorCode::Network => Some(
+                self.unreachable_until
+                    .unwrap_or(now)
+                    .max(now.saturating_add(self.config.probe_interval_ms)),
+            ),
+            _ => None,
+        };
         match outcome {
             Ok(success) => {
                 e.tx.server_seq = success.server_seq;

@@ -51,6 +51,10 @@ pub struct Executor {
     synced_seq: u64,
     next_seq: u64,
     timer_at: Option<Millis>,
+    /// The last attempt got no answer at all (offline): until this time no attempt starts,
+    /// and then one at a time (a probe) until the server answers. Without it an outbox of
+    /// thousands offline tried every one of them back to back, each a doomed request.
+    unreachable_until: Option<Millis>,
     /// Waiting for credentials (a 401, or a term that needs them before its first call): no
     /// attempt starts until [`Event::Credentials`].
     paused: bool,
@@ -105,6 +109,7 @@ impl Executor {
             synced_seq: 0,
             next_seq: 1,
             timer_at: None,
+            unreachable_until: None,
             paused: false,
             signed_out: false,
             out: Vec::new(),
@@ -214,9 +219,13 @@ impl Executor {
     }
 
     fn arm_timer(&mut self) {
+        let probe = self
+            .unreachable_until
+            .filter(|_| !self.ready.is_empty() && self.in_flight == 0);
         let due = [
             self.waiting.first().map(|(at, _, _)| *at),
             self.writes.retry_at(),
+            probe,
         ]
         .into_iter()
         .flatten()
@@ -244,6 +253,7 @@ impl Executor {
     /// A retry trigger (online, visible, notify-online, start-up, a success): every scheduled
     /// retry becomes due now.
     fn bring_forward(&mut self, now: Millis) {
+        self.unreachable_until = None;
         let waiting = std::mem::take(&mut self.waiting);
         for (_, _, id) in waiting {
             if let Some(e) = self.txs.get_mut(&id) {
@@ -258,6 +268,17 @@ impl Executor {
     /// Starts attempts while there is room.
     fn pump(&mut self, now: Millis) {
         if self.paused {
+            return;
+        }
+        if let Some(until) = self.unreachable_until {
+            // Offline: one probe at a time, no more often than the probe interval.
+            if now < until || self.in_flight > 0 {
+                return;
+            }
+            if let Some((_, id)) = self.ready.pop_first() {
+                self.unreachable_until = Some(now.saturating_add(self.config.probe_interval_ms));
+                self.start_attempt(now, &id);
+            }
             return;
         }
         while self.in_flight < self.config.max_concurrency {

@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::protocol::{self, Envelope, Message};
 use crate::retry::{AttemptError, SplitMix64};
-use crate::store::{Loaded, WriteId};
+use crate::store::{Loaded, StoredRecord, WriteId};
 use serde_json::json;
 
 /// Runs a term in memory: take over a stored record, accept a submit, commit, fail an attempt,
@@ -31,7 +31,10 @@ pub fn rehearse(config: ExecutorConfig) -> Vec<TransactionId> {
         1,
         Event::BecameLeader(Loaded {
             epoch: Epoch(1),
-            records: vec![("stored".into(), tx("stored").to_record())],
+            records: vec![(
+                "stored".into(),
+                StoredRecord::Text(tx("stored").to_record().to_string()),
+            )],
             tombstones: Vec::new(),
         }),
     );

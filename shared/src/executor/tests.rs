@@ -607,6 +607,73 @@ fn an_attempt_without_an_answer_is_stored_with_the_next_write_not_one_of_its_own
 }
 
 #[test]
+fn offline_it_probes_one_attempt_at_a_time_until_the_server_answers() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    for i in 0..20 {
+        r.submit(ordered(&format!("t{i}"), &[&format!("k{i}")]));
+    }
+    r.settle();
+    assert_eq!(r.calls.len(), 8, "max_concurrency calls start");
+    // None of them gets an answer: nothing else starts.
+    let first: Vec<_> = std::mem::take(&mut r.calls);
+    for (id, n) in &first {
+        r.finish(id.as_str(), *n, Err(AttemptError::network("offline")));
+    }
+    assert!(
+        r.calls.is_empty(),
+        "no attempt starts right after one got no answer"
+    );
+    // A transaction submitted meanwhile is accepted (durable) and waits.
+    r.submit(ordered("late", &["late"]));
+    r.settle();
+    assert!(r.durable_acks().contains(&"late".into()));
+    assert!(r.calls.is_empty());
+    // After the probe interval, one attempt (the oldest ready) probes; it gets no answer.
+    assert_eq!(r.timer, Some(r.now + 1_000));
+    r.now += 1_000;
+    r.feed(Event::TimerFired);
+    r.settle();
+    assert_eq!(r.called(), vec!["t8"], "one probe, the oldest ready");
+    let probe = r.calls.remove(0);
+    r.finish(
+        probe.0.as_str(),
+        probe.1,
+        Err(AttemptError::network("offline")),
+    );
+    assert!(r.calls.is_empty());
+    r.now += 1_000;
+    r.feed(Event::TimerFired);
+    r.settle();
+    // The next probe: the oldest ready (by now a retry of one of the first eight is due).
+    assert_eq!(r.calls.len(), 1, "{:?}", r.called());
+    // The server answers (even an error would do): everything ready starts again.
+    let probe = r.calls.remove(0);
+    r.ok(probe.0.as_str(), probe.1);
+    assert_eq!(r.calls.len(), 8, "the gate is open: {:?}", r.called());
+}
+
+#[test]
+fn online_opens_the_offline_gate_at_once() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::network("offline")));
+    r.submit(ordered("b", &["2"]));
+    r.settle();
+    assert!(r.calls.iter().all(|(id, _)| id.as_str() == "a"));
+    r.calls.clear();
+    r.feed(Event::Online);
+    r.settle();
+    let mut called = r.called();
+    called.sort_unstable();
+    assert_eq!(
+        called,
+        vec!["a", "b"],
+        "both at once: the retry brought forward, and b"
+    );
+}
+
+#[test]
 fn a_failed_write_is_retried_later_and_loses_nothing_accepted() {
     let mut r = Rig::new(ExecutorConfig::default());
     r.submit(ordered("a", &["1"]));

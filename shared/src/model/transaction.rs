@@ -167,6 +167,27 @@ impl Transaction {
         Ok(tx)
     }
 
+    /// Reads a record as storage gave it. JSON text of the current format is decoded straight
+    /// into a transaction; anything else (or text that does not decode so) goes through
+    /// [`Transaction::from_record`], which upgrades or explains.
+    pub fn from_stored(record: crate::store::StoredRecord) -> Result<Self, RecordError> {
+        match record {
+            crate::store::StoredRecord::Text(text) => {
+                match serde_json::from_str::<Transaction>(&text) {
+                    Ok(tx) if tx.version == RECORD_VERSION => {
+                        tx.validate()?;
+                        Ok(tx)
+                    }
+                    _ => Self::from_record(
+                        serde_json::from_str(&text)
+                            .map_err(|e| RecordError::Malformed(e.to_string()))?,
+                    ),
+                }
+            }
+            crate::store::StoredRecord::Value(value) => Self::from_record(value),
+        }
+    }
+
     /// Checks what serde cannot: a non-empty id and keys that match the mutations.
     pub fn validate(&self) -> Result<(), RecordError> {
         if self.id.0.is_empty() {
@@ -258,6 +279,39 @@ mod tests {
     fn records_round_trip() {
         let t = tx();
         assert_eq!(Transaction::from_record(t.to_record()), Ok(t));
+    }
+
+    #[test]
+    fn stored_text_reads_like_the_value_it_holds() {
+        use crate::store::StoredRecord::{Text, Value as Stored};
+        let t = tx();
+        let text = t.to_record().to_string();
+        assert_eq!(Transaction::from_stored(Text(text)), Ok(t.clone()));
+        assert_eq!(Transaction::from_stored(Stored(t.to_record())), Ok(t));
+        let mut newer = tx().to_record();
+        newer["version"] = json!(RECORD_VERSION + 1);
+        assert_eq!(
+            Transaction::from_stored(Text(newer.to_string())),
+            Err(RecordError::Unsupported(u64::from(RECORD_VERSION) + 1))
+        );
+        let mut unversioned = tx().to_record();
+        unversioned.as_object_mut().unwrap().remove("version");
+        let mut foreign_keys = tx().to_record();
+        foreign_keys["keys"] = json!([]);
+        for bad in [
+            "{ not json".to_owned(),
+            "42".to_owned(),
+            unversioned.to_string(),
+            foreign_keys.to_string(),
+        ] {
+            assert!(
+                matches!(
+                    Transaction::from_stored(Text(bad.clone())),
+                    Err(RecordError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use outbox_shared::executor::{AttemptOutcome, Command, Event, Executor, Executor
 use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId};
 use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::retry::{AttemptError, RandomSource, SplitMix64};
-use outbox_shared::store::{MemOutboxStore, StoreError, WriteBatch, WriteId};
+use outbox_shared::store::{MemOutboxStore, StoreError, StoredRecord, WriteBatch, WriteId};
 use std::collections::{BTreeMap, HashMap};
 
 /// Faults, crashes and new transactions stop at this virtual time; then everything drains.
@@ -605,7 +605,10 @@ impl World {
         self.report.resumed_attempts += loaded
             .records
             .iter()
-            .filter(|(_, v)| v.get("state").and_then(|s| s.as_str()) == Some("persisting"))
+            .filter(|(_, v)| {
+                matches!(v, StoredRecord::Value(v)
+                    if v.get("state").and_then(|s| s.as_str()) == Some("persisting"))
+            })
             .count() as u64;
         self.log(format!(
             "gen {gen} leads with {} records",

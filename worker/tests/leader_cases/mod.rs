@@ -157,7 +157,7 @@ pub async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
     assert_eq!(second.epoch, first.epoch.next());
     assert_eq!(second.records.len(), 1);
     assert_eq!(
-        Transaction::from_record(second.records[0].1.clone()).unwrap(),
+        Transaction::from_stored(second.records[0].1.clone()).unwrap(),
         t
     );
 }
