@@ -101,6 +101,15 @@ pub enum Command {
         /// The attempt's number.
         attempt: u32,
     },
+    /// Call a function that batches once for these transactions, in one request (their
+    /// records, with these attempts, are committed); answer with an `AttemptFinished` for each.
+    CallBatch {
+        /// The function (every transaction's `mutation_fn`).
+        mutation_fn: String,
+        /// The transactions, as committed, with their attempts' numbers, in the order the
+        /// attempts started; at most `max_batch` of them.
+        calls: Vec<(Transaction, u32)>,
+    },
     /// (Re)arm the one timer to fire at `at`; answer with `TimerFired`.
     SetTimer {
         /// When.

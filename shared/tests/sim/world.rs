@@ -80,6 +80,9 @@ struct Leader {
     timer_token: u64,
     /// Events held while frozen, delivered on waking.
     inbox: Vec<Ev>,
+    /// Its calls and batch requests whose answers it has not yet been given, by the attempts
+    /// each carries.
+    requests: Vec<Vec<(TransactionId, u32)>>,
 }
 
 pub(super) struct World {
@@ -99,6 +102,10 @@ pub(super) struct World {
     faults: Faults,
     keys: u64,
     max_concurrency: usize,
+    /// Transactions per batch request, at most.
+    max_batch: usize,
+    /// Whether the `sync` function batches (`poison` never does).
+    batching: bool,
     p_crash_hook: f64,
     p_freeze: f64,
     /// The epoch of the write that turned each transaction into a tombstone.
@@ -147,6 +154,8 @@ impl World {
             seed,
             keys: 2 + rng.below(6),
             max_concurrency: 1 + rng.below(8) as usize,
+            max_batch: 1 + rng.below(5) as usize,
+            batching: rng.chance(0.5),
             p_crash_hook: 0.002 + rng.next_f64() * 0.02,
             p_freeze: 0.4,
             rng,
@@ -372,9 +381,36 @@ impl World {
             Life::Dead => {}
             Life::Frozen => l.inbox.push(held()),
             Life::Alive => {
+                if let Event::AttemptFinished { id, attempt, .. } = &event {
+                    for r in &mut l.requests {
+                        r.retain(|(x, a)| (x, a) != (id, attempt));
+                    }
+                    l.requests.retain(|r| !r.is_empty());
+                }
                 let cmds = l.exec.handle(self.now, event);
                 self.run_commands(gen, cmds);
             }
+        }
+    }
+
+    /// Notes a call or batch request of leader `gen`, and checks it keeps to the limits.
+    fn calling(&mut self, gen: u64, attempts: Vec<(TransactionId, u32)>) {
+        let (max_concurrency, max_batch) = (self.max_concurrency, self.max_batch);
+        let Some(l) = self.leaders.get_mut(&gen) else {
+            return;
+        };
+        let size = attempts.len();
+        l.requests.push(attempts);
+        let running = l.requests.len();
+        if running > max_concurrency {
+            self.violations.push(format!(
+                "gen {gen} had {running} calls running, more than max_concurrency {max_concurrency}"
+            ));
+        }
+        if size > max_batch {
+            self.violations.push(format!(
+                "gen {gen} sent {size} transactions in one request, more than max_batch {max_batch}"
+            ));
         }
     }
 
@@ -391,8 +427,26 @@ impl World {
                 }
                 Command::Call { tx, attempt } => {
                     self.log(format!("gen {gen} calls {} #{attempt}", tx.id));
+                    self.calling(gen, vec![(tx.id.clone(), attempt)]);
                     let t = self.now + 1 + self.rng.below(3);
                     self.at(t, Ev::ServerRecv { tx });
+                    if self.rng.chance(self.p_crash_hook) {
+                        self.at(self.now, Ev::Crash);
+                    }
+                }
+                Command::CallBatch { calls, .. } => {
+                    let names: Vec<String> = calls
+                        .iter()
+                        .map(|(tx, attempt)| format!("{} #{attempt}", tx.id))
+                        .collect();
+                    self.log(format!("gen {gen} calls [{}]", names.join(", ")));
+                    let attempts = calls.iter().map(|(t, a)| (t.id.clone(), *a)).collect();
+                    self.calling(gen, attempts);
+                    // One request: the server gets them together.
+                    let t = self.now + 1 + self.rng.below(3);
+                    for (tx, _) in calls {
+                        self.at(t, Ev::ServerRecv { tx: Box::new(tx) });
+                    }
                     if self.rng.chance(self.p_crash_hook) {
                         self.at(self.now, Ev::Crash);
                     }
@@ -593,6 +647,12 @@ impl World {
         ));
         let config = ExecutorConfig {
             max_concurrency: self.max_concurrency,
+            max_batch: self.max_batch,
+            batching: if self.batching {
+                ["sync".to_owned()].into()
+            } else {
+                Default::default()
+            },
             ..ExecutorConfig::default()
         };
         let exec = Executor::new(config, Box::new(SplitMix64::new(self.seed ^ gen)));
@@ -604,6 +664,7 @@ impl World {
                 writes: HashMap::new(),
                 timer_token: 0,
                 inbox: Vec::new(),
+                requests: Vec::new(),
             },
         );
         self.feed_or_hold(gen, Event::BecameLeader(loaded), || Ev::Elect);
