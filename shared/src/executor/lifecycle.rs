@@ -265,6 +265,20 @@ impl Executor {
                 },
             );
         }
+        self.broadcast_states(states);
+        for t in &done.batch.puts {
+            self.make_ready(now, &t.id);
+        }
+    }
+
+    /// Broadcasts the states changed in this event that wait for no write.
+    pub(super) fn flush_unstored(&mut self) {
+        let states = std::mem::take(&mut self.unstored);
+        self.broadcast_states(states);
+    }
+
+    /// Sends `states` to every tab, in messages of at most [`STATES_PER_MESSAGE`].
+    fn broadcast_states(&mut self, mut states: Vec<Transaction>) {
         while !states.is_empty() {
             let rest = states.split_off(states.len().min(STATES_PER_MESSAGE));
             self.send_to(
@@ -275,9 +289,6 @@ impl Executor {
                 },
             );
             states = rest;
-        }
-        for t in &done.batch.puts {
-            self.make_ready(now, &t.id);
         }
     }
 
@@ -463,16 +474,10 @@ impl Executor {
                     if no_answer {
                         // Offline: the failure is stored with the next write that happens
                         // anyway (a submit's, a retry's), not in a write of its own that the
-                        // next submit would wait behind; the tabs hear of it now.
-                        let state = e.tx.clone();
+                        // next submit would wait behind; the tabs hear of it at the end of
+                        // this event.
+                        self.unstored.push(e.tx.clone());
                         self.writes.put_lazy(id);
-                        self.send_to(
-                            None,
-                            Message::State {
-                                epoch: self.epoch,
-                                txs: vec![state],
-                            },
-                        );
                     } else {
                         self.writes.put(id);
                     }

@@ -26,7 +26,7 @@ mod tests;
 mod writes;
 
 pub use config::{BeforeRetry, ExecutorConfig, RetryDecision};
-pub use event::{AttemptOutcome, AttemptSuccess, Command, Event};
+pub use event::{AttemptOutcome, AttemptSuccess, Command, Event, FinishedAttempt};
 
 use crate::model::{Epoch, Millis, Transaction, TransactionId, TransactionState};
 use crate::protocol::QueueStats;
@@ -61,6 +61,9 @@ pub struct Executor {
     paused: bool,
     /// The user signed out: nothing unpauses it.
     signed_out: bool,
+    /// States to broadcast at the end of this event that no write waits for (attempts that
+    /// got no answer).
+    unstored: Vec<Transaction>,
     out: Vec<Command>,
 }
 
@@ -114,6 +117,7 @@ impl Executor {
             timer_at: None,
             paused: false,
             signed_out: false,
+            unstored: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -128,6 +132,7 @@ impl Executor {
         }
         if self.role == Role::Leading {
             self.pump(now);
+            self.flush_unstored();
             self.flush_writes();
             self.arm_timer();
         }
@@ -152,6 +157,15 @@ impl Executor {
                 attempt,
                 outcome,
             } => self.attempt_finished(now, &id, attempt, outcome),
+            Event::AttemptsFinished { finished } => {
+                for f in finished {
+                    if self.role != Role::Leading {
+                        // Fenced out by one of them: the rest is the next leader's.
+                        break;
+                    }
+                    self.attempt_finished(now, &f.id, f.attempt, f.outcome);
+                }
+            }
             Event::TimerFired => self.timer_fired(now),
             Event::Online | Event::TabVisible | Event::NotifyOnline => self.bring_forward(now),
             Event::SyncedTo { server_seq } => self.synced_to(now, server_seq),

@@ -4,7 +4,9 @@ use super::check;
 use super::server::{Faults, Server};
 use super::tab::{Tab, SCOPE};
 use super::{Knobs, Report};
-use outbox_shared::executor::{AttemptOutcome, Command, Event, Executor, ExecutorConfig};
+use outbox_shared::executor::{
+    AttemptOutcome, Command, Event, Executor, ExecutorConfig, FinishedAttempt,
+};
 use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId};
 use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::retry::{AttemptError, RandomSource, SplitMix64};
@@ -47,6 +49,15 @@ enum Ev {
     },
     ServerRecv {
         tx: Box<Transaction>,
+    },
+    /// A batch request reaching the server.
+    ServerRecvBatch {
+        txs: Vec<Transaction>,
+    },
+    /// The answer to a batch request: every call's outcome at once.
+    Replies {
+        gen: u64,
+        finished: Vec<(TransactionId, u32, AttemptOutcome)>,
     },
     Reply {
         gen: u64,
@@ -312,6 +323,20 @@ impl World {
             Ev::WriteDone { gen, write } => self.write_done(gen, write),
             Ev::WriteResult { gen, write, result } => self.write_result(gen, write, result),
             Ev::ServerRecv { tx } => self.server_recv(tx),
+            Ev::ServerRecvBatch { txs } => self.server_recv_batch(txs),
+            Ev::Replies { gen, finished } => {
+                let event = Event::AttemptsFinished {
+                    finished: finished
+                        .iter()
+                        .map(|(id, attempt, outcome)| FinishedAttempt {
+                            id: id.clone(),
+                            attempt: *attempt,
+                            outcome: outcome.clone(),
+                        })
+                        .collect(),
+                };
+                self.feed_or_hold(gen, event, || Ev::Replies { gen, finished });
+            }
             Ev::Reply {
                 gen,
                 id,
@@ -381,12 +406,17 @@ impl World {
             Life::Dead => {}
             Life::Frozen => l.inbox.push(held()),
             Life::Alive => {
-                if let Event::AttemptFinished { id, attempt, .. } = &event {
-                    for r in &mut l.requests {
-                        r.retain(|(x, a)| (x, a) != (id, attempt));
+                let answered: Vec<(&TransactionId, u32)> = match &event {
+                    Event::AttemptFinished { id, attempt, .. } => vec![(id, *attempt)],
+                    Event::AttemptsFinished { finished } => {
+                        finished.iter().map(|f| (&f.id, f.attempt)).collect()
                     }
-                    l.requests.retain(|r| !r.is_empty());
+                    _ => Vec::new(),
+                };
+                for r in &mut l.requests {
+                    r.retain(|(x, a)| !answered.contains(&(x, *a)));
                 }
+                l.requests.retain(|r| !r.is_empty());
                 let cmds = l.exec.handle(self.now, event);
                 self.run_commands(gen, cmds);
             }
@@ -442,10 +472,16 @@ impl World {
                     self.log(format!("gen {gen} calls [{}]", names.join(", ")));
                     let attempts = calls.iter().map(|(t, a)| (t.id.clone(), *a)).collect();
                     self.calling(gen, attempts);
-                    // One request: the server gets them together.
+                    // One request: the server gets them together, and answers them together
+                    // or (as a driver may) one by one.
                     let t = self.now + 1 + self.rng.below(3);
-                    for (tx, _) in calls {
-                        self.at(t, Ev::ServerRecv { tx: Box::new(tx) });
+                    let txs: Vec<Transaction> = calls.into_iter().map(|(tx, _)| tx).collect();
+                    if self.rng.chance(0.5) {
+                        self.at(t, Ev::ServerRecvBatch { txs });
+                    } else {
+                        for tx in txs {
+                            self.at(t, Ev::ServerRecv { tx: Box::new(tx) });
+                        }
                     }
                     if self.rng.chance(self.p_crash_hook) {
                         self.at(self.now, Ev::Crash);
@@ -554,6 +590,45 @@ impl World {
     }
 
     fn server_recv(&mut self, tx: Box<Transaction>) {
+        let (gen, id, attempt, outcome, delay) = self.server_answer(&tx);
+        self.at(
+            self.now + delay,
+            Ev::Reply {
+                gen,
+                id,
+                attempt,
+                outcome,
+            },
+        );
+        self.crash_after_apply();
+    }
+
+    /// A batch request: the server applies each transaction, and answers them all at once.
+    fn server_recv_batch(&mut self, txs: Vec<Transaction>) {
+        let (mut gen, mut delay) = (0, 0);
+        let mut finished = Vec::new();
+        for tx in &txs {
+            let (g, id, attempt, outcome, d) = self.server_answer(tx);
+            (gen, delay) = (g, delay.max(d));
+            finished.push((id, attempt, outcome));
+        }
+        self.at(self.now + delay, Ev::Replies { gen, finished });
+        self.crash_after_apply();
+    }
+
+    fn crash_after_apply(&mut self) {
+        if self.faulty() && self.rng.chance(self.p_crash_hook) {
+            // Crash after the server applied it, before the reply arrives.
+            self.at(self.now, Ev::Crash);
+        }
+    }
+
+    /// What the server does with one call: the caller's epoch, the call, and the outcome the
+    /// caller will get after the delay.
+    fn server_answer(
+        &mut self,
+        tx: &Transaction,
+    ) -> (u64, TransactionId, u32, AttemptOutcome, u64) {
         if let Some(done) = self.completed_at_epoch.get(&tx.id) {
             if tx.epoch >= *done {
                 self.violations.push(format!(
@@ -565,7 +640,7 @@ impl World {
         let gen = tx.epoch.0;
         let attempt = tx.last_attempt().map_or(0, |a| a.number);
         let faults = self.faulty().then(|| self.faults.clone());
-        let handled = self.server.handle(&tx, faults.as_ref(), &mut self.rng);
+        let handled = self.server.handle(tx, faults.as_ref(), &mut self.rng);
         let outcome = if handled.reply_lost {
             self.report.dropped_replies += 1;
             // As the browser reports it (no answer at all), or as a mutation function that
@@ -586,20 +661,7 @@ impl World {
                 .map(|s| s.server_seq)
                 .map_err(|e| e.error.code)
         ));
-        let t = self.now + handled.delay;
-        self.at(
-            t,
-            Ev::Reply {
-                gen,
-                id: tx.id.clone(),
-                attempt,
-                outcome,
-            },
-        );
-        if self.faulty() && self.rng.chance(self.p_crash_hook) {
-            // Crash after the server applied it, before the reply arrives.
-            self.at(self.now, Ev::Crash);
-        }
+        (gen, tx.id.clone(), attempt, outcome, handled.delay)
     }
 
     /// Crashes or freezes the current leader; false if it did not (quiet phase, budget spent).

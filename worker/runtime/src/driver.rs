@@ -11,7 +11,7 @@ use crate::calls::{self, MutationFns, Route};
 use crate::clock::now;
 use crate::store::AsyncStore;
 use crate::timer::Timer;
-use outbox_shared::executor::{Command, Event, Executor};
+use outbox_shared::executor::{Command, Event, Executor, FinishedAttempt};
 use outbox_shared::http::{batch_outcomes, network_error};
 use outbox_shared::model::{ClientId, Transaction, TxError};
 use outbox_shared::protocol::Message;
@@ -316,16 +316,17 @@ impl Inner {
                     .map(|id| (id.clone(), network_error("no AbortController")))
                     .collect(),
             };
-            for ((id, outcome), (_, attempt)) in outcomes.into_iter().zip(group.iter()) {
-                dispatch_weak(
-                    &weak,
-                    Event::AttemptFinished {
-                        id,
-                        attempt: *attempt,
-                        outcome,
-                    },
-                );
-            }
+            // One event for the whole answer: one write and one broadcast for all of it.
+            let finished = outcomes
+                .into_iter()
+                .zip(group.iter())
+                .map(|((id, outcome), (_, attempt))| FinishedAttempt {
+                    id,
+                    attempt: *attempt,
+                    outcome,
+                })
+                .collect();
+            dispatch_weak(&weak, Event::AttemptsFinished { finished });
         });
     }
 }

@@ -257,3 +257,103 @@ fn a_new_leader_counts_per_transaction_until_the_server_first_answers() {
     r.ok("a", 1);
     assert_eq!(r.requests[2..], [ids(&["c", "d"])]);
 }
+
+fn finished(names: &[&str], outcome: impl Fn(&str) -> AttemptOutcome) -> Event {
+    Event::AttemptsFinished {
+        finished: names
+            .iter()
+            .map(|n| FinishedAttempt {
+                id: (*n).into(),
+                attempt: 1,
+                outcome: outcome(n),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_batch_answer_fed_as_one_event_is_stored_in_one_write_and_broadcast_in_one_message() {
+    let mut r = answered(8, 100);
+    let names: Vec<String> = (0..60).map(|i| format!("t{i:02}")).collect();
+    for n in &names {
+        r.submit(parallel(n));
+    }
+    r.settle();
+    assert_eq!(
+        r.requests.len(),
+        2,
+        "t00, then the 59 started during its write"
+    );
+    let batch: Vec<&str> = names[1..].iter().map(String::as_str).collect();
+    r.sent.clear();
+    r.feed(finished(&batch, |_| Ok(AttemptSuccess::default())));
+    assert_eq!(r.writes.len(), 1);
+    assert_eq!(
+        r.writes[0].completed.len(),
+        59,
+        "one write for the whole answer"
+    );
+    r.settle();
+    let states: Vec<usize> = r
+        .sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::State { txs, .. } => Some(txs.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states, vec![59], "one broadcast");
+    assert!(batch.iter().all(|n| r.store.is_completed(&(*n).into())));
+}
+
+#[test]
+fn a_batch_that_got_no_answer_is_broadcast_in_one_message_and_stored_with_the_next_write() {
+    let mut r = answered(8, 100);
+    for n in ["a", "b", "c", "d"] {
+        r.submit(parallel(n));
+    }
+    r.settle();
+    r.sent.clear();
+    r.feed(finished(&["b", "c", "d"], |_| {
+        Err(AttemptError::network("connection reset"))
+    }));
+    assert!(r.writes.is_empty(), "nothing waits for these records");
+    let states: Vec<Vec<TransactionId>> = r
+        .sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::State { txs, .. } => Some(txs.iter().map(|t| t.id.clone()).collect()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states, vec![ids(&["b", "c", "d"])]);
+    r.ok("a", 1);
+    // a's success brings their retries forward: stored with it, the failure and the retry.
+    let stored = r.store.transactions();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.iter().all(|t| t.attempts.len() == 2
+        && t.attempts[0].error.as_ref().map(|e| e.code) == Some(ErrorCode::Network)));
+}
+
+#[test]
+fn a_fenced_call_in_a_batch_answer_stops_the_leader_before_the_rest() {
+    let mut r = answered(8, 100);
+    for n in ["a", "b", "c"] {
+        r.submit(parallel(n));
+    }
+    r.settle();
+    r.feed(finished(&["b", "c"], |n| {
+        if n == "b" {
+            Err(AttemptError::fenced("a newer leader"))
+        } else {
+            Ok(AttemptSuccess::default())
+        }
+    }));
+    assert!(!r.exec.is_leading());
+    assert!(r.writes.is_empty());
+    assert_eq!(
+        r.state("c"),
+        Some(TransactionState::Persisting),
+        "left for the next leader"
+    );
+}
