@@ -357,3 +357,27 @@ fn a_fenced_call_in_a_batch_answer_stops_the_leader_before_the_rest() {
         "left for the next leader"
     );
 }
+
+#[test]
+fn once_the_server_answers_requests_made_before_count_once() {
+    let mut r = Rig::new(batching(3, 100));
+    for n in ["a", "b", "c", "d", "e"] {
+        r.submit(parallel(n));
+    }
+    r.settle();
+    assert_eq!(
+        r.requests,
+        [ids(&["a"]), ids(&["b", "c"])],
+        "three in flight"
+    );
+    r.ok("a", 1);
+    // b and c's request now counts once: two places for d and e's request, and more.
+    assert_eq!(r.requests[2..], [ids(&["d", "e"])]);
+    for n in ["f", "g"] {
+        r.submit(parallel(n));
+    }
+    r.settle();
+    assert_eq!(r.requests[3..], [ids(&["f"])], "the third place");
+    let g = r.exec.get(&"g".into()).map(|t| t.attempts.len());
+    assert_eq!(g, Some(0), "then none");
+}
