@@ -46,6 +46,8 @@ impl LocalExecutor {
         let config = ExecutorConfig {
             retry: inner.options.retry,
             max_concurrency: inner.options.max_concurrency,
+            max_batch: inner.options.max_batch,
+            batching: inner.fns.batching(),
             await_sync: inner.options.sync.is_some(),
             ..ExecutorConfig::default()
         };

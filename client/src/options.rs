@@ -33,8 +33,11 @@ pub struct ConnectOptions {
     pub back_off_threshold: u32,
     /// The retry policy of the tab's own executor (online-only mode).
     pub retry: RetryPolicy,
-    /// Mutation functions running at once in the tab's own executor.
+    /// Calls running at once in the tab's own executor (a request to a batching HTTP endpoint
+    /// counts once).
     pub max_concurrency: usize,
+    /// Transactions per request to a batching HTTP endpoint in the tab's own executor.
+    pub max_batch: usize,
     /// The change feed this tab follows itself in online-only mode (the leader's `sync`
     /// option, given to `connect` too, like `http`).
     pub sync: Option<outbox_runtime::sync::SyncOptions>,
@@ -123,6 +126,7 @@ impl ConnectOptions {
             back_off_threshold: number("backOffThreshold", 1000)?,
             retry,
             max_concurrency: number("maxConcurrency", 8)?.max(1) as usize,
+            max_batch: number("maxBatch", 100)?.max(1) as usize,
             sync,
             sync_source,
         };

@@ -65,7 +65,11 @@ export interface ConnectOptions {
   http?: Record<string, HttpEndpoint>;
   onUnknownMutationFn?: (name: string, transaction: OutboxTransactionRecord) => void;
   retry?: RetryPolicy;
+  /** Calls running at once in online-only mode (a batch request counts once). Default 8. */
   maxConcurrency?: number;
+  /** Transactions per request to a batching endpoint (`http: { name: { batch: true } }`) in
+   *  online-only mode. Default 100. */
+  maxBatch?: number;
   /** Default 3000. */
   leaderTimeoutMs?: number;
   /** Default 5000. */

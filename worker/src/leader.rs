@@ -301,7 +301,12 @@ impl Inner {
             .await
             .map_err(|e| format!("the proof-of-leadership lock could not be taken: {e}"))?;
         let exec = Executor::new(
-            executor_config(&this.options, &this.scope, this.before_retry.as_ref()),
+            executor_config(
+                &this.options,
+                &this.scope,
+                &this.fns,
+                this.before_retry.as_ref(),
+            ),
             Box::new(MathRandom),
         );
         let weak = Rc::downgrade(this);

@@ -12,9 +12,12 @@ use wasm_bindgen::{JsCast, JsValue};
 pub struct LeaderOptions {
     /// The app's name; the scope is `app`, or `app:<user scope>` when the tab names one.
     pub app: String,
-    /// Mutation functions running at once, at most.
+    /// Calls running at once, at most: a request to a batching HTTP endpoint counts once.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// Transactions per request to a batching HTTP endpoint, at most.
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
     /// Attempts and backoff.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -82,6 +85,10 @@ fn default_concurrency() -> usize {
     ExecutorConfig::default().max_concurrency
 }
 
+fn default_batch() -> usize {
+    ExecutorConfig::default().max_batch
+}
+
 fn default_heartbeat() -> u32 {
     1000
 }
@@ -143,6 +150,7 @@ fn plain_part(options: &JsValue) -> JsValue {
     for key in [
         "app",
         "maxConcurrency",
+        "maxBatch",
         "retry",
         "awaitSync",
         "heartbeatMs",
@@ -164,11 +172,12 @@ fn plain_part(options: &JsValue) -> JsValue {
     out.into()
 }
 
-/// The executor configuration, with the app's `beforeRetry` wired in: a retry goes ahead unless
-/// it returns `false`.
+/// The executor configuration, with the app's `beforeRetry` wired in (a retry goes ahead unless
+/// it returns `false`) and the batching HTTP endpoints of `fns`.
 pub fn executor_config(
     options: &LeaderOptions,
     scope: &str,
+    fns: &MutationFns,
     before_retry: Option<&js_sys::Function>,
 ) -> ExecutorConfig {
     let before_retry = before_retry.cloned().map(|f| {
@@ -182,6 +191,8 @@ pub fn executor_config(
     });
     ExecutorConfig {
         max_concurrency: options.max_concurrency.max(1),
+        max_batch: options.max_batch.max(1),
+        batching: fns.batching(),
         retry: options.retry,
         await_sync: options.await_sync || options.sync.is_some(),
         await_sync_hook: options.await_sync_hook,

@@ -17,8 +17,11 @@ export interface OutboxWorkerOptions {
   http?: Record<string, HttpEndpoint>;
   /** The app's own mutation functions, by name. */
   mutationFns?: Record<string, MutationFn>;
-  /** Default 8. */
+  /** Calls running at once; a request to a batching endpoint counts once. Default 8. */
   maxConcurrency?: number;
+  /** Transactions per request to a batching endpoint (`http: { name: { batch: true } }`).
+   *  Default 100. */
+  maxBatch?: number;
   retry?: RetryPolicy;
   /** Called before each retry; `false` discards the transaction instead. */
   beforeRetry?: (transaction: OutboxTransactionRecord) => boolean | void;

@@ -25,6 +25,7 @@ pub struct Config {
     request_timeout_ms: Option<u32>,
     back_off_threshold: Option<u32>,
     max_concurrency: Option<u32>,
+    max_batch: Option<u32>,
     retry: Option<RetryPolicy>,
     http: BTreeMap<String, HttpEndpoint>,
     sync: Vec<String>,
@@ -80,10 +81,17 @@ impl Config {
         self
     }
 
-    /// Mutation functions running at once in the tab's own executor (online-only mode;
-    /// default 8).
+    /// Calls running at once in the tab's own executor (online-only mode; default 8). A
+    /// request to a batching HTTP endpoint counts once, whatever it carries.
     pub fn max_concurrency(mut self, n: u32) -> Self {
         self.max_concurrency = Some(n);
+        self
+    }
+
+    /// Transactions per request to a batching HTTP endpoint (`batch: true`) in the tab's own
+    /// executor (online-only mode; default 100).
+    pub fn max_batch(mut self, n: u32) -> Self {
+        self.max_batch = Some(n);
         self
     }
 
@@ -161,6 +169,7 @@ impl Config {
             ("requestTimeoutMs", self.request_timeout_ms),
             ("backOffThreshold", self.back_off_threshold),
             ("maxConcurrency", self.max_concurrency),
+            ("maxBatch", self.max_batch),
         ];
         for (k, v) in numbers {
             if let Some(v) = v {

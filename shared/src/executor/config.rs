@@ -2,6 +2,7 @@
 
 use crate::model::{Millis, Transaction};
 use crate::retry::RetryPolicy;
+use std::collections::BTreeSet;
 
 /// What a `before_retry` filter decides for one transaction about to be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,12 +19,19 @@ pub type BeforeRetry = Box<dyn FnMut(&Transaction) -> RetryDecision>;
 
 /// How the executor behaves.
 pub struct ExecutorConfig {
-    /// Mutation functions running at once, at most.
+    /// Calls running at once, at most: calls of functions that do not batch, and requests of
+    /// those that do (a request counts once, whatever it carries).
     pub max_concurrency: usize,
     /// After an attempt got no answer at all (offline), attempts start one at a time, at most
     /// once per this long, until one is answered or `online` / `notifyOnline()` / a visible tab
     /// says to try again.
     pub probe_interval_ms: Millis,
+    /// Transactions per request of a function that batches, at most.
+    pub max_batch: usize,
+    /// The mutation functions that batch: the attempts recorded in one write for one of them
+    /// are called together ([`super::Command::CallBatch`]), up to `max_batch` per request.
+    /// Every other function is called once per transaction ([`super::Command::Call`]).
+    pub batching: BTreeSet<String>,
     /// Attempts and backoff.
     pub retry: RetryPolicy,
     /// When a success names the server's sequence number, wait for the sync to pass it
@@ -47,6 +55,8 @@ impl Default for ExecutorConfig {
         Self {
             max_concurrency: 8,
             probe_interval_ms: 1_000,
+            max_batch: 100,
+            batching: BTreeSet::new(),
             retry: RetryPolicy::default(),
             await_sync: false,
             await_sync_hook: false,
@@ -62,6 +72,8 @@ impl std::fmt::Debug for ExecutorConfig {
         f.debug_struct("ExecutorConfig")
             .field("max_concurrency", &self.max_concurrency)
             .field("probe_interval_ms", &self.probe_interval_ms)
+            .field("max_batch", &self.max_batch)
+            .field("batching", &self.batching)
             .field("retry", &self.retry)
             .field("await_sync", &self.await_sync)
             .field("await_sync_hook", &self.await_sync_hook)

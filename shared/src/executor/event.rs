@@ -40,6 +40,12 @@ pub enum Event {
         /// How it went.
         outcome: AttemptOutcome,
     },
+    /// Calls answered together (one batch request's answer): handled as one event, so that
+    /// what they change is stored in one write and broadcast in one message.
+    AttemptsFinished {
+        /// Each call, in the request's order.
+        finished: Vec<FinishedAttempt>,
+    },
     /// The timer set by [`Command::SetTimer`] fired.
     TimerFired,
     /// The `online` event.
@@ -81,6 +87,17 @@ pub enum Event {
 /// How one call of a mutation function went.
 pub type AttemptOutcome = Result<AttemptSuccess, AttemptError>;
 
+/// One finished call, in [`Event::AttemptsFinished`].
+#[derive(Debug)]
+pub struct FinishedAttempt {
+    /// The transaction.
+    pub id: TransactionId,
+    /// The attempt's number.
+    pub attempt: u32,
+    /// How it went.
+    pub outcome: AttemptOutcome,
+}
+
 /// A successful call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AttemptSuccess {
@@ -100,6 +117,16 @@ pub enum Command {
         tx: Box<Transaction>,
         /// The attempt's number.
         attempt: u32,
+    },
+    /// Call a function that batches once for these transactions, in one request (their
+    /// records, with these attempts, are committed); answer with one `AttemptsFinished` (or an
+    /// `AttemptFinished` for each).
+    CallBatch {
+        /// The function (every transaction's `mutation_fn`).
+        mutation_fn: String,
+        /// The transactions, as committed, with their attempts' numbers, in the order the
+        /// attempts started; at most `max_batch` of them.
+        calls: Vec<(Transaction, u32)>,
     },
     /// (Re)arm the one timer to fire at `at`; answer with `TimerFired`.
     SetTimer {

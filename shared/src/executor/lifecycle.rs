@@ -1,5 +1,6 @@
 //! Moving transactions through their lives: accepting, writing, attempting, settling.
 
+use super::calls::{RequestId, Slot};
 use super::writes::AfterCommit;
 use super::{AttemptOutcome, Command, Entry, Executor, RetryDecision, Role};
 use crate::model::{
@@ -188,6 +189,9 @@ impl Executor {
             Some(e.tx.clone())
         });
         if let Some(batch) = batch {
+            // The attempts recorded in it are called once it commits: batch requests being
+            // filled are complete.
+            self.calls.close();
             self.out.push(Command::Write(batch));
         }
     }
@@ -204,19 +208,27 @@ impl Executor {
             states.push(t.clone());
         }
         let mut acks: BTreeMap<ClientId, Vec<TransactionId>> = BTreeMap::new();
+        let mut requests: BTreeMap<RequestId, (String, Vec<(Transaction, u32)>)> = BTreeMap::new();
         for action in done.after {
             match action {
                 AfterCommit::Ack { to, id } => acks.entry(to).or_default().push(id),
                 AfterCommit::Call { id, attempt } => {
-                    if let Some(e) = self.txs.get(&id) {
-                        if e.tx.state == TransactionState::Persisting
+                    let due = self.txs.get(&id).filter(|e| {
+                        e.tx.state == TransactionState::Persisting
                             && e.tx.last_attempt().map(|a| a.number) == Some(attempt)
-                        {
-                            self.out.push(Command::Call {
-                                tx: Box::new(e.tx.clone()),
-                                attempt,
-                            });
-                        }
+                    });
+                    match (due, self.calls.request_of(&id)) {
+                        (Some(e), Some(r)) => requests
+                            .entry(r)
+                            .or_insert_with(|| (e.tx.mutation_fn.clone(), Vec::new()))
+                            .1
+                            .push((e.tx.clone(), attempt)),
+                        (Some(e), None) => self.out.push(Command::Call {
+                            tx: Box::new(e.tx.clone()),
+                            attempt,
+                        }),
+                        // Not to be called after all: its place is free.
+                        (None, _) => self.calls.finish(&id),
                     }
                 }
                 AfterCommit::Reply { to, req, response } => self.send_to(
@@ -241,6 +253,9 @@ impl Executor {
                 }
             }
         }
+        for (_, (mutation_fn, calls)) in requests {
+            self.out.push(Command::CallBatch { mutation_fn, calls });
+        }
         for (to, ids) in acks {
             self.send_to(
                 Some(to),
@@ -250,6 +265,20 @@ impl Executor {
                 },
             );
         }
+        self.broadcast_states(states);
+        for t in &done.batch.puts {
+            self.make_ready(now, &t.id);
+        }
+    }
+
+    /// Broadcasts the states changed in this event that wait for no write.
+    pub(super) fn flush_unstored(&mut self) {
+        let states = std::mem::take(&mut self.unstored);
+        self.broadcast_states(states);
+    }
+
+    /// Sends `states` to every tab, in messages of at most [`STATES_PER_MESSAGE`].
+    fn broadcast_states(&mut self, mut states: Vec<Transaction>) {
         while !states.is_empty() {
             let rest = states.split_off(states.len().min(STATES_PER_MESSAGE));
             self.send_to(
@@ -260,9 +289,6 @@ impl Executor {
                 },
             );
             states = rest;
-        }
-        for t in &done.batch.puts {
-            self.make_ready(now, &t.id);
         }
     }
 
@@ -284,7 +310,7 @@ impl Executor {
             if let Some(e) = self.txs.remove(&id) {
                 if e.tx.state == TransactionState::Persisting {
                     // Its first attempt was to start with this write: it never called.
-                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.calls.finish(&id);
                 }
                 let promoted = self.scheduler.remove(&id, &e.tx.keys);
                 self.ready.remove(&(e.tx.seq, id.clone()));
@@ -314,7 +340,7 @@ impl Executor {
     }
 
     /// Starts the next attempt of a ready transaction: records it, and calls once committed.
-    pub(super) fn start_attempt(&mut self, now: Millis, id: &TransactionId) {
+    pub(super) fn start_attempt(&mut self, now: Millis, id: &TransactionId, slot: Slot) {
         let waiting_new = self.writes.is_waiting_new(id);
         let Some(e) = self.txs.get_mut(id) else {
             return;
@@ -349,7 +375,7 @@ impl Executor {
             retry_scheduled_for: None,
             epoch: self.epoch,
         });
-        self.in_flight += 1;
+        self.calls.start(id, &e.tx.mutation_fn, slot);
         self.writes.put(id);
         self.writes.after_commit(AfterCommit::Call {
             id: id.clone(),
@@ -383,7 +409,11 @@ impl Executor {
                 return;
             }
         }
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.calls.finish(id);
+        if self.config.batching.contains(&e.tx.mutation_fn) {
+            let answered = !matches!(&outcome, Err(err) if err.error.code == ErrorCode::Network);
+            self.calls.answered(&e.tx.mutation_fn, answered);
+        }
         if let Some(a) = e.tx.attempts.last_mut() {
             a.completed_at = Some(now);
         }
@@ -454,16 +484,10 @@ impl Executor {
                     if no_answer {
                         // Offline: the failure is stored with the next write that happens
                         // anyway (a submit's, a retry's), not in a write of its own that the
-                        // next submit would wait behind; the tabs hear of it now.
-                        let state = e.tx.clone();
+                        // next submit would wait behind; the tabs hear of it at the end of
+                        // this event.
+                        self.unstored.push(e.tx.clone());
                         self.writes.put_lazy(id);
-                        self.send_to(
-                            None,
-                            Message::State {
-                                epoch: self.epoch,
-                                txs: vec![state],
-                            },
-                        );
                     } else {
                         self.writes.put(id);
                     }

@@ -8,11 +8,15 @@
 //! - a submit is answered `durable` only after the write holding it has committed;
 //! - no attempt starts before its transaction's record has committed, and an attempt record is
 //!   committed before each call;
+//! - at most `max_concurrency` calls run at once, where a request of a function that batches
+//!   counts once and carries up to `max_batch` transactions (those whose attempts were recorded
+//!   in the same write);
 //! - at most one write is in flight; everything that changes meanwhile goes into the next one
 //!   (group commit);
 //! - ordered transactions run first-in first-out per key; a failure fails those queued behind;
 //! - a write refused for a stale epoch makes it step down at once.
 
+mod calls;
 mod config;
 mod event;
 mod lifecycle;
@@ -23,14 +27,16 @@ mod tests;
 mod writes;
 
 pub use config::{BeforeRetry, ExecutorConfig, RetryDecision};
-pub use event::{AttemptOutcome, AttemptSuccess, Command, Event};
+pub use event::{AttemptOutcome, AttemptSuccess, Command, Event, FinishedAttempt};
 pub use rehearsal::rehearse;
 
 use crate::model::{Epoch, Millis, Transaction, TransactionId, TransactionState};
 use crate::protocol::QueueStats;
 use crate::retry::RandomSource;
 use crate::scheduler::KeyScheduler;
+use calls::CallsInFlight;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use writes::WritePipeline;
 
 /// The executor. Create one per leadership; feed it [`Event::BecameLeader`] first.
@@ -45,7 +51,8 @@ pub struct Executor {
     ready: BTreeSet<(u64, TransactionId)>,
     /// Transactions waiting for a scheduled retry, by due time.
     waiting: BTreeSet<(Millis, u64, TransactionId)>,
-    in_flight: usize,
+    /// Calls and batch requests running.
+    calls: CallsInFlight,
     writes: WritePipeline,
     tombstones: HashSet<TransactionId>,
     synced_seq: u64,
@@ -60,6 +67,9 @@ pub struct Executor {
     paused: bool,
     /// The user signed out: nothing unpauses it.
     signed_out: bool,
+    /// States to broadcast at the end of this event that no write waits for (attempts that
+    /// got no answer).
+    unstored: Vec<Transaction>,
     out: Vec<Command>,
 }
 
@@ -69,7 +79,8 @@ impl std::fmt::Debug for Executor {
             .field("epoch", &self.epoch)
             .field("role", &self.role)
             .field("transactions", &self.txs.len())
-            .field("in_flight", &self.in_flight)
+            .field("in_flight", &self.calls.attempts())
+            .field("calls", &self.calls.calls())
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +105,7 @@ struct Entry {
 impl Executor {
     /// An executor with this configuration and random source (for backoff jitter).
     pub fn new(config: ExecutorConfig, rng: Box<dyn RandomSource>) -> Self {
+        let calls = CallsInFlight::new(config.batching.iter().cloned());
         Self {
             config,
             rng,
@@ -103,7 +115,7 @@ impl Executor {
             scheduler: KeyScheduler::new(),
             ready: BTreeSet::new(),
             waiting: BTreeSet::new(),
-            in_flight: 0,
+            calls,
             writes: WritePipeline::default(),
             tombstones: HashSet::new(),
             synced_seq: 0,
@@ -112,6 +124,7 @@ impl Executor {
             unreachable_until: None,
             paused: false,
             signed_out: false,
+            unstored: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -126,6 +139,7 @@ impl Executor {
         }
         if self.role == Role::Leading {
             self.pump(now);
+            self.flush_unstored();
             self.flush_writes();
             self.arm_timer();
         }
@@ -150,6 +164,15 @@ impl Executor {
                 attempt,
                 outcome,
             } => self.attempt_finished(now, &id, attempt, outcome),
+            Event::AttemptsFinished { finished } => {
+                for f in finished {
+                    if self.role != Role::Leading {
+                        // Fenced out by one of them: the rest is the next leader's.
+                        break;
+                    }
+                    self.attempt_finished(now, &f.id, f.attempt, f.outcome);
+                }
+            }
             Event::TimerFired => self.timer_fired(now),
             Event::Online | Event::TabVisible | Event::NotifyOnline => self.bring_forward(now),
             Event::SyncedTo { server_seq } => self.synced_to(now, server_seq),
@@ -186,6 +209,11 @@ impl Executor {
         self.epoch
     }
 
+    /// Transactions per request of a function that batches, at most.
+    pub fn max_batch(&self) -> usize {
+        self.config.max_batch.max(1)
+    }
+
     /// Whether it is leading (not idle, not stepped down).
     pub fn is_leading(&self) -> bool {
         self.role == Role::Leading
@@ -214,14 +242,14 @@ impl Executor {
             }
             s.bytes += approx_bytes(&e.tx);
         }
-        s.in_flight = u32::try_from(self.in_flight).unwrap_or(u32::MAX);
+        s.in_flight = u32::try_from(self.calls.attempts()).unwrap_or(u32::MAX);
         s
     }
 
     fn arm_timer(&mut self) {
         let probe = self
             .unreachable_until
-            .filter(|_| !self.ready.is_empty() && self.in_flight == 0);
+            .filter(|_| !self.ready.is_empty() && self.calls.attempts() == 0);
         let due = [
             self.waiting.first().map(|(at, _, _)| *at),
             self.writes.retry_at(),
@@ -265,27 +293,78 @@ impl Executor {
         }
     }
 
-    /// Starts attempts while there is room.
+    /// Starts attempts, in acceptance order, while there is room: a call of its own for a
+    /// function that does not batch, a place in a request for one that does. A transaction
+    /// with no room stays ready; one behind it may still join a request being filled.
     fn pump(&mut self, now: Millis) {
         if self.paused {
             return;
         }
+        let (max_concurrency, max_batch) = (self.config.max_concurrency, self.config.max_batch);
         if let Some(until) = self.unreachable_until {
             // Offline: one probe at a time, no more often than the probe interval.
-            if now < until || self.in_flight > 0 {
+            if now < until || self.calls.attempts() > 0 {
                 return;
             }
-            if let Some((_, id)) = self.ready.pop_first() {
-                self.unreachable_until = Some(now.saturating_add(self.config.probe_interval_ms));
-                self.start_attempt(now, &id);
+            if let Some(next) = self.ready.first().cloned() {
+                let slot = match self.txs.get(&next.1) {
+                    Some(e) => {
+                        let f = &e.tx.mutation_fn;
+                        self.calls.slot(
+                            f,
+                            self.config.batching.contains(f),
+                            max_batch,
+                            max_concurrency,
+                        )
+                    }
+                    None => Some(calls::Slot::Alone),
+                };
+                if let Some(slot) = slot {
+                    self.ready.remove(&next);
+                    self.unreachable_until =
+                        Some(now.saturating_add(self.config.probe_interval_ms));
+                    self.start_attempt(now, &next.1, slot);
+                }
             }
             return;
         }
-        while self.in_flight < self.config.max_concurrency {
-            let Some((_, id)) = self.ready.pop_first() else {
+        let mut after: Option<(u64, TransactionId)> = None;
+        loop {
+            if self.calls.calls() >= max_concurrency.max(1)
+                && !self.calls.has_open_room(max_batch, max_concurrency)
+            {
+                break;
+            }
+            let next = match &after {
+                None => self.ready.first(),
+                Some(a) => self
+                    .ready
+                    .range((Bound::Excluded(a), Bound::Unbounded))
+                    .next(),
+            };
+            let Some(next) = next.cloned() else {
                 break;
             };
-            self.start_attempt(now, &id);
+            let slot = match self.txs.get(&next.1) {
+                Some(e) => {
+                    let f = &e.tx.mutation_fn;
+                    self.calls.slot(
+                        f,
+                        self.config.batching.contains(f),
+                        max_batch,
+                        max_concurrency,
+                    )
+                }
+                // Gone: dropped from the ready set below.
+                None => Some(calls::Slot::Alone),
+            };
+            match slot {
+                Some(slot) => {
+                    self.ready.remove(&next);
+                    self.start_attempt(now, &next.1, slot);
+                }
+                None => after = Some(next),
+            }
         }
     }
 

@@ -8,12 +8,16 @@ use crate::store::{MemOutboxStore, StoreError, WriteBatch};
 use serde_json::json;
 use std::collections::VecDeque;
 
+mod batching;
+
 struct Rig {
     exec: Executor,
     store: MemOutboxStore,
     now: Millis,
     writes: VecDeque<WriteBatch>,
     calls: Vec<(TransactionId, u32)>,
+    /// The transactions of each batch request, in order.
+    requests: Vec<Vec<TransactionId>>,
     sent: Vec<(Option<ClientId>, Message)>,
     timer: Option<Millis>,
     other: Vec<Command>,
@@ -48,6 +52,7 @@ impl Rig {
             now: 0,
             writes: VecDeque::new(),
             calls: Vec::new(),
+            requests: Vec::new(),
             sent: Vec::new(),
             timer: None,
             other: Vec::new(),
@@ -61,6 +66,12 @@ impl Rig {
             match c {
                 Command::Write(b) => self.writes.push_back(b),
                 Command::Call { tx, attempt } => self.calls.push((tx.id.clone(), attempt)),
+                Command::CallBatch { calls, .. } => {
+                    self.requests
+                        .push(calls.iter().map(|(t, _)| t.id.clone()).collect());
+                    self.calls
+                        .extend(calls.into_iter().map(|(t, attempt)| (t.id, attempt)));
+                }
                 Command::Send { to, msg } => self.sent.push((to, msg)),
                 Command::SetTimer { at } => self.timer = Some(at),
                 other => self.other.push(other),

@@ -4,7 +4,9 @@ use super::check;
 use super::server::{Faults, Server};
 use super::tab::{Tab, SCOPE};
 use super::{Knobs, Report};
-use outbox_shared::executor::{AttemptOutcome, Command, Event, Executor, ExecutorConfig};
+use outbox_shared::executor::{
+    AttemptOutcome, Command, Event, Executor, ExecutorConfig, FinishedAttempt,
+};
 use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId};
 use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::retry::{AttemptError, RandomSource, SplitMix64};
@@ -48,6 +50,15 @@ enum Ev {
     ServerRecv {
         tx: Box<Transaction>,
     },
+    /// A batch request reaching the server.
+    ServerRecvBatch {
+        txs: Vec<Transaction>,
+    },
+    /// The answer to a batch request: every call's outcome at once.
+    Replies {
+        gen: u64,
+        finished: Vec<(TransactionId, u32, AttemptOutcome)>,
+    },
     Reply {
         gen: u64,
         id: TransactionId,
@@ -80,6 +91,9 @@ struct Leader {
     timer_token: u64,
     /// Events held while frozen, delivered on waking.
     inbox: Vec<Ev>,
+    /// Its calls and batch requests whose answers it has not yet been given, by the attempts
+    /// each carries.
+    requests: Vec<Vec<(TransactionId, u32)>>,
 }
 
 pub(super) struct World {
@@ -99,6 +113,10 @@ pub(super) struct World {
     faults: Faults,
     keys: u64,
     max_concurrency: usize,
+    /// Transactions per batch request, at most.
+    max_batch: usize,
+    /// Whether the `sync` function batches (`poison` never does).
+    batching: bool,
     p_crash_hook: f64,
     p_freeze: f64,
     /// The epoch of the write that turned each transaction into a tombstone.
@@ -147,6 +165,8 @@ impl World {
             seed,
             keys: 2 + rng.below(6),
             max_concurrency: 1 + rng.below(8) as usize,
+            max_batch: 1 + rng.below(5) as usize,
+            batching: rng.chance(0.5),
             p_crash_hook: 0.002 + rng.next_f64() * 0.02,
             p_freeze: 0.4,
             rng,
@@ -323,6 +343,20 @@ impl World {
             Ev::WriteDone { gen, write } => self.write_done(gen, write),
             Ev::WriteResult { gen, write, result } => self.write_result(gen, write, result),
             Ev::ServerRecv { tx } => self.server_recv(tx),
+            Ev::ServerRecvBatch { txs } => self.server_recv_batch(txs),
+            Ev::Replies { gen, finished } => {
+                let event = Event::AttemptsFinished {
+                    finished: finished
+                        .iter()
+                        .map(|(id, attempt, outcome)| FinishedAttempt {
+                            id: id.clone(),
+                            attempt: *attempt,
+                            outcome: outcome.clone(),
+                        })
+                        .collect(),
+                };
+                self.feed_or_hold(gen, event, || Ev::Replies { gen, finished });
+            }
             Ev::Reply {
                 gen,
                 id,
@@ -392,9 +426,41 @@ impl World {
             Life::Dead => {}
             Life::Frozen => l.inbox.push(held()),
             Life::Alive => {
+                let answered: Vec<(&TransactionId, u32)> = match &event {
+                    Event::AttemptFinished { id, attempt, .. } => vec![(id, *attempt)],
+                    Event::AttemptsFinished { finished } => {
+                        finished.iter().map(|f| (&f.id, f.attempt)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for r in &mut l.requests {
+                    r.retain(|(x, a)| !answered.contains(&(x, *a)));
+                }
+                l.requests.retain(|r| !r.is_empty());
                 let cmds = l.exec.handle(self.now, event);
                 self.run_commands(gen, cmds);
             }
+        }
+    }
+
+    /// Notes a call or batch request of leader `gen`, and checks it keeps to the limits.
+    fn calling(&mut self, gen: u64, attempts: Vec<(TransactionId, u32)>) {
+        let (max_concurrency, max_batch) = (self.max_concurrency, self.max_batch);
+        let Some(l) = self.leaders.get_mut(&gen) else {
+            return;
+        };
+        let size = attempts.len();
+        l.requests.push(attempts);
+        let running = l.requests.len();
+        if running > max_concurrency {
+            self.violations.push(format!(
+                "gen {gen} had {running} calls running, more than max_concurrency {max_concurrency}"
+            ));
+        }
+        if size > max_batch {
+            self.violations.push(format!(
+                "gen {gen} sent {size} transactions in one request, more than max_batch {max_batch}"
+            ));
         }
     }
 
@@ -411,8 +477,32 @@ impl World {
                 }
                 Command::Call { tx, attempt } => {
                     self.log(format!("gen {gen} calls {} #{attempt}", tx.id));
+                    self.calling(gen, vec![(tx.id.clone(), attempt)]);
                     let t = self.now + 1 + self.rng.below(3);
                     self.at(t, Ev::ServerRecv { tx });
+                    if self.rng.chance(self.p_crash_hook) {
+                        self.at(self.now, Ev::Crash);
+                    }
+                }
+                Command::CallBatch { calls, .. } => {
+                    let names: Vec<String> = calls
+                        .iter()
+                        .map(|(tx, attempt)| format!("{} #{attempt}", tx.id))
+                        .collect();
+                    self.log(format!("gen {gen} calls [{}]", names.join(", ")));
+                    let attempts = calls.iter().map(|(t, a)| (t.id.clone(), *a)).collect();
+                    self.calling(gen, attempts);
+                    // One request: the server gets them together, and answers them together
+                    // or (as a driver may) one by one.
+                    let t = self.now + 1 + self.rng.below(3);
+                    let txs: Vec<Transaction> = calls.into_iter().map(|(tx, _)| tx).collect();
+                    if self.rng.chance(0.5) {
+                        self.at(t, Ev::ServerRecvBatch { txs });
+                    } else {
+                        for tx in txs {
+                            self.at(t, Ev::ServerRecv { tx: Box::new(tx) });
+                        }
+                    }
                     if self.rng.chance(self.p_crash_hook) {
                         self.at(self.now, Ev::Crash);
                     }
@@ -520,6 +610,45 @@ impl World {
     }
 
     fn server_recv(&mut self, tx: Box<Transaction>) {
+        let (gen, id, attempt, outcome, delay) = self.server_answer(&tx);
+        self.at(
+            self.now + delay,
+            Ev::Reply {
+                gen,
+                id,
+                attempt,
+                outcome,
+            },
+        );
+        self.crash_after_apply();
+    }
+
+    /// A batch request: the server applies each transaction, and answers them all at once.
+    fn server_recv_batch(&mut self, txs: Vec<Transaction>) {
+        let (mut gen, mut delay) = (0, 0);
+        let mut finished = Vec::new();
+        for tx in &txs {
+            let (g, id, attempt, outcome, d) = self.server_answer(tx);
+            (gen, delay) = (g, delay.max(d));
+            finished.push((id, attempt, outcome));
+        }
+        self.at(self.now + delay, Ev::Replies { gen, finished });
+        self.crash_after_apply();
+    }
+
+    fn crash_after_apply(&mut self) {
+        if self.faulty() && self.rng.chance(self.p_crash_hook) {
+            // Crash after the server applied it, before the reply arrives.
+            self.at(self.now, Ev::Crash);
+        }
+    }
+
+    /// What the server does with one call: the caller's epoch, the call, and the outcome the
+    /// caller will get after the delay.
+    fn server_answer(
+        &mut self,
+        tx: &Transaction,
+    ) -> (u64, TransactionId, u32, AttemptOutcome, u64) {
         if let Some(done) = self.completed_at_epoch.get(&tx.id) {
             if tx.epoch >= *done {
                 self.violations.push(format!(
@@ -531,7 +660,7 @@ impl World {
         let gen = tx.epoch.0;
         let attempt = tx.last_attempt().map_or(0, |a| a.number);
         let faults = self.faulty().then(|| self.faults.clone());
-        let handled = self.server.handle(&tx, faults.as_ref(), &mut self.rng);
+        let handled = self.server.handle(tx, faults.as_ref(), &mut self.rng);
         let outcome = if handled.reply_lost {
             self.report.dropped_replies += 1;
             // As the browser reports it (no answer at all), or as a mutation function that
@@ -552,20 +681,7 @@ impl World {
                 .map(|s| s.server_seq)
                 .map_err(|e| e.error.code)
         ));
-        let t = self.now + handled.delay;
-        self.at(
-            t,
-            Ev::Reply {
-                gen,
-                id: tx.id.clone(),
-                attempt,
-                outcome,
-            },
-        );
-        if self.faulty() && self.rng.chance(self.p_crash_hook) {
-            // Crash after the server applied it, before the reply arrives.
-            self.at(self.now, Ev::Crash);
-        }
+        (gen, tx.id.clone(), attempt, outcome, handled.delay)
     }
 
     /// Crashes or freezes the current leader; false if it did not (quiet phase, budget spent).
@@ -616,6 +732,12 @@ impl World {
         ));
         let config = ExecutorConfig {
             max_concurrency: self.max_concurrency,
+            max_batch: self.max_batch,
+            batching: if self.batching {
+                ["sync".to_owned()].into()
+            } else {
+                Default::default()
+            },
             ..ExecutorConfig::default()
         };
         let exec = Executor::new(config, Box::new(SplitMix64::new(self.seed ^ gen)));
@@ -627,6 +749,7 @@ impl World {
                 writes: HashMap::new(),
                 timer_token: 0,
                 inbox: Vec::new(),
+                requests: Vec::new(),
             },
         );
         self.feed_or_hold(gen, Event::BecameLeader(loaded), || Ev::Elect);

@@ -7,7 +7,7 @@ use outbox_shared::http::{self, HttpAnswer, HttpEndpoint, HttpRequest, FENCED_HE
 use outbox_shared::model::{ErrorCode, Transaction};
 use outbox_shared::retry::{classify_http, AttemptError, ErrorKind};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -107,6 +107,17 @@ impl MutationFns {
         } else {
             Route::Unknown
         }
+    }
+
+    /// The names whose calls go to a batching HTTP endpoint (`batch: true`, and no JS
+    /// function of the same name, which would win): the executor's
+    /// [`batching`](outbox_shared::executor::ExecutorConfig::batching) set.
+    pub fn batching(&self) -> BTreeSet<String> {
+        self.http
+            .iter()
+            .filter(|(name, e)| e.batch && !self.fns.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Tells the app about an unknown name, and the outcome to record.

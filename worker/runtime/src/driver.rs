@@ -2,14 +2,16 @@
 //! with real storage, timers, `fetch` and JS mutation functions.
 //!
 //! Events are queued and handled one at a time, so a command that leads straight back into the
-//! driver (a message to an in-page tab, say) never re-enters the executor. Calls ready in the
-//! same turn are sent together: transactions for one batching HTTP endpoint share a request.
+//! driver (a message to an in-page tab, say) never re-enters the executor. Calls are started at
+//! the end of the turn: each of the executor's batch requests ([`Command::CallBatch`]) as one
+//! HTTP request of at most `max_batch` transactions, and other calls one by one (except calls
+//! of a batching endpoint made ready in the same turn, which share requests).
 
 use crate::calls::{self, MutationFns, Route};
 use crate::clock::now;
 use crate::store::AsyncStore;
 use crate::timer::Timer;
-use outbox_shared::executor::{Command, Event, Executor};
+use outbox_shared::executor::{Command, Event, Executor, FinishedAttempt};
 use outbox_shared::http::{batch_outcomes, network_error};
 use outbox_shared::model::{ClientId, Transaction, TxError};
 use outbox_shared::protocol::Message;
@@ -21,6 +23,9 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// Where the executor's messages go.
 pub type Sender = Box<dyn Fn(Option<ClientId>, Message)>;
+
+/// Transactions to call, with their attempts' numbers.
+type Calls = Vec<(Transaction, u32)>;
 
 /// Told when the executor steps down.
 type StepDownHook = Box<dyn Fn(&TxError)>;
@@ -37,7 +42,9 @@ struct Inner {
     timer: RefCell<Timer>,
     queue: RefCell<VecDeque<Event>>,
     busy: Cell<bool>,
-    ready_calls: RefCell<Vec<(Transaction, u32)>>,
+    ready_calls: RefCell<Calls>,
+    /// The executor's batch requests made in this turn: function name, calls.
+    ready_batches: RefCell<Vec<(String, Calls)>>,
     aborts: RefCell<Vec<web_sys::AbortController>>,
     on_step_down: RefCell<Option<StepDownHook>>,
     on_signed_out: RefCell<Option<Box<dyn Fn()>>>,
@@ -70,6 +77,7 @@ impl Driver {
             queue: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
             ready_calls: RefCell::new(Vec::new()),
+            ready_batches: RefCell::new(Vec::new()),
             aborts: RefCell::new(Vec::new()),
             on_step_down: RefCell::new(None),
             on_signed_out: RefCell::new(None),
@@ -151,6 +159,9 @@ impl Inner {
                 });
             }
             Command::Call { tx, attempt } => this.ready_calls.borrow_mut().push((*tx, attempt)),
+            Command::CallBatch { mutation_fn, calls } => {
+                this.ready_batches.borrow_mut().push((mutation_fn, calls));
+            }
             Command::SetTimer { at } => {
                 let weak = Rc::downgrade(this);
                 let delay = at.saturating_sub(now());
@@ -208,14 +219,29 @@ impl Inner {
     /// Starts every call made ready in this turn.
     fn flush_calls(this: &Rc<Self>) {
         let ready = std::mem::take(&mut *this.ready_calls.borrow_mut());
-        if ready.is_empty() {
+        let requests = std::mem::take(&mut *this.ready_batches.borrow_mut());
+        if ready.is_empty() && requests.is_empty() {
             return;
         }
-        let mut batches: BTreeMap<String, Vec<(Transaction, u32)>> = BTreeMap::new();
+        let max_batch = this.exec.borrow().max_batch();
+        let mut batches: Vec<(String, Calls)> = Vec::new();
+        for (name, calls) in requests {
+            if matches!(this.fns.route(&name), Route::Http(e) if e.batch) {
+                batches.push((name, calls));
+            } else {
+                // Not a batching endpoint after all: one call each.
+                for (tx, attempt) in calls {
+                    Self::call_one(this, tx, attempt);
+                }
+            }
+        }
+        // Calls of a batching endpoint that the executor made one by one (it was not told the
+        // function batches): those of this turn share requests.
+        let mut loose: BTreeMap<String, Calls> = BTreeMap::new();
         for (tx, attempt) in ready {
             match this.fns.route(&tx.mutation_fn) {
                 Route::Http(endpoint) if endpoint.batch => {
-                    batches
+                    loose
                         .entry(tx.mutation_fn.clone())
                         .or_default()
                         .push((tx, attempt));
@@ -223,8 +249,13 @@ impl Inner {
                 _ => Self::call_one(this, tx, attempt),
             }
         }
-        for (name, group) in batches {
-            Self::call_batch(this, name, group);
+        batches.extend(loose);
+        for (name, mut group) in batches {
+            while !group.is_empty() {
+                let rest = group.split_off(group.len().min(max_batch));
+                Self::call_batch(this, name.clone(), group);
+                group = rest;
+            }
         }
     }
 
@@ -261,7 +292,7 @@ impl Inner {
         });
     }
 
-    fn call_batch(this: &Rc<Self>, name: String, group: Vec<(Transaction, u32)>) {
+    fn call_batch(this: &Rc<Self>, name: String, group: Calls) {
         let weak = Rc::downgrade(this);
         let fns = Rc::clone(&this.fns);
         let signal = Self::abort_signal(this);
@@ -285,16 +316,17 @@ impl Inner {
                     .map(|id| (id.clone(), network_error("no AbortController")))
                     .collect(),
             };
-            for ((id, outcome), (_, attempt)) in outcomes.into_iter().zip(group.iter()) {
-                dispatch_weak(
-                    &weak,
-                    Event::AttemptFinished {
-                        id,
-                        attempt: *attempt,
-                        outcome,
-                    },
-                );
-            }
+            // One event for the whole answer: one write and one broadcast for all of it.
+            let finished = outcomes
+                .into_iter()
+                .zip(group.iter())
+                .map(|((id, outcome), (_, attempt))| FinishedAttempt {
+                    id,
+                    attempt: *attempt,
+                    outcome,
+                })
+                .collect();
+            dispatch_weak(&weak, Event::AttemptsFinished { finished });
         });
     }
 }

@@ -1,0 +1,140 @@
+//! The driver with a batching HTTP endpoint, against a stand-in for `fetch`.
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot go on fails at the unwrap"
+)]
+
+use js_sys::{Function, Promise, Reflect};
+use outbox_runtime::calls::MutationFns;
+use outbox_runtime::clock::MathRandom;
+use outbox_runtime::driver::Driver;
+use outbox_runtime::store::MemoryStore;
+use outbox_shared::executor::{Event, Executor, ExecutorConfig};
+use outbox_shared::http::HttpEndpoint;
+use outbox_shared::model::{ClientId, TransactionState};
+use outbox_shared::protocol::Message;
+use outbox_shared::{PendingMutation, Strategy, Transaction, TransactionId};
+use serde_json::json;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A `fetch` that answers every batch item `200` after a few milliseconds, noting in `log` the
+/// size of each request and the most requests it had open at once.
+fn fake_fetch(log: &JsValue) -> JsValue {
+    let make = Function::new_with_args(
+        "log",
+        "return async (request) => {
+            log.running++;
+            log.most = Math.max(log.most, log.running);
+            const txs = JSON.parse(await request.text()).transactions;
+            log.sizes.push(txs.length);
+            await new Promise((done) => setTimeout(done, 5));
+            log.running--;
+            const results = txs.map((t) => ({ id: t.id, status: 200, body: {} }));
+            return new Response(JSON.stringify({ results }), { status: 200 });
+        };",
+    );
+    make.call1(&JsValue::NULL, log).unwrap()
+}
+
+async fn sleep(ms: u32) {
+    let wait = Function::new_with_args("ms", "return new Promise((done) => setTimeout(done, ms))");
+    let promise: Promise = wait.call1(&JsValue::NULL, &ms.into()).unwrap().into();
+    JsFuture::from(promise).await.unwrap();
+}
+
+fn number(log: &JsValue, key: &str) -> f64 {
+    Reflect::get(log, &key.into()).unwrap().as_f64().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurrency_at_once() {
+    let log = js_sys::JSON::parse(r#"{"sizes": [], "running": 0, "most": 0}"#).unwrap();
+    let global = js_sys::global();
+    let real_fetch = Reflect::get(&global, &"fetch".into()).unwrap();
+    Reflect::set(&global, &"fetch".into(), &fake_fetch(&log)).unwrap();
+
+    let mut fns = MutationFns::default();
+    let endpoint = HttpEndpoint {
+        url: "/api/mutations".into(),
+        headers: Default::default(),
+        batch: true,
+    };
+    fns.insert_http("todos", endpoint);
+    let config = ExecutorConfig {
+        max_concurrency: 2,
+        max_batch: 3,
+        batching: fns.batching(),
+        ..ExecutorConfig::default()
+    };
+    assert_eq!(config.batching, BTreeSet::from(["todos".to_owned()]));
+    let store = Rc::new(MemoryStore::new());
+    let loaded = store.begin(0);
+    let epoch = loaded.epoch;
+    let completed: Rc<RefCell<BTreeSet<TransactionId>>> = Rc::default();
+    let seen = Rc::clone(&completed);
+    let driver = Driver::new(
+        Executor::new(config, Box::new(MathRandom)),
+        store,
+        Rc::new(fns),
+        Box::new(move |_, msg| {
+            if let Message::State { txs, .. } = msg {
+                let done = txs
+                    .into_iter()
+                    .filter(|t| t.state == TransactionState::Completed);
+                seen.borrow_mut().extend(done.map(|t| t.id));
+            }
+        }),
+    );
+    driver.dispatch(Event::BecameLeader(loaded));
+    for i in 0..20 {
+        let row = json!({ "id": i.to_string() });
+        let tx = Transaction::new(
+            TransactionId::from(format!("t{i:02}").as_str()),
+            "todos",
+            Strategy::Parallel,
+            vec![PendingMutation::insert("todos", &i.to_string(), row)],
+            0,
+        );
+        driver.dispatch(Event::Submitted {
+            from: ClientId::from("tab"),
+            to: epoch,
+            tx: Box::new(tx),
+        });
+    }
+    for _ in 0..200 {
+        if completed.borrow().len() == 20 {
+            break;
+        }
+        sleep(10).await;
+    }
+    Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
+    driver.stop();
+
+    assert_eq!(completed.borrow().len(), 20, "every transaction completed");
+    let sizes: Vec<f64> = js_sys::Array::from(&Reflect::get(&log, &"sizes".into()).unwrap())
+        .iter()
+        .map(|s| s.as_f64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<f64>(), 20.0, "each sent once: {sizes:?}");
+    assert!(
+        sizes.iter().all(|s| *s <= 3.0),
+        "at most max_batch: {sizes:?}"
+    );
+    assert!(
+        sizes.contains(&3.0),
+        "full requests once the server answered: {sizes:?}"
+    );
+    assert!(
+        number(&log, "most") <= 2.0,
+        "at most max_concurrency requests at once"
+    );
+}
