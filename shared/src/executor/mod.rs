@@ -307,19 +307,7 @@ impl Executor {
                 return;
             }
             if let Some(next) = self.ready.first().cloned() {
-                let slot = match self.txs.get(&next.1) {
-                    Some(e) => {
-                        let f = &e.tx.mutation_fn;
-                        self.calls.slot(
-                            f,
-                            self.config.batching.contains(f),
-                            max_batch,
-                            max_concurrency,
-                        )
-                    }
-                    None => Some(calls::Slot::Alone),
-                };
-                if let Some(slot) = slot {
+                if let Some(slot) = self.slot_for(&next.1) {
                     self.ready.remove(&next);
                     self.unreachable_until =
                         Some(now.saturating_add(self.config.probe_interval_ms));
@@ -345,26 +333,31 @@ impl Executor {
             let Some(next) = next.cloned() else {
                 break;
             };
-            let slot = match self.txs.get(&next.1) {
-                Some(e) => {
-                    let f = &e.tx.mutation_fn;
-                    self.calls.slot(
-                        f,
-                        self.config.batching.contains(f),
-                        max_batch,
-                        max_concurrency,
-                    )
-                }
-                // Gone: dropped from the ready set below.
-                None => Some(calls::Slot::Alone),
-            };
-            match slot {
+            match self.slot_for(&next.1) {
                 Some(slot) => {
                     self.ready.remove(&next);
                     self.start_attempt(now, &next.1, slot);
                 }
                 None => after = Some(next),
             }
+        }
+    }
+
+    /// Where `id`'s next attempt would go: a call of its own, a place in a request, or no room
+    /// now. A transaction that is gone gets a call of its own (it is dropped when started).
+    fn slot_for(&mut self, id: &TransactionId) -> Option<calls::Slot> {
+        let (max_concurrency, max_batch) = (self.config.max_concurrency, self.config.max_batch);
+        match self.txs.get(id) {
+            Some(e) => {
+                let f = &e.tx.mutation_fn;
+                self.calls.slot(
+                    f,
+                    self.config.batching.contains(f),
+                    max_batch,
+                    max_concurrency,
+                )
+            }
+            None => Some(calls::Slot::Alone),
         }
     }
 
