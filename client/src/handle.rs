@@ -123,7 +123,7 @@ impl HandleState {
         // transactions have no listener, and converting them was a hot spot.
         let record = (!listeners.is_empty() || state == TransactionState::Completed)
             .then(|| to_js(&tx).unwrap_or(JsValue::NULL));
-        if let (false, Some(record)) = (listeners.is_empty(), &record) {
+        if let Some(record) = record.as_ref().filter(|_| !listeners.is_empty()) {
             out.push(later_call_all(
                 listeners,
                 vec![JsValue::from_str(state.as_str()), record.clone()],

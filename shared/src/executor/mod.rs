@@ -300,7 +300,6 @@ impl Executor {
         if self.paused {
             return;
         }
-        let (max_concurrency, max_batch) = (self.config.max_concurrency, self.config.max_batch);
         if let Some(until) = self.unreachable_until {
             // Offline: one probe at a time, no more often than the probe interval.
             if now < until || self.calls.attempts() > 0 {
@@ -316,6 +315,7 @@ impl Executor {
             }
             return;
         }
+        let (max_concurrency, max_batch) = (self.config.max_concurrency, self.config.max_batch);
         let mut after: Option<(u64, TransactionId)> = None;
         loop {
             if self.calls.calls() >= max_concurrency.max(1)

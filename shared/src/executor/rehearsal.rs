@@ -31,10 +31,7 @@ pub fn rehearse(config: ExecutorConfig) -> Vec<TransactionId> {
         1,
         Event::BecameLeader(Loaded {
             epoch: Epoch(1),
-            records: vec![(
-                "stored".into(),
-                StoredRecord::Text(tx("stored").to_record().to_string()),
-            )],
+            records: vec![("stored".into(), stored_text(&tx("stored")))],
             tombstones: Vec::new(),
         }),
     );
@@ -113,6 +110,11 @@ fn tx(id: &str) -> Transaction {
     )
 }
 
+/// A record as the worker's store writes and reads it: JSON text of the transaction.
+fn stored_text(tx: &Transaction) -> StoredRecord {
+    StoredRecord::Text(serde_json::to_string(tx).unwrap_or_default())
+}
+
 struct Rehearsal {
     exec: Executor,
     writes: Vec<WriteId>,
@@ -128,10 +130,7 @@ impl Rehearsal {
             match c {
                 Command::Write(batch) => {
                     for t in &batch.puts {
-                        let text = t.to_record().to_string();
-                        if let Ok(record) = serde_json::from_str(&text) {
-                            let _ = Transaction::from_record(record);
-                        }
+                        let _ = Transaction::from_stored(stored_text(t));
                     }
                     self.writes.push(batch.id);
                 }

@@ -138,7 +138,7 @@ fn malformed(e: &impl std::fmt::Display) -> ProtocolError {
 /// Why a message that did not decode is refused, when its header says more than "malformed":
 /// another version, another scope, or a kind this version does not know.
 fn refusal(text: &str, app: &str) -> Option<ProtocolError> {
-    let header: Header = serde_json::from_str(text).map_err(|e| malformed(&e)).ok()?;
+    let header: Header = serde_json::from_str(text).ok()?;
     let Some(v) = header.v.as_ref().and_then(Value::as_u64) else {
         return Some(ProtocolError::Malformed("no numeric `v`".into()));
     };
