@@ -156,6 +156,7 @@ impl Building {
             created,
         );
         tx.metadata = self.metadata.clone();
+        handle.set_transaction(tx.clone());
         Inner::submit(inner, tx, Rc::clone(&handle));
         Ok(TransactionHandle(handle))
     }

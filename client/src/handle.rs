@@ -15,41 +15,78 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-/// A promise with its resolve and reject functions, settled at most once.
-#[derive(Debug)]
+/// A promise settled at most once, made only when someone asks for it: most transactions'
+/// `durable` and `completed` are never awaited, and making a promise (with its resolve and
+/// reject functions, and its rejection marked handled) cost more than the rest of an insert.
+#[derive(Debug, Default)]
 pub(crate) struct Deferred {
-    promise: Promise,
-    settle: RefCell<Option<(Function, Function)>>,
+    slot: Rc<RefCell<Slot>>,
+    settled: Cell<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The promise, once asked for.
+    promise: Option<Promise>,
+    /// Its resolve and reject functions, while it waits.
+    settle: Option<(Function, Function)>,
+    /// How it settled, when that happened before anyone asked.
+    outcome: Option<Result<JsValue, JsValue>>,
 }
 
 impl Deferred {
     pub fn new() -> Self {
-        let mut slots = None;
-        let promise = Promise::new(&mut |resolve, reject| slots = Some((resolve, reject)));
-        mark_handled(&promise);
-        Self {
-            promise,
-            settle: RefCell::new(slots),
-        }
+        Self::default()
     }
 
+    /// The promise (the same one every time).
     pub fn promise(&self) -> Promise {
-        self.promise.clone()
+        let mut slot = self.slot.borrow_mut();
+        if let Some(p) = &slot.promise {
+            return p.clone();
+        }
+        let promise = match slot.outcome.take() {
+            Some(Ok(value)) => Promise::resolve(&value),
+            Some(Err(error)) => Promise::reject(&error),
+            None => {
+                let mut fns = None;
+                let p = Promise::new(&mut |resolve, reject| fns = Some((resolve, reject)));
+                slot.settle = fns;
+                p
+            }
+        };
+        mark_handled(&promise);
+        slot.promise = Some(promise.clone());
+        promise
     }
 
     /// A queued resolve (nothing if already settled).
     pub fn resolve_later(&self, value: JsValue) -> Option<Later> {
-        let (resolve, _) = self.settle.borrow_mut().take()?;
-        Some(Box::new(move || {
-            let _ = resolve.call1(&JsValue::NULL, &value);
-        }))
+        self.settle_later(Ok(value))
     }
 
     /// A queued reject (nothing if already settled).
     pub fn reject_later(&self, error: JsValue) -> Option<Later> {
-        let (_, reject) = self.settle.borrow_mut().take()?;
+        self.settle_later(Err(error))
+    }
+
+    fn settle_later(&self, outcome: Result<JsValue, JsValue>) -> Option<Later> {
+        if self.settled.replace(true) {
+            return None;
+        }
+        let slot = Rc::clone(&self.slot);
         Some(Box::new(move || {
-            let _ = reject.call1(&JsValue::NULL, &error);
+            let fns = slot.borrow_mut().settle.take();
+            match (fns, outcome) {
+                (Some((resolve, _)), Ok(value)) => {
+                    let _ = resolve.call1(&JsValue::NULL, &value);
+                }
+                (Some((_, reject)), Err(error)) => {
+                    let _ = reject.call1(&JsValue::NULL, &error);
+                }
+                // Nobody has asked yet: whoever does gets a settled promise.
+                (None, outcome) => slot.borrow_mut().outcome = Some(outcome),
+            }
         }))
     }
 }

@@ -193,9 +193,9 @@ impl Inner {
         self.later([later_call_all(listeners, vec![value])]);
     }
 
-    /// A transaction of this tab, made by the app: tracked, shown and submitted.
+    /// A transaction of this tab, made by the app (its `handle` already holds it): tracked,
+    /// shown and submitted.
     pub fn submit(this: &Rc<Self>, tx: Transaction, handle: Rc<HandleState>) {
-        handle.set_transaction(tx.clone());
         this.handles
             .borrow_mut()
             .insert(tx.id.clone(), Rc::clone(&handle));

@@ -108,13 +108,8 @@ impl LocalExecutor {
                 return;
             }
             Message::Submit { epoch, txs } => {
-                for tx in txs {
-                    self.driver.dispatch(Event::Submitted {
-                        from: from.clone(),
-                        to: epoch,
-                        tx: Box::new(tx),
-                    });
-                }
+                self.driver
+                    .dispatch_all(Event::submitted(&from, epoch, txs));
                 return;
             }
             Message::SnapshotRequest => Event::SnapshotRequested { from },

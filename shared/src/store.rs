@@ -26,12 +26,19 @@ pub struct WriteBatch {
     pub completed: Vec<Tombstone>,
     /// Records to delete outright (removed by the app).
     pub deletes: Vec<TransactionId>,
+    /// Whether the server was reachable, when that changed: `Some(false)` after an attempt got
+    /// no answer at all, `Some(true)` once one is answered again. The next leader starts from
+    /// it ([`Loaded::unreachable`]).
+    pub reachable: Option<bool>,
 }
 
 impl WriteBatch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.completed.is_empty() && self.deletes.is_empty()
+        self.puts.is_empty()
+            && self.completed.is_empty()
+            && self.deletes.is_empty()
+            && self.reachable.is_none()
     }
 }
 
@@ -68,6 +75,9 @@ pub struct Loaded {
     pub records: Vec<(String, StoredRecord)>,
     /// Recent tombstones.
     pub tombstones: Vec<Tombstone>,
+    /// The last leader's last attempt got no answer at all (the server was unreachable): the
+    /// new leader starts by probing, one attempt at a time.
+    pub unreachable: bool,
 }
 
 /// Why a write failed.
@@ -122,6 +132,7 @@ pub struct MemOutboxStore {
     records: BTreeMap<String, Value>,
     tombstones: BTreeMap<TransactionId, Tombstone>,
     quarantine: BTreeMap<String, Value>,
+    unreachable: bool,
     /// When set, writes that add records fail with [`StoreError::QuotaExceeded`].
     pub quota_exhausted: bool,
     /// Disables the epoch fence. Only for proving, in tests, that the fence matters.
@@ -147,6 +158,7 @@ impl MemOutboxStore {
                 .map(|(k, v)| (k.clone(), StoredRecord::Value(v.clone())))
                 .collect(),
             tombstones: self.tombstones.values().cloned().collect(),
+            unreachable: self.unreachable,
         }
     }
 
@@ -172,6 +184,9 @@ impl MemOutboxStore {
         }
         for id in &batch.deletes {
             self.records.remove(id.as_str());
+        }
+        if let Some(reachable) = batch.reachable {
+            self.unreachable = !reachable;
         }
         Ok(())
     }
@@ -230,6 +245,7 @@ mod tests {
 
     fn batch(epoch: u64, puts: Vec<Transaction>) -> WriteBatch {
         WriteBatch {
+            reachable: None,
             id: 1,
             epoch: Epoch(epoch),
             puts,

@@ -37,6 +37,8 @@ const TOMBSTONES: &str = "tombstones";
 const QUARANTINE: &str = "quarantine";
 const SYNCED: &str = "synced";
 const EPOCH_KEY: &str = "epoch";
+/// 1 while the last leader's last attempt got no answer (see `Loaded::unreachable`), else 0.
+const UNREACHABLE_KEY: &str = "unreachable";
 const SYNC_SEQS_KEY: &str = "syncSeqs";
 
 /// The `synced` store's key of a row.
@@ -138,9 +140,15 @@ impl IdbStore {
             .get::<f64, _, _>(EPOCH_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
+        let unreachable_req = meta
+            .get::<f64, _, _>(UNREACHABLE_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
         let records = issue_read_all(&outbox)?;
         let tomb_records = issue_read_all(&tombs)?;
         let epoch = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?).next();
+        // Anything but a stored 1 (nothing, or a value this build does not know) is reachable.
+        let unreachable = unreachable_req.await.map_err(|e| store_error(&e))? == Some(1.0);
         meta.put(epoch.0 as f64)
             .with_key(EPOCH_KEY)
             .primitive()
@@ -176,6 +184,7 @@ impl IdbStore {
             epoch,
             records,
             tombstones,
+            unreachable,
         })
     }
 
@@ -213,6 +222,12 @@ impl IdbStore {
         for id in &batch.deletes {
             outbox
                 .delete(id.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
+        if let Some(reachable) = batch.reachable {
+            meta.put(if reachable { 0.0 } else { 1.0 })
+                .with_key(UNREACHABLE_KEY)
                 .primitive()
                 .map_err(|e| store_error(&e))?;
         }

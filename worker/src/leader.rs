@@ -468,9 +468,13 @@ impl Inner {
     }
 
     fn dispatch(&self, event: Event) {
+        self.dispatch_all(vec![event]);
+    }
+
+    fn dispatch_all(&self, events: Vec<Event>) {
         let driver = self.term.borrow().as_ref().map(|t| t.driver.clone());
         if let Some(driver) = driver {
-            driver.dispatch(event);
+            driver.dispatch_all(events);
         }
     }
 
@@ -528,13 +532,7 @@ impl Inner {
                 return;
             }
             Message::Submit { epoch: to, txs } => {
-                for tx in txs {
-                    this.dispatch(Event::Submitted {
-                        from: from.clone(),
-                        to,
-                        tx: Box::new(tx),
-                    });
-                }
+                this.dispatch_all(Event::submitted(&from, to, txs));
                 return;
             }
             Message::SnapshotRequest => Event::SnapshotRequested { from },

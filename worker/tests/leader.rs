@@ -18,6 +18,11 @@ async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
 }
 
 #[wasm_bindgen_test]
+async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leader() {
+    leader_cases::the_store_keeps_whether_the_server_was_reachable_for_the_next_leader().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
     leader_cases::a_stale_leaders_write_is_fenced_out_and_rolled_back_whole().await;
 }

@@ -73,13 +73,13 @@ fn from_full(t: Transaction) -> TxIn {
         id: t.id.0,
         mutations: t
             .mutations
-            .into_iter()
+            .iter()
             .map(|m| MutationIn {
-                collection: m.collection,
-                key: m.key,
+                collection: m.collection.clone(),
+                key: m.key.clone(),
                 kind: m.kind,
-                modified: m.modified,
-                changes: m.changes,
+                modified: m.modified.clone(),
+                changes: m.changes.clone(),
             })
             .collect(),
     }

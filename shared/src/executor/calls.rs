@@ -7,11 +7,11 @@
 //! counts once, however many transactions it carries, and its place is free again when the last
 //! of them has finished.
 //!
-//! Until the server has answered an attempt of a batching function (since the leader started,
-//! or since an attempt got no answer at all: the network is down), its new requests count once
-//! per transaction they carry, as calls of other functions do: offline, every attempt costs an
-//! attempt record and a broadcast, and filling requests would only multiply that wasted work.
-//! Once it answers, its requests (those still running too) count once.
+//! After an attempt of a batching function got no answer at all (the network is down; or the
+//! last leader's did, see [`crate::store::Loaded::unreachable`]) and until the server answers
+//! one again, the function has one request running at a time: offline, every attempt costs an attempt record and a broadcast, and many
+//! full requests would only multiply that wasted work. Once it answers, it may have as many as
+//! `max_concurrency` allows.
 
 use crate::model::TransactionId;
 use std::collections::HashMap;
@@ -41,19 +41,6 @@ struct BatchRequest {
     taken: usize,
     /// It still takes attempts: their records are not yet in a write.
     filling: bool,
-    /// Made while its function got no answers: it counts once per running attempt.
-    per_transaction: bool,
-}
-
-impl BatchRequest {
-    /// Its share of `max_concurrency`.
-    fn weight(&self) -> usize {
-        if self.per_transaction {
-            self.running
-        } else {
-            1
-        }
-    }
 }
 
 /// The calls and requests in flight.
@@ -71,22 +58,9 @@ pub(super) struct CallsInFlight {
 }
 
 impl CallsInFlight {
-    /// Nothing in flight; `batching` functions are not known to be reachable yet.
-    pub fn new(batching: impl IntoIterator<Item = String>) -> Self {
-        Self {
-            unanswered: batching.into_iter().collect(),
-            ..Self::default()
-        }
-    }
-
     /// Calls and requests running (or being filled): what `max_concurrency` limits.
     pub fn calls(&self) -> usize {
-        self.alone
-            + self
-                .requests
-                .iter()
-                .map(BatchRequest::weight)
-                .sum::<usize>()
+        self.alone + self.requests.len()
     }
 
     /// Attempts running, whichever way they go.
@@ -95,17 +69,13 @@ impl CallsInFlight {
     }
 
     /// Whether request `q`, being filled, may take another attempt.
-    fn has_room(&self, q: &BatchRequest, max_batch: usize, max_concurrency: usize) -> bool {
-        q.filling
-            && q.taken < max_batch.max(1)
-            && (!q.per_transaction || self.calls() < max_concurrency.max(1))
+    fn has_room(q: &BatchRequest, max_batch: usize) -> bool {
+        q.filling && q.taken < max_batch.max(1)
     }
 
     /// Whether some request still being filled has room.
-    pub fn has_open_room(&self, max_batch: usize, max_concurrency: usize) -> bool {
-        self.requests
-            .iter()
-            .any(|q| self.has_room(q, max_batch, max_concurrency))
+    pub fn has_open_room(&self, max_batch: usize) -> bool {
+        self.requests.iter().any(|q| Self::has_room(q, max_batch))
     }
 
     /// Where an attempt of `mutation_fn` (`batching` if that function batches) can start now;
@@ -118,12 +88,16 @@ impl CallsInFlight {
         max_concurrency: usize,
     ) -> Option<Slot> {
         if batching {
-            let filling = self
+            let mut mine = self
                 .requests
                 .iter()
-                .find(|q| q.filling && q.mutation_fn == mutation_fn);
-            if let Some(q) = filling.filter(|q| self.has_room(q, max_batch, max_concurrency)) {
+                .filter(|q| q.mutation_fn == mutation_fn);
+            if let Some(q) = mine.clone().find(|q| Self::has_room(q, max_batch)) {
                 return Some(Slot::Join(q.id));
+            }
+            if mine.next().is_some() && self.unanswered.iter().any(|f| f == mutation_fn) {
+                // Not known to be reachable: one request at a time.
+                return None;
             }
         }
         if self.calls() >= max_concurrency.max(1) {
@@ -153,14 +127,12 @@ impl CallsInFlight {
                     }
                 }
                 self.next += 1;
-                let per_transaction = self.unanswered.iter().any(|f| f == mutation_fn);
                 self.requests.push(BatchRequest {
                     id: self.next,
                     mutation_fn: mutation_fn.to_owned(),
                     running: 0,
                     taken: 0,
                     filling: true,
-                    per_transaction,
                 });
                 let Some(q) = self.requests.last_mut() else {
                     return;
@@ -187,13 +159,8 @@ impl CallsInFlight {
         let known = self.unanswered.iter().position(|f| f == mutation_fn);
         match (answered, known) {
             (true, Some(i)) => {
+                // Reachable: more requests may go.
                 self.unanswered.swap_remove(i);
-                // Reachable: its requests still running count once from now on.
-                for q in &mut self.requests {
-                    if q.mutation_fn == mutation_fn {
-                        q.per_transaction = false;
-                    }
-                }
             }
             (false, None) => self.unanswered.push(mutation_fn.to_owned()),
             _ => {}

@@ -4,6 +4,11 @@ use crate::model::{Millis, Transaction};
 use crate::retry::RetryPolicy;
 use std::collections::BTreeSet;
 
+/// How long a completion's tombstone may wait for a write ([`ExecutorConfig::settle_linger_ms`]).
+/// Measured: with every completion written at once, a submit arriving while a completion-only
+/// write ran waited for it, and submit → durable took 3 ms instead of 1.3 ms.
+pub const DEFAULT_SETTLE_LINGER_MS: Millis = 5;
+
 /// What a `before_retry` filter decides for one transaction about to be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryDecision {
@@ -45,6 +50,10 @@ pub struct ExecutorConfig {
     pub before_retry: Option<BeforeRetry>,
     /// After a failed outbox write (other than a fenced one), try again after this long.
     pub write_retry_ms: Millis,
+    /// A completed transaction's tombstone waits up to this long to be written, so that the
+    /// writes of new submits (which a tab waits on) do not queue behind completions. A write
+    /// that happens anyway after that takes them along; otherwise they are written on their own.
+    pub settle_linger_ms: Millis,
     /// Calls need credentials from a tab: each term starts paused and asks for them
     /// ([`crate::protocol::Message::CredentialsNeeded`]), so no call goes out without them.
     pub credentials: bool,
@@ -62,6 +71,7 @@ impl Default for ExecutorConfig {
             await_sync_hook: false,
             before_retry: None,
             write_retry_ms: 1000,
+            settle_linger_ms: DEFAULT_SETTLE_LINGER_MS,
             credentials: false,
         }
     }
@@ -79,6 +89,7 @@ impl std::fmt::Debug for ExecutorConfig {
             .field("await_sync_hook", &self.await_sync_hook)
             .field("before_retry", &self.before_retry.is_some())
             .field("write_retry_ms", &self.write_retry_ms)
+            .field("settle_linger_ms", &self.settle_linger_ms)
             .finish()
     }
 }

@@ -84,6 +84,20 @@ pub enum Event {
     Stop,
 }
 
+impl Event {
+    /// A tab's submit message: one [`Event::Submitted`] per transaction, in order, for
+    /// [`super::Executor::handle_all`] (so that all of them go into one write).
+    pub fn submitted(from: &ClientId, to: Epoch, txs: Vec<Transaction>) -> Vec<Event> {
+        txs.into_iter()
+            .map(|tx| Event::Submitted {
+                from: from.clone(),
+                to,
+                tx: Box::new(tx),
+            })
+            .collect()
+    }
+}
+
 /// How one call of a mutation function went.
 pub type AttemptOutcome = Result<AttemptSuccess, AttemptError>;
 

@@ -26,6 +26,14 @@ impl Executor {
     pub(super) fn take_over(&mut self, now: Millis, loaded: Loaded) {
         self.role = Role::Leading;
         self.epoch = loaded.epoch;
+        self.stored_unreachable = loaded.unreachable;
+        if loaded.unreachable {
+            // The last leader could not reach the server: probe first (see `unreachable_until`).
+            self.unreachable_until = Some(now);
+            for f in &self.config.batching {
+                self.calls.answered(f, false);
+            }
+        }
         self.tombstones = loaded.tombstones.into_iter().map(|t| t.id).collect();
         let mut txs: Vec<Transaction> = Vec::with_capacity(loaded.records.len());
         for (key, value) in loaded.records {
@@ -180,10 +188,11 @@ impl Executor {
     }
 
     /// Issues the next write if none is in flight.
-    pub(super) fn flush_writes(&mut self) {
+    pub(super) fn flush_writes(&mut self, now: Millis) {
         let epoch = self.epoch;
         let txs = &mut self.txs;
-        let batch = self.writes.take_batch(epoch, |id| {
+        let linger = self.config.settle_linger_ms;
+        let batch = self.writes.take_batch(now, linger, epoch, |id| {
             let e = txs.get_mut(id)?;
             e.tx.epoch = epoch;
             Some(e.tx.clone())
@@ -427,6 +436,12 @@ impl Executor {
             ),
             _ => None,
         };
+        let unreachable = self.unreachable_until.is_some();
+        if unreachable != self.stored_unreachable {
+            // For the next leader; it rides along with the next write.
+            self.stored_unreachable = unreachable;
+            self.writes.set_reachable(!unreachable);
+        }
         match outcome {
             Ok(success) => {
                 e.tx.server_seq = success.server_seq;

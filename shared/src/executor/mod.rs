@@ -26,7 +26,7 @@ mod requests;
 mod tests;
 mod writes;
 
-pub use config::{BeforeRetry, ExecutorConfig, RetryDecision};
+pub use config::{BeforeRetry, ExecutorConfig, RetryDecision, DEFAULT_SETTLE_LINGER_MS};
 pub use event::{AttemptOutcome, AttemptSuccess, Command, Event, FinishedAttempt};
 pub use rehearsal::rehearse;
 
@@ -62,6 +62,8 @@ pub struct Executor {
     /// and then one at a time (a probe) until the server answers. Without it an outbox of
     /// thousands offline tried every one of them back to back, each a doomed request.
     unreachable_until: Option<Millis>,
+    /// Whether storage says (or the next write will say) the server was unreachable.
+    stored_unreachable: bool,
     /// Waiting for credentials (a 401, or a term that needs them before its first call): no
     /// attempt starts until [`Event::Credentials`].
     paused: bool,
@@ -105,7 +107,6 @@ struct Entry {
 impl Executor {
     /// An executor with this configuration and random source (for backoff jitter).
     pub fn new(config: ExecutorConfig, rng: Box<dyn RandomSource>) -> Self {
-        let calls = CallsInFlight::new(config.batching.iter().cloned());
         Self {
             config,
             rng,
@@ -115,13 +116,14 @@ impl Executor {
             scheduler: KeyScheduler::new(),
             ready: BTreeSet::new(),
             waiting: BTreeSet::new(),
-            calls,
+            calls: CallsInFlight::default(),
             writes: WritePipeline::default(),
             tombstones: HashSet::new(),
             synced_seq: 0,
             next_seq: 1,
             timer_at: None,
             unreachable_until: None,
+            stored_unreachable: false,
             paused: false,
             signed_out: false,
             unstored: Vec::new(),
@@ -131,16 +133,28 @@ impl Executor {
 
     /// Handles one event at time `now` and returns the commands to carry out, in order.
     pub fn handle(&mut self, now: Millis, event: Event) -> Vec<Command> {
-        match (self.role, event) {
-            (Role::Stopped, _) => {}
-            (Role::Idle, Event::BecameLeader(loaded)) => self.take_over(now, loaded),
-            (Role::Idle, _) | (Role::Leading, Event::BecameLeader(_)) => {}
-            (Role::Leading, event) => self.lead(now, event),
+        self.handle_all(now, [event])
+    }
+
+    /// Handles events that arrived together (a tab's burst of submits, say) at time `now`,
+    /// in order, and only then starts what they allow: their records go into one write.
+    pub fn handle_all(
+        &mut self,
+        now: Millis,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Vec<Command> {
+        for event in events {
+            match (self.role, event) {
+                (Role::Stopped, _) => {}
+                (Role::Idle, Event::BecameLeader(loaded)) => self.take_over(now, loaded),
+                (Role::Idle, _) | (Role::Leading, Event::BecameLeader(_)) => {}
+                (Role::Leading, event) => self.lead(now, event),
+            }
         }
         if self.role == Role::Leading {
             self.pump(now);
             self.flush_unstored();
-            self.flush_writes();
+            self.flush_writes(now);
             self.arm_timer();
         }
         std::mem::take(&mut self.out)
@@ -253,6 +267,7 @@ impl Executor {
         let due = [
             self.waiting.first().map(|(at, _, _)| *at),
             self.writes.retry_at(),
+            self.writes.settle_due_at(self.config.settle_linger_ms),
             probe,
         ]
         .into_iter()
@@ -318,8 +333,7 @@ impl Executor {
         let (max_concurrency, max_batch) = (self.config.max_concurrency, self.config.max_batch);
         let mut after: Option<(u64, TransactionId)> = None;
         loop {
-            if self.calls.calls() >= max_concurrency.max(1)
-                && !self.calls.has_open_room(max_batch, max_concurrency)
+            if self.calls.calls() >= max_concurrency.max(1) && !self.calls.has_open_room(max_batch)
             {
                 break;
             }

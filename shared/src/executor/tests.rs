@@ -44,7 +44,19 @@ impl Rig {
         Self::with_store(config, MemOutboxStore::new())
     }
 
-    fn with_store(config: ExecutorConfig, mut store: MemOutboxStore) -> Self {
+    /// Tombstones are written at once (the scenarios commit writes as they come); the linger
+    /// has tests of its own ([`Rig::lingering`]).
+    fn with_store(config: ExecutorConfig, store: MemOutboxStore) -> Self {
+        Self::lingering(
+            ExecutorConfig {
+                settle_linger_ms: 0,
+                ..config
+            },
+            store,
+        )
+    }
+
+    fn lingering(config: ExecutorConfig, mut store: MemOutboxStore) -> Self {
         let loaded = store.begin_leadership(0);
         let mut rig = Self {
             exec: Executor::new(config, Box::new(SplitMix64::new(1))),
@@ -913,4 +925,86 @@ fn signing_out_and_keeping_leaves_the_outbox_for_the_next_sign_in() {
     r.settle();
     assert_eq!(r.calls.len(), calls);
     assert_eq!(r.store.transactions().len(), 1, "kept in storage");
+}
+
+#[test]
+fn a_tombstone_lingers_so_a_new_submit_is_written_without_it_and_then_is_written_on_its_own() {
+    let linger = DEFAULT_SETTLE_LINGER_MS;
+    let mut r = Rig::lingering(ExecutorConfig::default(), MemOutboxStore::new());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.now = 10;
+    r.feed(Event::AttemptFinished {
+        id: "a".into(),
+        attempt: 1,
+        outcome: Ok(AttemptSuccess::default()),
+    });
+    assert!(r.writes.is_empty(), "the tombstone waits");
+    assert_eq!(r.timer, Some(10 + linger));
+    let completed_told = |r: &Rig| {
+        r.sent.iter().any(|(_, m)| {
+            matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "a" && t.state == TransactionState::Completed))
+        })
+    };
+    // A submit meanwhile goes out at once, without the tombstone.
+    r.submit(ordered("b", &["2"]));
+    let batch = r.writes.front().cloned().expect("b's write");
+    assert!(batch.puts.iter().any(|t| t.id.as_str() == "b"));
+    assert!(batch.completed.is_empty());
+    r.settle();
+    assert!(r.durable_acks().contains(&"b".into()));
+    assert!(!r.store.is_completed(&"a".into()));
+    assert!(!completed_told(&r), "completed is told only once stored");
+    // At the deadline the tombstone is written on its own, and then told.
+    r.now = 10 + linger;
+    r.feed(Event::TimerFired);
+    let batch = r.writes.front().cloned().expect("the tombstone's write");
+    assert!(batch.puts.is_empty());
+    assert_eq!(batch.completed.len(), 1);
+    r.settle();
+    assert!(r.store.is_completed(&"a".into()));
+    assert!(completed_told(&r));
+}
+
+#[test]
+fn a_write_after_the_linger_takes_waiting_tombstones_along() {
+    let linger = DEFAULT_SETTLE_LINGER_MS;
+    let mut r = Rig::lingering(ExecutorConfig::default(), MemOutboxStore::new());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.feed(Event::AttemptFinished {
+        id: "a".into(),
+        attempt: 1,
+        outcome: Ok(AttemptSuccess::default()),
+    });
+    assert!(r.writes.is_empty());
+    // The timer is late (a busy thread): the next submit carries the tombstone.
+    r.now = linger + 1;
+    r.submit(ordered("b", &["2"]));
+    let batch = r.writes.front().cloned().expect("a write");
+    assert_eq!(batch.puts.len(), 1);
+    assert_eq!(batch.completed.len(), 1);
+    r.settle();
+    assert!(r.store.is_completed(&"a".into()));
+}
+
+#[test]
+fn the_next_in_line_on_a_key_is_stored_only_with_the_tombstone_of_the_one_before() {
+    let mut r = Rig::lingering(ExecutorConfig::default(), MemOutboxStore::new());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1"]));
+    r.settle();
+    assert_eq!(r.called(), vec!["a"]);
+    r.feed(Event::AttemptFinished {
+        id: "a".into(),
+        attempt: 1,
+        outcome: Ok(AttemptSuccess::default()),
+    });
+    // b's attempt record goes out at once, and a's tombstone with it: stored alone, a new
+    // leader would find a unfinished and run it again after b.
+    let batch = r.writes.front().cloned().expect("b's attempt record");
+    assert!(batch.puts.iter().any(|t| t.id.as_str() == "b"));
+    assert_eq!(batch.completed.len(), 1);
+    r.settle();
+    assert_eq!(r.called(), vec!["a", "b"]);
 }

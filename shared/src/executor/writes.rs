@@ -2,7 +2,7 @@
 //! into the next batch (group commit). What must wait for a commit (acks, calls, broadcasts,
 //! replies) rides along with the batch that holds its record.
 
-use crate::model::{ClientId, Epoch, Millis, Transaction, TransactionId};
+use crate::model::{ClientId, Epoch, Key, Millis, Strategy, Transaction, TransactionId};
 use crate::protocol::Response;
 use crate::store::{Tombstone, WriteBatch, WriteId};
 use std::collections::BTreeSet;
@@ -46,13 +46,27 @@ pub(super) struct WritePipeline {
     dirty: BTreeSet<TransactionId>,
     /// Records that may wait for the next batch that happens anyway (nothing waits for them).
     lazy: BTreeSet<TransactionId>,
+    /// Tombstones of completed transactions, with their final states: they linger (see
+    /// [`super::ExecutorConfig::settle_linger_ms`]).
     completed: Vec<Tombstone>,
+    completed_finals: Vec<Transaction>,
+    /// When the oldest lingering tombstone was queued.
+    settled_since: Option<Millis>,
+    /// The keys of the ordered transactions whose tombstones linger. A record of an ordered
+    /// transaction on one of them (the next in line, about to be called) is written only with
+    /// the tombstones: were it stored without them, a new leader would find the earlier one
+    /// unfinished and call it again after the later one, out of order (and fail the later one
+    /// too, after it had run, should the earlier one now fail).
+    settled_keys: BTreeSet<Key>,
     deletes: Vec<TransactionId>,
+    /// Final states of removed transactions.
     finals: Vec<Transaction>,
     after: Vec<AfterCommit>,
     new: BTreeSet<TransactionId>,
     in_flight: Option<InFlight>,
     retry_at: Option<Millis>,
+    /// A change of the server's reachability to store (with the next batch; it causes none).
+    reachable: Option<bool>,
 }
 
 impl WritePipeline {
@@ -72,6 +86,11 @@ impl WritePipeline {
         }
     }
 
+    /// The server's reachability changed: store it with the next batch.
+    pub fn set_reachable(&mut self, reachable: bool) {
+        self.reachable = Some(reachable);
+    }
+
     /// A new transaction: put it, and remember it was new (rejected if the batch fails).
     pub fn put_new(&mut self, id: &TransactionId) {
         self.new.insert(id.clone());
@@ -82,11 +101,15 @@ impl WritePipeline {
     pub fn complete(&mut self, tx: Transaction, now: Millis) {
         self.dirty.remove(&tx.id);
         self.lazy.remove(&tx.id);
+        self.settled_since.get_or_insert(now);
+        if tx.strategy == Strategy::Ordered {
+            self.settled_keys.extend(tx.keys.iter().cloned());
+        }
         self.completed.push(Tombstone {
             id: tx.id.clone(),
             completed_at: now,
         });
-        self.finals.push(tx);
+        self.completed_finals.push(tx);
     }
 
     /// The transaction was removed: delete its record.
@@ -121,39 +144,67 @@ impl WritePipeline {
         }
     }
 
+    /// When lingering tombstones are due to be written on their own (no write in flight).
+    pub fn settle_due_at(&self, linger: Millis) -> Option<Millis> {
+        if self.in_flight.is_some() || self.retry_at.is_some() {
+            return None;
+        }
+        self.settled_since.map(|t| t.saturating_add(linger))
+    }
+
     /// If no write is in flight and something is waiting, takes the next batch. `record`
-    /// looks up the current record of a dirty transaction (gone ones are skipped).
+    /// looks up the current record of a dirty transaction (gone ones are skipped). Tombstones
+    /// come along once they have waited `linger` (or with a sign-out); alone, they start a write
+    /// only then.
     pub fn take_batch(
         &mut self,
+        now: Millis,
+        linger: Millis,
         epoch: Epoch,
         mut record: impl FnMut(&TransactionId) -> Option<Transaction>,
     ) -> Option<WriteBatch> {
         if self.in_flight.is_some() || self.retry_at.is_some() {
             return None;
         }
-        if self.dirty.is_empty()
-            && self.completed.is_empty()
-            && self.deletes.is_empty()
-            && self.after.is_empty()
-        {
+        let urgent = !(self.dirty.is_empty() && self.deletes.is_empty() && self.after.is_empty());
+        let mut settle = self
+            .settled_since
+            .is_some_and(|t| now >= t.saturating_add(linger))
+            || self.after.contains(&AfterCommit::SignedOut);
+        if !urgent && !settle {
             return None;
         }
         self.next_id += 1;
         let mut ids = std::mem::take(&mut self.dirty);
         ids.append(&mut self.lazy);
-        let puts = ids.iter().filter_map(&mut record).collect();
+        let puts: Vec<Transaction> = ids.iter().filter_map(&mut record).collect();
+        settle = settle
+            || puts.iter().any(|t| {
+                t.strategy == Strategy::Ordered
+                    && t.keys.iter().any(|k| self.settled_keys.contains(k))
+            });
+        let mut finals = std::mem::take(&mut self.finals);
+        let completed = if settle {
+            self.settled_since = None;
+            self.settled_keys.clear();
+            finals.append(&mut self.completed_finals);
+            std::mem::take(&mut self.completed)
+        } else {
+            Vec::new()
+        };
         let batch = WriteBatch {
             id: self.next_id,
             epoch,
             puts,
-            completed: std::mem::take(&mut self.completed),
+            completed,
             deletes: std::mem::take(&mut self.deletes),
+            reachable: self.reachable.take(),
         };
         self.in_flight = Some(InFlight {
             id: self.next_id,
             batch: batch.clone(),
             after: std::mem::take(&mut self.after),
-            finals: std::mem::take(&mut self.finals),
+            finals,
             new: std::mem::take(&mut self.new),
         });
         Some(batch)
@@ -175,6 +226,13 @@ impl WritePipeline {
         for t in failed.batch.puts {
             self.dirty.insert(t.id);
         }
+        if !failed.batch.completed.is_empty() {
+            // Due with the retry: their final states go back among the finals below, which
+            // the next batch broadcasts.
+            self.settled_since = Some(0);
+        }
+        // A change made since is newer.
+        self.reachable = self.reachable.or(failed.batch.reachable);
         self.completed.splice(0..0, failed.batch.completed);
         self.deletes.splice(0..0, failed.batch.deletes);
         self.finals.splice(0..0, failed.finals);

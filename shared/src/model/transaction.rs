@@ -6,6 +6,7 @@ use super::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The stored record format this build writes. Records of older versions are upgraded on read;
 /// newer ones are refused with [`RecordError::Unsupported`].
@@ -41,8 +42,10 @@ pub struct Transaction {
     pub created_at: Millis,
     /// When it last changed.
     pub updated_at: Millis,
-    /// The changes, in the order they were made.
-    pub mutations: Vec<PendingMutation>,
+    /// The changes, in the order they were made. Shared, never changed: every copy of a
+    /// transaction (its handle, the tab's record, the optimistic view, a message) holds the
+    /// same rows.
+    pub mutations: Arc<[PendingMutation]>,
     /// The distinct keys its mutations touch.
     pub keys: Vec<Key>,
     /// Every attempt so far, oldest first.
@@ -90,7 +93,7 @@ impl Transaction {
             state: TransactionState::Pending,
             created_at: now,
             updated_at: now,
-            mutations,
+            mutations: mutations.into(),
             keys,
             attempts: Vec::new(),
             budget_start: 0,

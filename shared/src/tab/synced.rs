@@ -94,7 +94,7 @@ impl TabCore {
     /// A completed transaction's effect becomes part of the synced rows of collections that have
     /// no sync source of their own (there is nothing else that would ever show it).
     pub(super) fn fold_into_synced(&mut self, tx: &Transaction) {
-        for m in &tx.mutations {
+        for m in tx.mutations.iter() {
             if self.externally_synced.contains(&m.collection) {
                 continue;
             }

@@ -9,6 +9,7 @@
 use crate::model::{PendingMutation, Transaction, TransactionId};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// A row: its collection and key.
 pub type RowRef = (String, String);
@@ -20,7 +21,7 @@ pub struct OptimisticView {
     /// The materialised result, per collection.
     view: HashMap<String, BTreeMap<String, Value>>,
     /// Pending transactions' mutations, by overlay order.
-    pending: BTreeMap<u64, (TransactionId, Vec<PendingMutation>)>,
+    pending: BTreeMap<u64, (TransactionId, Arc<[PendingMutation]>)>,
     order_of: HashMap<TransactionId, u64>,
     /// Per row, the overlay orders that touch it.
     touching: HashMap<RowRef, Vec<u64>>,

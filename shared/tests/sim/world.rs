@@ -316,17 +316,15 @@ impl World {
                     Message::SnapshotRequest => Event::SnapshotRequested {
                         from: self.tabs[from].id().clone(),
                     },
-                    Message::Submit { txs, epoch } => match txs.first() {
-                        Some(tx) => Event::Submitted {
-                            from: self.tabs[from].id().clone(),
-                            to: *epoch,
-                            tx: Box::new(tx.clone()),
-                        },
-                        None => return,
-                    },
+                    Message::Submit { txs, epoch } => {
+                        // Fanned out and handled in one turn, like the worker's glue does.
+                        let events = Event::submitted(self.tabs[from].id(), *epoch, txs.clone());
+                        self.feed_or_hold(gen, events, || Ev::ToLeader { gen, from, msg });
+                        return;
+                    }
                     _ => return,
                 };
-                self.feed_or_hold(gen, event, || Ev::ToLeader { gen, from, msg });
+                self.feed_or_hold(gen, vec![event], || Ev::ToLeader { gen, from, msg });
             }
             Ev::ToTab { tab, env } => {
                 let now = self.now;
@@ -355,7 +353,7 @@ impl World {
                         })
                         .collect(),
                 };
-                self.feed_or_hold(gen, event, || Ev::Replies { gen, finished });
+                self.feed_or_hold(gen, vec![event], || Ev::Replies { gen, finished });
             }
             Ev::Reply {
                 gen,
@@ -365,11 +363,11 @@ impl World {
             } => {
                 self.feed_or_hold(
                     gen,
-                    Event::AttemptFinished {
+                    vec![Event::AttemptFinished {
                         id: id.clone(),
                         attempt,
                         outcome: outcome.clone(),
-                    },
+                    }],
                     || Ev::Reply {
                         gen,
                         id,
@@ -384,7 +382,7 @@ impl World {
                     .get(&gen)
                     .is_some_and(|l| l.timer_token == token)
                 {
-                    self.feed_or_hold(gen, Event::TimerFired, || Ev::Timer { gen, token });
+                    self.feed_or_hold(gen, vec![Event::TimerFired], || Ev::Timer { gen, token });
                 }
             }
             Ev::Crash => {
@@ -418,7 +416,7 @@ impl World {
     }
 
     /// Feeds an event to leader `gen`, holds it if the leader is frozen, drops it if dead.
-    fn feed_or_hold(&mut self, gen: u64, event: Event, held: impl FnOnce() -> Ev) {
+    fn feed_or_hold(&mut self, gen: u64, events: Vec<Event>, held: impl FnOnce() -> Ev) {
         let Some(l) = self.leaders.get_mut(&gen) else {
             return;
         };
@@ -426,18 +424,21 @@ impl World {
             Life::Dead => {}
             Life::Frozen => l.inbox.push(held()),
             Life::Alive => {
-                let answered: Vec<(&TransactionId, u32)> = match &event {
-                    Event::AttemptFinished { id, attempt, .. } => vec![(id, *attempt)],
-                    Event::AttemptsFinished { finished } => {
-                        finished.iter().map(|f| (&f.id, f.attempt)).collect()
-                    }
-                    _ => Vec::new(),
-                };
+                let answered: Vec<(&TransactionId, u32)> = events
+                    .iter()
+                    .flat_map(|event| match event {
+                        Event::AttemptFinished { id, attempt, .. } => vec![(id, *attempt)],
+                        Event::AttemptsFinished { finished } => {
+                            finished.iter().map(|f| (&f.id, f.attempt)).collect()
+                        }
+                        _ => Vec::new(),
+                    })
+                    .collect();
                 for r in &mut l.requests {
                     r.retain(|(x, a)| !answered.contains(&(x, *a)));
                 }
                 l.requests.retain(|r| !r.is_empty());
-                let cmds = l.exec.handle(self.now, event);
+                let cmds = l.exec.handle_all(self.now, events);
                 self.run_commands(gen, cmds);
             }
         }
@@ -588,7 +589,7 @@ impl World {
                 Event::WriteFailed { write, error }
             }
         };
-        self.feed_or_hold(gen, event, || Ev::WriteResult { gen, write, result });
+        self.feed_or_hold(gen, vec![event], || Ev::WriteResult { gen, write, result });
     }
 
     fn commit(&mut self, b: &WriteBatch) -> Result<(), StoreError> {
@@ -752,6 +753,6 @@ impl World {
                 requests: Vec::new(),
             },
         );
-        self.feed_or_hold(gen, Event::BecameLeader(loaded), || Ev::Elect);
+        self.feed_or_hold(gen, vec![Event::BecameLeader(loaded)], || Ev::Elect);
     }
 }

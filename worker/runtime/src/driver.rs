@@ -106,7 +106,12 @@ impl Driver {
 
     /// Feeds one event (queued if the driver is mid-turn).
     pub fn dispatch(&self, event: Event) {
-        Inner::dispatch(&self.0, event);
+        self.dispatch_all(vec![event]);
+    }
+
+    /// Feeds events that arrived together: the executor handles them in one turn.
+    pub fn dispatch_all(&self, events: Vec<Event>) {
+        Inner::dispatch(&self.0, events);
     }
 
     /// Reads the executor.
@@ -126,15 +131,18 @@ impl Driver {
 }
 
 impl Inner {
-    fn dispatch(this: &Rc<Self>, event: Event) {
-        this.queue.borrow_mut().push_back(event);
+    fn dispatch(this: &Rc<Self>, events: Vec<Event>) {
+        this.queue.borrow_mut().extend(events);
         if this.busy.replace(true) {
             return;
         }
         loop {
-            let next = this.queue.borrow_mut().pop_front();
-            let Some(event) = next else { break };
-            let commands = this.exec.borrow_mut().handle(now(), event);
+            // Everything queued meanwhile goes in one turn.
+            let next = std::mem::take(&mut *this.queue.borrow_mut());
+            if next.is_empty() {
+                break;
+            }
+            let commands = this.exec.borrow_mut().handle_all(now(), next);
             for c in commands {
                 Self::run(this, c);
             }
@@ -333,6 +341,6 @@ impl Inner {
 
 fn dispatch_weak(weak: &Weak<Inner>, event: Event) {
     if let Some(inner) = weak.upgrade() {
-        Inner::dispatch(&inner, event);
+        Inner::dispatch(&inner, vec![event]);
     }
 }

@@ -150,6 +150,7 @@ pub async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
         puts: vec![t.clone()],
         completed: vec![],
         deletes: vec![],
+        reachable: None,
     };
     store.write(&batch).await.unwrap();
     let reopened = IdbStore::open(&scope).await.unwrap();
@@ -160,6 +161,31 @@ pub async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
         Transaction::from_stored(second.records[0].1.clone()).unwrap(),
         t
     );
+}
+
+pub async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leader() {
+    let scope = unique("reach");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap();
+    assert!(!first.unreachable, "a new store knows of no failure");
+    let mark = |epoch, id, reachable| WriteBatch {
+        id,
+        epoch,
+        puts: vec![],
+        completed: vec![],
+        deletes: vec![],
+        reachable: Some(reachable),
+    };
+    store.write(&mark(first.epoch, 1, false)).await.unwrap();
+    let second = IdbStore::open(&scope)
+        .await
+        .unwrap()
+        .begin_leadership(0)
+        .await
+        .unwrap();
+    assert!(second.unreachable);
+    store.write(&mark(second.epoch, 2, true)).await.unwrap();
+    assert!(!store.begin_leadership(0).await.unwrap().unreachable);
 }
 
 pub async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
@@ -174,6 +200,7 @@ pub async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
         puts: vec![tx("late", "1")],
         completed: vec![],
         deletes: vec![],
+        reachable: None,
     };
     assert_eq!(
         old.write(&stale).await,
@@ -279,6 +306,7 @@ pub async fn a_new_leader_retries_what_a_dead_one_left_persisting_with_the_same_
             puts: vec![t],
             completed: vec![],
             deletes: vec![],
+            reachable: None,
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@ fn batching(max_concurrency: usize, max_batch: usize) -> ExecutorConfig {
     }
 }
 
-/// A rig whose function has been answered once (so its requests count once), with that first
+/// A rig whose function has been answered once (so it may have requests side by side), with that first
 /// call forgotten.
 fn answered(max_concurrency: usize, max_batch: usize) -> Rig {
     let mut r = Rig::new(batching(max_concurrency, max_batch));
@@ -250,20 +250,71 @@ fn after_an_attempt_gets_no_answer_one_probe_goes_alone_until_one_is_answered() 
     );
 }
 
+/// A store whose last leader could not reach the server: its first attempt got no answer.
+fn left_unreachable(config: ExecutorConfig) -> MemOutboxStore {
+    let mut r = Rig::new(config);
+    r.submit(parallel("first"));
+    r.settle();
+    r.finish("first", 1, Err(AttemptError::network("connection refused")));
+    // The change rides along with the next write.
+    r.submit(parallel("second"));
+    let b = r.writes.front().cloned().expect("second's write");
+    assert_eq!(b.reachable, Some(false));
+    r.settle();
+    r.store
+}
+
 #[test]
-fn a_new_leader_counts_per_transaction_until_the_server_first_answers() {
-    let mut r = Rig::new(batching(2, 100));
-    for n in ["a", "b", "c", "d"] {
+fn a_new_leader_starts_from_where_the_last_one_left_the_servers_reachability() {
+    let store = left_unreachable(batching(4, 100));
+    assert!(store.clone().begin_leadership(0).unreachable);
+    // It probes first: one transaction, alone; the rest wait for an answer.
+    let mut r = Rig::with_store(batching(4, 100), store);
+    for n in ["a", "b", "c"] {
         r.submit(parallel(n));
     }
     r.settle();
+    assert_eq!(r.requests.len(), 1, "one probe: {:?}", r.requests);
+    assert_eq!(r.requests[0].len(), 1, "alone: {:?}", r.requests);
+    let (probe, attempt) = r.calls.last().cloned().expect("the probe's call");
+    r.ok(probe.as_str(), attempt);
     assert_eq!(
-        r.requests,
-        [ids(&["a"]), ids(&["b"])],
-        "not yet known to be reachable: two transactions in flight"
+        r.requests[1..].iter().map(Vec::len).sum::<usize>(),
+        4,
+        "then the rest (a, b, c and the two left, less the probe), together: {:?}",
+        r.requests
     );
-    r.ok("a", 1);
-    assert_eq!(r.requests[2..], [ids(&["c", "d"])]);
+    // The answer was stored: the leader after it starts with requests side by side.
+    let mut next = Rig::with_store(batching(4, 2), r.store.clone());
+    assert!(!r.store.clone().begin_leadership(0).unreachable);
+    for n in ["x", "y", "z"] {
+        next.submit(parallel(n));
+    }
+    next.settle();
+    assert!(
+        next.requests.len() >= 2,
+        "not held back: {:?}",
+        next.requests
+    );
+}
+
+#[test]
+fn a_burst_handled_together_goes_in_one_write_and_fills_requests_up_to_max_batch() {
+    let mut r = Rig::new(batching(4, 3));
+    let names = ["a", "b", "c", "d", "e"];
+    let events = Event::submitted(
+        &tab(),
+        r.exec.epoch(),
+        names.iter().map(|n| parallel(n)).collect(),
+    );
+    for c in r.exec.handle_all(r.now, events) {
+        if let Command::Write(b) = c {
+            r.writes.push_back(b);
+        }
+    }
+    assert_eq!(r.writes.len(), 1, "one write for the burst");
+    r.settle();
+    assert_eq!(r.requests, [ids(&["a", "b", "c"]), ids(&["d", "e"])]);
 }
 
 fn finished(names: &[&str], outcome: impl Fn(&str) -> AttemptOutcome) -> Event {
@@ -367,25 +418,25 @@ fn a_fenced_call_in_a_batch_answer_stops_the_leader_before_the_rest() {
 }
 
 #[test]
-fn once_the_server_answers_requests_made_before_count_once() {
-    let mut r = Rig::new(batching(3, 100));
-    for n in ["a", "b", "c", "d", "e"] {
-        r.submit(parallel(n));
-    }
+fn once_the_server_answers_requests_go_side_by_side_up_to_max_concurrency() {
+    let mut r = Rig::with_store(batching(3, 100), left_unreachable(batching(3, 100)));
+    r.submit(parallel("a"));
     r.settle();
+    assert_eq!(r.requests.len(), 1, "a probe");
+    let (probe, attempt) = r.calls.last().cloned().expect("the probe's call");
+    r.ok(probe.as_str(), attempt);
     assert_eq!(
-        r.requests,
-        [ids(&["a"]), ids(&["b", "c"])],
-        "three in flight"
+        r.requests.len(),
+        2,
+        "the rest in one request: {:?}",
+        r.requests
     );
-    r.ok("a", 1);
-    // b and c's request now counts once: two places for d and e's request, and more.
-    assert_eq!(r.requests[2..], [ids(&["d", "e"])]);
-    for n in ["f", "g"] {
+    // That request runs: two more places.
+    for n in ["d", "e", "f"] {
         r.submit(parallel(n));
+        r.settle();
     }
-    r.settle();
-    assert_eq!(r.requests[3..], [ids(&["f"])], "the third place");
-    let g = r.exec.get(&"g".into()).map(|t| t.attempts.len());
-    assert_eq!(g, Some(0), "then none");
+    assert_eq!(r.requests[2..], [ids(&["d"]), ids(&["e"])]);
+    let f = r.exec.get(&"f".into()).map(|t| t.attempts.len());
+    assert_eq!(f, Some(0), "then none");
 }
