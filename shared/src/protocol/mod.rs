@@ -10,6 +10,7 @@ mod codec;
 mod message;
 
 pub use codec::{
-    decode, encode, encode_fitting, ProtocolError, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    decode, encode, encode_fitting, encode_parts, ProtocolError, MAX_MESSAGE_BYTES, PART_BYTES,
+    PROTOCOL_VERSION,
 };
 pub use message::{Envelope, Message, QueueStats, Request, Response};

@@ -248,13 +248,18 @@ impl Channel {
 
     /// Posts `env` to every other context on the channel, as JSON text.
     pub fn post(&self, env: &Envelope) -> Result<(), ChannelError> {
-        // Large states and snapshots go in parts that each fit what receivers accept.
-        for text in protocol::encode_fitting(env, protocol::MAX_MESSAGE_BYTES) {
-            self.raw
-                .post_message(&JsValue::from_str(&text))
-                .map_err(|e| ChannelError::Post(JsErrorInfo::from_js(&e)))?;
-        }
-        Ok(())
+        // Large states and snapshots go in parts that each fit what receivers accept, each
+        // posted as soon as it is encoded.
+        let mut posted = Ok(());
+        protocol::encode_parts(env, protocol::PART_BYTES, &mut |text| {
+            if posted.is_ok() {
+                posted = self
+                    .raw
+                    .post_message(&JsValue::from_str(&text))
+                    .map_err(|e| ChannelError::Post(JsErrorInfo::from_js(&e)));
+            }
+        });
+        posted
     }
 
     /// Incoming messages dropped so far, by reason.
