@@ -154,15 +154,31 @@ impl IdbStore {
             .primitive()
             .map_err(|e| store_error(&e))?;
         let (keys, values) = records.await?;
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
         let mut records = Vec::new();
+        let mut tombstones = Vec::new();
         for (k, v) in keys.into_iter().zip(values) {
             let key = k.as_string().unwrap_or_default();
-            let value = record_value(v);
-            records.push((key, value));
+            let Some(at) = v.as_f64() else {
+                records.push((key, record_value(v)));
+                continue;
+            };
+            // A tombstone (see `write`): kept while recent.
+            let at = at as Millis;
+            if at < cutoff {
+                outbox
+                    .delete(key.as_str())
+                    .primitive()
+                    .map_err(|e| store_error(&e))?;
+            } else {
+                tombstones.push(Tombstone {
+                    id: key.as_str().into(),
+                    completed_at: at,
+                });
+            }
         }
+        // Tombstones of builds that kept them in a store of their own.
         let (tkeys, tvalues) = tomb_records.await?;
-        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
-        let mut tombstones = Vec::new();
         for (k, v) in tkeys.into_iter().zip(tvalues) {
             let (Some(id), at) = (k.as_string(), v.as_f64().unwrap_or(0.0) as Millis) else {
                 continue;
@@ -190,7 +206,7 @@ impl IdbStore {
 
     /// Writes a batch atomically, refusing it whole if storage has moved past its epoch.
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let tx = self.readwrite([META, OUTBOX, TOMBSTONES])?;
+        let tx = self.readwrite([META, OUTBOX])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         // Requests run in order within the transaction: the epoch read sees the state before
         // the puts below, and if it says we are fenced the whole transaction is rolled back.
@@ -199,7 +215,6 @@ impl IdbStore {
             .primitive()
             .map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-        let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
         for t in &batch.puts {
             let text = serde_json::to_string(t).map_err(other)?;
             outbox
@@ -209,11 +224,9 @@ impl IdbStore {
                 .map_err(|e| store_error(&e))?;
         }
         for t in &batch.completed {
+            // The record becomes its tombstone, in its place: one put (a tombstone is a
+            // number, its completion time, where a record is text).
             outbox
-                .delete(t.id.as_str())
-                .primitive()
-                .map_err(|e| store_error(&e))?;
-            tombs
                 .put(t.completed_at as f64)
                 .with_key(t.id.as_str())
                 .primitive()

@@ -23,6 +23,11 @@ async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leader() 
 }
 
 #[wasm_bindgen_test]
+async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count() {
+    leader_cases::a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
     leader_cases::a_stale_leaders_write_is_fenced_out_and_rolled_back_whole().await;
 }

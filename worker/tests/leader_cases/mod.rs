@@ -11,7 +11,7 @@ use outbox_shared::model::{
     Attempt, ClientId, Epoch, ErrorCode, PendingMutation, Strategy, Transaction, TransactionState,
 };
 use outbox_shared::protocol::{Envelope, Message};
-use outbox_shared::store::{StoreError, WriteBatch};
+use outbox_shared::store::{StoreError, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
 use outbox_worker::idb::{store_error, IdbStore};
 use outbox_worker::leader::Leader;
 use serde_json::json;
@@ -188,6 +188,76 @@ pub async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leade
     assert!(!store.begin_leadership(0).await.unwrap().unreachable);
 }
 
+pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count() {
+    let scope = unique("tombs");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap();
+    let mut t = tx("a", "1");
+    t.epoch = first.epoch;
+    let write = |id, puts, completed| WriteBatch {
+        id,
+        epoch: first.epoch,
+        puts,
+        completed,
+        deletes: vec![],
+        reachable: None,
+    };
+    store.write(&write(1, vec![t], vec![])).await.unwrap();
+    let done = Tombstone {
+        id: "a".into(),
+        completed_at: 1_000,
+    };
+    store
+        .write(&write(2, vec![], vec![done.clone()]))
+        .await
+        .unwrap();
+    {
+        // In the record's place: one put.
+        let t = store.database().transaction("outbox").build().unwrap();
+        let os = t.object_store("outbox").unwrap();
+        let raw: Option<f64> = os.get("a").primitive().unwrap().await.unwrap();
+        assert_eq!(raw, Some(1_000.0));
+    }
+    // A tombstone as an older build kept it, in a store of its own.
+    {
+        let t = store
+            .database()
+            .transaction("tombstones")
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .unwrap();
+        let os = t.object_store("tombstones").unwrap();
+        os.put(2_000.0).with_key("old").primitive().unwrap();
+        t.commit().await.unwrap();
+    }
+    let loaded = IdbStore::open(&scope)
+        .await
+        .unwrap()
+        .begin_leadership(5_000)
+        .await
+        .unwrap();
+    assert!(loaded.records.is_empty(), "a is no record any more");
+    let mut ids: Vec<_> = loaded.tombstones.iter().map(|t| t.id.0.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "old"]);
+    assert!(loaded.tombstones.contains(&done));
+    // Both expire.
+    let later = store
+        .begin_leadership(2_000 + TOMBSTONE_TTL_MS + 1)
+        .await
+        .unwrap();
+    assert!(later.tombstones.is_empty() && later.records.is_empty());
+    assert!(
+        store
+            .begin_leadership(0)
+            .await
+            .unwrap()
+            .tombstones
+            .is_empty(),
+        "deleted"
+    );
+}
+
 pub async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
     let scope = unique("fence");
     let old = IdbStore::open(&scope).await.unwrap();
@@ -334,10 +404,8 @@ pub async fn a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on()
             .build()
             .unwrap();
         let os = t.object_store("outbox").unwrap();
-        os.put(JsValue::from(42))
-            .with_key("junk")
-            .primitive()
-            .unwrap();
+        // (A number would be a tombstone: see the tombstone test.)
+        os.put(JsValue::TRUE).with_key("junk").primitive().unwrap();
         os.put("{not json").with_key("torn").primitive().unwrap();
         t.commit().await.unwrap();
     }
