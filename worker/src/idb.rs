@@ -163,36 +163,15 @@ impl IdbStore {
                 records.push((key, record_value(v)));
                 continue;
             };
-            // A tombstone (see `write`): kept while recent.
-            let at = at as Millis;
-            if at < cutoff {
-                outbox
-                    .delete(key.as_str())
-                    .primitive()
-                    .map_err(|e| store_error(&e))?;
-            } else {
-                tombstones.push(Tombstone {
-                    id: key.as_str().into(),
-                    completed_at: at,
-                });
-            }
+            // A tombstone (see `write`).
+            keep_if_recent(&outbox, &key, at as Millis, cutoff, &mut tombstones)?;
         }
         // Tombstones of builds that kept them in a store of their own.
         let (tkeys, tvalues) = tomb_records.await?;
         for (k, v) in tkeys.into_iter().zip(tvalues) {
-            let (Some(id), at) = (k.as_string(), v.as_f64().unwrap_or(0.0) as Millis) else {
-                continue;
-            };
-            if at < cutoff {
-                tombs
-                    .delete(id.as_str())
-                    .primitive()
-                    .map_err(|e| store_error(&e))?;
-            } else {
-                tombstones.push(Tombstone {
-                    id: id.as_str().into(),
-                    completed_at: at,
-                });
+            if let Some(id) = k.as_string() {
+                let at = v.as_f64().unwrap_or(0.0) as Millis;
+                keep_if_recent(&tombs, &id, at, cutoff, &mut tombstones)?;
             }
         }
         commit(tx).await?;
@@ -413,6 +392,26 @@ impl IdbStore {
     pub fn database(&self) -> &Database {
         &self.db
     }
+}
+
+/// A tombstone completed `at`, stored under `id` in `store`: into `kept` if it completed at or
+/// after `cutoff`, deleted otherwise.
+fn keep_if_recent(
+    store: &indexed_db_futures::object_store::ObjectStore<'_>,
+    id: &str,
+    at: Millis,
+    cutoff: Millis,
+    kept: &mut Vec<Tombstone>,
+) -> Result<(), StoreError> {
+    if at < cutoff {
+        store.delete(id).primitive().map_err(|e| store_error(&e))?;
+    } else {
+        kept.push(Tombstone {
+            id: id.into(),
+            completed_at: at,
+        });
+    }
+    Ok(())
 }
 
 /// The stored epoch (0 when there is none, or it does not read as one).

@@ -9,9 +9,9 @@
 //!
 //! After an attempt of a batching function got no answer at all (the network is down; or the
 //! last leader's did, see [`crate::store::Loaded::unreachable`]) and until the server answers
-//! one again, the function has one request running at a time: offline, every attempt costs an attempt record and a broadcast, and many
-//! full requests would only multiply that wasted work. Once it answers, it may have as many as
-//! `max_concurrency` allows.
+//! one again, the function has one request running at a time: offline, every attempt costs an
+//! attempt record and a broadcast, and many full requests would only multiply that wasted work.
+//! Once it answers, it may have as many as `max_concurrency` allows.
 
 use crate::model::TransactionId;
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ pub(super) struct CallsInFlight {
     alone: usize,
     /// Batch requests running or being filled (at most `max_concurrency` of them).
     requests: Vec<BatchRequest>,
-    /// Batching functions not answered yet, or whose last attempt got no answer.
+    /// Batching functions whose last attempt got no answer: one request at a time.
     unanswered: Vec<String>,
     next: RequestId,
 }

@@ -124,6 +124,15 @@ impl Rig {
         self.finish(id, attempt, Ok(AttemptSuccess::default()));
     }
 
+    /// The server answers `id`'s attempt with success; nothing is committed yet.
+    fn answered_ok(&mut self, id: &str, attempt: u32) {
+        self.feed(Event::AttemptFinished {
+            id: id.into(),
+            attempt,
+            outcome: Ok(AttemptSuccess::default()),
+        });
+    }
+
     fn state(&self, id: &str) -> Option<TransactionState> {
         self.exec.get(&id.into()).map(|t| t.state)
     }
@@ -934,11 +943,7 @@ fn a_tombstone_lingers_so_a_new_submit_is_written_without_it_and_then_is_written
     r.submit(ordered("a", &["1"]));
     r.settle();
     r.now = 10;
-    r.feed(Event::AttemptFinished {
-        id: "a".into(),
-        attempt: 1,
-        outcome: Ok(AttemptSuccess::default()),
-    });
+    r.answered_ok("a", 1);
     assert!(r.writes.is_empty(), "the tombstone waits");
     assert_eq!(r.timer, Some(10 + linger));
     let completed_told = |r: &Rig| {
@@ -972,11 +977,7 @@ fn a_write_after_the_linger_takes_waiting_tombstones_along() {
     let mut r = Rig::lingering(ExecutorConfig::default(), MemOutboxStore::new());
     r.submit(ordered("a", &["1"]));
     r.settle();
-    r.feed(Event::AttemptFinished {
-        id: "a".into(),
-        attempt: 1,
-        outcome: Ok(AttemptSuccess::default()),
-    });
+    r.answered_ok("a", 1);
     assert!(r.writes.is_empty());
     // The timer is late (a busy thread): the next submit carries the tombstone.
     r.now = linger + 1;
@@ -995,11 +996,7 @@ fn the_next_in_line_on_a_key_is_stored_only_with_the_tombstone_of_the_one_before
     r.submit(ordered("b", &["1"]));
     r.settle();
     assert_eq!(r.called(), vec!["a"]);
-    r.feed(Event::AttemptFinished {
-        id: "a".into(),
-        attempt: 1,
-        outcome: Ok(AttemptSuccess::default()),
-    });
+    r.answered_ok("a", 1);
     // b's attempt record goes out at once, and a's tombstone with it: stored alone, a new
     // leader would find a unfinished and run it again after b.
     let batch = r.writes.front().cloned().expect("b's attempt record");
