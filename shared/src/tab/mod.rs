@@ -31,7 +31,7 @@ use crate::model::{
 use crate::protocol::{Envelope, Message, Response};
 use crate::sync::{CollectionSnapshot, FeedCursor, RowsPart, SyncedRows};
 use crate::view::{OptimisticView, RowRef};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// What the tab client should do or tell the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +99,8 @@ pub enum TabOutput {
 #[derive(Debug)]
 struct Known {
     tx: Transaction,
-    own: bool,
+    /// For the tab's own transactions, its place in [`TabCore::own_order`].
+    own: Option<u64>,
     durable: bool,
 }
 
@@ -116,8 +117,11 @@ pub struct TabCore {
     /// Claims found false, the latest few (so that repeats are not checked again).
     refuted: VecDeque<(Epoch, ClientId)>,
     last_heard: Option<Millis>,
-    /// Own unsettled transactions, in creation order.
-    own_order: Vec<TransactionId>,
+    /// Own unsettled transactions, in creation order (keyed by a counter: taking one out
+    /// when it settles costs a lookup, not a scan; a burst of 500 settling was quadratic).
+    own_order: BTreeMap<u64, TransactionId>,
+    /// The counter for [`TabCore::own_order`].
+    own_next: u64,
     known: HashMap<TransactionId, Known>,
     view: OptimisticView,
     /// Collections whose synced rows come from a sync source rather than from completions.
@@ -185,7 +189,8 @@ impl TabCore {
             claims: HashSet::new(),
             refuted: VecDeque::new(),
             last_heard: None,
-            own_order: Vec::new(),
+            own_order: BTreeMap::new(),
+            own_next: 0,
             known: HashMap::new(),
             view: OptimisticView::new(),
             externally_synced: HashSet::new(),
@@ -292,7 +297,7 @@ impl TabCore {
     /// Own transactions not yet durable, in creation order.
     pub fn unacknowledged(&self) -> Vec<&Transaction> {
         self.own_order
-            .iter()
+            .values()
             .filter_map(|id| self.known.get(id))
             .filter(|k| !k.durable)
             .map(|k| &k.tx)
@@ -318,12 +323,13 @@ impl TabCore {
                 txs: vec![tx.clone()],
             }));
         }
-        self.own_order.push(id.clone());
+        self.own_next += 1;
+        self.own_order.insert(self.own_next, id.clone());
         self.known.insert(
             id,
             Known {
                 tx,
-                own: true,
+                own: Some(self.own_next),
                 durable: false,
             },
         );
@@ -501,7 +507,7 @@ impl TabCore {
         self.out.push(TabOutput::Send(Message::SnapshotRequest));
         let resend: Vec<Transaction> = self
             .own_order
-            .iter()
+            .values()
             .filter_map(|id| self.known.get(id))
             .filter(|k| !k.tx.state.is_settled())
             .map(|k| k.tx.clone())
@@ -537,7 +543,7 @@ impl TabCore {
         let missing: Vec<Transaction> = self
             .known
             .values()
-            .filter(|k| !k.own && !k.tx.state.is_settled() && !present.contains(&k.tx.id))
+            .filter(|k| k.own.is_none() && !k.tx.state.is_settled() && !present.contains(&k.tx.id))
             .map(|k| k.tx.clone())
             .collect();
         for mut tx in missing {
@@ -586,7 +592,7 @@ impl TabCore {
             Some(k) => {
                 if from_leader && !k.durable {
                     k.durable = true;
-                    if k.own {
+                    if k.own.is_some() {
                         self.out.push(TabOutput::Durable(id.clone()));
                     }
                 }
@@ -597,15 +603,17 @@ impl TabCore {
                     id.clone(),
                     Known {
                         tx: tx.clone(),
-                        own: false,
+                        own: None,
                         durable: from_leader,
                     },
                 );
             }
         }
         if settled {
-            self.own_order.retain(|x| *x != id);
-            if self.known.get(&id).is_some_and(|k| !k.own)
+            if let Some(place) = self.known.get(&id).and_then(|k| k.own) {
+                self.own_order.remove(&place);
+            }
+            if self.known.get(&id).is_some_and(|k| k.own.is_none())
                 && tx.state == TransactionState::Completed
             {
                 self.known.remove(&id);

@@ -116,6 +116,11 @@ fn a_new_leader_gets_every_unsettled_own_transaction_again_in_order() {
             txs: vec![with_state(insert("b", "2"), TransactionState::Completed)],
         }),
     );
+    assert_eq!(
+        t.own_unsettled(),
+        2,
+        "the settled one left the middle of the order"
+    );
     let out = hear(&mut t, 2, &from_leader(Message::Leader { epoch: Epoch(2) }));
     let resent: Vec<Vec<&str>> = sent(&out)
         .into_iter()
