@@ -1,11 +1,16 @@
 //! The outbox in IndexedDB, through `indexed_db_futures`.
 //!
-//! Database `outbox:<scope>`, schema version 2:
+//! Database `outbox:<scope>`, schema version 3, laid out as [`outbox_shared::store::layout`]
+//! says:
 //! - `meta`: the leadership epoch under the key `epoch`, and the synced collections' sequence
 //!   numbers under `syncSeqs` (JSON text, collection → seq);
-//! - `outbox`: one record per transaction, keyed by its id; the value is the record's JSON text
-//!   (one serialisation in Rust, a cheap structured clone of a string);
-//! - `tombstones`: completed ids → completion time (ms), so a late resend is answered;
+//! - `outbox`: one slot per transaction, keyed by its id: the record's JSON text (one
+//!   serialisation in Rust, a cheap structured clone of a string), or its tombstone (the
+//!   completion time, a number), or `false` (removed while a pack held it);
+//! - `packs` (since version 3): the transactions one write stored for the first time, as one
+//!   JSON text, keyed by a number in decimal;
+//! - `tombstones`: completed ids → completion time (ms), as builds before tombstones moved into
+//!   the outbox store kept them; read and expired, never written;
 //! - `quarantine`: records that could not be read, moved aside as they were;
 //! - `synced` (since version 2): the server's rows from the change feed, keyed
 //!   `<collection>\0<key>`, each the row's JSON text. A new leader resumes the feed from them.
@@ -22,17 +27,20 @@ use indexed_db_futures::transaction::TransactionMode;
 use outbox_runtime::store::{AsyncStore, LocalFuture};
 use outbox_shared::model::{Epoch, Millis};
 use outbox_shared::store::{
-    check_fence, Loaded, StoreError, StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
+    check_fence, pack_member, Layout, Loaded, Op, QuarantineTarget, Slot, StoreError, StoredRecord,
+    Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
 };
 use outbox_shared::sync::{CollectionSnapshot, PersistBatch, RowWrite};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 const META: &str = "meta";
 const OUTBOX: &str = "outbox";
+const PACKS: &str = "packs";
 const TOMBSTONES: &str = "tombstones";
 const QUARANTINE: &str = "quarantine";
 const SYNCED: &str = "synced";
@@ -55,6 +63,8 @@ pub fn database_name(scope: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct IdbStore {
     db: Rc<Database>,
+    /// Where this leader's records are (from [`IdbStore::begin_leadership`], then each write).
+    layout: Rc<RefCell<Layout>>,
 }
 
 /// Maps an IndexedDB failure to the store's error, recognising quota exhaustion by its
@@ -110,6 +120,9 @@ impl IdbStore {
                 if old < 2 {
                     db.create_object_store(SYNCED).build()?;
                 }
+                if old < 3 {
+                    db.create_object_store(PACKS).build()?;
+                }
                 Ok(())
             })
             .await
@@ -124,15 +137,19 @@ impl IdbStore {
                 }
                 _ => other(e),
             })?;
-        Ok(Self { db: Rc::new(db) })
+        Ok(Self {
+            db: Rc::new(db),
+            layout: Rc::default(),
+        })
     }
 
-    /// Takes leadership: bumps the epoch, drops expired tombstones and loads everything, in one
-    /// transaction.
+    /// Takes leadership: bumps the epoch, drops expired tombstones and spent packs, and loads
+    /// everything, in one transaction.
     pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
-        let tx = self.readwrite([META, OUTBOX, TOMBSTONES])?;
+        let tx = self.readwrite([META, OUTBOX, PACKS, TOMBSTONES])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+        let packs = tx.object_store(PACKS).map_err(|e| store_error(&e))?;
         let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
         // Every read is issued before the first is awaited: one round trip to the database
         // instead of one per read (they still run in order, before the epoch's put).
@@ -144,7 +161,8 @@ impl IdbStore {
             .get::<f64, _, _>(UNREACHABLE_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
-        let records = issue_read_all(&outbox)?;
+        let slots = issue_read_all(&outbox)?;
+        let pack_records = issue_read_all(&packs)?;
         let tomb_records = issue_read_all(&tombs)?;
         let epoch = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?).next();
         // Anything but a stored 1 (nothing, or a value this build does not know) is reachable.
@@ -153,20 +171,34 @@ impl IdbStore {
             .with_key(EPOCH_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
-        let (keys, values) = records.await?;
-        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
-        let mut records = Vec::new();
-        let mut tombstones = Vec::new();
-        for (k, v) in keys.into_iter().zip(values) {
-            let key = k.as_string().unwrap_or_default();
-            let Some(at) = v.as_f64() else {
-                records.push((key, record_value(v)));
-                continue;
-            };
-            // A tombstone (see `write`).
-            keep_if_recent(&outbox, &key, at as Millis, cutoff, &mut tombstones)?;
+        let (keys, values) = slots.await?;
+        let slots = keys
+            .into_iter()
+            .zip(values)
+            .map(|(k, v)| (k.as_string().unwrap_or_default(), slot_value(v)))
+            .collect();
+        let (keys, values) = pack_records.await?;
+        let packs_read = keys
+            .into_iter()
+            .zip(values)
+            .map(|(k, v)| (k.as_string().unwrap_or_default(), record_value(v)))
+            .collect();
+        let (layout, load) = Layout::load(slots, packs_read, now);
+        for key in &load.expired {
+            outbox
+                .delete(key.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
         }
+        for key in &load.dropped {
+            packs
+                .delete(key.as_str())
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
+        let mut tombstones = load.tombstones;
         // Tombstones of builds that kept them in a store of their own.
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
         let (tkeys, tvalues) = tomb_records.await?;
         for (k, v) in tkeys.into_iter().zip(tvalues) {
             if let Some(id) = k.as_string() {
@@ -175,9 +207,10 @@ impl IdbStore {
             }
         }
         commit(tx).await?;
+        *self.layout.borrow_mut() = layout;
         Ok(Loaded {
             epoch,
-            records,
+            records: load.records,
             tombstones,
             unreachable,
         })
@@ -185,7 +218,8 @@ impl IdbStore {
 
     /// Writes a batch atomically, refusing it whole if storage has moved past its epoch.
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let tx = self.readwrite([META, OUTBOX])?;
+        let (ops, delta) = self.layout.borrow().plan(batch).map_err(other)?;
+        let tx = self.readwrite([META, OUTBOX, PACKS])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         // Requests run in order within the transaction: the epoch read sees the state before
         // the puts below, and if it says we are fenced the whole transaction is rolled back.
@@ -194,29 +228,8 @@ impl IdbStore {
             .primitive()
             .map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-        for t in &batch.puts {
-            let text = serde_json::to_string(t).map_err(other)?;
-            outbox
-                .put(text)
-                .with_key(t.id.as_str())
-                .primitive()
-                .map_err(|e| store_error(&e))?;
-        }
-        for t in &batch.completed {
-            // The record becomes its tombstone, in its place: one put (a tombstone is a
-            // number, its completion time, where a record is text).
-            outbox
-                .put(t.completed_at as f64)
-                .with_key(t.id.as_str())
-                .primitive()
-                .map_err(|e| store_error(&e))?;
-        }
-        for id in &batch.deletes {
-            outbox
-                .delete(id.as_str())
-                .primitive()
-                .map_err(|e| store_error(&e))?;
-        }
+        let packs = tx.object_store(PACKS).map_err(|e| store_error(&e))?;
+        apply(&outbox, &packs, ops)?;
         if let Some(reachable) = batch.reachable {
             meta.put(if reachable { 0.0 } else { 1.0 })
                 .with_key(UNREACHABLE_KEY)
@@ -226,32 +239,66 @@ impl IdbStore {
         let stored = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?);
         // Dropping `tx` without committing rolls it back.
         check_fence(stored, batch.epoch)?;
-        commit(tx).await
+        commit(tx).await?;
+        self.layout.borrow_mut().commit(delta);
+        Ok(())
     }
 
-    /// Moves the record under `key` from the outbox into quarantine.
+    /// Moves the record loaded under `key` into quarantine: out of its slot, or out of its
+    /// pack (the slot is marked removed), or a whole pack that does not read.
     pub async fn quarantine(&self, key: &str) -> Result<(), StoreError> {
-        let tx = self.readwrite([OUTBOX, QUARANTINE])?;
-        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-        let value: Option<JsValue> = outbox
-            .get(key)
+        let target = self.layout.borrow().quarantine_target(key);
+        let tx = self.readwrite([OUTBOX, PACKS, QUARANTINE])?;
+        let quarantine = tx.object_store(QUARANTINE).map_err(|e| store_error(&e))?;
+        let (store, stored_key) = match &target {
+            QuarantineTarget::Slot(k) => (OUTBOX, k.as_str()),
+            QuarantineTarget::Pack(k) | QuarantineTarget::Member { pack: k, .. } => {
+                (PACKS, k.as_str())
+            }
+        };
+        let store = tx.object_store(store).map_err(|e| store_error(&e))?;
+        let value: Option<JsValue> = store
+            .get(stored_key)
             .primitive()
             .map_err(|e| store_error(&e))?
             .await
             .map_err(|e| store_error(&e))?;
-        if let Some(v) = value {
-            tx.object_store(QUARANTINE)
-                .map_err(|e| store_error(&e))?
-                .put(v)
-                .with_key(key)
-                .primitive()
-                .map_err(|e| store_error(&e))?;
-            outbox
-                .delete(key)
-                .primitive()
-                .map_err(|e| store_error(&e))?;
+        let Some(value) = value else {
+            return commit(tx).await;
+        };
+        let mut delta = None;
+        match &target {
+            QuarantineTarget::Slot(_) | QuarantineTarget::Pack(_) => {
+                quarantine
+                    .put(value)
+                    .with_key(key)
+                    .primitive()
+                    .map_err(|e| store_error(&e))?;
+                store
+                    .delete(stored_key)
+                    .primitive()
+                    .map_err(|e| store_error(&e))?;
+            }
+            QuarantineTarget::Member { id, .. } => {
+                let Some(raw) = pack_member(&record_value(value), id.as_str()) else {
+                    return commit(tx).await;
+                };
+                quarantine
+                    .put(raw)
+                    .with_key(key)
+                    .primitive()
+                    .map_err(|e| store_error(&e))?;
+                let (ops, d) = self.layout.borrow().plan_quarantine(id);
+                let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+                apply(&outbox, &store, ops)?;
+                delta = Some(d);
+            }
         }
-        commit(tx).await
+        commit(tx).await?;
+        if let Some(delta) = delta {
+            self.layout.borrow_mut().commit(delta);
+        }
+        Ok(())
     }
 
     /// The synced rows the last leader stored, by collection, each at its sequence number;
@@ -468,6 +515,54 @@ fn issue_read_all<'a>(
             .collect();
         Ok((keys, values))
     })
+}
+
+/// Issues a write's operations on the outbox and packs stores.
+fn apply(
+    outbox: &indexed_db_futures::object_store::ObjectStore<'_>,
+    packs: &indexed_db_futures::object_store::ObjectStore<'_>,
+    ops: Vec<Op<'_>>,
+) -> Result<(), StoreError> {
+    for op in ops {
+        let issued = match op {
+            Op::Put(t) => {
+                let text = serde_json::to_string(t).map_err(other)?;
+                outbox
+                    .put(text)
+                    .with_key(t.id.as_str())
+                    .primitive()
+                    .map(drop)
+            }
+            // A tombstone takes the record's place: one put.
+            Op::Tombstone(t) => outbox
+                .put(t.completed_at as f64)
+                .with_key(t.id.as_str())
+                .primitive()
+                .map(drop),
+            Op::Removed(id) => outbox
+                .put(false)
+                .with_key(id.as_str())
+                .primitive()
+                .map(drop),
+            Op::Delete(id) => outbox.delete(id.as_str()).primitive().map(drop),
+            Op::PutPack(key, text) => packs.put(text).with_key(key).primitive().map(drop),
+            Op::DeletePack(key) => packs.delete(key).primitive().map(drop),
+        };
+        issued.map_err(|e| store_error(&e))?;
+    }
+    Ok(())
+}
+
+/// An outbox slot as stored: a record's text, a tombstone's time, `false` for removed; any
+/// other value is a record that does not read (quarantined).
+fn slot_value(v: JsValue) -> Slot {
+    if let Some(at) = v.as_f64() {
+        Slot::Tombstone(at as Millis)
+    } else if v.as_bool() == Some(false) {
+        Slot::Removed
+    } else {
+        Slot::Record(record_value(v))
+    }
 }
 
 /// A stored value as JSON: records are JSON text; anything else is read as a plain JS value,

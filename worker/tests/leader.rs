@@ -28,6 +28,11 @@ async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count
 }
 
 #[wasm_bindgen_test]
+async fn a_writes_new_records_share_one_pack_until_every_one_is_done() {
+    leader_cases::a_writes_new_records_share_one_pack_until_every_one_is_done().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
     leader_cases::a_stale_leaders_write_is_fenced_out_and_rolled_back_whole().await;
 }

@@ -7,10 +7,10 @@ use super::{Knobs, Report};
 use outbox_shared::executor::{
     AttemptOutcome, Command, Event, Executor, ExecutorConfig, FinishedAttempt,
 };
-use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId};
+use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId, TransactionState};
 use outbox_shared::protocol::{Envelope, Message};
 use outbox_shared::retry::{AttemptError, RandomSource, SplitMix64};
-use outbox_shared::store::{MemOutboxStore, StoreError, StoredRecord, WriteBatch, WriteId};
+use outbox_shared::store::{MemOutboxStore, StoreError, WriteBatch, WriteId};
 use std::collections::{BTreeMap, HashMap};
 
 /// Faults, crashes and new transactions stop at this virtual time; then everything drains.
@@ -716,6 +716,7 @@ impl World {
         if self.current.is_some() {
             return;
         }
+        self.report.packs_loaded += self.store.pack_count() as u64;
         let loaded = self.store.begin_leadership(self.now);
         let gen = loaded.epoch.0;
         self.current = Some(gen);
@@ -723,8 +724,8 @@ impl World {
             .records
             .iter()
             .filter(|(_, v)| {
-                matches!(v, StoredRecord::Value(v)
-                    if v.get("state").and_then(|s| s.as_str()) == Some("persisting"))
+                Transaction::from_stored((*v).clone())
+                    .is_ok_and(|t| t.state == TransactionState::Persisting)
             })
             .count() as u64;
         self.log(format!(

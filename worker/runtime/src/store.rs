@@ -1,7 +1,8 @@
 //! The outbox storage port as the runtime needs it: asynchronous, and shareable.
 
-use outbox_shared::store::{MemOutboxStore, StoreError, WriteBatch};
-use std::cell::RefCell;
+use outbox_shared::model::Epoch;
+use outbox_shared::store::{check_fence, Loaded, StoreError, WriteBatch};
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -17,9 +18,12 @@ pub trait AsyncStore {
     fn quarantine(&self, key: String) -> LocalFuture<()>;
 }
 
-/// An outbox in memory: what a tab without a leader has. Nothing survives the tab.
+/// An outbox in memory: what a tab without a leader has. The executor keeps every transaction
+/// in its own memory, and nothing survives the tab, so a write has nowhere further to go: this
+/// only keeps the epoch fence. (Not [`outbox_shared::store::MemOutboxStore`], which lays records
+/// out as IndexedDB does, for the simulations; the tab's module does not need that code.)
 #[derive(Debug, Default)]
-pub struct MemoryStore(RefCell<MemOutboxStore>);
+pub struct MemoryStore(Cell<Epoch>);
 
 impl MemoryStore {
     /// An empty store.
@@ -27,20 +31,24 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Bumps the epoch and loads, like a leader taking over.
-    pub fn begin(&self, now: u64) -> outbox_shared::store::Loaded {
-        self.0.borrow_mut().begin_leadership(now)
+    /// Bumps the epoch and loads (nothing), like a leader taking over.
+    pub fn begin(&self, _now: u64) -> Loaded {
+        let epoch = self.0.get().next();
+        self.0.set(epoch);
+        Loaded {
+            epoch,
+            ..Loaded::default()
+        }
     }
 }
 
 impl AsyncStore for MemoryStore {
     fn write(&self, batch: WriteBatch) -> LocalFuture<Result<(), StoreError>> {
-        let result = self.0.borrow_mut().write(&batch);
+        let result = check_fence(self.0.get(), batch.epoch);
         Box::pin(async move { result })
     }
 
-    fn quarantine(&self, key: String) -> LocalFuture<()> {
-        self.0.borrow_mut().quarantine(&key);
+    fn quarantine(&self, _key: String) -> LocalFuture<()> {
         Box::pin(async {})
     }
 }

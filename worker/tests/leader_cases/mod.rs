@@ -258,6 +258,104 @@ pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_c
     );
 }
 
+/// The keys in the object store `name` of `store`'s database.
+async fn keys_in(store: &IdbStore, name: &str) -> Vec<String> {
+    let t = store.database().transaction(name).build().unwrap();
+    t.object_store(name)
+        .unwrap()
+        .get_all_keys::<String>()
+        .primitive()
+        .unwrap()
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+pub async fn a_writes_new_records_share_one_pack_until_every_one_is_done() {
+    let scope = unique("packs");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let epoch = store.begin_leadership(0).await.unwrap().epoch;
+    let txs: Vec<Transaction> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| {
+            let mut t = tx(id, id);
+            t.epoch = epoch;
+            t
+        })
+        .collect();
+    let write = |id, epoch, puts, completed| WriteBatch {
+        id,
+        epoch,
+        puts,
+        completed,
+        deletes: vec![],
+        reachable: None,
+    };
+    store
+        .write(&write(1, epoch, txs.clone(), vec![]))
+        .await
+        .unwrap();
+    assert_eq!(keys_in(&store, "packs").await, ["0"], "one put for three");
+    assert!(keys_in(&store, "outbox").await.is_empty());
+    // A new leader reads them back, and its writes keep to the same layout.
+    let store = IdbStore::open(&scope).await.unwrap();
+    let loaded = store.begin_leadership(0).await.unwrap();
+    let mut back: Vec<Transaction> = loaded
+        .records
+        .into_iter()
+        .map(|(_, r)| Transaction::from_stored(r).unwrap())
+        .collect();
+    back.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(back, txs);
+    let done = |id: &str| Tombstone {
+        id: id.into(),
+        completed_at: 7,
+    };
+    let epoch = loaded.epoch;
+    store
+        .write(&write(2, epoch, vec![], vec![done("a"), done("b")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys_in(&store, "packs").await,
+        ["0"],
+        "c is still only there"
+    );
+    store
+        .write(&write(3, epoch, vec![], vec![done("c")]))
+        .await
+        .unwrap();
+    assert!(
+        keys_in(&store, "packs").await.is_empty(),
+        "every member done"
+    );
+    assert_eq!(keys_in(&store, "outbox").await, ["a", "b", "c"]);
+    // A pack that does not read is reported and quarantined whole.
+    {
+        let t = store
+            .database()
+            .transaction("packs")
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .unwrap();
+        let os = t.object_store("packs").unwrap();
+        os.put("[[\"x\", {\"torn")
+            .with_key("5")
+            .primitive()
+            .unwrap();
+        t.commit().await.unwrap();
+    }
+    let loaded = store.begin_leadership(0).await.unwrap();
+    assert_eq!(loaded.records.len(), 1);
+    let key = loaded.records[0].0.clone();
+    assert!(Transaction::from_stored(loaded.records[0].1.clone()).is_err());
+    store.quarantine(&key).await.unwrap();
+    assert!(keys_in(&store, "packs").await.is_empty());
+    assert_eq!(keys_in(&store, "quarantine").await, [key]);
+    assert!(store.begin_leadership(0).await.unwrap().records.is_empty());
+}
+
 pub async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
     let scope = unique("fence");
     let old = IdbStore::open(&scope).await.unwrap();

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub mod layout;
+
+pub use layout::{pack_member, Layout, Load, Op, QuarantineTarget, Slot};
+
 /// Identifies one write batch of one executor.
 pub type WriteId = u64;
 
@@ -124,14 +128,15 @@ pub fn check_fence(stored: Epoch, attempted: Epoch) -> Result<(), StoreError> {
     }
 }
 
-/// An in-memory outbox store with the same semantics as the IndexedDB one. Used by native tests
-/// and simulations.
+/// An in-memory outbox store with the same semantics and the same [`Layout`] as the IndexedDB
+/// one. Used by native tests and simulations.
 #[derive(Debug, Clone, Default)]
 pub struct MemOutboxStore {
     epoch: Epoch,
-    records: BTreeMap<String, Value>,
-    tombstones: BTreeMap<TransactionId, Tombstone>,
-    quarantine: BTreeMap<String, Value>,
+    slots: BTreeMap<String, Slot>,
+    packs: BTreeMap<String, StoredRecord>,
+    quarantine: BTreeMap<String, StoredRecord>,
+    layout: Layout,
     unreachable: bool,
     /// When set, writes that add records fail with [`StoreError::QuotaExceeded`].
     pub quota_exhausted: bool,
@@ -145,21 +150,38 @@ impl MemOutboxStore {
         Self::default()
     }
 
-    /// Takes leadership: bumps the epoch and loads everything, atomically.
+    /// Takes leadership: bumps the epoch and loads everything (deleting what expired),
+    /// atomically.
     pub fn begin_leadership(&mut self, now: Millis) -> Loaded {
         self.epoch = self.epoch.next();
-        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
-        self.tombstones.retain(|_, t| t.completed_at >= cutoff);
+        let (layout, load) = self.read(now);
+        for key in &load.expired {
+            self.slots.remove(key);
+        }
+        for pack in &load.dropped {
+            self.packs.remove(pack);
+        }
+        self.layout = layout;
         Loaded {
             epoch: self.epoch,
-            records: self
-                .records
-                .iter()
-                .map(|(k, v)| (k.clone(), StoredRecord::Value(v.clone())))
-                .collect(),
-            tombstones: self.tombstones.values().cloned().collect(),
+            records: load.records,
+            tombstones: load.tombstones,
             unreachable: self.unreachable,
         }
+    }
+
+    fn read(&self, now: Millis) -> (Layout, Load) {
+        Layout::load(
+            self.slots
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            self.packs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            now,
+        )
     }
 
     /// Applies a batch atomically, or refuses it whole.
@@ -167,40 +189,88 @@ impl MemOutboxStore {
         if !self.unfenced {
             check_fence(self.epoch, batch.epoch)?;
         }
-        if self.quota_exhausted
-            && batch
-                .puts
-                .iter()
-                .any(|t| !self.records.contains_key(t.id.as_str()))
-        {
+        if self.quota_exhausted && batch.puts.iter().any(|t| self.layout.is_new(&t.id)) {
             return Err(StoreError::QuotaExceeded);
         }
-        for t in &batch.puts {
-            self.records.insert(t.id.0.clone(), t.to_record());
-        }
-        for t in &batch.completed {
-            self.records.remove(t.id.as_str());
-            self.tombstones.insert(t.id.clone(), t.clone());
-        }
-        for id in &batch.deletes {
-            self.records.remove(id.as_str());
-        }
+        let (ops, delta) = self
+            .layout
+            .plan(batch)
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        self.apply(ops);
+        self.layout.commit(delta);
         if let Some(reachable) = batch.reachable {
             self.unreachable = !reachable;
         }
         Ok(())
     }
 
-    /// Moves a record into quarantine.
+    fn apply(&mut self, ops: Vec<Op<'_>>) {
+        for op in ops {
+            match op {
+                Op::Put(t) => {
+                    let record = StoredRecord::Value(t.to_record());
+                    self.slots.insert(t.id.0.clone(), Slot::Record(record));
+                }
+                Op::Tombstone(t) => {
+                    self.slots
+                        .insert(t.id.0.clone(), Slot::Tombstone(t.completed_at));
+                }
+                Op::Removed(id) => {
+                    self.slots.insert(id.0.clone(), Slot::Removed);
+                }
+                Op::Delete(id) => {
+                    self.slots.remove(id.as_str());
+                }
+                Op::PutPack(key, text) => {
+                    self.packs.insert(key, StoredRecord::Text(text));
+                }
+                Op::DeletePack(key) => {
+                    self.packs.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Moves the record loaded under `key` into quarantine.
     pub fn quarantine(&mut self, key: &str) {
-        if let Some(v) = self.records.remove(key) {
-            self.quarantine.insert(key.to_owned(), v);
+        match self.layout.quarantine_target(key) {
+            QuarantineTarget::Slot(key) => {
+                if let Some(Slot::Record(v)) = self.slots.get(&key).cloned() {
+                    self.slots.remove(&key);
+                    self.quarantine.insert(key, v);
+                }
+            }
+            QuarantineTarget::Pack(pack) => {
+                if let Some(v) = self.packs.remove(&pack) {
+                    self.quarantine.insert(key.to_owned(), v);
+                }
+            }
+            QuarantineTarget::Member { pack, id } => {
+                let Some(raw) = self
+                    .packs
+                    .get(&pack)
+                    .and_then(|p| pack_member(p, id.as_str()))
+                else {
+                    return;
+                };
+                self.quarantine
+                    .insert(id.0.clone(), StoredRecord::Text(raw));
+                let (ops, delta) = self.layout.plan_quarantine(&id);
+                self.apply(ops);
+                self.layout.commit(delta);
+            }
         }
     }
 
     /// Puts a raw record (for tests that plant corrupt data).
     pub fn put_raw(&mut self, key: &str, value: Value) {
-        self.records.insert(key.to_owned(), value);
+        self.slots
+            .insert(key.to_owned(), Slot::Record(StoredRecord::Value(value)));
+    }
+
+    /// Puts a raw pack (for tests that plant corrupt data).
+    pub fn put_raw_pack(&mut self, key: &str, value: StoredRecord) {
+        self.packs.insert(key.to_owned(), value);
     }
 
     /// The stored epoch.
@@ -210,15 +280,22 @@ impl MemOutboxStore {
 
     /// Stored records, decoded where possible.
     pub fn transactions(&self) -> Vec<Transaction> {
-        self.records
-            .values()
-            .filter_map(|v| Transaction::from_record(v.clone()).ok())
+        self.read(0)
+            .1
+            .records
+            .into_iter()
+            .filter_map(|(_, v)| Transaction::from_stored(v).ok())
             .collect()
+    }
+
+    /// How many packs are stored.
+    pub fn pack_count(&self) -> usize {
+        self.packs.len()
     }
 
     /// Whether a tombstone exists for `id`.
     pub fn is_completed(&self, id: &TransactionId) -> bool {
-        self.tombstones.contains_key(id)
+        matches!(self.slots.get(id.as_str()), Some(Slot::Tombstone(_)))
     }
 
     /// Keys of quarantined records.
