@@ -41,7 +41,7 @@ fn every_durable_transaction_is_applied_exactly_once_in_per_key_order() {
         "{totals}"
     );
     assert!(
-        totals.resumed_attempts > 0 && totals.rejected > 0 && totals.packs_loaded > 0,
+        totals.resumed_attempts > 0 && totals.rejected > 0 && totals.entries_loaded > 0,
         "{totals}"
     );
 }

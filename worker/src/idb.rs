@@ -1,14 +1,16 @@
 //! The outbox in IndexedDB, through `indexed_db_futures`.
 //!
-//! Database `outbox:<scope>`, schema version 3, laid out as [`outbox_shared::store::layout`]
+//! Database `outbox:<scope>`, schema version 4, laid out as [`outbox_shared::store::layout`]
 //! says:
 //! - `meta`: the leadership epoch under the key `epoch`, and the synced collections' sequence
 //!   numbers under `syncSeqs` (JSON text, collection → seq);
-//! - `outbox`: one slot per transaction, keyed by its id: the record's JSON text (one
-//!   serialisation in Rust, a cheap structured clone of a string), or its tombstone (the
-//!   completion time, a number), or `false` (removed while a pack held it);
-//! - `packs` (since version 3): the transactions one write stored for the first time, as one
-//!   JSON text, keyed by a number in decimal;
+//! - `log` (since version 4): the outbox, as entries of JSON text keyed by a growing number;
+//!   a write puts one for its records and one for its tombstones and removals;
+//! - `outbox`: builds before the log kept one slot per transaction here, keyed by its id: the
+//!   record's JSON text, or its tombstone (the completion time, a number), or `false` (removed
+//!   while a pack held it). Read, beaten by the log, deleted; only a schema-3 migration writes;
+//! - `packs` (version 3 only): a write's new records, as JSON text keyed by a number in
+//!   decimal. A new leader turns them into slots ([`migrate_packs`]) and deletes them;
 //! - `tombstones`: completed ids → completion time (ms), as builds before tombstones moved into
 //!   the outbox store kept them; read and expired, never written;
 //! - `quarantine`: records that could not be read, moved aside as they were;
@@ -27,8 +29,8 @@ use indexed_db_futures::transaction::TransactionMode;
 use outbox_runtime::store::{AsyncStore, LocalFuture};
 use outbox_shared::model::{Epoch, Millis};
 use outbox_shared::store::{
-    check_fence, pack_member, Layout, Loaded, Op, QuarantineTarget, Slot, StoreError, StoredRecord,
-    Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
+    check_fence, entry_member, migrate_packs, EntryId, Layout, LegacySlot, Loaded, Op,
+    QuarantineTarget, Slot, StoreError, StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
 };
 use outbox_shared::sync::{CollectionSnapshot, PersistBatch, RowWrite};
 use std::cell::RefCell;
@@ -37,10 +39,11 @@ use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 const META: &str = "meta";
 const OUTBOX: &str = "outbox";
 const PACKS: &str = "packs";
+const LOG: &str = "log";
 const TOMBSTONES: &str = "tombstones";
 const QUARANTINE: &str = "quarantine";
 const SYNCED: &str = "synced";
@@ -123,6 +126,9 @@ impl IdbStore {
                 if old < 3 {
                     db.create_object_store(PACKS).build()?;
                 }
+                if old < 4 {
+                    db.create_object_store(LOG).build()?;
+                }
                 Ok(())
             })
             .await
@@ -143,13 +149,14 @@ impl IdbStore {
         })
     }
 
-    /// Takes leadership: bumps the epoch, drops expired tombstones and spent packs, and loads
-    /// everything, in one transaction.
+    /// Takes leadership: bumps the epoch, migrates schema 3's packs, drops what is garbage
+    /// (expired tombstones, spent entries), and loads everything, in one transaction.
     pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
-        let tx = self.readwrite([META, OUTBOX, PACKS, TOMBSTONES])?;
+        let tx = self.readwrite([META, OUTBOX, PACKS, LOG, TOMBSTONES])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
         let packs = tx.object_store(PACKS).map_err(|e| store_error(&e))?;
+        let log = tx.object_store(LOG).map_err(|e| store_error(&e))?;
         let tombs = tx.object_store(TOMBSTONES).map_err(|e| store_error(&e))?;
         // Every read is issued before the first is awaited: one round trip to the database
         // instead of one per read (they still run in order, before the epoch's put).
@@ -163,6 +170,7 @@ impl IdbStore {
             .map_err(|e| store_error(&e))?;
         let slots = issue_read_all(&outbox)?;
         let pack_records = issue_read_all(&packs)?;
+        let entry_records = issue_read_all(&log)?;
         let tomb_records = issue_read_all(&tombs)?;
         let epoch = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?).next();
         // Anything but a stored 1 (nothing, or a value this build does not know) is reachable.
@@ -183,18 +191,37 @@ impl IdbStore {
             .zip(values)
             .map(|(k, v)| (k.as_string().unwrap_or_default(), record_value(v)))
             .collect();
-        let (layout, load) = Layout::load(slots, packs_read, now);
-        for key in &load.expired {
+        let migration = migrate_packs(slots, packs_read);
+        for (key, record) in migration.put_slots {
+            let text = match record {
+                StoredRecord::Text(text) => text,
+                StoredRecord::Value(v) => v.to_string(),
+            };
             outbox
-                .delete(key.as_str())
+                .put(text)
+                .with_key(key)
                 .primitive()
                 .map_err(|e| store_error(&e))?;
         }
-        for key in &load.dropped {
-            packs
-                .delete(key.as_str())
-                .primitive()
-                .map_err(|e| store_error(&e))?;
+        for key in &migration.delete_slots {
+            delete(&outbox, key.as_str())?;
+        }
+        for key in &migration.delete_packs {
+            delete(&packs, key.as_str())?;
+        }
+        // Keys this build did not write (not numbers) are left where they are, unread.
+        let (keys, values) = entry_records.await?;
+        let entries = keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| Some((entry_id(&k)?, record_value(v))))
+            .collect();
+        let (layout, load) = Layout::load(migration.slots, entries, now);
+        for key in &load.expired {
+            delete(&outbox, key.as_str())?;
+        }
+        for entry in &load.dropped {
+            delete(&log, *entry as f64)?;
         }
         let mut tombstones = load.tombstones;
         // Tombstones of builds that kept them in a store of their own.
@@ -219,7 +246,7 @@ impl IdbStore {
     /// Writes a batch atomically, refusing it whole if storage has moved past its epoch.
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let (ops, delta) = self.layout.borrow().plan(batch).map_err(other)?;
-        let tx = self.readwrite([META, OUTBOX, PACKS])?;
+        let tx = self.readwrite([META, OUTBOX, LOG])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         // Requests run in order within the transaction: the epoch read sees the state before
         // the puts below, and if it says we are fenced the whole transaction is rolled back.
@@ -228,8 +255,8 @@ impl IdbStore {
             .primitive()
             .map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-        let packs = tx.object_store(PACKS).map_err(|e| store_error(&e))?;
-        apply(&outbox, &packs, ops)?;
+        let log = tx.object_store(LOG).map_err(|e| store_error(&e))?;
+        apply(&outbox, &log, ops)?;
         if let Some(reachable) = batch.reachable {
             meta.put(if reachable { 0.0 } else { 1.0 })
                 .with_key(UNREACHABLE_KEY)
@@ -244,21 +271,22 @@ impl IdbStore {
         Ok(())
     }
 
-    /// Moves the record loaded under `key` into quarantine: out of its slot, or out of its
-    /// pack (the slot is marked removed), or a whole pack that does not read.
+    /// Moves the record loaded under `key` into quarantine: out of its slot, or out of its log
+    /// entry (a removal beats it there), or a whole entry that does not read.
     pub async fn quarantine(&self, key: &str) -> Result<(), StoreError> {
         let target = self.layout.borrow().quarantine_target(key);
-        let tx = self.readwrite([OUTBOX, PACKS, QUARANTINE])?;
+        let tx = self.readwrite([OUTBOX, LOG, QUARANTINE])?;
         let quarantine = tx.object_store(QUARANTINE).map_err(|e| store_error(&e))?;
-        let (store, stored_key) = match &target {
-            QuarantineTarget::Slot(k) => (OUTBOX, k.as_str()),
-            QuarantineTarget::Pack(k) | QuarantineTarget::Member { pack: k, .. } => {
-                (PACKS, k.as_str())
+        let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
+        let log = tx.object_store(LOG).map_err(|e| store_error(&e))?;
+        let (store, stored_key): (_, JsValue) = match &target {
+            QuarantineTarget::Slot(k) => (&outbox, k.as_str().into()),
+            QuarantineTarget::Entry(e) | QuarantineTarget::Member { entry: e, .. } => {
+                (&log, (*e as f64).into())
             }
         };
-        let store = tx.object_store(store).map_err(|e| store_error(&e))?;
         let value: Option<JsValue> = store
-            .get(stored_key)
+            .get(&stored_key)
             .primitive()
             .map_err(|e| store_error(&e))?
             .await
@@ -268,29 +296,25 @@ impl IdbStore {
         };
         let mut delta = None;
         match &target {
-            QuarantineTarget::Slot(_) | QuarantineTarget::Pack(_) => {
+            QuarantineTarget::Slot(_) | QuarantineTarget::Entry(_) => {
                 quarantine
                     .put(value)
                     .with_key(key)
                     .primitive()
                     .map_err(|e| store_error(&e))?;
-                store
-                    .delete(stored_key)
-                    .primitive()
-                    .map_err(|e| store_error(&e))?;
+                delete(store, &stored_key)?;
             }
             QuarantineTarget::Member { id, .. } => {
-                let Some(raw) = pack_member(&record_value(value), id.as_str()) else {
+                let Some(raw) = entry_member(&record_value(value), id.as_str()) else {
                     return commit(tx).await;
                 };
+                let (ops, d) = self.layout.borrow().plan_quarantine(id).map_err(other)?;
                 quarantine
                     .put(raw)
                     .with_key(key)
                     .primitive()
                     .map_err(|e| store_error(&e))?;
-                let (ops, d) = self.layout.borrow().plan_quarantine(id);
-                let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
-                apply(&outbox, &store, ops)?;
+                apply(&outbox, &log, ops)?;
                 delta = Some(d);
             }
         }
@@ -517,51 +541,58 @@ fn issue_read_all<'a>(
     })
 }
 
-/// Issues a write's operations on the outbox and packs stores.
+/// Issues a write's operations on the outbox and log stores.
 fn apply(
     outbox: &indexed_db_futures::object_store::ObjectStore<'_>,
-    packs: &indexed_db_futures::object_store::ObjectStore<'_>,
-    ops: Vec<Op<'_>>,
+    log: &indexed_db_futures::object_store::ObjectStore<'_>,
+    ops: Vec<Op>,
 ) -> Result<(), StoreError> {
     for op in ops {
-        let issued = match op {
-            Op::Put(t) => {
-                let text = serde_json::to_string(t).map_err(other)?;
-                outbox
-                    .put(text)
-                    .with_key(t.id.as_str())
-                    .primitive()
-                    .map(drop)
-            }
-            // A tombstone takes the record's place: one put.
-            Op::Tombstone(t) => outbox
-                .put(t.completed_at as f64)
-                .with_key(t.id.as_str())
+        match op {
+            Op::PutEntry(entry, text) => log
+                .put(text)
+                .with_key(entry as f64)
                 .primitive()
-                .map(drop),
-            Op::Removed(id) => outbox
-                .put(false)
-                .with_key(id.as_str())
-                .primitive()
-                .map(drop),
-            Op::Delete(id) => outbox.delete(id.as_str()).primitive().map(drop),
-            Op::PutPack(key, text) => packs.put(text).with_key(key).primitive().map(drop),
-            Op::DeletePack(key) => packs.delete(key).primitive().map(drop),
-        };
-        issued.map_err(|e| store_error(&e))?;
+                .map(drop)
+                .map_err(|e| store_error(&e))?,
+            Op::DeleteEntry(entry) => delete(log, entry as f64)?,
+            Op::DeleteSlot(id) => delete(outbox, id.as_str())?,
+        }
     }
     Ok(())
 }
 
+/// Issues the delete of `key` in `store`.
+fn delete<K>(
+    store: &indexed_db_futures::object_store::ObjectStore<'_>,
+    key: K,
+) -> Result<(), StoreError>
+where
+    K: indexed_db_futures::primitive::TryToJs,
+{
+    store
+        .delete(key)
+        .primitive()
+        .map(drop)
+        .map_err(|e| store_error(&e))
+}
+
+/// A log entry's key as this build writes it: a whole number.
+fn entry_id(key: &JsValue) -> Option<EntryId> {
+    key.as_f64()
+        .filter(|k| k.fract() == 0.0 && *k >= 0.0 && *k < 2f64.powi(53))
+        .map(|k| k as EntryId)
+}
+
 /// An outbox slot as stored: a record's text, a tombstone's time, `false` for removed; any
 /// other value is a record that does not read (quarantined).
-fn slot_value(v: JsValue) -> Slot {
+fn slot_value(v: JsValue) -> LegacySlot {
     if let Some(at) = v.as_f64() {
-        Slot::Tombstone(at as Millis)
+        LegacySlot::Slot(Slot::Tombstone(at as Millis))
     } else if v.as_bool() == Some(false) {
-        Slot::Removed
+        LegacySlot::Removed
     } else {
-        Slot::Record(record_value(v))
+        LegacySlot::Slot(Slot::Record(record_value(v)))
     }
 }
 

@@ -28,8 +28,13 @@ async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count
 }
 
 #[wasm_bindgen_test]
-async fn a_writes_new_records_share_one_pack_until_every_one_is_done() {
-    leader_cases::a_writes_new_records_share_one_pack_until_every_one_is_done().await;
+async fn a_write_is_one_log_entry_for_its_records_and_one_for_its_marks() {
+    leader_cases::a_write_is_one_log_entry_for_its_records_and_one_for_its_marks().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_schema_3_database_is_upgraded_and_its_packs_become_slots() {
+    leader_cases::a_schema_3_database_is_upgraded_and_its_packs_become_slots().await;
 }
 
 #[wasm_bindgen_test]

@@ -1,373 +1,547 @@
-//! How the outbox sits in storage: which records a write puts, and how a new leader reads them
-//! back. Both stores (IndexedDB in the worker, [`super::MemOutboxStore`] here) follow this plan.
+//! How the outbox sits in storage: what a write puts, and how a new leader reads it back. Both
+//! stores (IndexedDB in the worker, [`super::MemOutboxStore`] here) follow this plan.
 //!
-//! Two kinds of record:
-//! - the **outbox** store holds one slot per transaction id: its record, its tombstone, or a
-//!   [`Slot::Removed`] marker;
-//! - the **packs** store holds *packs*: the transactions a write stored for the first time, all
-//!   in one record (`[[id, record], …]`, JSON text). Chromium's IndexedDB makes one round trip
-//!   per put, so a put costs about as much whatever its size: 100 puts of 0.8 KB took 15 ms
-//!   and one put of 80 KB 0.7 ms (medians, this machine). A write's new transactions go into
-//!   one pack when there are at least [`MIN_PACK`] of them.
+//! The outbox is a **log**: a write puts one *entry* for its records (`{"p": [[id, record], …]}`)
+//! and one for its marks (`{"d": [[id, completedAt], …], "r": [removed id, …]}`), each JSON
+//! text, keyed by a number that grows with every entry. Chromium's IndexedDB makes one round trip
+//! per put, so a put costs about as much whatever its size: 100 puts of 0.8 KB took 15 ms, one
+//! put of 80 KB 0.7 ms (medians, this machine). A write of any size is one or two puts.
 //!
-//! A pack is never changed. A member's later record (an attempt, a failure), its tombstone or
-//! its removal is written to its outbox slot, and an outbox slot beats a pack's copy. Once every
-//! member of a pack is beaten, the pack is deleted, in the same write. Since a pack's copy would
-//! come back were its slot deleted, a slot whose id is in a pack still stored is kept: a
-//! tombstone outlives its expiry, and a `Removed` marker stays, until the pack is gone.
+//! An id's **current copy** is the last one in log order: its record, its tombstone (`d`), or a
+//! removal (`r`). An entry is deleted, in the write that beats it, once none of its copies is
+//! current. Records and marks go into separate entries, so a record entry goes as soon as its
+//! transactions move on, while a marks entry stays as long as its tombstones are kept.
+//!
+//! A new leader reads the log in order ([`Layout::load`]) and deletes what is garbage in the same
+//! transaction: an entry whose current copies are all expired tombstones or removals, unless an
+//! older entry kept for another reason still holds a copy of one of those ids (that copy would
+//! become current again). A tombstone therefore lives at least [`TOMBSTONE_TTL_MS`], sometimes
+//! longer.
+//!
+//! Builds before the log kept one **slot** per id in the outbox store (the record's text, or the
+//! tombstone's time). Slots are read as older than every entry; a slot whose id gets a copy in
+//! the log is deleted in that write. Schema 3 also kept *packs* (a write's new records, beaten
+//! by any slot of the same id); [`migrate_packs`] turns them into slots when a new leader first
+//! reads them.
 
 use super::{StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
 use crate::model::{Millis, Transaction, TransactionId};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 
-/// The fewest new transactions in one write that go into a pack (below it, each gets a put).
-pub const MIN_PACK: usize = 2;
+/// An entry's key: entries are read in this order.
+pub type EntryId = u64;
 
-/// The key under which a new leader lists a pack that does not read: the executor quarantines
+/// The key under which a new leader lists an entry that does not read: the executor quarantines
 /// it like any record that does not read ([`Layout::quarantine_target`] knows the prefix).
-const BAD_PACK_PREFIX: &str = "\u{0}pack:";
+const BAD_ENTRY_PREFIX: &str = "\u{0}log:";
 
-/// What an outbox slot holds.
+/// What a slot of the outbox store (the layout before the log) holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Slot {
     /// The transaction's record.
     Record(StoredRecord),
     /// The transaction completed at this time.
     Tombstone(Millis),
-    /// The transaction was removed while a pack held its record: the marker beats that copy.
+}
+
+/// A slot as schema 3 stored it: a slot, or `false` (removed while a pack held the id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegacySlot {
+    /// A record or tombstone.
+    Slot(Slot),
+    /// Removed: the pack's copy is not current.
     Removed,
+}
+
+/// The key under which [`migrate_packs`] puts a schema-3 pack that does not read: a slot the
+/// executor then quarantines like any record that does not read.
+const BAD_PACK_PREFIX: &str = "\u{0}pack:";
+
+/// What schema 3's packs become ([`migrate_packs`]); applied in the new leader's first
+/// transaction, before [`Layout::load`] reads `slots`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Migration {
+    /// Every slot, as it is once the migration is applied.
+    pub slots: Vec<(String, Slot)>,
+    /// Slots to put: each pack's current records, and each pack that does not read.
+    pub put_slots: Vec<(String, StoredRecord)>,
+    /// Slots to delete: the removed markers.
+    pub delete_slots: Vec<String>,
+    /// Packs to delete: all of them.
+    pub delete_packs: Vec<String>,
+}
+
+/// Turns schema 3's packs (`[[id, record], …]` JSON text, keyed by a decimal number) into
+/// slots. A pack's copy of an id was current when the id had no slot; those become slots.
+/// Removed markers go, and so do the packs.
+pub fn migrate_packs(
+    slots: Vec<(String, LegacySlot)>,
+    packs: Vec<(String, StoredRecord)>,
+) -> Migration {
+    let mut m = Migration::default();
+    let mut taken: HashSet<String> = HashSet::new();
+    for (key, slot) in slots {
+        taken.insert(key.clone());
+        match slot {
+            LegacySlot::Slot(slot) => m.slots.push((key, slot)),
+            LegacySlot::Removed => m.delete_slots.push(key),
+        }
+    }
+    let mut packs = packs;
+    // The newest pack first: an id's copy in a later pack is the one to keep.
+    packs.sort_by_key(|(k, _)| std::cmp::Reverse(k.parse::<u64>().unwrap_or(0)));
+    for (key, value) in packs {
+        let members = match &value {
+            StoredRecord::Text(text) => serde_json::from_str::<Vec<(String, &RawValue)>>(text).ok(),
+            StoredRecord::Value(_) => None,
+        };
+        match members {
+            Some(members) => {
+                for (id, raw) in members.into_iter().rev() {
+                    if taken.insert(id.clone()) {
+                        let record = StoredRecord::Text(raw.get().to_owned());
+                        m.slots.push((id.clone(), Slot::Record(record.clone())));
+                        m.put_slots.push((id, record));
+                    }
+                }
+            }
+            None => {
+                let bad = format!("{BAD_PACK_PREFIX}{key}");
+                m.slots.push((bad.clone(), Slot::Record(value.clone())));
+                m.put_slots.push((bad, value));
+            }
+        }
+        m.delete_packs.push(key);
+    }
+    m
 }
 
 /// One storage operation of a write. Applied in order, in one atomic transaction.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Op<'a> {
-    /// Put the record into its slot.
-    Put(&'a Transaction),
-    /// Put the tombstone into its slot.
-    Tombstone(&'a Tombstone),
-    /// Put [`Slot::Removed`] into the id's slot.
-    Removed(&'a TransactionId),
-    /// Delete the id's slot.
-    Delete(&'a TransactionId),
-    /// Put a pack: its key and its JSON text.
-    PutPack(String, String),
-    /// Delete a pack.
-    DeletePack(String),
+pub enum Op {
+    /// Put an entry: its key and its JSON text.
+    PutEntry(EntryId, String),
+    /// Delete an entry.
+    DeleteEntry(EntryId),
+    /// Delete the slot of this id.
+    DeleteSlot(TransactionId),
+}
+
+/// Where an id's current copy is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Place {
+    Slot,
+    Entry(EntryId),
 }
 
 /// What a write changes in the [`Layout`]; applied once the write commits
 /// ([`Layout::commit`]), dropped if it fails.
 #[derive(Debug, Default, PartialEq)]
 pub struct Delta {
-    next_pack: u64,
-    packed: Option<(String, Vec<TransactionId>)>,
-    beaten: Vec<TransactionId>,
-    slotted: Vec<TransactionId>,
-    unslotted: Vec<TransactionId>,
-    dropped: Vec<String>,
+    next: EntryId,
+    created: Vec<(EntryId, usize)>,
+    current: Vec<(TransactionId, EntryId)>,
+    forgotten: Vec<TransactionId>,
+    dropped: Vec<EntryId>,
 }
 
 /// Where a record to quarantine is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuarantineTarget {
-    /// In the outbox slot under this key.
+    /// In the slot under this key.
     Slot(String),
-    /// In a pack: the member `id` of pack `pack` (its slot gets [`Slot::Removed`]).
+    /// In a log entry: the record of `id` in entry `entry` (a removal beats it).
     Member {
-        /// The pack's key.
-        pack: String,
-        /// The member.
+        /// The entry's key.
+        entry: EntryId,
+        /// The transaction.
         id: TransactionId,
     },
-    /// A whole pack that does not read, under this key in the packs store.
-    Pack(String),
+    /// A whole entry that does not read.
+    Entry(EntryId),
 }
 
 /// What the leader knows of storage's layout (rebuilt by [`Layout::load`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Layout {
-    /// The pack holding the current record of each id whose slot is empty.
-    members: HashMap<TransactionId, String>,
-    /// How many members of each stored pack have no slot.
-    unbeaten: HashMap<String, usize>,
-    /// Ids with a record or a `Removed` marker in their slot: a put of one is no new
-    /// transaction (a pack's copy would lose to the slot).
-    slotted: HashSet<TransactionId>,
-    next_pack: u64,
+    /// Where each stored id's current copy is.
+    current: HashMap<TransactionId, Place>,
+    /// How many current copies each stored entry holds.
+    live: HashMap<EntryId, usize>,
+    next: EntryId,
 }
 
 /// What a new leader reads ([`Layout::load`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Load {
-    /// Every current record with the key to quarantine it by: a slot's key, a pack member's id,
-    /// or, for a pack that does not read, a key [`Layout::quarantine_target`] maps back to it.
+    /// Every current record with the key to quarantine it by (its id), and every entry that
+    /// does not read under a key [`Layout::quarantine_target`] maps back to it.
     pub records: Vec<(String, StoredRecord)>,
     /// Tombstones still kept.
     pub tombstones: Vec<Tombstone>,
-    /// Slots to delete now: expired tombstones and markers no pack needs.
+    /// Slots to delete now: beaten by the log, or expired tombstones.
     pub expired: Vec<String>,
-    /// Packs to delete now: every member beaten.
-    pub dropped: Vec<String>,
+    /// Entries to delete now (see the module's notes).
+    pub dropped: Vec<EntryId>,
+}
+
+/// An entry as written.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    #[serde(rename = "p", skip_serializing_if = "Vec::is_empty")]
+    puts: Vec<(&'a str, &'a Transaction)>,
+    #[serde(rename = "d", skip_serializing_if = "Vec::is_empty")]
+    done: Vec<(&'a str, Millis)>,
+    #[serde(rename = "r", skip_serializing_if = "Vec::is_empty")]
+    removed: Vec<&'a str>,
+}
+
+/// An entry as read: records stay raw text until the executor decodes them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryIn<'a> {
+    #[serde(rename = "p", default, borrow)]
+    puts: Vec<(String, &'a RawValue)>,
+    #[serde(rename = "d", default)]
+    done: Vec<(String, Millis)>,
+    #[serde(rename = "r", default)]
+    removed: Vec<String>,
+}
+
+/// A copy of an id, as read.
+enum Copy {
+    Record(StoredRecord),
+    Done(Millis),
+    Removed,
 }
 
 impl Layout {
-    /// Reads the stored slots and packs, as of `now`: the current records and tombstones, the
-    /// layout for the writes that follow, and what is garbage (to be deleted in the same
+    /// Reads the stored slots and log entries, as of `now`: the current records and tombstones,
+    /// the layout for the writes that follow, and what is garbage (to be deleted in the same
     /// transaction as the read).
     pub fn load(
         slots: Vec<(String, Slot)>,
-        packs: Vec<(String, StoredRecord)>,
+        entries: Vec<(EntryId, StoredRecord)>,
         now: Millis,
     ) -> (Self, Load) {
-        let mut layout = Self::default();
         let mut load = Load::default();
-        let slot_keys: HashSet<&str> = slots.iter().map(|(k, _)| k.as_str()).collect();
-        // Every member of a readable pack, beaten or not: a slot it needs is kept.
-        let mut in_pack: HashMap<String, String> = HashMap::new();
-        for (key, value) in packs {
-            if let Ok(n) = key.parse::<u64>() {
-                layout.next_pack = layout.next_pack.max(n + 1);
-            }
-            let members = match &value {
-                StoredRecord::Text(text) => {
-                    serde_json::from_str::<Vec<(String, &RawValue)>>(text).ok()
-                }
+        let mut current: HashMap<String, (Place, Copy)> = HashMap::new();
+        let slot_ids: Vec<String> = slots.iter().map(|(k, _)| k.clone()).collect();
+        for (key, slot) in slots {
+            let copy = match slot {
+                Slot::Record(r) => Copy::Record(r),
+                Slot::Tombstone(at) => Copy::Done(at),
+            };
+            current.insert(key, (Place::Slot, copy));
+        }
+        let mut entries = entries;
+        entries.sort_by_key(|(id, _)| *id);
+        let next = entries.last().map_or(1, |(id, _)| id + 1);
+        // The entries holding a copy of each id, current or not.
+        let mut holders: HashMap<String, Vec<EntryId>> = HashMap::new();
+        let mut readable: Vec<EntryId> = Vec::new();
+        for (entry, value) in &entries {
+            let parsed = match value {
+                StoredRecord::Text(text) => serde_json::from_str::<EntryIn<'_>>(text).ok(),
                 StoredRecord::Value(_) => None,
             };
-            let Some(members) = members else {
+            let Some(parsed) = parsed else {
                 load.records
-                    .push((format!("{BAD_PACK_PREFIX}{key}"), value));
+                    .push((format!("{BAD_ENTRY_PREFIX}{entry}"), value.clone()));
                 continue;
             };
-            let mut unbeaten = 0;
-            for (id, raw) in members {
-                if in_pack.contains_key(&id) {
+            readable.push(*entry);
+            let place = Place::Entry(*entry);
+            let copies = parsed
+                .puts
+                .into_iter()
+                .map(|(id, raw)| (id, Copy::Record(StoredRecord::Text(raw.get().to_owned()))))
+                .chain(parsed.done.into_iter().map(|(id, at)| (id, Copy::Done(at))))
+                .chain(parsed.removed.into_iter().map(|id| (id, Copy::Removed)));
+            for (id, copy) in copies {
+                holders.entry(id.clone()).or_default().push(*entry);
+                current.insert(id, (place, copy));
+            }
+        }
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
+        let spent = |copy: &Copy| match copy {
+            Copy::Record(_) => false,
+            Copy::Done(at) => *at < cutoff,
+            Copy::Removed => true,
+        };
+        // Entries whose current copies are all spent may go, unless one of those ids has a
+        // copy in an entry that stays: until no such entry is left out.
+        let mut live: HashMap<EntryId, usize> = HashMap::new();
+        let mut unspent: HashSet<EntryId> = HashSet::new();
+        for (place, copy) in current.values() {
+            if let Place::Entry(e) = place {
+                *live.entry(*e).or_default() += 1;
+                if !spent(copy) {
+                    unspent.insert(*e);
+                }
+            }
+        }
+        let mut dropping: HashSet<EntryId> = readable
+            .iter()
+            .copied()
+            .filter(|e| !unspent.contains(e))
+            .collect();
+        loop {
+            let blocked: Vec<EntryId> = current
+                .iter()
+                .filter_map(|(id, (place, _))| match place {
+                    Place::Entry(e) if dropping.contains(e) => {
+                        let held_elsewhere = holders
+                            .get(id)
+                            .is_some_and(|hs| hs.iter().any(|h| !dropping.contains(h)));
+                        held_elsewhere.then_some(*e)
+                    }
+                    _ => None,
+                })
+                .collect();
+            if blocked.is_empty() {
+                break;
+            }
+            for e in blocked {
+                dropping.remove(&e);
+            }
+        }
+        let mut layout = Layout {
+            next,
+            ..Layout::default()
+        };
+        for (id, (place, copy)) in current {
+            if let Place::Entry(e) = place {
+                if dropping.contains(&e) {
                     continue;
                 }
-                in_pack.insert(id.clone(), key.clone());
-                if !slot_keys.contains(id.as_str()) {
-                    unbeaten += 1;
-                    load.records
-                        .push((id.clone(), StoredRecord::Text(raw.get().to_owned())));
-                    layout.members.insert(TransactionId(id), key.clone());
-                }
             }
-            if unbeaten == 0 {
-                load.dropped.push(key);
-            } else {
-                layout.unbeaten.insert(key, unbeaten);
-            }
-        }
-        let needed = |id: &str| {
-            in_pack
-                .get(id)
-                .is_some_and(|pack| layout.unbeaten.contains_key(pack))
-        };
-        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
-        let mut slotted = HashSet::new();
-        for (key, slot) in slots {
-            match slot {
-                Slot::Record(record) => {
-                    slotted.insert(TransactionId(key.clone()));
-                    load.records.push((key, record));
+            let has_log_copy = holders.contains_key(&id);
+            match (place, copy) {
+                (Place::Slot, Copy::Done(at)) if at < cutoff && !has_log_copy => {
+                    load.expired.push(id);
+                    continue;
                 }
-                Slot::Tombstone(at) if at < cutoff && !needed(&key) => load.expired.push(key),
-                Slot::Tombstone(at) => load.tombstones.push(Tombstone {
-                    id: TransactionId(key),
+                (_, Copy::Record(record)) => load.records.push((id.clone(), record)),
+                (_, Copy::Done(at)) => load.tombstones.push(Tombstone {
+                    id: TransactionId(id.clone()),
                     completed_at: at,
                 }),
-                Slot::Removed if needed(&key) => {
-                    slotted.insert(TransactionId(key));
+                (_, Copy::Removed) => {}
+            }
+            layout.current.insert(TransactionId(id), place);
+        }
+        // Slots the log has beaten (every entry is newer than every slot).
+        load.expired
+            .extend(slot_ids.into_iter().filter(|id| holders.contains_key(id)));
+        let mut dropped: Vec<EntryId> = dropping.into_iter().collect();
+        dropped.sort_unstable();
+        for e in readable {
+            if !dropped.contains(&e) {
+                if let Some(n) = live.get(&e) {
+                    layout.live.insert(e, *n);
                 }
-                Slot::Removed => load.expired.push(key),
             }
         }
-        layout.slotted = slotted;
+        load.dropped = dropped;
         (layout, load)
     }
 
-    /// Whether a put of `id` stores it for the first time.
+    /// Whether a put of `id` stores it for the first time (nothing of it is stored).
     pub fn is_new(&self, id: &TransactionId) -> bool {
-        !self.members.contains_key(id) && !self.slotted.contains(id)
+        !self.current.contains_key(id)
     }
 
     /// The operations that store `batch`, and the change to apply once they commit.
-    pub fn plan<'a>(
-        &self,
-        batch: &'a WriteBatch,
-    ) -> Result<(Vec<Op<'a>>, Delta), serde_json::Error> {
-        let mut ops = Vec::new();
-        let mut delta = Delta {
-            next_pack: self.next_pack,
-            ..Delta::default()
+    pub fn plan(&self, batch: &WriteBatch) -> Result<(Vec<Op>, Delta), serde_json::Error> {
+        let mut plan = Planner {
+            layout: self,
+            ops: Vec::new(),
+            delta: Delta {
+                next: self.next.max(1),
+                ..Delta::default()
+            },
+            beaten: HashMap::new(),
+            seen: HashSet::new(),
         };
-        let mut beaten_in: HashMap<&str, usize> = HashMap::new();
-        let (new, old): (Vec<&Transaction>, Vec<&Transaction>) =
-            batch.puts.iter().partition(|t| self.is_new(&t.id));
-        if new.len() >= MIN_PACK {
-            let key = delta.next_pack.to_string();
-            delta.next_pack += 1;
-            let members: Vec<(&str, &Transaction)> =
-                new.iter().map(|t| (t.id.as_str(), *t)).collect();
-            ops.push(Op::PutPack(key.clone(), serde_json::to_string(&members)?));
-            delta.packed = Some((key, new.iter().map(|t| t.id.clone()).collect()));
-        } else {
-            for t in new {
-                ops.push(Op::Put(t));
-                delta.slotted.push(t.id.clone());
+        if !batch.puts.is_empty() {
+            let entry = plan.new_entry();
+            let mut out = EntryOut {
+                puts: Vec::with_capacity(batch.puts.len()),
+                done: Vec::new(),
+                removed: Vec::new(),
+            };
+            for t in &batch.puts {
+                plan.beat(&t.id, entry);
+                out.puts.push((t.id.as_str(), t));
             }
+            plan.put(entry, &out)?;
         }
-        for t in old {
-            ops.push(Op::Put(t));
-            self.beat(&t.id, &mut delta, &mut beaten_in);
-            delta.slotted.push(t.id.clone());
-        }
+        let mut out = EntryOut {
+            puts: Vec::new(),
+            done: Vec::with_capacity(batch.completed.len()),
+            removed: Vec::new(),
+        };
+        let marks = plan.delta.next;
         for t in &batch.completed {
-            ops.push(Op::Tombstone(t));
-            self.beat(&t.id, &mut delta, &mut beaten_in);
-            delta.unslotted.push(t.id.clone());
+            plan.beat(&t.id, marks);
+            out.done.push((t.id.as_str(), t.completed_at));
         }
         for id in &batch.deletes {
-            if self.members.contains_key(id) {
-                ops.push(Op::Removed(id));
-                self.beat(id, &mut delta, &mut beaten_in);
-                delta.slotted.push(id.clone());
-            } else {
-                ops.push(Op::Delete(id));
-                delta.unslotted.push(id.clone());
+            match self.current.get(id) {
+                // Nothing older than a slot: deleting it leaves no copy.
+                Some(Place::Slot) => {
+                    plan.ops.push(Op::DeleteSlot(id.clone()));
+                    plan.delta.forgotten.push(id.clone());
+                }
+                Some(Place::Entry(_)) => {
+                    plan.beat(id, marks);
+                    out.removed.push(id.as_str());
+                }
+                None => {}
             }
         }
-        self.drop_beaten(beaten_in, &mut ops, &mut delta);
-        Ok((ops, delta))
+        if !out.done.is_empty() || !out.removed.is_empty() {
+            let entry = plan.new_entry();
+            debug_assert_eq!(entry, marks);
+            plan.put(entry, &out)?;
+        }
+        Ok(plan.finish())
     }
 
     /// Where the record loaded under `key` is, to quarantine it.
     pub fn quarantine_target(&self, key: &str) -> QuarantineTarget {
-        if let Some(pack) = key.strip_prefix(BAD_PACK_PREFIX) {
-            return QuarantineTarget::Pack(pack.to_owned());
+        if let Some(entry) = key
+            .strip_prefix(BAD_ENTRY_PREFIX)
+            .and_then(|n| n.parse().ok())
+        {
+            return QuarantineTarget::Entry(entry);
         }
-        match self.members.get(&TransactionId::from(key)) {
-            Some(pack) => QuarantineTarget::Member {
-                pack: pack.clone(),
+        match self.current.get(&TransactionId::from(key)) {
+            Some(Place::Entry(entry)) => QuarantineTarget::Member {
+                entry: *entry,
                 id: key.into(),
             },
-            None => QuarantineTarget::Slot(key.to_owned()),
+            _ => QuarantineTarget::Slot(key.to_owned()),
         }
     }
 
-    /// Quarantining pack member `id` (moved out by the caller): the operations that hide the
-    /// pack's copy, and the change to apply once they commit.
-    pub fn plan_quarantine<'a>(&self, id: &'a TransactionId) -> (Vec<Op<'a>>, Delta) {
-        let mut ops = vec![Op::Removed(id)];
-        let mut delta = Delta {
-            next_pack: self.next_pack,
-            ..Delta::default()
-        };
-        let mut beaten_in = HashMap::new();
-        self.beat(id, &mut delta, &mut beaten_in);
-        delta.slotted.push(id.clone());
-        self.drop_beaten(beaten_in, &mut ops, &mut delta);
-        (ops, delta)
+    /// Quarantining the current record of `id`, found in an entry (moved out by the caller):
+    /// the operations that beat it with a removal, and the change to apply once they commit.
+    pub fn plan_quarantine(
+        &self,
+        id: &TransactionId,
+    ) -> Result<(Vec<Op>, Delta), serde_json::Error> {
+        self.plan(&WriteBatch {
+            id: 0,
+            epoch: crate::model::Epoch(0),
+            puts: Vec::new(),
+            completed: Vec::new(),
+            deletes: vec![id.clone()],
+            reachable: None,
+        })
     }
 
     /// Applies a committed write's change.
     pub fn commit(&mut self, delta: Delta) {
-        self.next_pack = self.next_pack.max(delta.next_pack);
-        if let Some((key, ids)) = delta.packed {
-            self.unbeaten.insert(key.clone(), ids.len());
-            for id in ids {
-                self.members.insert(id, key.clone());
-            }
+        self.next = self.next.max(delta.next);
+        for (entry, n) in delta.created {
+            self.live.insert(entry, n);
         }
-        for id in delta.beaten {
-            if let Some(pack) = self.members.remove(&id) {
-                if let Some(n) = self.unbeaten.get_mut(&pack) {
-                    *n = n.saturating_sub(1);
+        for (id, entry) in delta.current {
+            if let Some(Place::Entry(old)) = self.current.insert(id, Place::Entry(entry)) {
+                if old != entry {
+                    if let Some(n) = self.live.get_mut(&old) {
+                        *n = n.saturating_sub(1);
+                    }
                 }
             }
         }
-        for pack in delta.dropped {
-            self.unbeaten.remove(&pack);
+        for id in delta.forgotten {
+            self.current.remove(&id);
         }
-        for id in delta.unslotted {
-            self.slotted.remove(&id);
-        }
-        self.slotted.extend(delta.slotted);
-    }
-
-    /// `id`'s pack copy is beaten by this write (if it has one).
-    fn beat<'a>(
-        &'a self,
-        id: &TransactionId,
-        delta: &mut Delta,
-        beaten_in: &mut HashMap<&'a str, usize>,
-    ) {
-        if let Some(pack) = self.members.get(id) {
-            delta.beaten.push(id.clone());
-            *beaten_in.entry(pack.as_str()).or_default() += 1;
-        }
-    }
-
-    /// Deletes the packs whose last unbeaten members this write beats.
-    fn drop_beaten(
-        &self,
-        beaten_in: HashMap<&str, usize>,
-        ops: &mut Vec<Op<'_>>,
-        delta: &mut Delta,
-    ) {
-        let mut dropped: Vec<String> = beaten_in
-            .into_iter()
-            .filter(|(pack, n)| self.unbeaten.get(*pack).is_some_and(|left| left <= n))
-            .map(|(pack, _)| pack.to_owned())
-            .collect();
-        dropped.sort();
-        for pack in dropped {
-            ops.push(Op::DeletePack(pack.clone()));
-            delta.dropped.push(pack);
+        for entry in delta.dropped {
+            self.live.remove(&entry);
         }
     }
 }
 
-/// Finds member `id`'s record in a pack's text (to quarantine it).
-pub fn pack_member(pack: &StoredRecord, id: &str) -> Option<String> {
-    let StoredRecord::Text(text) = pack else {
+/// Builds one write's operations.
+struct Planner<'a> {
+    layout: &'a Layout,
+    ops: Vec<Op>,
+    delta: Delta,
+    /// Copies this write beats, per entry.
+    beaten: HashMap<EntryId, usize>,
+    seen: HashSet<TransactionId>,
+}
+
+impl Planner<'_> {
+    fn new_entry(&mut self) -> EntryId {
+        let entry = self.delta.next;
+        self.delta.next += 1;
+        entry
+    }
+
+    /// `id`'s copy in `entry` becomes current.
+    fn beat(&mut self, id: &TransactionId, entry: EntryId) {
+        if self.seen.insert(id.clone()) {
+            match self.layout.current.get(id) {
+                Some(Place::Slot) => self.ops.push(Op::DeleteSlot(id.clone())),
+                Some(Place::Entry(old)) => *self.beaten.entry(*old).or_default() += 1,
+                None => {}
+            }
+        }
+        self.delta.current.push((id.clone(), entry));
+    }
+
+    fn put(&mut self, entry: EntryId, out: &EntryOut<'_>) -> Result<(), serde_json::Error> {
+        let n = out.puts.len() + out.done.len() + out.removed.len();
+        self.ops
+            .push(Op::PutEntry(entry, serde_json::to_string(out)?));
+        self.delta.created.push((entry, n));
+        Ok(())
+    }
+
+    /// Deletes the entries whose last current copies this write beats.
+    fn finish(mut self) -> (Vec<Op>, Delta) {
+        let mut dropped: Vec<EntryId> = self
+            .beaten
+            .iter()
+            .filter(|(e, n)| self.layout.live.get(e).is_some_and(|left| left <= n))
+            .map(|(e, _)| *e)
+            .collect();
+        dropped.sort_unstable();
+        for e in dropped {
+            self.ops.push(Op::DeleteEntry(e));
+            self.delta.dropped.push(e);
+        }
+        (self.ops, self.delta)
+    }
+}
+
+/// Finds the record of `id` in an entry's text (to quarantine it).
+pub fn entry_member(entry: &StoredRecord, id: &str) -> Option<String> {
+    let StoredRecord::Text(text) = entry else {
         return None;
     };
-    serde_json::from_str::<Vec<(String, &RawValue)>>(text)
+    serde_json::from_str::<EntryIn<'_>>(text)
         .ok()?
+        .puts
         .into_iter()
+        .rev()
         .find(|(member, _)| member == id)
         .map(|(_, raw)| raw.get().to_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{batch, tx};
     use super::super::{MemOutboxStore, StoreError};
     use super::*;
-    use crate::model::{Epoch, PendingMutation, Strategy, TransactionState};
-    use serde_json::json;
-
-    fn tx(id: &str) -> Transaction {
-        Transaction::new(
-            id.into(),
-            "f",
-            Strategy::Ordered,
-            vec![PendingMutation::insert("c", id, json!({}))],
-            0,
-        )
-    }
-
-    fn batch(epoch: Epoch, puts: Vec<Transaction>) -> WriteBatch {
-        WriteBatch {
-            id: 1,
-            epoch,
-            puts,
-            completed: vec![],
-            deletes: vec![],
-            reachable: None,
-        }
-    }
+    use crate::model::TransactionState;
 
     fn done(id: &str, at: Millis) -> Tombstone {
         Tombstone {
@@ -382,39 +556,58 @@ mod tests {
         ids
     }
 
-    #[test]
-    fn a_writes_new_transactions_share_one_pack_and_a_lone_one_gets_its_slot() {
-        let layout = Layout::default();
-        let b = batch(Epoch(1), vec![tx("a"), tx("b")]);
-        let (ops, _) = layout.plan(&b).unwrap();
-        assert!(matches!(ops.as_slice(), [Op::PutPack(key, _)] if key == "0"));
-        let b = batch(Epoch(1), vec![tx("c")]);
-        let (ops, _) = layout.plan(&b).unwrap();
-        assert!(matches!(ops.as_slice(), [Op::Put(t)] if t.id.as_str() == "c"));
+    fn put_keys(ops: &[Op]) -> Vec<EntryId> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::PutEntry(k, _) => Some(*k),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
-    fn a_members_later_record_beats_its_pack_copy_and_the_last_one_drops_the_pack() {
+    fn a_write_is_one_entry_for_its_records_and_one_for_its_marks() {
+        let mut layout = Layout::default();
+        let (ops, delta) = layout
+            .plan(&batch(1, vec![tx("a"), tx("b"), tx("c")]))
+            .unwrap();
+        assert_eq!(put_keys(&ops), [1]);
+        layout.commit(delta);
+        let mut b = batch(1, vec![tx("d")]);
+        b.completed = vec![done("a", 5), done("b", 5)];
+        b.deletes = vec!["c".into()];
+        let (ops, _) = layout.plan(&b).unwrap();
+        assert_eq!(
+            put_keys(&ops),
+            [2, 3],
+            "d's record, then a's and b's marks and c's removal"
+        );
+        assert_eq!(
+            ops[2],
+            Op::DeleteEntry(1),
+            "every copy in entry 1 beaten: it goes"
+        );
+    }
+
+    #[test]
+    fn an_entry_goes_in_the_write_that_beats_its_last_current_copy() {
         let mut s = MemOutboxStore::new();
-        let epoch = s.begin_leadership(0).epoch;
+        let epoch = s.begin_leadership(0).epoch.0;
         s.write(&batch(epoch, vec![tx("a"), tx("b"), tx("c")]))
             .unwrap();
-        assert_eq!(s.pack_count(), 1);
+        assert_eq!(s.entry_count(), 1);
         let mut a = tx("a");
         a.state = TransactionState::Failed;
         s.write(&batch(epoch, vec![a.clone()])).unwrap();
+        assert_eq!(s.entry_count(), 2, "entry 1 still holds b and c");
         let mut gone = batch(epoch, vec![]);
         gone.completed.push(done("b", 5));
         gone.deletes.push("c".into());
-        // A new leader reads a's later record, b's tombstone, and nothing of c.
-        let mut again = s.clone();
-        let loaded = again.begin_leadership(10);
-        assert_eq!(loaded.records.len(), 3, "nothing beaten yet but a");
         s.write(&gone).unwrap();
         assert_eq!(
-            s.pack_count(),
-            0,
-            "every member beaten: the pack goes in that write"
+            s.entry_count(),
+            2,
+            "entry 1 beaten whole: a's record and the marks stay"
         );
         let loaded = s.begin_leadership(10);
         let records: Vec<Transaction> = loaded
@@ -427,93 +620,129 @@ mod tests {
     }
 
     #[test]
-    fn a_tombstone_outlives_its_expiry_while_its_pack_holds_an_unfinished_sibling() {
+    fn a_spent_entry_stays_while_an_older_kept_entry_holds_a_copy_of_its_ids() {
         let mut s = MemOutboxStore::new();
-        let epoch = s.begin_leadership(0).epoch;
+        let epoch = s.begin_leadership(0).epoch.0;
         s.write(&batch(epoch, vec![tx("a"), tx("b")])).unwrap();
         let mut b = batch(epoch, vec![]);
         b.completed.push(done("a", 5));
+        b.deletes.push("b".into());
+        s.write(&b).unwrap();
+        assert_eq!(s.entry_count(), 1, "entry 1 beaten whole");
+        s.write(&batch(epoch, vec![tx("c"), tx("d")])).unwrap();
+        let mut b = batch(epoch, vec![]);
+        b.completed.push(done("c", 5));
         s.write(&b).unwrap();
         let late = 5 + TOMBSTONE_TTL_MS + 1;
         let loaded = s.begin_leadership(late);
-        assert_eq!(
-            loaded.tombstones,
-            vec![done("a", 5)],
-            "kept: the pack still holds a"
-        );
-        assert_eq!(ids(&s), ["b"]);
-        // Once b is done too, the pack goes, and a's tombstone may expire.
-        let epoch = loaded.epoch;
+        // a's marks went; c's stay past expiry: entry 3 (kept for d) holds c's record, which
+        // would come back.
+        assert_eq!(loaded.tombstones, vec![done("c", 5)]);
+        assert_eq!(ids(&s), ["d"]);
+        assert_eq!(s.entry_count(), 2);
+        assert!(!s.is_completed(&"a".into()));
+        let epoch = loaded.epoch.0;
         let mut b = batch(epoch, vec![]);
-        b.completed.push(done("b", late));
+        b.completed.push(done("d", late));
         s.write(&b).unwrap();
-        assert_eq!(s.pack_count(), 0);
         let loaded = s.begin_leadership(late);
-        assert_eq!(loaded.tombstones, vec![done("b", late)]);
+        assert_eq!(loaded.tombstones, vec![done("d", late)]);
         assert!(loaded.records.is_empty());
+        assert_eq!(s.entry_count(), 1, "only d's marks: c's went with entry 3");
     }
 
     #[test]
-    fn a_removed_members_marker_stays_while_its_pack_does_and_hides_the_copy() {
+    fn a_failed_write_changes_nothing_and_its_retry_takes_the_same_key() {
         let mut s = MemOutboxStore::new();
-        let epoch = s.begin_leadership(0).epoch;
-        s.write(&batch(epoch, vec![tx("a"), tx("b")])).unwrap();
-        let mut b = batch(epoch, vec![]);
-        b.deletes.push("a".into());
-        s.write(&b).unwrap();
-        let epoch = s.begin_leadership(TOMBSTONE_TTL_MS * 2).epoch;
-        assert_eq!(
-            ids(&s),
-            ["b"],
-            "the marker outlives any expiry while the pack stays"
-        );
-        // The same id, added again, gets its slot (a pack's copy would lose to the marker).
-        s.write(&batch(epoch, vec![tx("a"), tx("c"), tx("d")]))
-            .unwrap();
-        assert_eq!(ids(&s), ["a", "b", "c", "d"]);
-        assert_eq!(s.pack_count(), 2, "c and d in a new pack, a in its slot");
-    }
-
-    #[test]
-    fn a_failed_write_changes_nothing_and_its_retry_packs_again() {
-        let mut s = MemOutboxStore::new();
-        let epoch = s.begin_leadership(0).epoch;
+        let epoch = s.begin_leadership(0).epoch.0;
         s.quota_exhausted = true;
         let b = batch(epoch, vec![tx("a"), tx("b")]);
         assert_eq!(s.write(&b), Err(StoreError::QuotaExceeded));
-        assert_eq!(s.pack_count(), 0);
+        assert_eq!(s.entry_count(), 0);
         s.quota_exhausted = false;
         s.write(&b).unwrap();
-        assert_eq!((s.pack_count(), ids(&s).len()), (1, 2));
+        assert_eq!((s.entry_count(), ids(&s).len()), (1, 2));
     }
 
     #[test]
-    fn a_pack_that_does_not_read_is_quarantined_whole_and_a_bad_member_alone() {
+    fn an_entry_that_does_not_read_is_quarantined_whole_and_a_bad_member_alone() {
         let mut s = MemOutboxStore::new();
-        s.put_raw_pack("7", StoredRecord::Text("[[\"x\", {\"trunc".into()));
+        s.put_raw_entry(7, StoredRecord::Text("{\"p\": [[\"x\", {\"trunc".into()));
         let good = serde_json::to_string(&tx("a")).unwrap();
-        s.put_raw_pack(
-            "8",
-            StoredRecord::Text(format!("[[\"a\", {good}], [\"bad\", {{\"v\": 99}}]]")),
+        s.put_raw_entry(
+            8,
+            StoredRecord::Text(format!(
+                "{{\"p\": [[\"a\", {good}], [\"bad\", {{\"v\": 99}}]]}}"
+            )),
         );
         let loaded = s.begin_leadership(0);
         let mut keys: Vec<&str> = loaded.records.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort();
-        assert_eq!(keys, ["\u{0}pack:7", "a", "bad"]);
-        s.quarantine("\u{0}pack:7");
+        assert_eq!(keys, ["\u{0}log:7", "a", "bad"]);
+        s.quarantine("\u{0}log:7");
         s.quarantine("bad");
-        assert_eq!(s.quarantined(), ["\u{0}pack:7", "bad"]);
+        assert_eq!(s.quarantined(), ["\u{0}log:7", "bad"]);
         assert_eq!(ids(&s), ["a"]);
         let loaded = s.begin_leadership(0);
         assert_eq!(loaded.records.len(), 1, "quarantined records stay out");
-        // New packs do not reuse a stored pack's key.
-        let (layout, _) = Layout::load(
-            vec![],
-            vec![("8".into(), StoredRecord::Text("[]".into()))],
-            0,
-        );
-        let next = batch(loaded.epoch, vec![tx("c"), tx("d")]);
-        let (ops, _) = layout.plan(&next).unwrap();
-        assert!(matches!(ops.as_slice(), [Op::PutPack(key, _)] if key == "9"));
+        // New entries take keys after every stored one.
+        let (layout, _) = Layout::load(vec![], vec![(8, StoredRecord::Text("{}".into()))], 0);
+        let (ops, _) = layout.plan(&batch(1, vec![tx("c")])).unwrap();
+        assert_eq!(put_keys(&ops), [9]);
+    }
+
+    #[test]
+    fn the_log_beats_older_slots_and_expired_slot_tombstones_go() {
+        let record = StoredRecord::Text(serde_json::to_string(&tx("a")).unwrap());
+        let slots = vec![
+            ("a".to_owned(), Slot::Record(record.clone())),
+            ("b".to_owned(), Slot::Record(record)),
+            ("old".to_owned(), Slot::Tombstone(1)),
+            ("new".to_owned(), Slot::Tombstone(TOMBSTONE_TTL_MS + 5)),
+        ];
+        let entry = StoredRecord::Text(format!("{{\"d\": [[\"a\", {}]]}}", TOMBSTONE_TTL_MS + 9));
+        let (layout, load) = Layout::load(slots, vec![(1, entry)], TOMBSTONE_TTL_MS + 10);
+        let mut expired = load.expired.clone();
+        expired.sort();
+        assert_eq!(expired, ["a", "old"]);
+        let mut kept: Vec<&str> = load.records.iter().map(|(k, _)| k.as_str()).collect();
+        kept.sort();
+        assert_eq!(kept, ["b"]);
+        let mut tombs: Vec<&str> = load.tombstones.iter().map(|t| t.id.as_str()).collect();
+        tombs.sort();
+        assert_eq!(tombs, ["a", "new"]);
+        // Completing b deletes its slot in the same write.
+        let mut b = batch(1, vec![]);
+        b.completed.push(done("b", 20));
+        let (ops, _) = layout.plan(&b).unwrap();
+        assert_eq!(ops[0], Op::DeleteSlot("b".into()));
+    }
+
+    #[test]
+    fn schema_3_packs_become_slots_where_no_slot_beat_them() {
+        let a = serde_json::to_string(&tx("a")).unwrap();
+        let slots = vec![
+            ("b".to_owned(), LegacySlot::Slot(Slot::Tombstone(4))),
+            ("c".to_owned(), LegacySlot::Removed),
+        ];
+        let packs = vec![
+            (
+                "2".to_owned(),
+                StoredRecord::Text(format!("[[\"a\", {a}], [\"b\", {a}], [\"c\", {a}]]")),
+            ),
+            ("3".to_owned(), StoredRecord::Text("[[\"x\"".into())),
+        ];
+        let m = migrate_packs(slots, packs);
+        assert_eq!(m.delete_slots, ["c"]);
+        let mut gone = m.delete_packs.clone();
+        gone.sort();
+        assert_eq!(gone, ["2", "3"]);
+        let put: Vec<&str> = m.put_slots.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(put, ["\u{0}pack:3", "a"]);
+        let (_, load) = Layout::load(m.slots, vec![], 5);
+        let mut records: Vec<&str> = load.records.iter().map(|(k, _)| k.as_str()).collect();
+        records.sort();
+        assert_eq!(records, ["\u{0}pack:3", "a"]);
+        assert_eq!(load.tombstones, vec![done("b", 4)]);
     }
 }

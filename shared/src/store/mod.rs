@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 
 pub mod layout;
 
-pub use layout::{pack_member, Layout, Load, Op, QuarantineTarget, Slot};
+pub use layout::{
+    entry_member, migrate_packs, EntryId, Layout, LegacySlot, Load, Migration, Op,
+    QuarantineTarget, Slot,
+};
 
 /// Identifies one write batch of one executor.
 pub type WriteId = u64;
@@ -134,7 +137,7 @@ pub fn check_fence(stored: Epoch, attempted: Epoch) -> Result<(), StoreError> {
 pub struct MemOutboxStore {
     epoch: Epoch,
     slots: BTreeMap<String, Slot>,
-    packs: BTreeMap<String, StoredRecord>,
+    log: BTreeMap<EntryId, StoredRecord>,
     quarantine: BTreeMap<String, StoredRecord>,
     layout: Layout,
     unreachable: bool,
@@ -158,8 +161,8 @@ impl MemOutboxStore {
         for key in &load.expired {
             self.slots.remove(key);
         }
-        for pack in &load.dropped {
-            self.packs.remove(pack);
+        for entry in &load.dropped {
+            self.log.remove(entry);
         }
         self.layout = layout;
         Loaded {
@@ -176,10 +179,7 @@ impl MemOutboxStore {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            self.packs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            self.log.iter().map(|(k, v)| (*k, v.clone())).collect(),
             now,
         )
     }
@@ -204,28 +204,17 @@ impl MemOutboxStore {
         Ok(())
     }
 
-    fn apply(&mut self, ops: Vec<Op<'_>>) {
+    fn apply(&mut self, ops: Vec<Op>) {
         for op in ops {
             match op {
-                Op::Put(t) => {
-                    let record = StoredRecord::Value(t.to_record());
-                    self.slots.insert(t.id.0.clone(), Slot::Record(record));
+                Op::PutEntry(key, text) => {
+                    self.log.insert(key, StoredRecord::Text(text));
                 }
-                Op::Tombstone(t) => {
-                    self.slots
-                        .insert(t.id.0.clone(), Slot::Tombstone(t.completed_at));
+                Op::DeleteEntry(key) => {
+                    self.log.remove(&key);
                 }
-                Op::Removed(id) => {
-                    self.slots.insert(id.0.clone(), Slot::Removed);
-                }
-                Op::Delete(id) => {
+                Op::DeleteSlot(id) => {
                     self.slots.remove(id.as_str());
-                }
-                Op::PutPack(key, text) => {
-                    self.packs.insert(key, StoredRecord::Text(text));
-                }
-                Op::DeletePack(key) => {
-                    self.packs.remove(&key);
                 }
             }
         }
@@ -240,22 +229,23 @@ impl MemOutboxStore {
                     self.quarantine.insert(key, v);
                 }
             }
-            QuarantineTarget::Pack(pack) => {
-                if let Some(v) = self.packs.remove(&pack) {
+            QuarantineTarget::Entry(entry) => {
+                if let Some(v) = self.log.remove(&entry) {
                     self.quarantine.insert(key.to_owned(), v);
                 }
             }
-            QuarantineTarget::Member { pack, id } => {
+            QuarantineTarget::Member { entry, id } => {
                 let Some(raw) = self
-                    .packs
-                    .get(&pack)
-                    .and_then(|p| pack_member(p, id.as_str()))
+                    .log
+                    .get(&entry)
+                    .and_then(|e| entry_member(e, id.as_str()))
                 else {
                     return;
                 };
-                self.quarantine
-                    .insert(id.0.clone(), StoredRecord::Text(raw));
-                let (ops, delta) = self.layout.plan_quarantine(&id);
+                let Ok((ops, delta)) = self.layout.plan_quarantine(&id) else {
+                    return;
+                };
+                self.quarantine.insert(id.0, StoredRecord::Text(raw));
                 self.apply(ops);
                 self.layout.commit(delta);
             }
@@ -268,9 +258,9 @@ impl MemOutboxStore {
             .insert(key.to_owned(), Slot::Record(StoredRecord::Value(value)));
     }
 
-    /// Puts a raw pack (for tests that plant corrupt data).
-    pub fn put_raw_pack(&mut self, key: &str, value: StoredRecord) {
-        self.packs.insert(key.to_owned(), value);
+    /// Puts a raw log entry (for tests that plant corrupt data).
+    pub fn put_raw_entry(&mut self, key: EntryId, value: StoredRecord) {
+        self.log.insert(key, value);
     }
 
     /// The stored epoch.
@@ -288,14 +278,14 @@ impl MemOutboxStore {
             .collect()
     }
 
-    /// How many packs are stored.
-    pub fn pack_count(&self) -> usize {
-        self.packs.len()
+    /// How many log entries are stored.
+    pub fn entry_count(&self) -> usize {
+        self.log.len()
     }
 
     /// Whether a tombstone exists for `id`.
     pub fn is_completed(&self, id: &TransactionId) -> bool {
-        matches!(self.slots.get(id.as_str()), Some(Slot::Tombstone(_)))
+        self.read(0).1.tombstones.iter().any(|t| &t.id == id)
     }
 
     /// Keys of quarantined records.
@@ -310,7 +300,7 @@ mod tests {
     use crate::model::{PendingMutation, Strategy};
     use serde_json::json;
 
-    fn tx(id: &str) -> Transaction {
+    pub(super) fn tx(id: &str) -> Transaction {
         Transaction::new(
             id.into(),
             "f",
@@ -320,7 +310,7 @@ mod tests {
         )
     }
 
-    fn batch(epoch: u64, puts: Vec<Transaction>) -> WriteBatch {
+    pub(super) fn batch(epoch: u64, puts: Vec<Transaction>) -> WriteBatch {
         WriteBatch {
             reachable: None,
             id: 1,

@@ -28,8 +28,8 @@ pub struct Report {
     pub fenced_writes: u64,
     pub dropped_replies: u64,
     pub resumed_attempts: u64,
-    /// Packs a new leader found in storage (see `outbox_shared::store::layout`).
-    pub packs_loaded: u64,
+    /// Log entries new leaders found in storage (see `outbox_shared::store::layout`).
+    pub entries_loaded: u64,
     pub server_requests: u64,
     pub virtual_ms: u64,
 }
@@ -39,7 +39,7 @@ impl fmt::Display for Report {
         write!(
             f,
             "{} transactions ({} completed, {} failed, {} rejected), {} crashes ({} freezes), \
-             {} fenced writes, {} dropped replies, {} resumed attempts, {} packs loaded, {} server requests, {} virtual ms",
+             {} fenced writes, {} dropped replies, {} resumed attempts, {} log entries loaded, {} server requests, {} virtual ms",
             self.transactions,
             self.completed,
             self.failed,
@@ -49,7 +49,7 @@ impl fmt::Display for Report {
             self.fenced_writes,
             self.dropped_replies,
             self.resumed_attempts,
-            self.packs_loaded,
+            self.entries_loaded,
             self.server_requests,
             self.virtual_ms
         )
@@ -70,7 +70,7 @@ impl Report {
         self.fenced_writes += r.fenced_writes;
         self.dropped_replies += r.dropped_replies;
         self.resumed_attempts += r.resumed_attempts;
-        self.packs_loaded += r.packs_loaded;
+        self.entries_loaded += r.entries_loaded;
         self.server_requests += r.server_requests;
         self.virtual_ms += r.virtual_ms;
     }

@@ -716,7 +716,7 @@ impl World {
         if self.current.is_some() {
             return;
         }
-        self.report.packs_loaded += self.store.pack_count() as u64;
+        self.report.entries_loaded += self.store.entry_count() as u64;
         let loaded = self.store.begin_leadership(self.now);
         let gen = loaded.epoch.0;
         self.current = Some(gen);

@@ -212,12 +212,13 @@ pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_c
         .await
         .unwrap();
     {
-        // In the record's place: one put.
-        let t = store.database().transaction("outbox").build().unwrap();
-        let os = t.object_store("outbox").unwrap();
-        let raw: Option<f64> = os.get("a").primitive().unwrap().await.unwrap();
-        assert_eq!(raw, Some(1_000.0));
+        // In the log, and the record's entry is gone.
+        let t = store.database().transaction("log").build().unwrap();
+        let os = t.object_store("log").unwrap();
+        let raw: Option<String> = os.get(2.0).primitive().unwrap().await.unwrap();
+        assert_eq!(raw.as_deref(), Some("{\"d\":[[\"a\",1000]]}"));
     }
+    assert_eq!(keys_in(&store, "log").await, ["2"]);
     // A tombstone as an older build kept it, in a store of its own.
     {
         let t = store
@@ -258,22 +259,44 @@ pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_c
     );
 }
 
-/// The keys in the object store `name` of `store`'s database.
+/// The keys in the object store `name` of `store`'s database (numbers in decimal).
 async fn keys_in(store: &IdbStore, name: &str) -> Vec<String> {
     let t = store.database().transaction(name).build().unwrap();
     t.object_store(name)
         .unwrap()
-        .get_all_keys::<String>()
+        .get_all_keys::<JsValue>()
         .primitive()
         .unwrap()
         .await
         .unwrap()
-        .map(Result::unwrap)
+        .map(|k| {
+            let k = k.unwrap();
+            k.as_string()
+                .or_else(|| k.as_f64().map(|n| n.to_string()))
+                .unwrap()
+        })
         .collect()
 }
 
-pub async fn a_writes_new_records_share_one_pack_until_every_one_is_done() {
-    let scope = unique("packs");
+/// Puts `value` under `key` in the object store `name` of `db`.
+async fn plant(
+    db: &indexed_db_futures::database::Database,
+    name: &str,
+    key: JsValue,
+    value: JsValue,
+) {
+    let t = db
+        .transaction(name)
+        .with_mode(TransactionMode::Readwrite)
+        .build()
+        .unwrap();
+    let os = t.object_store(name).unwrap();
+    os.put(value).with_key(key).primitive().unwrap();
+    t.commit().await.unwrap();
+}
+
+pub async fn a_write_is_one_log_entry_for_its_records_and_one_for_its_marks() {
+    let scope = unique("log");
     let store = IdbStore::open(&scope).await.unwrap();
     let epoch = store.begin_leadership(0).await.unwrap().epoch;
     let txs: Vec<Transaction> = ["a", "b", "c"]
@@ -296,7 +319,7 @@ pub async fn a_writes_new_records_share_one_pack_until_every_one_is_done() {
         .write(&write(1, epoch, txs.clone(), vec![]))
         .await
         .unwrap();
-    assert_eq!(keys_in(&store, "packs").await, ["0"], "one put for three");
+    assert_eq!(keys_in(&store, "log").await, ["1"], "one put for three");
     assert!(keys_in(&store, "outbox").await.is_empty());
     // A new leader reads them back, and its writes keep to the same layout.
     let store = IdbStore::open(&scope).await.unwrap();
@@ -318,42 +341,115 @@ pub async fn a_writes_new_records_share_one_pack_until_every_one_is_done() {
         .await
         .unwrap();
     assert_eq!(
-        keys_in(&store, "packs").await,
-        ["0"],
-        "c is still only there"
+        keys_in(&store, "log").await,
+        ["1", "2"],
+        "c's record is still only in entry 1"
     );
     store
         .write(&write(3, epoch, vec![], vec![done("c")]))
         .await
         .unwrap();
-    assert!(
-        keys_in(&store, "packs").await.is_empty(),
-        "every member done"
+    assert_eq!(
+        keys_in(&store, "log").await,
+        ["2", "3"],
+        "entry 1 goes in the write that beats its last record"
     );
-    assert_eq!(keys_in(&store, "outbox").await, ["a", "b", "c"]);
-    // A pack that does not read is reported and quarantined whole.
-    {
-        let t = store
-            .database()
-            .transaction("packs")
-            .with_mode(TransactionMode::Readwrite)
-            .build()
-            .unwrap();
-        let os = t.object_store("packs").unwrap();
-        os.put("[[\"x\", {\"torn")
-            .with_key("5")
-            .primitive()
-            .unwrap();
-        t.commit().await.unwrap();
-    }
+    let loaded = store.begin_leadership(0).await.unwrap();
+    assert_eq!(loaded.tombstones.len(), 3);
+    // An entry that does not read is reported and quarantined whole.
+    plant(
+        store.database(),
+        "log",
+        9.0.into(),
+        "{\"p\": [[\"x\", {\"torn".into(),
+    )
+    .await;
     let loaded = store.begin_leadership(0).await.unwrap();
     assert_eq!(loaded.records.len(), 1);
     let key = loaded.records[0].0.clone();
     assert!(Transaction::from_stored(loaded.records[0].1.clone()).is_err());
     store.quarantine(&key).await.unwrap();
-    assert!(keys_in(&store, "packs").await.is_empty());
+    assert_eq!(keys_in(&store, "log").await, ["2", "3"]);
     assert_eq!(keys_in(&store, "quarantine").await, [key]);
     assert!(store.begin_leadership(0).await.unwrap().records.is_empty());
+    // New entries take keys after the quarantined one's.
+    let mut d = tx("d", "d");
+    d.epoch = store.begin_leadership(0).await.unwrap().epoch;
+    store
+        .write(&write(4, d.epoch, vec![d], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(keys_in(&store, "log").await, ["2", "3", "4"]);
+}
+
+pub async fn a_schema_3_database_is_upgraded_and_its_packs_become_slots() {
+    let scope = unique("v3");
+    let name = outbox_worker::idb::database_name(&scope);
+    {
+        let db = indexed_db_futures::database::Database::open(name.as_str())
+            .with_version(3u32)
+            .with_on_upgrade_needed(|_, db| {
+                for store in [
+                    "meta",
+                    "outbox",
+                    "tombstones",
+                    "quarantine",
+                    "synced",
+                    "packs",
+                ] {
+                    db.create_object_store(store).build()?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let a = serde_json::to_string(&tx("a", "a")).unwrap();
+        let b = serde_json::to_string(&tx("b", "b")).unwrap();
+        let pack = format!("[[\"a\", {a}], [\"b\", {b}], [\"gone\", {b}]]");
+        plant(&db, "packs", "0".into(), pack.into()).await;
+        // b's later record, in its slot, beats the pack's copy; gone was removed.
+        let mut later = tx("b", "b");
+        later.state = TransactionState::Failed;
+        let later_text = serde_json::to_string(&later).unwrap();
+        plant(&db, "outbox", "b".into(), later_text.into()).await;
+        plant(&db, "outbox", "gone".into(), JsValue::FALSE).await;
+        db.close();
+    }
+    let store = IdbStore::open(&scope).await.unwrap();
+    let loaded = store.begin_leadership(0).await.unwrap();
+    let mut back: Vec<(String, TransactionState)> = loaded
+        .records
+        .into_iter()
+        .map(|(k, r)| (k, Transaction::from_stored(r).unwrap().state))
+        .collect();
+    back.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        back,
+        [
+            ("a".to_owned(), TransactionState::Pending),
+            ("b".to_owned(), TransactionState::Failed)
+        ]
+    );
+    assert!(keys_in(&store, "packs").await.is_empty());
+    assert_eq!(keys_in(&store, "outbox").await, ["a", "b"]);
+    // Completing them moves them into the log; their slots go in the same write.
+    let done = |id: &str| Tombstone {
+        id: id.into(),
+        completed_at: 7,
+    };
+    store
+        .write(&WriteBatch {
+            id: 1,
+            epoch: loaded.epoch,
+            puts: vec![],
+            completed: vec![done("a"), done("b")],
+            deletes: vec![],
+            reachable: None,
+        })
+        .await
+        .unwrap();
+    assert!(keys_in(&store, "outbox").await.is_empty());
+    assert_eq!(store.begin_leadership(0).await.unwrap().tombstones.len(), 2);
 }
 
 pub async fn a_stale_leaders_write_is_fenced_out_and_rolled_back_whole() {
@@ -526,32 +622,9 @@ pub async fn a_corrupt_record_is_quarantined_and_reported_and_the_rest_goes_on()
     }
     assert!(reported.iter().any(|m| m.contains("\"junk\"")));
     assert!(reported.iter().any(|m| m.contains("\"torn\"")));
-    // The quarantine transactions were created before this one, so it sees their result.
-    let t = store
-        .database()
-        .transaction(["outbox", "quarantine"])
-        .build()
-        .unwrap();
-    let outbox_keys: Vec<String> = t
-        .object_store("outbox")
-        .unwrap()
-        .get_all_keys::<String>()
-        .primitive()
-        .unwrap()
-        .await
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let quarantined: Vec<String> = t
-        .object_store("quarantine")
-        .unwrap()
-        .get_all_keys::<String>()
-        .primitive()
-        .unwrap()
-        .await
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    // The quarantine transactions were created before these, so they see their result.
+    let outbox_keys = keys_in(&store, "outbox").await;
+    let quarantined = keys_in(&store, "quarantine").await;
     assert!(outbox_keys.is_empty(), "{outbox_keys:?}");
     assert_eq!(quarantined, vec!["junk".to_owned(), "torn".to_owned()]);
     // And the leader serves on.
