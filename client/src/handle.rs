@@ -13,7 +13,6 @@ use outbox_shared::model::{Transaction, TransactionId, TransactionState, TxError
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// A promise settled at most once, made only when someone asks for it: most transactions'
 /// `durable` and `completed` are never awaited, and making a promise (with its resolve and
@@ -46,16 +45,14 @@ impl Deferred {
             return p.clone();
         }
         let promise = match slot.outcome.take() {
-            Some(Ok(value)) => Promise::resolve(&value),
-            Some(Err(error)) => Promise::reject(&error),
+            Some(Ok(value)) => js::settled(true, &value),
+            Some(Err(error)) => js::settled(false, &error),
             None => {
-                let mut fns = None;
-                let p = Promise::new(&mut |resolve, reject| fns = Some((resolve, reject)));
-                slot.settle = fns;
-                p
+                let d = js::deferred();
+                slot.settle = Some((d.resolve(), d.reject()));
+                d.promise()
             }
         };
-        mark_handled(&promise);
         slot.promise = Some(promise.clone());
         promise
     }
@@ -91,21 +88,40 @@ impl Deferred {
     }
 }
 
-/// Attaches a no-op rejection handler, so a rejection nobody awaits is not reported as
-/// unhandled; whoever does await the promise still sees the rejection.
-fn mark_handled(promise: &Promise) {
-    thread_local! {
-        // One no-op function for the life of the page: promises hold on to it and may call it
-        // at any later time, so it must never be freed.
-        static NOOP: JsValue = Closure::<dyn FnMut(JsValue)>::new(|_| {}).into_js_value();
-    }
-    let catch = js_sys::Reflect::get(promise, &JsValue::from_str("catch"))
-        .ok()
-        .and_then(|c| c.dyn_into::<Function>().ok());
-    if let Some(catch) = catch {
-        NOOP.with(|noop| {
-            let _ = catch.call1(promise, noop);
-        });
+/// Promises made in JS, in one call each: making them from Rust (a closure for the executor,
+/// a lookup and call of `catch`) cost more than the rest of an insert. Every promise made here
+/// has a no-op rejection handler, so a rejection nobody awaits is not reported as unhandled;
+/// whoever does await it still sees the rejection.
+mod js {
+    use js_sys::{Function, Promise};
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen(inline_js = "
+        const noop = () => {};
+        export function deferred() {
+          const d = {};
+          d.promise = new Promise((resolve, reject) => { d.resolve = resolve; d.reject = reject; });
+          d.promise.catch(noop);
+          return d;
+        }
+        export function settled(ok, value) {
+          const p = ok ? Promise.resolve(value) : Promise.reject(value);
+          p.catch(noop);
+          return p;
+        }
+    ")]
+    extern "C" {
+        /// A pending promise with its resolve and reject functions.
+        pub type Deferred;
+        pub fn deferred() -> Deferred;
+        #[wasm_bindgen(method, getter)]
+        pub fn promise(this: &Deferred) -> Promise;
+        #[wasm_bindgen(method, getter)]
+        pub fn resolve(this: &Deferred) -> Function;
+        #[wasm_bindgen(method, getter)]
+        pub fn reject(this: &Deferred) -> Function;
+        /// A promise already resolved with `value` (`ok`) or rejected with it.
+        pub fn settled(ok: bool, value: &JsValue) -> Promise;
     }
 }
 

@@ -242,3 +242,60 @@ async fn rows_hands_out_the_same_frozen_object_while_a_row_is_unchanged() {
     assert!(js_sys::Object::is(&after.get(1), &last.get(0)));
     client.close();
 }
+
+#[wasm_bindgen_test]
+async fn every_kind_of_json_data_reads_back_as_given_and_anything_else_is_named() {
+    let scope = unique_scope("rowdata");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let row = js_call(
+        "",
+        "const bare = Object.create(null); bare.k = [1, -2.5, 'ü€😀', null, {deep: [[true]]}]; \
+         return {id: 'a', n: 0.1, big: 2 ** 60, neg: -0, s: 'line\\n\"q\"', bare, gone: undefined};",
+        &[],
+    );
+    settle(todos.insert(row).unwrap().durable()).await.unwrap();
+    let back = js_sys::JSON::stringify(&todos.get("a".into()).unwrap()).unwrap();
+    assert_eq!(
+        String::from(back),
+        r#"{"bare":{"k":[1,-2.5,"ü€😀",null,{"deep":[[true]]}]},"big":1152921504606847000,"id":"a","n":0.1,"neg":0,"s":"line\n\"q\""}"#,
+        "keys in order, undefined left out"
+    );
+    for (body, words) in [
+        (
+            "return {id: 'b', list: [1, () => 2]};",
+            "row.list[1] is a function",
+        ),
+        (
+            "return {id: 'b', list: [1, , 3]};",
+            "row.list[1] is undefined",
+        ),
+        (
+            "return {id: 'b', at: [new Date(0)]};",
+            "row.at[0] is a Date",
+        ),
+        (
+            "return {id: 'b', m: {inner: new Map()}};",
+            "row.m.inner is a Map",
+        ),
+        ("return {id: 'b', n: 10n};", "row.n is a BigInt"),
+        ("return {id: 'b', n: Infinity};", "JSON cannot hold"),
+        (
+            "return {id: 'b', toJSON() { return {id: 'b'}; }};",
+            "row.toJSON is a function",
+        ),
+    ] {
+        refused(todos.insert(js_call("", body, &[])), words);
+    }
+    let mut deep = String::from("1");
+    for _ in 0..70 {
+        deep = format!("[{deep}]");
+    }
+    refused(
+        todos.insert(json(&format!(r#"{{"id": "c", "deep": {deep}}}"#))),
+        "nested more than 64 levels",
+    );
+    assert!(!has(&todos, "b") && !has(&todos, "c"));
+}
