@@ -346,6 +346,11 @@ impl Layout {
             }
         }
         load.dropped = dropped;
+        // In key order, whatever order the maps above keep (the executor quarantines and
+        // reports in this order, and the simulation replays a seed exactly).
+        load.records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        load.tombstones.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        load.expired.sort_unstable();
         (layout, load)
     }
 
