@@ -389,10 +389,7 @@ impl IdbStore {
                     }
                     let prefix = synced_key(&snap.collection, "");
                     for k in existing.iter().flatten().filter(|k| k.starts_with(&prefix)) {
-                        synced
-                            .delete(k.as_str())
-                            .primitive()
-                            .map_err(|e| store_error(&e))?;
+                        delete(&synced, k.as_str())?;
                     }
                     for (key, row) in &snap.rows {
                         let text = serde_json::to_string(row).map_err(other)?;
@@ -416,10 +413,7 @@ impl IdbStore {
                         .map_err(|e| store_error(&e))?;
                 }
                 RowWrite::Delete { collection, key } => {
-                    synced
-                        .delete(synced_key(collection, key).as_str())
-                        .primitive()
-                        .map_err(|e| store_error(&e))?;
+                    delete(&synced, synced_key(collection, key).as_str())?;
                 }
             }
         }
@@ -439,11 +433,10 @@ impl IdbStore {
             .map_err(|e| store_error(&e))?
             .clear()
             .map_err(|e| store_error(&e))?;
-        tx.object_store(META)
-            .map_err(|e| store_error(&e))?
-            .delete(SYNC_SEQS_KEY)
-            .primitive()
-            .map_err(|e| store_error(&e))?;
+        delete(
+            &tx.object_store(META).map_err(|e| store_error(&e))?,
+            SYNC_SEQS_KEY,
+        )?;
         commit(tx).await
     }
 
@@ -475,7 +468,7 @@ fn keep_if_recent(
     kept: &mut Vec<Tombstone>,
 ) -> Result<(), StoreError> {
     if at < cutoff {
-        store.delete(id).primitive().map_err(|e| store_error(&e))?;
+        delete(store, id)?;
     } else {
         kept.push(Tombstone {
             id: id.into(),
