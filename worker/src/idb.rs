@@ -30,7 +30,8 @@ use outbox_runtime::store::{AsyncStore, LocalFuture};
 use outbox_shared::model::{Epoch, Millis};
 use outbox_shared::store::{
     check_fence, entry_member, migrate_packs, EntryId, Layout, LegacySlot, Loaded, Op,
-    QuarantineTarget, Slot, StoreError, StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS,
+    QuarantineTarget, Slot, StoreError, StoredRecord, Tombstone, WriteBatch, WriteId,
+    TOMBSTONE_TTL_MS,
 };
 use outbox_shared::sync::{CollectionSnapshot, PersistBatch, RowWrite};
 use std::cell::RefCell;
@@ -152,7 +153,62 @@ impl IdbStore {
     /// Takes leadership: bumps the epoch, migrates schema 3's packs, drops what is garbage
     /// (expired tombstones, spent entries), and loads everything, in one transaction.
     pub async fn begin_leadership(&self, now: Millis) -> Result<Loaded, StoreError> {
-        let tx = self.readwrite([META, OUTBOX, PACKS, LOG, TOMBSTONES])?;
+        let mut kept = None;
+        self.take_over(now, |loaded| {
+            kept = Some(loaded);
+            Vec::new()
+        })
+        .await?;
+        kept.ok_or_else(|| StoreError::Other("nothing was loaded".into()))
+    }
+
+    /// Takes leadership as [`IdbStore::begin_leadership`] does, and stores the term's first
+    /// writes in the same transaction: `first_writes` gets what was loaded while the
+    /// transaction is still open, and what it returns is put before the commit. A new leader's
+    /// first attempts so wait for one commit, not two. Returns each of those writes' outcome:
+    /// `Ok` once committed, or why it could not be laid out (the rest still commit).
+    pub async fn take_over(
+        &self,
+        now: Millis,
+        first_writes: impl FnOnce(Loaded) -> Vec<WriteBatch>,
+    ) -> Result<Vec<(WriteId, Result<(), StoreError>)>, StoreError> {
+        self.load_and_write(now, None, first_writes).await
+    }
+
+    /// Runs [`IdbStore::take_over`] on at most `limit` records of each store and rolls it all
+    /// back. A worker waiting for the lock does this once, so that the code of a takeover is
+    /// compiled (WebAssembly and its glue compile at their first run) before it is needed.
+    pub async fn rehearse_take_over(
+        &self,
+        now: Millis,
+        limit: u32,
+        first_writes: impl FnOnce(Loaded) -> Vec<WriteBatch>,
+    ) -> Result<(), StoreError> {
+        self.load_and_write(now, Some(limit), first_writes)
+            .await
+            .map(drop)
+    }
+
+    /// The transaction of [`IdbStore::take_over`]. With a `limit`, a rehearsal: a read-only
+    /// transaction that reads that many records of each store at most and works out everything
+    /// a takeover would write, but writes none of it (a takeover's deletes are only right for
+    /// the whole outbox, and the epoch is the real leader's).
+    async fn load_and_write(
+        &self,
+        now: Millis,
+        limit: Option<u32>,
+        first_writes: impl FnOnce(Loaded) -> Vec<WriteBatch>,
+    ) -> Result<Vec<(WriteId, Result<(), StoreError>)>, StoreError> {
+        let stores = [META, OUTBOX, PACKS, LOG, TOMBSTONES];
+        let real = limit.is_none();
+        let tx = if real {
+            self.readwrite(stores)?
+        } else {
+            self.db
+                .transaction(stores)
+                .build()
+                .map_err(|e| store_error(&e))?
+        };
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
         let packs = tx.object_store(PACKS).map_err(|e| store_error(&e))?;
@@ -168,17 +224,19 @@ impl IdbStore {
             .get::<f64, _, _>(UNREACHABLE_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
-        let slots = issue_read_all(&outbox)?;
-        let pack_records = issue_read_all(&packs)?;
-        let entry_records = issue_read_all(&log)?;
-        let tomb_records = issue_read_all(&tombs)?;
+        let slots = issue_read_all(&outbox, limit)?;
+        let pack_records = issue_read_all(&packs, limit)?;
+        let entry_records = issue_read_all(&log, limit)?;
+        let tomb_records = issue_read_all(&tombs, limit)?;
         let epoch = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?).next();
         // Anything but a stored 1 (nothing, or a value this build does not know) is reachable.
         let unreachable = unreachable_req.await.map_err(|e| store_error(&e))? == Some(1.0);
-        meta.put(epoch.0 as f64)
-            .with_key(EPOCH_KEY)
-            .primitive()
-            .map_err(|e| store_error(&e))?;
+        if real {
+            meta.put(epoch.0 as f64)
+                .with_key(EPOCH_KEY)
+                .primitive()
+                .map_err(|e| store_error(&e))?;
+        }
         let (keys, values) = slots.await?;
         let slots = keys
             .into_iter()
@@ -191,7 +249,12 @@ impl IdbStore {
             .zip(values)
             .map(|(k, v)| (k.as_string().unwrap_or_default(), record_value(v)))
             .collect();
-        let migration = migrate_packs(slots, packs_read);
+        let mut migration = migrate_packs(slots, packs_read);
+        if !real {
+            migration.put_slots.clear();
+            migration.delete_slots.clear();
+            migration.delete_packs.clear();
+        }
         for (key, record) in migration.put_slots {
             let text = match record {
                 StoredRecord::Text(text) => text,
@@ -216,31 +279,63 @@ impl IdbStore {
             .zip(values)
             .filter_map(|(k, v)| Some((entry_id(&k)?, record_value(v))))
             .collect();
-        let (layout, load) = Layout::load(migration.slots, entries, now);
-        for key in &load.expired {
-            delete(&outbox, key.as_str())?;
-        }
-        for entry in &load.dropped {
-            delete(&log, *entry as f64)?;
+        let (mut layout, load) = Layout::load(migration.slots, entries, now);
+        if real {
+            for key in &load.expired {
+                delete(&outbox, key.as_str())?;
+            }
+            for entry in &load.dropped {
+                delete(&log, *entry as f64)?;
+            }
         }
         let mut tombstones = load.tombstones;
         // Tombstones of builds that kept them in a store of their own.
         let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
         let (tkeys, tvalues) = tomb_records.await?;
         for (k, v) in tkeys.into_iter().zip(tvalues) {
-            if let Some(id) = k.as_string() {
-                let at = v.as_f64().unwrap_or(0.0) as Millis;
-                keep_if_recent(&tombs, &id, at, cutoff, &mut tombstones)?;
+            let Some(id) = k.as_string() else { continue };
+            let at = v.as_f64().unwrap_or(0.0) as Millis;
+            if at >= cutoff {
+                tombstones.push(Tombstone {
+                    id: id.as_str().into(),
+                    completed_at: at,
+                });
+            } else if real {
+                delete(&tombs, id.as_str())?;
             }
         }
-        commit(tx).await?;
-        *self.layout.borrow_mut() = layout;
-        Ok(Loaded {
+        let writes = first_writes(Loaded {
             epoch,
             records: load.records,
             tombstones,
             unreachable,
-        })
+        });
+        // Still inside the transaction (nothing was awaited since the last read): the term's
+        // first writes go in with the epoch. Each is laid out after the one before.
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for batch in &writes {
+            match layout.plan(batch) {
+                Ok((ops, delta)) => {
+                    if real {
+                        apply(&outbox, &log, ops)?;
+                        if let Some(reachable) = batch.reachable {
+                            put_reachable(&meta, reachable)?;
+                        }
+                    }
+                    layout.commit(delta);
+                    outcomes.push((batch.id, Ok(())));
+                }
+                Err(e) => outcomes.push((batch.id, Err(other(e)))),
+            }
+        }
+        if !real {
+            // A rehearsal wrote nothing: let it end.
+            drop(tx);
+            return Ok(outcomes);
+        }
+        commit(tx).await?;
+        *self.layout.borrow_mut() = layout;
+        Ok(outcomes)
     }
 
     /// Writes a batch atomically, refusing it whole if storage has moved past its epoch.
@@ -258,10 +353,7 @@ impl IdbStore {
         let log = tx.object_store(LOG).map_err(|e| store_error(&e))?;
         apply(&outbox, &log, ops)?;
         if let Some(reachable) = batch.reachable {
-            meta.put(if reachable { 0.0 } else { 1.0 })
-                .with_key(UNREACHABLE_KEY)
-                .primitive()
-                .map_err(|e| store_error(&e))?;
+            put_reachable(&meta, reachable)?;
         }
         let stored = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?);
         // Dropping `tx` without committing rolls it back.
@@ -458,26 +550,6 @@ impl IdbStore {
     }
 }
 
-/// A tombstone completed `at`, stored under `id` in `store`: into `kept` if it completed at or
-/// after `cutoff`, deleted otherwise.
-fn keep_if_recent(
-    store: &indexed_db_futures::object_store::ObjectStore<'_>,
-    id: &str,
-    at: Millis,
-    cutoff: Millis,
-    kept: &mut Vec<Tombstone>,
-) -> Result<(), StoreError> {
-    if at < cutoff {
-        delete(store, id)?;
-    } else {
-        kept.push(Tombstone {
-            id: id.into(),
-            completed_at: at,
-        });
-    }
-    Ok(())
-}
-
 /// The stored epoch (0 when there is none, or it does not read as one).
 fn epoch_of(stored: Option<f64>) -> Epoch {
     Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64)
@@ -500,7 +572,7 @@ async fn read_epoch(
 async fn read_all(
     store: &indexed_db_futures::object_store::ObjectStore<'_>,
 ) -> Result<Listing, StoreError> {
-    issue_read_all(store)?.await
+    issue_read_all(store, None)?.await
 }
 
 /// A store's keys and values, in key order.
@@ -510,15 +582,20 @@ type Listing = (Vec<JsValue>, Vec<JsValue>);
 /// issued together cost one round trip to the database.
 fn issue_read_all<'a>(
     store: &indexed_db_futures::object_store::ObjectStore<'a>,
+    limit: Option<u32>,
 ) -> Result<impl std::future::Future<Output = Result<Listing, StoreError>> + 'a, StoreError> {
-    let keys = store
-        .get_all_keys::<JsValue>()
-        .primitive()
-        .map_err(|e| store_error(&e))?;
-    let values = store
-        .get_all::<JsValue>()
-        .primitive()
-        .map_err(|e| store_error(&e))?;
+    let (keys, values) = match limit {
+        None => (
+            store.get_all_keys::<JsValue>().primitive(),
+            store.get_all::<JsValue>().primitive(),
+        ),
+        Some(n) => (
+            store.get_all_keys::<JsValue>().with_limit(n).primitive(),
+            store.get_all::<JsValue>().with_limit(n).primitive(),
+        ),
+    };
+    let keys = keys.map_err(|e| store_error(&e))?;
+    let values = values.map_err(|e| store_error(&e))?;
     Ok(async move {
         let keys = keys
             .await
@@ -532,6 +609,18 @@ fn issue_read_all<'a>(
             .collect();
         Ok((keys, values))
     })
+}
+
+/// Stores whether the server was reachable at the last attempt (see `Loaded::unreachable`).
+fn put_reachable(
+    meta: &indexed_db_futures::object_store::ObjectStore<'_>,
+    reachable: bool,
+) -> Result<(), StoreError> {
+    meta.put(if reachable { 0.0 } else { 1.0 })
+        .with_key(UNREACHABLE_KEY)
+        .primitive()
+        .map_err(|e| store_error(&e))?;
+    Ok(())
 }
 
 /// Issues a write's operations on the outbox and log stores.

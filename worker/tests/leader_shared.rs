@@ -28,6 +28,16 @@ async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count
 }
 
 #[wasm_bindgen_test]
+async fn a_takeover_commits_its_first_writes_with_the_epoch() {
+    leader_cases::a_takeover_commits_its_first_writes_with_the_epoch().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
+    leader_cases::a_rehearsed_takeover_reads_the_outbox_and_writes_nothing().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_write_is_one_log_entry_for_its_records_and_one_for_its_marks() {
     leader_cases::a_write_is_one_log_entry_for_its_records_and_one_for_its_marks().await;
 }

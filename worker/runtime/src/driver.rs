@@ -41,6 +41,8 @@ struct Inner {
     send: Sender,
     timer: RefCell<Timer>,
     queue: RefCell<VecDeque<Event>>,
+    /// Commands to carry out before the next event is handled ([`Driver::carry_out`]).
+    deferred: RefCell<Vec<Command>>,
     busy: Cell<bool>,
     ready_calls: RefCell<Calls>,
     /// The executor's batch requests made in this turn: function name, calls.
@@ -75,6 +77,7 @@ impl Driver {
             send,
             timer: RefCell::new(Timer::default()),
             queue: RefCell::new(VecDeque::new()),
+            deferred: RefCell::new(Vec::new()),
             busy: Cell::new(false),
             ready_calls: RefCell::new(Vec::new()),
             ready_batches: RefCell::new(Vec::new()),
@@ -114,6 +117,14 @@ impl Driver {
         Inner::dispatch(&self.0, events);
     }
 
+    /// Carries out commands the executor gave outside the driver (the leader handles
+    /// [`Event::BecameLeader`] itself, inside the transaction that takes the outbox over), as
+    /// if they came from a turn of its own.
+    pub fn carry_out(&self, commands: Vec<Command>) {
+        self.0.deferred.borrow_mut().extend(commands);
+        Inner::turn(&self.0);
+    }
+
     /// Reads the executor.
     pub fn with_executor<R>(&self, f: impl FnOnce(&Executor) -> R) -> R {
         f(&self.0.exec.borrow())
@@ -133,16 +144,25 @@ impl Driver {
 impl Inner {
     fn dispatch(this: &Rc<Self>, events: Vec<Event>) {
         this.queue.borrow_mut().extend(events);
+        Self::turn(this);
+    }
+
+    /// Runs deferred commands and queued events until there are none, unless a turn is already
+    /// running (it will get to them).
+    fn turn(this: &Rc<Self>) {
         if this.busy.replace(true) {
             return;
         }
         loop {
-            // Everything queued meanwhile goes in one turn.
-            let next = std::mem::take(&mut *this.queue.borrow_mut());
-            if next.is_empty() {
-                break;
+            let mut commands = std::mem::take(&mut *this.deferred.borrow_mut());
+            if commands.is_empty() {
+                // Everything queued meanwhile goes in one turn.
+                let next = std::mem::take(&mut *this.queue.borrow_mut());
+                if next.is_empty() {
+                    break;
+                }
+                commands = this.exec.borrow_mut().handle_all(now(), next);
             }
-            let commands = this.exec.borrow_mut().handle_all(now(), next);
             for c in commands {
                 Self::run(this, c);
             }

@@ -163,6 +163,147 @@ pub async fn the_store_bumps_the_epoch_and_keeps_records_across_openings() {
     );
 }
 
+pub async fn a_takeover_commits_its_first_writes_with_the_epoch() {
+    let scope = unique("takeover");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap();
+    let mut a = tx("a", "1");
+    a.epoch = first.epoch;
+    let batch = |id, epoch, puts, reachable| WriteBatch {
+        id,
+        epoch,
+        puts,
+        completed: vec![],
+        deletes: vec![],
+        reachable,
+    };
+    store
+        .write(&batch(1, first.epoch, vec![a.clone()], None))
+        .await
+        .unwrap();
+    let next = IdbStore::open(&scope).await.unwrap();
+    let mut b = tx("b", "2");
+    let mut seen = None;
+    let outcomes = next
+        .take_over(0, |loaded| {
+            seen = Some((loaded.epoch, loaded.records.len()));
+            b.epoch = loaded.epoch;
+            vec![batch(7, loaded.epoch, vec![b.clone()], Some(false))]
+        })
+        .await
+        .unwrap();
+    let second = first.epoch.next();
+    assert_eq!(
+        seen,
+        Some((second, 1)),
+        "it saw the outbox and the new epoch"
+    );
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].0, 7);
+    assert!(outcomes[0].1.is_ok(), "{:?}", outcomes[0].1);
+    assert_eq!(
+        log_texts(&store)
+            .await
+            .iter()
+            .filter(|t| t.contains("\"id\":\"b\""))
+            .count(),
+        1,
+        "b is stored by the takeover itself"
+    );
+    // The epoch moved in the same commit: the old leader is fenced out.
+    assert!(matches!(
+        store
+            .write(&batch(2, first.epoch, vec![a.clone()], None))
+            .await,
+        Err(StoreError::Fenced { .. })
+    ));
+    // The new leader's next write lays out after the first ones (b is replaced, not doubled).
+    b.updated_at += 1;
+    next.write(&batch(8, second, vec![b.clone()], None))
+        .await
+        .unwrap();
+    let third = IdbStore::open(&scope)
+        .await
+        .unwrap()
+        .begin_leadership(0)
+        .await
+        .unwrap();
+    assert_eq!(third.epoch, second.next());
+    assert!(third.unreachable, "the first write's mark is stored");
+    let mut loaded: Vec<Transaction> = third
+        .records
+        .into_iter()
+        .map(|(_, v)| Transaction::from_stored(v).unwrap())
+        .collect();
+    loaded.sort_by(|x, y| x.id.0.cmp(&y.id.0));
+    assert_eq!(loaded, [a, b]);
+}
+
+pub async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
+    let scope = unique("rehearsal");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap();
+    let mut a = tx("a", "1");
+    a.epoch = first.epoch;
+    let write = |id, puts, completed| WriteBatch {
+        id,
+        epoch: first.epoch,
+        puts,
+        completed,
+        deletes: vec![],
+        reachable: Some(false),
+    };
+    store.write(&write(1, vec![a], vec![])).await.unwrap();
+    let done = Tombstone {
+        id: "a".into(),
+        completed_at: 1_000,
+    };
+    store.write(&write(2, vec![], vec![done])).await.unwrap();
+    plant(store.database(), "tombstones", "old".into(), 2_000.0.into()).await;
+    let (log, tombs) = (
+        keys_in(&store, "log").await,
+        keys_in(&store, "tombstones").await,
+    );
+    assert_eq!((log.len(), tombs.len()), (1, 1));
+    // Late enough that a takeover would expire both tombstones; with a first write of its own.
+    let late = 2_000 + TOMBSTONE_TTL_MS + 1;
+    let mut seen = None;
+    IdbStore::open(&scope)
+        .await
+        .unwrap()
+        .rehearse_take_over(late, 1, |loaded| {
+            seen = Some(loaded.epoch);
+            let mut b = tx("b", "2");
+            b.epoch = loaded.epoch;
+            vec![WriteBatch {
+                id: 9,
+                epoch: loaded.epoch,
+                puts: vec![b],
+                completed: vec![],
+                deletes: vec![],
+                reachable: Some(true),
+            }]
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        Some(first.epoch.next()),
+        "it worked out the next epoch"
+    );
+    assert_eq!(
+        keys_in(&store, "log").await,
+        log,
+        "no entry written or dropped"
+    );
+    assert_eq!(keys_in(&store, "tombstones").await, tombs, "none expired");
+    let after = store.begin_leadership(0).await.unwrap();
+    assert_eq!(after.epoch, first.epoch.next(), "the epoch did not move");
+    assert!(after.records.is_empty(), "b was not written");
+    assert!(after.unreachable, "the mark was not overwritten");
+    assert_eq!(after.tombstones.len(), 2);
+}
+
 pub async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leader() {
     let scope = unique("reach");
     let store = IdbStore::open(&scope).await.unwrap();
@@ -275,6 +416,20 @@ async fn keys_in(store: &IdbStore, name: &str) -> Vec<String> {
                 .or_else(|| k.as_f64().map(|n| n.to_string()))
                 .unwrap()
         })
+        .collect()
+}
+
+/// The log's entries, as the JSON text they are stored as.
+async fn log_texts(store: &IdbStore) -> Vec<String> {
+    let t = store.database().transaction("log").build().unwrap();
+    t.object_store("log")
+        .unwrap()
+        .get_all::<JsValue>()
+        .primitive()
+        .unwrap()
+        .await
+        .unwrap()
+        .map(|v| v.unwrap().as_string().unwrap())
         .collect()
 }
 
