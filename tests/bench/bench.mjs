@@ -85,17 +85,17 @@ const closePage = (page) => page?.close({ runBeforeUnload: false }).catch(() => 
 const evalIn = (page, fn, arg, ms, what) => timed(page.evaluate(fn, arg), ms, what);
 
 /** A page with `lib` ('outbox' | 'tanstack') set up for `app`, and measure.js loaded as `M`. */
-async function libPage(lib, server, { app, dedicated = false, batch = true, requireLeader = lib === 'tanstack' }) {
+async function libPage(lib, server, { app, dedicated = false, batch = true, fetches = false, requireLeader = lib === 'tanstack' }) {
   const page = await openPage(server);
   try {
     const role = await evalIn(
       page,
-      async ({ lib, app, dedicated, batch }) => {
+      async ({ lib, app, dedicated, batch, fetches }) => {
         const mod = await import(lib === 'outbox' ? '/outbox-page.js' : '/tanstack-page.js');
         globalThis.M = await import('/measure.js');
-        return mod.setup({ app, dedicated, batch });
+        return mod.setup({ app, dedicated, batch, fetches });
       },
-      { lib, app, dedicated, batch },
+      { lib, app, dedicated, batch, fetches },
       60_000,
       `${lib} setup`,
     );
@@ -274,11 +274,14 @@ async function outboxFailoverTrial(server) {
     let a;
     let b;
     try {
-      a = await libPage('outbox', server, { app, dedicated: true });
+      a = await libPage('outbox', server, { app, dedicated: true, fetches: true });
       await eventually(() => a.evaluate(() => bench.isLeaderTab()), { timeout: 15_000, what: 'tab A leading' });
-      b = await libPage('outbox', server, { app, dedicated: true });
+      b = await libPage('outbox', server, { app, dedicated: true, fetches: true });
       if (await b.evaluate(() => bench.isLeaderTab())) throw new Error('tab B leads, not tab A');
-      await b.evaluate(() => bench.recordEvents());
+      await b.evaluate(() => {
+        bench.recordEvents();
+        bench.watchFetches();
+      });
       // Pending work (the server is offline): durable, attempted once, and waiting for a retry,
       // so that the new leader has something to attempt at once.
       await evalIn(
@@ -300,6 +303,12 @@ async function outboxFailoverTrial(server) {
         }),
         { timeout: 15_000, interval: 10, what: 'a first failed attempt of each transaction' },
       );
+      // A's worker made every request so far (the first attempts): its id.
+      const before = await b.evaluate(() => [...new Set(bench.fetches.map((f) => f.worker))]);
+      if (before.length !== 1) {
+        const seen = await b.evaluate(() => JSON.stringify({ fetches: bench.fetches, events: bench.events.slice(0, 30) }));
+        throw new Error(`expected requests from A's worker only, saw ${before.length} workers: ${seen}`);
+      }
       const closedAt = nodeWallNow();
       await a.close({ runBeforeUnload: false });
       const seen = await eventually(
@@ -311,8 +320,13 @@ async function outboxFailoverTrial(server) {
         }, closedAt),
         { timeout: 20_000, interval: 5, what: "tab B's worker leading and attempting" },
       );
+      const started = await eventually(
+        () => b.evaluate(({ closedAt, old }) => bench.fetches.find((f) => f.at >= closedAt && f.worker !== old)?.at ?? false, { closedAt, old: before[0] }),
+        { timeout: 5_000, interval: 5, what: "the new leader's first request" },
+      );
       rec('outbox.failover.leader', seen.lead - closedAt);
-      rec('outbox.failover.attempt', seen.attempt - closedAt);
+      rec('outbox.failover.attempt', started - closedAt);
+      rec('outbox.failover.attemptSeen', seen.attempt - closedAt);
     } finally {
       await closePage(a);
       await closePage(b);
@@ -576,7 +590,7 @@ async function main() {
     for (let i = 0; i < opts.failoverTrials; i++) {
       const steps = [() => lockTrial(faulty, 'page'), () => lockTrial(faulty, 'worker'), () => outboxFailoverTrial(faulty)];
       for (let j = 0; j < steps.length; j++) await steps[(i + j) % steps.length]();
-      progress(`  trial ${i + 1}/${opts.failoverTrials}: Outbox ${fmtMs(samples['outbox.failover.attempt']?.at(-1))}, lock worker→worker ${fmtMs(samples['limit.lock.worker']?.at(-1))}`);
+      progress(`  trial ${i + 1}/${opts.failoverTrials}: Outbox ${fmtMs(samples['outbox.failover.attempt']?.at(-1))} (tab hears ${fmtMs(samples['outbox.failover.attemptSeen']?.at(-1))}), lock worker→worker ${fmtMs(samples['limit.lock.worker']?.at(-1))}`);
     }
     if (tanstack) {
       progress(`TanStack: closing the leader tab, ${opts.tanstackTrials} trial(s), watching the other tab for ${opts.tanstackWatchMs / 1000} s`);

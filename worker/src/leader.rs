@@ -22,7 +22,7 @@ use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
 use outbox_runtime::sync::{Delivery, SyncDriver};
-use outbox_runtime::timer::{Interval, Timer};
+use outbox_runtime::timer::Interval;
 use outbox_shared::executor::{Command, Event, Executor, ExecutorConfig};
 use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
 use outbox_shared::model::{ClientId, Epoch, ErrorCode};
@@ -70,6 +70,8 @@ struct Inner {
     end_term: RefCell<Option<oneshot::Sender<()>>>,
     /// Told to resign (its tab is frozen or closing): no new lock request until resumed.
     resigned: Cell<bool>,
+    /// Whether this worker has rehearsed a takeover ([`Inner::rehearse_takeover`]).
+    rehearsed: Cell<bool>,
     /// A lock request is out (or held).
     running: Cell<bool>,
     /// Asks the waiting loop to take the lock by force.
@@ -134,6 +136,7 @@ impl Leader {
             term: RefCell::new(None),
             end_term: RefCell::new(None),
             resigned: Cell::new(false),
+            rehearsed: Cell::new(false),
             running: Cell::new(false),
             online: RefCell::new(None),
             on_role: RefCell::new(None),
@@ -154,7 +157,6 @@ impl Leader {
         spawn_local(async {
             let _ = outbox_shared::executor::rehearse(ExecutorConfig::default());
         });
-        Inner::rehearse_takeover(&inner);
         Ok(Self(inner))
     }
 
@@ -205,10 +207,6 @@ impl Leader {
             .map(|t| t.driver.with_executor(Executor::stats))
     }
 }
-
-/// How long after starting a waiting worker rehearses a takeover ([`Inner::rehearse_takeover`]):
-/// after the start-up work of its tab, well before anyone is likely to close the leader's.
-const REHEARSE_AFTER_MS: u64 = 300;
 
 /// Records of each store a rehearsal reads at most: enough to run every path once, few enough
 /// that the leader's writes hardly wait for it.
@@ -417,23 +415,14 @@ impl Inner {
         )
     }
 
-    /// Once, a while after starting, while another worker leads: rehearses a takeover
-    /// ([`IdbStore::rehearse_take_over`]: a few records, the app's own executor options,
-    /// nothing written), so that a failover runs code already compiled. Measured on failovers
-    /// of the bench, each step of a takeover took 1–5 ms longer in a worker that had never run
-    /// it.
+    /// Rehearses a takeover ([`IdbStore::rehearse_take_over`]: a few records, the app's own
+    /// executor options, nothing written), so that a failover runs code already compiled. A
+    /// waiting worker does this once, when it first hears another worker lead. Measured on
+    /// failovers of the bench, each step of a takeover took 1–5 ms longer in a worker that had
+    /// never run it.
     fn rehearse_takeover(this: &Rc<Self>) {
         let weak = Rc::downgrade(this);
-        let (tx, rx) = oneshot::channel::<()>();
-        let mut timer = Timer::default();
-        timer.set(REHEARSE_AFTER_MS, move || {
-            let _ = tx.send(());
-        });
         spawn_local(async move {
-            let _timer = timer;
-            if rx.await.is_err() {
-                return;
-            }
             let Some(inner) = weak.upgrade() else { return };
             if inner.epoch().is_some() || inner.resigned.get() {
                 return;
@@ -601,6 +590,10 @@ impl Inner {
                     | Message::SyncEntries { .. }
             ) {
                 this.watch.borrow_mut().heard(now());
+                let leaving = matches!(env.body, Message::Resign { .. });
+                if !leaving && !this.rehearsed.replace(true) {
+                    Self::rehearse_takeover(this);
+                }
             }
             return;
         };

@@ -41,6 +41,7 @@ export function buildFigures(results, opts) {
   add({ id: 'acked', figure: `server-acknowledged tx/s (${opts.ackedCount} submitted at once)`, unit: 'perSecond', o: 'outbox.acked.perSecond', refLabel: peer, r: 'tanstack.acked.perSecond', target: '≥ 10 × peer', check: (o, r) => o >= 10 * r, needsRef: true });
   add({ id: 'acked.nobatch', figure: `server-acknowledged tx/s, Outbox with one request per transaction`, unit: 'perSecond', o: 'outbox.acked.nobatch.perSecond', refLabel: peer, r: 'tanstack.acked.perSecond' });
   add({ id: 'failover.limit', figure: 'failover: leader tab closed → new leader’s first attempt', unit: 'ms', o: 'outbox.failover.attempt', refLabel: 'Web Locks handoff, dedicated worker → worker', r: 'limit.lock.worker', target: '≤ 1.5 × limit', check: (o, r) => o <= 1.5 * r, needsRef: true });
+  add({ id: 'failover.seen', figure: 'failover: leader tab closed → the new leader’s tab hears of its first attempt', unit: 'ms', o: 'outbox.failover.attemptSeen', refLabel: 'Web Locks handoff, dedicated worker → worker', r: 'limit.lock.worker' });
   add({ id: 'failover.leader', figure: 'failover: leader tab closed → new leader elected', unit: 'ms', o: 'outbox.failover.leader', refLabel: 'Web Locks handoff, page → page', r: 'limit.lock.page' });
   if (meta.tanstack && !meta.tanstack.error && (tanstackLeaderClose.length || samples['tanstack.failover.tookOver'])) {
     const took = samples['tanstack.failover.tookOver'] ?? [];

@@ -5,13 +5,14 @@ import { nextMessage, wallNow } from './common.js';
 
 /**
  * `app`: a fresh name per measurement (its own lock, channel, database and worker);
- * `dedicated`: one dedicated worker per tab instead of the SharedWorker; `batch`: batched HTTP.
+ * `dedicated`: one dedicated worker per tab instead of the SharedWorker; `batch`: batched HTTP;
+ * `fetches`: the worker stamps each request it starts (see outbox-worker.js, `watchFetches`).
  */
-export async function setup({ app, dedicated = false, batch = true, modeTimeoutMs = 15_000 } = {}) {
+export async function setup({ app, dedicated = false, batch = true, fetches = false, modeTimeoutMs = 15_000 } = {}) {
   const wasm = await init();
   const client = await OutboxClient.connect({
     app,
-    workerUrl: `/outbox-worker.js?batch=${batch ? 1 : 0}`,
+    workerUrl: `/outbox-worker.js?batch=${batch ? 1 : 0}${fetches ? '&fetches=1' : ''}`,
     sharedWorker: dedicated ? 'never' : 'auto',
     http: { todos: { url: '/api/mutations', batch } },
   });
@@ -60,6 +61,15 @@ export async function setup({ app, dedicated = false, batch = true, modeTimeoutM
       client.onEvent((e) => bench.events.push({ type: e.type, state: e.state, isLeaderTab: e.isLeaderTab, epoch: e.epoch, seenAt: wallNow() }));
     },
     events: null,
+    /** Collects, into `bench.fetches`, the requests any worker of this app starts (`{at, worker}`). */
+    watchFetches() {
+      bench.fetches = [];
+      const bc = new BroadcastChannel(`bench-fetch:${client.scope}`);
+      bc.onmessage = (e) => {
+        if (e.data && e.data.type === 'fetch') bench.fetches.push({ at: e.data.at, worker: e.data.worker });
+      };
+    },
+    fetches: null,
   };
   globalThis.bench = bench;
   return { mode: client.mode, isLeaderTab: client.isLeaderTab, epoch: client.leaderEpoch ?? null };
