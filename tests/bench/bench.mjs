@@ -200,6 +200,7 @@ async function libRep(lib, { faulty, plain }, opts) {
     );
     if (r) {
       rec(`${lib}.insertView.${key}`, median(r.perInsert));
+      rec(`${lib}.insertView.${key}.cold`, median(r.coldPerInsert));
       if (r.missing) note(`${lib}.insertView.${key}`, `${r.missing} inserted rows were not in the view right after insert()`);
       if (subscriber && r.syncNotified === false) note(`${lib}.insertView.sub`, 'the subscriber was not told synchronously (the timing does not include its notification)');
     }

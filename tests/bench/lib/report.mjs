@@ -28,8 +28,11 @@ export function buildFigures(results, opts) {
   };
 
   const rowsTo = opts.insertView.samples * opts.insertView.perSample;
-  add({ id: 'insertView.bare', figure: `insert() → optimistic view, per insert (no subscriber; view of 0 → ${rowsTo} rows)`, unit: 'ms', o: 'outbox.insertView.bare', refLabel: peer, r: 'tanstack.insertView.bare', target: '≤ 0.05 ms', check: (o) => o <= 0.05 });
-  add({ id: 'insertView.sub', figure: `insert() → optimistic view, per insert (one subscriber; view of 0 → ${rowsTo} rows)`, unit: 'ms', o: 'outbox.insertView.sub', refLabel: peer, r: 'tanstack.insertView.sub', target: '≤ 0.05 ms', check: (o) => o <= 0.05 });
+  const rowsTo2 = (2 * rowsTo).toLocaleString('en-US');
+  add({ id: 'insertView.bare', figure: `insert() → optimistic view, per insert, warm (no subscriber; inserts ${rowsTo + 1}–${rowsTo2} of the page, view of ${rowsTo} → ${rowsTo2} rows)`, unit: 'ms', o: 'outbox.insertView.bare', refLabel: peer, r: 'tanstack.insertView.bare', target: '≤ 0.05 ms', check: (o) => o <= 0.05 });
+  add({ id: 'insertView.sub', figure: `insert() → optimistic view, per insert, warm (one subscriber; inserts ${rowsTo + 1}–${rowsTo2}, view of ${rowsTo} → ${rowsTo2} rows)`, unit: 'ms', o: 'outbox.insertView.sub', refLabel: peer, r: 'tanstack.insertView.sub', target: '≤ 0.05 ms', check: (o) => o <= 0.05 });
+  add({ id: 'insertView.bare.cold', figure: `insert() → optimistic view, per insert, cold (no subscriber; the first ${rowsTo} inserts of a fresh page)`, unit: 'ms', o: 'outbox.insertView.bare.cold', refLabel: peer, r: 'tanstack.insertView.bare.cold' });
+  add({ id: 'insertView.sub.cold', figure: `insert() → optimistic view, per insert, cold (one subscriber; the first ${rowsTo} inserts of a fresh page)`, unit: 'ms', o: 'outbox.insertView.sub.cold', refLabel: peer, r: 'tanstack.insertView.sub.cold' });
   add({ id: 'durable.p50.limit', figure: 'submit → durable, p50', unit: 'ms', o: 'outbox.durable.p50', refLabel: 'IDB commit + BC round trip (page↔SharedWorker)', r: 'limit.durable.p50', target: '≤ 1.5 × limit', check: (o, r) => o <= 1.5 * r, needsRef: true });
   add({ id: 'durable.p99.limit', figure: 'submit → durable, p99', unit: 'ms', o: 'outbox.durable.p99', refLabel: 'IDB commit p99 + BC round trip p99', r: 'limit.durable.p99' });
   add({ id: 'durable.p50.peer', figure: 'submit → durable, p50', unit: 'ms', o: 'outbox.durable.p50', refLabel: `${peer} (its outbox put request succeeded)`, r: 'tanstack.durable.p50' });
