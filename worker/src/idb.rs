@@ -17,9 +17,10 @@
 //! - `synced` (since version 2): the server's rows from the change feed, keyed
 //!   `<collection>\0<key>`, each the row's JSON text. A new leader resumes the feed from them.
 //!
-//! Every operation is one read-write transaction. [`IdbStore::begin_leadership`] bumps the epoch
-//! and loads the outbox in the same transaction; [`IdbStore::write`] reads the stored epoch in
-//! the same transaction as its puts and rolls everything back if a newer leader has taken over.
+//! Every operation is one read-write transaction. [`IdbStore::take_over`] bumps the epoch, loads
+//! the outbox and stores the new leader's first writes in the same transaction;
+//! [`IdbStore::write`] reads the stored epoch in the same transaction as its puts and rolls
+//! everything back if a newer leader has taken over.
 
 use indexed_db_futures::database::Database;
 use indexed_db_futures::error::{DomException, Error as IdbError, OpenDbError};
