@@ -17,7 +17,8 @@
 //! - `synced` (since version 2): the server's rows from the change feed, keyed
 //!   `<collection>\0<key>`, each the row's JSON text. A new leader resumes the feed from them.
 //!
-//! Every operation is one read-write transaction. [`IdbStore::take_over`] bumps the epoch, loads
+//! Every operation is one read-write transaction (a rehearsed takeover: one read-only).
+//! [`IdbStore::take_over`] bumps the epoch, loads
 //! the outbox and stores the new leader's first writes in the same transaction;
 //! [`IdbStore::write`] reads the stored epoch in the same transaction as its puts and rolls
 //! everything back if a newer leader has taken over.
@@ -176,9 +177,10 @@ impl IdbStore {
         self.load_and_write(now, None, first_writes).await
     }
 
-    /// Runs [`IdbStore::take_over`] on at most `limit` records of each store and rolls it all
-    /// back. A worker waiting for the lock does this once, so that the code of a takeover is
-    /// compiled (WebAssembly and its glue compile at their first run) before it is needed.
+    /// Runs [`IdbStore::take_over`] on at most `limit` records of each store, in a read-only
+    /// transaction that writes none of it. A worker waiting for the lock does this once, so that
+    /// the code of a takeover is compiled (WebAssembly and its glue compile at their first run)
+    /// before it is needed.
     pub async fn rehearse_take_over(
         &self,
         now: Millis,

@@ -27,7 +27,7 @@ use outbox_shared::executor::{Command, Event, Executor, ExecutorConfig};
 use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
 use outbox_shared::model::{ClientId, Epoch, ErrorCode};
 use outbox_shared::protocol::{Envelope, Message, QueueStats};
-use outbox_shared::store::WriteBatch;
+use outbox_shared::store::{Loaded, WriteBatch};
 use outbox_shared::sync::{LeaderSyncOutput, PersistBatch};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -323,9 +323,7 @@ impl Inner {
             .take_over(now(), |loaded| {
                 let epoch = loaded.epoch;
                 let proof = request_lock(&proof_lock_name(&this.scope, epoch, &this.me));
-                let mut exec = this.executor();
-                let (writes, commands) =
-                    split_writes(exec.handle(now(), Event::BecameLeader(loaded)));
+                let (exec, writes, commands) = this.executor_taking_over(loaded);
                 begun = Some((epoch, proof, exec, commands));
                 writes
             })
@@ -402,9 +400,10 @@ impl Inner {
         Ok(rx)
     }
 
-    /// A new executor for a term (or a rehearsal of one).
-    fn executor(&self) -> Executor {
-        Executor::new(
+    /// A new executor for a term (or a rehearsal of one) that has taken `loaded` over, with
+    /// the writes it asked for and its other commands, in order.
+    fn executor_taking_over(&self, loaded: Loaded) -> (Executor, Vec<WriteBatch>, Vec<Command>) {
+        let mut exec = Executor::new(
             executor_config(
                 &self.options,
                 &self.scope,
@@ -412,7 +411,9 @@ impl Inner {
                 self.before_retry.as_ref(),
             ),
             Box::new(MathRandom),
-        )
+        );
+        let (writes, commands) = split_writes(exec.handle(now(), Event::BecameLeader(loaded)));
+        (exec, writes, commands)
     }
 
     /// Rehearses a takeover ([`IdbStore::rehearse_take_over`]: a few records, the app's own
@@ -430,8 +431,7 @@ impl Inner {
             let rehearsal = inner
                 .store
                 .rehearse_take_over(now(), REHEARSAL_RECORDS, |loaded| {
-                    let mut exec = inner.executor();
-                    split_writes(exec.handle(now(), Event::BecameLeader(loaded))).0
+                    inner.executor_taking_over(loaded).1
                 });
             // Nothing of it stays, and nothing depends on it: a failure is only a cold start.
             let _ = rehearsal.await;
