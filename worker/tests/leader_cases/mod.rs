@@ -33,6 +33,24 @@ fn tx(id: &str, key: &str) -> Transaction {
     )
 }
 
+/// A write of `puts` and `completed` (no removals) at `epoch`.
+fn batch(
+    id: u64,
+    epoch: Epoch,
+    puts: Vec<Transaction>,
+    completed: Vec<Tombstone>,
+    reachable: Option<bool>,
+) -> WriteBatch {
+    WriteBatch {
+        id,
+        epoch,
+        puts,
+        completed,
+        deletes: vec![],
+        reachable,
+    }
+}
+
 /// A JS mutation function that records every call's `idempotencyKey#attempt` and then behaves
 /// as `body` says (JS source taking `args`).
 fn recording_fn(calls: &js_sys::Array, body: &str) -> js_sys::Function {
@@ -169,16 +187,8 @@ pub async fn a_takeover_commits_its_first_writes_with_the_epoch() {
     let first = store.begin_leadership(0).await.unwrap();
     let mut a = tx("a", "1");
     a.epoch = first.epoch;
-    let batch = |id, epoch, puts, reachable| WriteBatch {
-        id,
-        epoch,
-        puts,
-        completed: vec![],
-        deletes: vec![],
-        reachable,
-    };
     store
-        .write(&batch(1, first.epoch, vec![a.clone()], None))
+        .write(&batch(1, first.epoch, vec![a.clone()], vec![], None))
         .await
         .unwrap();
     let next = IdbStore::open(&scope).await.unwrap();
@@ -188,7 +198,7 @@ pub async fn a_takeover_commits_its_first_writes_with_the_epoch() {
         .take_over(0, |loaded| {
             seen = Some((loaded.epoch, loaded.records.len()));
             b.epoch = loaded.epoch;
-            vec![batch(7, loaded.epoch, vec![b.clone()], Some(false))]
+            vec![batch(7, loaded.epoch, vec![b.clone()], vec![], Some(false))]
         })
         .await
         .unwrap();
@@ -213,13 +223,13 @@ pub async fn a_takeover_commits_its_first_writes_with_the_epoch() {
     // The epoch moved in the same commit: the old leader is fenced out.
     assert!(matches!(
         store
-            .write(&batch(2, first.epoch, vec![a.clone()], None))
+            .write(&batch(2, first.epoch, vec![a.clone()], vec![], None))
             .await,
         Err(StoreError::Fenced { .. })
     ));
     // The new leader's next write lays out after the first ones (b is replaced, not doubled).
     b.updated_at += 1;
-    next.write(&batch(8, second, vec![b.clone()], None))
+    next.write(&batch(8, second, vec![b.clone()], vec![], None))
         .await
         .unwrap();
     let third = IdbStore::open(&scope)
@@ -245,14 +255,7 @@ pub async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
     let first = store.begin_leadership(0).await.unwrap();
     let mut a = tx("a", "1");
     a.epoch = first.epoch;
-    let write = |id, puts, completed| WriteBatch {
-        id,
-        epoch: first.epoch,
-        puts,
-        completed,
-        deletes: vec![],
-        reachable: Some(false),
-    };
+    let write = |id, puts, completed| batch(id, first.epoch, puts, completed, Some(false));
     store.write(&write(1, vec![a], vec![])).await.unwrap();
     let done = Tombstone {
         id: "a".into(),
@@ -275,14 +278,7 @@ pub async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
             seen = Some(loaded.epoch);
             let mut b = tx("b", "2");
             b.epoch = loaded.epoch;
-            vec![WriteBatch {
-                id: 9,
-                epoch: loaded.epoch,
-                puts: vec![b],
-                completed: vec![],
-                deletes: vec![],
-                reachable: Some(true),
-            }]
+            vec![batch(9, loaded.epoch, vec![b], vec![], Some(true))]
         })
         .await
         .unwrap();
@@ -309,14 +305,7 @@ pub async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leade
     let store = IdbStore::open(&scope).await.unwrap();
     let first = store.begin_leadership(0).await.unwrap();
     assert!(!first.unreachable, "a new store knows of no failure");
-    let mark = |epoch, id, reachable| WriteBatch {
-        id,
-        epoch,
-        puts: vec![],
-        completed: vec![],
-        deletes: vec![],
-        reachable: Some(reachable),
-    };
+    let mark = |epoch, id, reachable| batch(id, epoch, vec![], vec![], Some(reachable));
     store.write(&mark(first.epoch, 1, false)).await.unwrap();
     let second = IdbStore::open(&scope)
         .await
@@ -335,14 +324,7 @@ pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_c
     let first = store.begin_leadership(0).await.unwrap();
     let mut t = tx("a", "1");
     t.epoch = first.epoch;
-    let write = |id, puts, completed| WriteBatch {
-        id,
-        epoch: first.epoch,
-        puts,
-        completed,
-        deletes: vec![],
-        reachable: None,
-    };
+    let write = |id, puts, completed| batch(id, first.epoch, puts, completed, None);
     store.write(&write(1, vec![t], vec![])).await.unwrap();
     let done = Tombstone {
         id: "a".into(),
