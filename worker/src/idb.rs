@@ -29,7 +29,7 @@ use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
 use outbox_runtime::store::{AsyncStore, LocalFuture};
-use outbox_shared::model::{Epoch, Millis};
+use outbox_shared::model::{Epoch, Millis, Transaction};
 use outbox_shared::store::{
     check_fence, entry_member, migrate_packs, EntryId, Layout, LegacySlot, Loaded, Op,
     QuarantineTarget, Slot, StoreError, StoredRecord, Tombstone, WriteBatch, WriteId,
@@ -174,20 +174,22 @@ impl IdbStore {
         now: Millis,
         first_writes: impl FnOnce(Loaded) -> Vec<WriteBatch>,
     ) -> Result<Vec<(WriteId, Result<(), StoreError>)>, StoreError> {
-        self.load_and_write(now, None, first_writes).await
+        self.load_and_write(now, None, &[], first_writes).await
     }
 
     /// Runs [`IdbStore::take_over`] on at most `limit` records of each store, in a read-only
     /// transaction that writes none of it. A worker waiting for the lock does this once, so that
     /// the code of a takeover is compiled (WebAssembly and its glue compile at their first run)
-    /// before it is needed.
+    /// before it is needed. When the outbox holds no records yet, `stand_ins` are laid out and
+    /// loaded in their place (in memory only), so that the paths of a takeover with records run.
     pub async fn rehearse_take_over(
         &self,
         now: Millis,
         limit: u32,
+        stand_ins: &[Transaction],
         first_writes: impl FnOnce(Loaded) -> Vec<WriteBatch>,
     ) -> Result<(), StoreError> {
-        self.load_and_write(now, Some(limit), first_writes)
+        self.load_and_write(now, Some(limit), stand_ins, first_writes)
             .await
             .map(drop)
     }
@@ -200,6 +202,7 @@ impl IdbStore {
         &self,
         now: Millis,
         limit: Option<u32>,
+        stand_ins: &[Transaction],
         first_writes: impl FnOnce(Loaded) -> Vec<WriteBatch>,
     ) -> Result<Vec<(WriteId, Result<(), StoreError>)>, StoreError> {
         let stores = [META, OUTBOX, PACKS, LOG, TOMBSTONES];
@@ -277,11 +280,14 @@ impl IdbStore {
         }
         // Keys this build did not write (not numbers) are left where they are, unread.
         let (keys, values) = entry_records.await?;
-        let entries = keys
+        let mut entries: Vec<_> = keys
             .into_iter()
             .zip(values)
             .filter_map(|(k, v)| Some((entry_id(&k)?, record_value(v))))
             .collect();
+        if !real && entries.is_empty() && migration.slots.is_empty() {
+            entries = laid_out(stand_ins, epoch)?;
+        }
         let (mut layout, load) = Layout::load(migration.slots, entries, now);
         if real {
             for key in &load.expired {
@@ -556,6 +562,29 @@ impl IdbStore {
 /// The stored epoch (0 when there is none, or it does not read as one).
 fn epoch_of(stored: Option<f64>) -> Epoch {
     Epoch(stored.filter(|e| e.is_finite() && *e >= 0.0).unwrap_or(0.0) as u64)
+}
+
+/// `txs` as log entries of a fresh outbox, as a write of them would put them.
+fn laid_out(txs: &[Transaction], epoch: Epoch) -> Result<Vec<(EntryId, StoredRecord)>, StoreError> {
+    if txs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = WriteBatch {
+        id: 0,
+        epoch,
+        puts: txs.to_vec(),
+        completed: Vec::new(),
+        deletes: Vec::new(),
+        reachable: None,
+    };
+    let (ops, _) = Layout::default().plan(&batch).map_err(other)?;
+    Ok(ops
+        .into_iter()
+        .filter_map(|op| match op {
+            Op::PutEntry(entry, text) => Some((entry, StoredRecord::Text(text))),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Reads the stored epoch now.

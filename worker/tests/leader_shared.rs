@@ -38,6 +38,12 @@ async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
 }
 
 #[wasm_bindgen_test]
+async fn a_rehearsal_on_an_empty_outbox_takes_its_stand_ins_over_and_writes_nothing() {
+    leader_cases::a_rehearsal_on_an_empty_outbox_takes_its_stand_ins_over_and_writes_nothing()
+        .await;
+}
+
+#[wasm_bindgen_test]
 async fn a_write_is_one_log_entry_for_its_records_and_one_for_its_marks() {
     leader_cases::a_write_is_one_log_entry_for_its_records_and_one_for_its_marks().await;
 }

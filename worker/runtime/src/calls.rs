@@ -2,7 +2,7 @@
 
 use crate::convert::to_js;
 use crate::timer::call_global;
-use outbox_shared::executor::{AttemptOutcome, AttemptSuccess};
+use outbox_shared::executor::{AttemptOutcome, AttemptSuccess, Command};
 use outbox_shared::http::{self, HttpAnswer, HttpEndpoint, HttpRequest, FENCED_HEADER};
 use outbox_shared::model::{ErrorCode, Transaction};
 use outbox_shared::retry::{classify_http, AttemptError, ErrorKind};
@@ -120,6 +120,20 @@ impl MutationFns {
             .collect()
     }
 
+    /// An HTTP function's name that no JS function overrides, batching ones first: what a
+    /// standby's rehearsal builds requests for ([`build_requests`]).
+    pub fn http_name(&self) -> Option<String> {
+        self.batching().into_iter().next().or_else(|| {
+            let mut names: Vec<_> = self
+                .http
+                .keys()
+                .filter(|n| !self.fns.contains_key(*n))
+                .collect();
+            names.sort();
+            names.first().map(|n| (*n).clone())
+        })
+    }
+
     /// Tells the app about an unknown name, and the outcome to record.
     pub fn unknown(&self, tx: &Transaction) -> AttemptOutcome {
         if let Some(f) = &self.on_unknown {
@@ -218,8 +232,12 @@ pub fn classify_js_error(e: &JsValue) -> AttemptError {
     err
 }
 
-/// Sends one request with `fetch`. `Err` is a network failure (no answer at all).
-pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<HttpAnswer, String> {
+/// The browser's request for `req`, not sent. A standby builds one in its rehearsal (see
+/// `outbox_worker`'s leader), so that a failover's first request runs compiled code.
+pub fn build_request(
+    req: &HttpRequest,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<web_sys::Request, String> {
     let headers = web_sys::Headers::new().map_err(|e| describe(&e))?;
     for (k, v) in &req.headers {
         headers.append(k, v).map_err(|e| describe(&e))?;
@@ -228,9 +246,41 @@ pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<H
     init.set_method("POST");
     init.set_headers(&headers);
     init.set_body(&JsValue::from_str(&req.body));
-    init.set_signal(Some(signal));
-    let request =
-        web_sys::Request::new_with_str_and_init(&req.url, &init).map_err(|e| describe(&e))?;
+    init.set_signal(signal);
+    web_sys::Request::new_with_str_and_init(&req.url, &init).map_err(|e| describe(&e))
+}
+
+/// Builds (and drops) the browser requests of `commands`' calls to HTTP functions, sending
+/// none: a standby's rehearsal, so that the first request of a failover runs compiled code.
+/// Calls to JS functions are left alone (they are the app's, and run only when meant).
+/// Returns how many were built.
+pub fn build_requests(fns: &MutationFns, commands: &[Command]) -> usize {
+    let mut built = 0;
+    for c in commands {
+        let req = match c {
+            Command::Call { tx, .. } => match fns.route(&tx.mutation_fn) {
+                Route::Http(endpoint) => endpoint.request(tx),
+                _ => continue,
+            },
+            Command::CallBatch { mutation_fn, calls } => match fns.route(mutation_fn) {
+                Route::Http(endpoint) => {
+                    let txs: Vec<&Transaction> = calls.iter().map(|(t, _)| t).collect();
+                    endpoint.batch_request(&txs)
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if build_request(&fns.with_credentials(req), None).is_ok() {
+            built += 1;
+        }
+    }
+    built
+}
+
+/// Sends one request with `fetch`. `Err` is a network failure (no answer at all).
+pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<HttpAnswer, String> {
+    let request = build_request(req, Some(signal))?;
     let promise = call_global("fetch", &[&request]).map_err(|e| describe(&e))?;
     let response: web_sys::Response = JsFuture::from(js_sys::Promise::from(promise))
         .await

@@ -7,11 +7,11 @@
 )]
 
 use js_sys::{Function, Promise, Reflect};
-use outbox_runtime::calls::MutationFns;
+use outbox_runtime::calls::{build_requests, MutationFns};
 use outbox_runtime::clock::MathRandom;
 use outbox_runtime::driver::Driver;
 use outbox_runtime::store::MemoryStore;
-use outbox_shared::executor::{Event, Executor, ExecutorConfig};
+use outbox_shared::executor::{Command, Event, Executor, ExecutorConfig};
 use outbox_shared::http::HttpEndpoint;
 use outbox_shared::model::{ClientId, TransactionState};
 use outbox_shared::protocol::Message;
@@ -137,4 +137,63 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
         number(&log, "most") <= 2.0,
         "at most max_concurrency requests at once"
     );
+}
+
+#[wasm_bindgen_test]
+fn a_rehearsal_builds_the_requests_of_http_calls_and_sends_none() {
+    // A `fetch` that counts its calls (and never answers).
+    let log = js_sys::JSON::parse(r#"{"calls": 0}"#).unwrap();
+    let counting = Function::new_with_args(
+        "log",
+        "return () => { log.calls++; return new Promise(() => {}); };",
+    )
+    .call1(&JsValue::NULL, &log)
+    .unwrap();
+    let global = js_sys::global();
+    let real_fetch = Reflect::get(&global, &"fetch".into()).unwrap();
+    Reflect::set(&global, &"fetch".into(), &counting).unwrap();
+
+    let mut fns = MutationFns::default();
+    assert_eq!(fns.http_name(), None);
+    let endpoint = |batch| HttpEndpoint {
+        url: "/api/mutations".into(),
+        headers: Default::default(),
+        batch,
+    };
+    fns.insert_http("plain", endpoint(false));
+    assert_eq!(fns.http_name().as_deref(), Some("plain"));
+    fns.insert_http("todos", endpoint(true));
+    assert_eq!(fns.http_name().as_deref(), Some("todos"), "batching first");
+    fns.insert_fn("mine", Function::new_no_args("throw new Error('called')"));
+    let tx = |name: &str| {
+        Transaction::new(
+            TransactionId(format!("{name}-1")),
+            name,
+            Strategy::Ordered,
+            vec![PendingMutation::insert("todos", "1", json!({ "id": "1" }))],
+            0,
+        )
+    };
+    let commands = vec![
+        Command::Call {
+            tx: Box::new(tx("plain")),
+            attempt: 1,
+        },
+        Command::CallBatch {
+            mutation_fn: "todos".into(),
+            calls: vec![(tx("todos"), 1)],
+        },
+        // The app's own function is not called, nor is a name nobody registered.
+        Command::Call {
+            tx: Box::new(tx("mine")),
+            attempt: 1,
+        },
+        Command::Call {
+            tx: Box::new(tx("nobody")),
+            attempt: 1,
+        },
+    ];
+    assert_eq!(build_requests(&fns, &commands), 2);
+    Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
+    assert_eq!(number(&log, "calls"), 0.0, "nothing was sent");
 }

@@ -274,8 +274,8 @@ pub async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
     IdbStore::open(&scope)
         .await
         .unwrap()
-        .rehearse_take_over(late, 1, |loaded| {
-            seen = Some(loaded.epoch);
+        .rehearse_take_over(late, 1, &[tx("stand-in", "3")], |loaded| {
+            seen = Some((loaded.epoch, loaded.records.len()));
             let mut b = tx("b", "2");
             b.epoch = loaded.epoch;
             vec![batch(9, loaded.epoch, vec![b], vec![], Some(true))]
@@ -284,8 +284,8 @@ pub async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
         .unwrap();
     assert_eq!(
         seen,
-        Some(first.epoch.next()),
-        "it worked out the next epoch"
+        Some((first.epoch.next(), 0)),
+        "it worked out the next epoch; the stand-in was not used, the outbox has entries"
     );
     assert_eq!(
         keys_in(&store, "log").await,
@@ -298,6 +298,34 @@ pub async fn a_rehearsed_takeover_reads_the_outbox_and_writes_nothing() {
     assert!(after.records.is_empty(), "b was not written");
     assert!(after.unreachable, "the mark was not overwritten");
     assert_eq!(after.tombstones.len(), 2);
+}
+
+pub async fn a_rehearsal_on_an_empty_outbox_takes_its_stand_ins_over_and_writes_nothing() {
+    let scope = unique("stand-in");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let mut seen = Vec::new();
+    store
+        .rehearse_take_over(0, 32, &[tx("s1", "1"), tx("s2", "2")], |loaded| {
+            seen = loaded
+                .records
+                .iter()
+                .map(|(_, r)| Transaction::from_stored(r.clone()).unwrap().id.to_string())
+                .collect();
+            let mut b = tx("b", "3");
+            b.epoch = loaded.epoch;
+            vec![batch(1, loaded.epoch, vec![b], vec![], Some(false))]
+        })
+        .await
+        .unwrap();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["s1", "s2"],
+        "laid out and loaded as a write puts them"
+    );
+    assert!(keys_in(&store, "log").await.is_empty(), "nothing written");
+    let loaded = store.begin_leadership(0).await.unwrap();
+    assert!(loaded.records.is_empty() && !loaded.unreachable);
 }
 
 pub async fn the_store_keeps_whether_the_server_was_reachable_for_the_next_leader() {
