@@ -315,15 +315,20 @@ async function outboxFailoverTrial(server) {
         const seen = await b.evaluate(() => JSON.stringify({ fetches: bench.fetches, events: bench.events.slice(0, 30) }));
         throw new Error(`expected requests from A's worker only, saw ${before.length} workers: ${seen}`);
       }
+      const oldEpoch = await b.evaluate(() => bench.client.leaderEpoch ?? 0);
       const closedAt = nodeWallNow();
       await a.close({ runBeforeUnload: false });
       const seen = await eventually(
-        () => b.evaluate((closedAt) => {
+        () => b.evaluate(({ closedAt, oldEpoch }) => {
           const ev = bench.events.filter((e) => e.seenAt >= closedAt);
+          // Elected: the tab knows its own worker leads. The attempt: the first `persisting`
+          // after the tab heard of the new epoch at all (the `leader` broadcast can overtake
+          // the worker's word that it is this tab's, and the attempt's state can come between).
           const lead = ev.find((e) => e.type === 'leader' && e.isLeaderTab);
-          const attempt = lead && ev.find((e) => e.type === 'state' && e.state === 'persisting' && e.seenAt >= lead.seenAt);
-          return attempt ? { lead: lead.seenAt, attempt: attempt.seenAt } : false;
-        }, closedAt),
+          const heard = ev.find((e) => e.type === 'leader' && e.epoch > oldEpoch);
+          const attempt = heard && ev.find((e) => e.type === 'state' && e.state === 'persisting' && e.seenAt >= heard.seenAt);
+          return lead && attempt ? { lead: lead.seenAt, attempt: attempt.seenAt } : false;
+        }, { closedAt, oldEpoch }),
         { timeout: 20_000, interval: 5, what: "tab B's worker leading and attempting" },
       );
       const started = await eventually(
