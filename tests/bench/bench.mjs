@@ -219,7 +219,7 @@ async function libRep(lib, { faulty, plain }, opts) {
     const total = opts.durableThroughput[inFlight];
     const r = await attempt(`${lib}.durable.perSecond${inFlight}`, `${name} durable tx/s (${inFlight} in flight)`, () =>
       withLib(lib, faulty, { app: fresh(`tps${inFlight}`) }, async (page) => {
-        const first = await evalIn(page, (o) => M.durableThroughput(o), { total, inFlight }, 600_000, 'durableThroughput');
+        const first = await evalIn(page, (o) => M.durableThroughput(o), { total, inFlight, warmup: opts.durableColdWarmup }, 600_000, 'durableThroughput');
         if (inFlight !== 100) return { first };
         // The same count again on the same page, once it has run `durableWarmup` more.
         const warm = await evalIn(page, (o) => M.durableThroughput(o), { total, inFlight, warmup: opts.durableWarmup }, 600_000, 'durableThroughput (warm)');

@@ -228,11 +228,16 @@ fn split_writes(commands: Vec<Command>) -> (Vec<WriteBatch>, Vec<Command>) {
 }
 
 impl Inner {
-    fn send(&self, to: Option<ClientId>, msg: Message) {
-        let env = match &to {
+    /// The envelope a message goes out in: a reply to one tab, or a broadcast.
+    fn envelope(&self, to: Option<&ClientId>, msg: Message) -> Envelope {
+        match to {
             Some(to) => Envelope::reply(&self.scope, &self.me, to, msg),
             None => Envelope::broadcast(&self.scope, &self.me, msg),
-        };
+        }
+    }
+
+    fn send(&self, to: Option<ClientId>, msg: Message) {
+        let env = self.envelope(to.as_ref(), msg);
         if let Some(channel) = self.channel.borrow().as_ref() {
             // A failed post (the channel was closed) leaves nothing to do: tabs resend.
             let _ = channel.post(&env);
@@ -470,10 +475,7 @@ impl Inner {
         }
         for c in &commands {
             if let Command::Send { to, msg } = c {
-                let env = match to {
-                    Some(to) => Envelope::reply(&self.scope, &self.me, to, msg.clone()),
-                    None => Envelope::broadcast(&self.scope, &self.me, msg.clone()),
-                };
+                let env = self.envelope(to.as_ref(), msg.clone());
                 outbox_shared::protocol::encode_parts(
                     &env,
                     outbox_shared::protocol::PART_BYTES,

@@ -85,6 +85,8 @@ export function parseOptions(argv, env) {
     insertView: quick ? { samples: 10, perSample: 25 } : { samples: 20, perSample: 25 },
     durableLatencyN: quick ? 50 : 200,
     durableThroughput: quick ? { 1: 50, 10: 200, 100: 500 } : { 1: 200, 10: 1000, 100: 2000 },
+    // Each durable tx/s count runs this many first, uncounted (the page's first, cold ones).
+    durableColdWarmup: 200,
     // With 100 in flight, the same page then runs this many more before a second, warm count
     // of durableThroughput[100] (both engines tier their hot code up over the first thousands).
     durableWarmup: quick ? 500 : 1000,

@@ -98,6 +98,24 @@ impl MutationFns {
         request
     }
 
+    /// The request of one transaction's call to an HTTP function, credentials added;
+    /// `None` when its name does not route to one.
+    pub fn http_request(&self, tx: &Transaction) -> Option<HttpRequest> {
+        match self.route(&tx.mutation_fn) {
+            Route::Http(endpoint) => Some(self.with_credentials(endpoint.request(tx))),
+            _ => None,
+        }
+    }
+
+    /// The request of a batch of calls to the HTTP function `name`, credentials added;
+    /// `None` when `name` does not route to one.
+    pub fn http_batch_request(&self, name: &str, txs: &[&Transaction]) -> Option<HttpRequest> {
+        match self.route(name) {
+            Route::Http(endpoint) => Some(self.with_credentials(endpoint.batch_request(txs))),
+            _ => None,
+        }
+    }
+
     /// How a transaction's mutation function is reached. JS functions win over HTTP.
     pub fn route(&self, name: &str) -> Route<'_> {
         if let Some(f) = self.fns.get(name) {
@@ -258,20 +276,14 @@ pub fn build_requests(fns: &MutationFns, commands: &[Command]) -> usize {
     let mut built = 0;
     for c in commands {
         let req = match c {
-            Command::Call { tx, .. } => match fns.route(&tx.mutation_fn) {
-                Route::Http(endpoint) => endpoint.request(tx),
-                _ => continue,
-            },
-            Command::CallBatch { mutation_fn, calls } => match fns.route(mutation_fn) {
-                Route::Http(endpoint) => {
-                    let txs: Vec<&Transaction> = calls.iter().map(|(t, _)| t).collect();
-                    endpoint.batch_request(&txs)
-                }
-                _ => continue,
-            },
-            _ => continue,
+            Command::Call { tx, .. } => fns.http_request(tx),
+            Command::CallBatch { mutation_fn, calls } => {
+                let txs: Vec<&Transaction> = calls.iter().map(|(t, _)| t).collect();
+                fns.http_batch_request(mutation_fn, &txs)
+            }
+            _ => None,
         };
-        if build_request(&fns.with_credentials(req), None).is_ok() {
+        if req.is_some_and(|req| build_request(&req, None).is_ok()) {
             built += 1;
         }
     }
@@ -304,14 +316,16 @@ pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<H
     })
 }
 
-/// One transaction through the built-in HTTP function.
+/// One transaction through the built-in HTTP function its name routes to.
 pub async fn call_http(
     fns: &MutationFns,
-    endpoint: &HttpEndpoint,
     tx: &Transaction,
     signal: &web_sys::AbortSignal,
 ) -> AttemptOutcome {
-    match fetch(&fns.with_credentials(endpoint.request(tx)), signal).await {
+    let Some(request) = fns.http_request(tx) else {
+        return fns.unknown(tx);
+    };
+    match fetch(&request, signal).await {
         Ok(answer) => http::outcome(&answer, crate::clock::now()),
         Err(e) => http::network_error(&e),
     }

@@ -305,7 +305,7 @@ impl Inner {
                 (Route::Js(f), Some(signal)) => {
                     calls::call_js(f, &tx, attempt, signal, &fns.credentials()).await
                 }
-                (Route::Http(e), Some(signal)) => calls::call_http(&fns, e, &tx, signal).await,
+                (Route::Http(_), Some(signal)) => calls::call_http(&fns, &tx, signal).await,
                 (Route::Unknown, _) => fns.unknown(&tx),
                 (_, None) => network_error("could not make an AbortController"),
             };
@@ -325,12 +325,11 @@ impl Inner {
         let fns = Rc::clone(&this.fns);
         let signal = Self::abort_signal(this);
         spawn_local(async move {
-            let Route::Http(endpoint) = fns.route(&name) else {
+            let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
+            let Some(request) = fns.http_batch_request(&name, &txs) else {
                 return;
             };
-            let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
             let ids: Vec<_> = group.iter().map(|(t, _)| t.id.clone()).collect();
-            let request = fns.with_credentials(endpoint.batch_request(&txs));
             let outcomes = match &signal {
                 Some(signal) => match calls::fetch(&request, signal).await {
                     Ok(answer) => batch_outcomes(&answer, &ids, now()),
