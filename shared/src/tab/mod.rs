@@ -54,7 +54,8 @@ pub enum TabOutput {
     /// Someone claims to lead at this epoch: check that the lock
     /// [`crate::leadership::proof_lock_name`]`(scope, epoch, from)` is held, then call
     /// [`TabCore::leader_verified`] or [`TabCore::leader_refuted`]. Messages under the claim
-    /// are ignored until then (a verified leader is asked for a snapshot).
+    /// are held until then: taken in once it is verified (so the states a new leader sends
+    /// while it is checked reach the app, as well as its snapshot), dropped if it is refuted.
     VerifyLeader {
         /// The epoch claimed.
         epoch: Epoch,
@@ -116,6 +117,8 @@ pub struct TabCore {
     claims: HashSet<(Epoch, ClientId)>,
     /// Claims found false, the latest few (so that repeats are not checked again).
     refuted: VecDeque<(Epoch, ClientId)>,
+    /// What each claimant said while its claim is checked, the latest [`MAX_UNVERIFIED`].
+    unverified: HashMap<(Epoch, ClientId), VecDeque<Envelope>>,
     last_heard: Option<Millis>,
     /// Own unsettled transactions, in creation order (keyed by a counter: taking one out
     /// when it settles costs a lookup, not a scan; a burst of 500 settling was quadratic).
@@ -167,6 +170,9 @@ pub struct TabCore {
 const MAX_CLAIMS: usize = 4;
 /// Refuted claims remembered.
 const MAX_REFUTED: usize = 32;
+/// Messages held per claim while it is checked (a check takes a Web Locks query, a few
+/// milliseconds); older ones give way. A verified leader's snapshot follows in any case.
+const MAX_UNVERIFIED: usize = 64;
 
 /// Who a leader-only message is from, as far as this tab can tell.
 enum Sender {
@@ -188,6 +194,7 @@ impl TabCore {
             leader_id: None,
             claims: HashSet::new(),
             refuted: VecDeque::new(),
+            unverified: HashMap::new(),
             last_heard: None,
             own_order: BTreeMap::new(),
             own_next: 0,
@@ -371,7 +378,7 @@ impl TabCore {
         };
         match self.sender(env, epoch) {
             Sender::Leader => self.leader_said(now, env),
-            Sender::Claimant => {}
+            Sender::Claimant => self.hold(env, epoch),
             Sender::Other => {
                 if epoch.is_some_and(|e| self.leader.is_some_and(|known| e < known)) {
                     self.stale += 1; // a deposed leader's late news
@@ -489,14 +496,33 @@ impl TabCore {
         }
     }
 
+    /// Keeps what a claimant said under its claim (of `epoch`) until the claim is checked.
+    fn hold(&mut self, env: &Envelope, epoch: Option<Epoch>) {
+        let Some(epoch) = epoch else { return };
+        let claim = (epoch, env.from.clone());
+        if !self.claims.contains(&claim) {
+            return;
+        }
+        let held = self.unverified.entry(claim).or_default();
+        if held.len() >= MAX_UNVERIFIED {
+            held.pop_front();
+            self.dropped += 1;
+        }
+        held.push_back(env.clone());
+    }
+
     /// The claim of `from` to lead at `epoch` is true (its proof lock is held): follow it, ask
-    /// it for a snapshot, and resend everything of ours not known settled, in creation order.
+    /// it for a snapshot, resend everything of ours not known settled, in creation order, and
+    /// take in what it said while it was checked.
     pub fn leader_verified(&mut self, now: Millis, epoch: Epoch, from: ClientId) -> Vec<TabOutput> {
         let claim = (epoch, from);
         self.claims.remove(&claim);
+        let held = self.unverified.remove(&claim).unwrap_or_default();
         if self.leader.is_some_and(|known| known >= epoch) {
             return Vec::new(); // a newer leader was verified first
         }
+        // Claims of older epochs than this one are moot, and so is what they said.
+        self.unverified.retain(|(e, _), _| *e > epoch);
         let (epoch, from) = claim;
         self.leader = Some(epoch);
         self.leader_id = Some(from);
@@ -517,13 +543,17 @@ impl TabCore {
                 .push(TabOutput::Send(Message::Submit { epoch, txs: resend }));
         }
         self.feed_leader_changed();
+        for env in held {
+            self.leader_said(now, &env);
+        }
         self.take()
     }
 
     /// The claim of `from` to lead at `epoch` is false (no such proof lock is held): it is
-    /// counted, and its messages are ignored from now on.
+    /// counted, and its messages (held, and from now on) are ignored.
     pub fn leader_refuted(&mut self, epoch: Epoch, from: ClientId) {
         let claim = (epoch, from);
+        self.unverified.remove(&claim);
         if self.claims.remove(&claim) {
             self.forged += 1;
             if self.refuted.len() >= MAX_REFUTED {

@@ -569,6 +569,66 @@ fn a_forged_leader_is_refuted_counted_and_changes_nothing() {
 }
 
 #[test]
+fn what_a_new_leader_says_while_its_claim_is_checked_is_taken_in_once_verified() {
+    let mut t = me();
+    t.submit(insert("a", "1"));
+    let leader = ClientId("leader".into());
+    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    // The new leader starts the attempt at once; the tab is still checking its proof lock.
+    let persisting = with_state(insert("a", "1"), TransactionState::Persisting);
+    let state = from_leader(Message::State {
+        epoch: Epoch(3),
+        txs: vec![persisting],
+    });
+    assert!(t.receive(1, &state).is_empty(), "not before the proof is checked");
+    assert_eq!(
+        t.get(&"a".into()).map(|tx| tx.state),
+        Some(TransactionState::Pending)
+    );
+    let out = t.leader_verified(2, Epoch(3), leader);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        TabOutput::StateChanged(tx) if tx.id.as_str() == "a" && tx.state == TransactionState::Persisting
+    )));
+    assert_eq!(
+        t.get(&"a".into()).map(|tx| tx.state),
+        Some(TransactionState::Persisting)
+    );
+    // Asked for a snapshot before the held news is read, which the snapshot then supersedes.
+    assert!(sent(&out).contains(&&Message::SnapshotRequest));
+    assert!(t.unverified.is_empty());
+}
+
+#[test]
+fn what_a_claimant_says_is_held_within_bounds_and_dropped_when_refuted() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    t.submit(insert("a", "1"));
+    let forger = ClientId("forger".into());
+    t.receive(1, &Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(9) }));
+    let failed = with_state(insert("a", "1"), TransactionState::Failed);
+    let forged_state = Envelope::broadcast(
+        SCOPE,
+        &forger,
+        Message::State {
+            epoch: Epoch(9),
+            txs: vec![failed],
+        },
+    );
+    for i in 0..(MAX_UNVERIFIED as u64 + 10) {
+        assert!(t.receive(2 + i, &forged_state).is_empty());
+    }
+    let held: usize = t.unverified.values().map(VecDeque::len).sum();
+    assert_eq!(held, MAX_UNVERIFIED, "the latest few, no more");
+    t.leader_refuted(Epoch(9), forger);
+    assert!(t.unverified.is_empty());
+    assert_eq!(
+        t.get(&"a".into()).map(|tx| tx.state),
+        Some(TransactionState::Pending)
+    );
+}
+
+#[test]
 fn a_late_verification_of_an_older_claim_changes_nothing() {
     let mut t = me();
     let a = Envelope::broadcast(
