@@ -523,7 +523,8 @@ impl Inner {
             if listeners.is_empty() {
                 continue;
             }
-            let keys: js_sys::Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+            let keys = outbox_runtime::convert::to_js_array(&keys)
+                .unwrap_or_else(|_| keys.iter().map(|k| JsValue::from_str(k)).collect());
             later.push(later_call_all(
                 listeners,
                 vec![this.rows_js(&collection).into(), keys.into()],

@@ -5,13 +5,14 @@
 //! all 500. The cache keeps, per collection, a JS array of frozen row objects in key order and
 //! the keys beside it; the view says which keys it recomputed since the cache last looked
 //! ([`outbox_shared::view::OptimisticView::take_changed`], which every change goes through),
-//! and only those rows are converted and spliced in or out. Callers get a copy of the array
+//! and only those rows are converted (all in one go) and spliced in or out. Callers get a copy of the array
 //! (a native `slice`), so a row that has not changed is the same object as last time.
 
-use outbox_runtime::convert::to_js;
+use outbox_runtime::convert::{to_js, to_js_array};
 use outbox_shared::tab::TabCore;
 use std::collections::hash_map::{Entry, HashMap};
-use wasm_bindgen::JsValue;
+use serde_json::Value;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// One collection's rows, in the view's key order.
 #[derive(Debug)]
@@ -36,24 +37,40 @@ impl RowCache {
             Entry::Occupied(rows) => rows.into_mut(),
             Entry::Vacant(slot) => {
                 // Built from the view as it is now, which already has every change.
-                let mut keys = Vec::new();
-                let array = js_sys::Array::new();
-                for (key, value) in view.rows(collection) {
-                    keys.push(key.clone());
-                    array.push(&frozen(value));
-                }
+                let (keys, values): (Vec<String>, Vec<&Value>) = view
+                    .rows(collection)
+                    .map(|(key, value)| (key.clone(), value))
+                    .unzip();
+                let array = frozen_all(&values);
                 let rows = slot.insert(Rows { keys, array });
                 return rows.array.slice(0, rows.keys.len() as u32);
             }
         };
-        for key in changed {
+        let changed: Vec<(String, Option<&Value>)> = changed
+            .into_iter()
+            .map(|key| {
+                let value = view.get(collection, &key);
+                (key, value)
+            })
+            .collect();
+        let fresh = frozen_all(&changed.iter().filter_map(|(_, v)| *v).collect::<Vec<_>>());
+        // New rows after every row there is (the changes come in key order): appended in one go.
+        let after_last = changed.first().is_some_and(|(first, _)| {
+            rows.keys.last().is_none_or(|last| last < first)
+        });
+        if after_last && changed.iter().all(|(_, v)| v.is_some()) {
+            rows.array = rows.array.concat(&fresh);
+            rows.keys.extend(changed.into_iter().map(|(key, _)| key));
+            return rows.array.slice(0, rows.keys.len() as u32);
+        }
+        let mut fresh = fresh.iter();
+        for (key, value) in changed {
             let at = rows.keys.binary_search(&key);
-            match (view.get(collection, &key), at) {
-                (Some(value), Ok(i)) => {
-                    rows.array.set(i as u32, frozen(value));
-                }
-                (Some(value), Err(i)) => {
-                    rows.array.splice(i as u32, 0, &frozen(value));
+            let js = value.map(|_| fresh.next().unwrap_or(JsValue::NULL));
+            match (js, at) {
+                (Some(js), Ok(i)) => rows.array.set(i as u32, js),
+                (Some(js), Err(i)) => {
+                    rows.array.splice(i as u32, 0, &js);
                     rows.keys.insert(i, key);
                 }
                 (None, Ok(i)) => {
@@ -67,11 +84,19 @@ impl RowCache {
     }
 }
 
-/// A row as a frozen JS object (a shared object must not be changed by one reader for all).
-fn frozen(value: &serde_json::Value) -> JsValue {
-    let js = to_js(value).unwrap_or(JsValue::NULL);
-    if js.is_object() {
-        js_sys::Object::freeze(&js.clone().into());
+/// Rows as frozen JS objects (a shared object must not be changed by one reader for all), in
+/// one array made in one go ([`to_js_array`]); a row at a time if that fails.
+fn frozen_all(values: &[&Value]) -> js_sys::Array {
+    let array = to_js_array(values.iter().copied()).unwrap_or_else(|_| {
+        values
+            .iter()
+            .map(|v| to_js(v).unwrap_or(JsValue::NULL))
+            .collect()
+    });
+    for js in array.iter() {
+        if js.is_object() {
+            js_sys::Object::freeze(js.unchecked_ref::<js_sys::Object>());
+        }
     }
-    js
+    array
 }

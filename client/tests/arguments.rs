@@ -240,6 +240,29 @@ async fn rows_hands_out_the_same_frozen_object_while_a_row_is_unchanged() {
     let last = todos.rows();
     assert_eq!(last.length(), 1);
     assert!(js_sys::Object::is(&after.get(1), &last.get(0)));
+
+    // A row after every other (appended in one go), then one before them (spliced in).
+    settle(todos.insert(todo("3", "jam")).unwrap().completed())
+        .await
+        .unwrap();
+    let appended = todos.rows();
+    assert_eq!(appended.length(), 2);
+    assert!(js_sys::Object::is(&last.get(0), &appended.get(0)));
+    settle(todos.insert(todo("10", "tea")).unwrap().completed())
+        .await
+        .unwrap();
+    let grown = todos.rows();
+    let titles: Vec<_> = grown.iter().map(|r| text(&r, "title")).collect();
+    assert_eq!(
+        titles,
+        ["tea", "brown eggs", "jam"].map(|t| Some(t.to_owned())),
+        "in key order"
+    );
+    assert!(
+        js_sys::Object::is(&last.get(0), &grown.get(1)),
+        "row 2 is still unchanged"
+    );
+    assert!(grown.iter().all(|r| js_sys::Object::is_frozen(&r.into())));
     client.close();
 }
 
@@ -259,10 +282,12 @@ async fn every_kind_of_json_data_reads_back_as_given_and_anything_else_is_named(
     settle(todos.insert(row).unwrap().durable()).await.unwrap();
     let back = js_sys::JSON::stringify(&todos.get("a".into()).unwrap()).unwrap();
     assert_eq!(
-        String::from(back),
+        String::from(back.clone()),
         r#"{"bare":{"k":[1,-2.5,"ü€😀",null,{"deep":[[true]]}]},"big":1152921504606847000,"id":"a","n":0.1,"neg":0,"s":"line\n\"q\""}"#,
         "keys in order, undefined left out"
     );
+    let listed = js_sys::JSON::stringify(&todos.rows().get(0)).unwrap();
+    assert_eq!(listed, back, "rows() reads the same");
     for (body, words) in [
         (
             "return {id: 'b', list: [1, () => 2]};",

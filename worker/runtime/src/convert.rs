@@ -43,6 +43,31 @@ pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, ConvertError> 
         .map_err(|e| ConvertError::ToJs(e.to_string()))
 }
 
+/// Many values as one JS array of plain values, as [`to_js`] would make each: serialised to one
+/// JSON text that the engine's `JSON.parse` reads. One crossing instead of one per value, key
+/// and string: converting a view's 10,000 rows one by one took ~5 µs a row.
+pub fn to_js_array<'a, T, I>(values: I) -> Result<js_sys::Array, ConvertError>
+where
+    T: Serialize + ?Sized + 'a,
+    I: IntoIterator<Item = &'a T>,
+{
+    let mut text = Vec::with_capacity(256);
+    text.push(b'[');
+    for (i, value) in values.into_iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        serde_json::to_writer(&mut text, value).map_err(|e| ConvertError::ToJs(e.to_string()))?;
+    }
+    text.push(b']');
+    // serde_json writes UTF-8 only.
+    let text = String::from_utf8(text).map_err(|e| ConvertError::ToJs(e.to_string()))?;
+    js_sys::JSON::parse(&text)
+        .map_err(|e| ConvertError::ToJs(JsErrorInfo::from_js(&e).to_string()))?
+        .dyn_into::<js_sys::Array>()
+        .map_err(|_| ConvertError::ToJs("JSON.parse did not make an array".into()))
+}
+
 /// Reads a `T` from a JS value made by [`to_js`] or written by hand in JS.
 pub fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, ConvertError> {
     serde_wasm_bindgen::from_value(value).map_err(|e| ConvertError::FromJs(e.to_string()))
