@@ -288,6 +288,23 @@ async fn every_kind_of_json_data_reads_back_as_given_and_anything_else_is_named(
     );
     let listed = js_sys::JSON::stringify(&todos.rows().get(0)).unwrap();
     assert_eq!(listed, back, "rows() reads the same");
+    // Many rows changed at once cross in one JSON text: they read the same as one by one.
+    for i in 0..20 {
+        let copy = js_call(
+            "row, id",
+            "return {...row, id};",
+            &[&todos.get("a".into()).unwrap(), &format!("a{i:02}").into()],
+        );
+        todos.insert(copy).unwrap();
+    }
+    let rows = todos.rows();
+    assert_eq!(rows.length(), 21);
+    for row in rows.iter() {
+        let key = text(&row, "id").unwrap_or_default();
+        let one = js_sys::JSON::stringify(&todos.get(key.clone().into()).unwrap()).unwrap();
+        assert_eq!(js_sys::JSON::stringify(&row).unwrap(), one, "row {key}");
+        assert!(js_sys::Object::is_frozen(&row.into()));
+    }
     for (body, words) in [
         (
             "return {id: 'b', list: [1, () => 2]};",
