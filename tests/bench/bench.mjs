@@ -483,6 +483,55 @@ async function replayTrial(lib, server, count, opts) {
   });
 }
 
+// ---- restart drain -------------------------------------------------------------------------
+
+/**
+ * `count` transactions pending behind a backoff (the server answered 503), then the tab reloads
+ * as the server comes back: from navigation start, when the server sees the first request and
+ * when it has applied all `count` (its totals, polled every 10 ms from here).
+ */
+async function drainTrial(lib, server, count) {
+  const name = LIBS[lib];
+  const key = `${lib}.drain.${count}`;
+  return attempt(key, `${name} drain of ${count} after a reload`, async () => {
+    const app = `${lib}-drain-${uid()}`;
+    const page = await libPage(lib, server, { app, dedicated: true });
+    try {
+      await server.faults({ offline: false, unavailable: true });
+      const before = await server.totals();
+      await evalIn(page, (total) => M.fillPending({ total }), count, 900_000, 'fillPending');
+      // A first attempt answered 503: a backoff is running when the tab goes.
+      await eventually(async () => (await server.totals()).requests > before.requests, {
+        timeout: 30_000,
+        interval: 10,
+        what: `a first attempt by ${name}`,
+      });
+      progress(`    ${name}: reload as the server comes back, waiting for ${count} applied…`);
+      const base = await server.totals();
+      const navigated = nodeWallNow();
+      await server.faults({ unavailable: false });
+      await page.goto(`${server.url}/?auto=${lib}&app=${app}&dedicated=1`, { waitUntil: 'commit', timeout: 30_000 });
+      let first = null;
+      let all = null;
+      const deadline = navigated + 120_000;
+      while (all === null && nodeWallNow() < deadline) {
+        const t = await server.totals();
+        const at = nodeWallNow() - navigated;
+        if (first === null && t.requests > base.requests) first = at;
+        if (t.applied - base.applied >= count) all = at;
+        else await sleep(10);
+      }
+      if (all === null) throw new Error(`not all ${count} applied within 120 s`);
+      rec(`${key}.first`, first);
+      rec(`${key}.all`, all);
+      return { first, all };
+    } finally {
+      await server.faults({ offline: true, unavailable: false }).catch(() => {});
+      await closePage(page);
+    }
+  });
+}
+
 // ---- sizes ---------------------------------------------------------------------------------
 
 async function sizes() {
@@ -624,6 +673,12 @@ async function main() {
           if (!ok) fullFailed = true;
         }
       }
+    }
+    // Restart drain: pending behind a backoff, the tab reloads as the server comes back.
+    progress(`restart drain: ${opts.replayReps} rep(s) of ${opts.peerReplayCount}`);
+    for (let r = 0; r < opts.replayReps; r++) {
+      const order = r % 2 ? [...libs].reverse() : libs;
+      for (const lib of order) await drainTrial(lib, faulty, opts.peerReplayCount);
     }
   } finally {
     await browser?.close();

@@ -66,6 +66,15 @@ mod serde_with_null {
     }
 }
 
+/// What `GET /_test/totals` answers: the sums of [`Stats`], without the per-key maps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Sum of all requests.
+    pub requests: u64,
+    /// Sum of all applications.
+    pub applied: u64,
+}
+
 /// Requests and applications seen for one idempotency key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyStats {
@@ -174,6 +183,15 @@ impl Faults {
             .map(|(id, _)| id.clone())
             .collect();
         s
+    }
+
+    /// Only the sums: what a client polling for progress needs (`GET /_test/totals`).
+    pub fn totals(&self) -> Totals {
+        let s = lock(&self.stats);
+        Totals {
+            requests: s.requests,
+            applied: s.applied,
+        }
     }
 
     /// Watches the offline switch (the accept loop closes `/api` connections on it).

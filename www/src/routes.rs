@@ -56,7 +56,8 @@ pub(crate) fn router(app: AppState) -> Router {
         root = root
             .route("/_test/faults", get(get_faults).post(post_faults))
             .route("/_test/reset", post(reset))
-            .route("/_test/stats", get(stats));
+            .route("/_test/stats", get(stats))
+            .route("/_test/totals", get(totals));
     }
     root.nest_service("/pkg", ServeDir::new(&app.config.pkg_dir))
         .fallback_service(ServeDir::new(&app.config.static_dir))
@@ -308,6 +309,13 @@ async fn reset(State(app): State<AppState>) -> Response {
         f.reset();
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn totals(State(app): State<AppState>) -> Response {
+    match &app.faults {
+        Some(f) => Json(f.totals()).into_response(),
+        None => api_not_found().await.into_response(),
+    }
 }
 
 async fn stats(State(app): State<AppState>) -> Response {

@@ -53,6 +53,10 @@ async fn unavailable_answers_503_until_cleared_on_api_only() {
         s.stats().await["keys"]["t1"],
         json!({"requests": 4, "applied": 1})
     );
+    assert_eq!(
+        s.get_json("/_test/totals").await,
+        (200, json!({"requests": 4, "applied": 1}))
+    );
     s.server.shutdown().await;
 }
 

@@ -94,6 +94,8 @@ export async function startBenchServer({ staticDir, faults, startTimeoutMs = 15_
     url,
     faults: (patch) => request('POST', '/_test/faults', patch),
     stats: () => request('GET', '/_test/stats'),
+    /** `{requests, applied}` so far, every app's: cheap enough to poll. */
+    totals: () => request('GET', '/_test/totals'),
     log: () => log.join(''),
     async stop() {
       await stop(proc, exited);

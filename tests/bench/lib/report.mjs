@@ -72,6 +72,9 @@ export function buildFigures(results, opts) {
   if (full !== N) {
     add({ id: 'replay.peer', figure: `reload with ${N.toLocaleString('en-US')} pending → view back`, unit: 'ms', o: `outbox.replay.${N}`, oExtra: ready(N), refLabel: peer, r: `tanstack.replay.${N}`, failure: replayDiagnostics[`outbox.replay.${N}`] });
   }
+  const drained = `reload with ${N.toLocaleString('en-US')} pending behind a backoff (the server answered 503), as the server comes back`;
+  add({ id: 'drain.first', figure: `${drained} → its first request (from navigation start)`, unit: 'ms', o: `outbox.drain.${N}.first`, refLabel: peer, r: `tanstack.drain.${N}.first` });
+  add({ id: 'drain.all', figure: `${drained} → all ${N.toLocaleString('en-US')} applied by the server`, unit: 'ms', o: `outbox.drain.${N}.all`, refLabel: peer, r: `tanstack.drain.${N}.all` });
   add({ id: 'mem.peer', figure: `memory per pending transaction, ${N.toLocaleString('en-US')} pending (Outbox: page JS heap + growth of the client's and worker's wasm memory)`, unit: 'bytes', o: `outbox.mem.${N}.perTx`, refLabel: `${peer} (page JS heap)`, r: `tanstack.mem.${N}.perTx` });
   if (full !== N) add({ id: 'mem.full', figure: `memory per pending transaction, ${full.toLocaleString('en-US')} pending (as above)`, unit: 'bytes', o: `outbox.mem.${full}.perTx`, refLabel: '' });
   if (sizes) {
@@ -117,7 +120,7 @@ export function mainTable(results, opts) {
 function wanted(key, opts) {
   if (!key) return 0;
   if (key.includes('.failover.')) return opts.failoverTrials;
-  if (key.includes('.replay.') || key.includes('.mem.')) return opts.replayReps;
+  if (key.includes('.replay.') || key.includes('.mem.') || key.includes('.drain.')) return opts.replayReps;
   return opts.reps;
 }
 
