@@ -10,8 +10,8 @@
 
 use outbox_runtime::convert::{to_js, to_js_array};
 use outbox_shared::tab::TabCore;
-use std::collections::hash_map::{Entry, HashMap};
 use serde_json::Value;
+use std::collections::hash_map::{Entry, HashMap};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// One collection's rows, in the view's key order.
@@ -55,9 +55,9 @@ impl RowCache {
             .collect();
         let fresh = frozen_all(&changed.iter().filter_map(|(_, v)| *v).collect::<Vec<_>>());
         // New rows after every row there is (the changes come in key order): appended in one go.
-        let after_last = changed.first().is_some_and(|(first, _)| {
-            rows.keys.last().is_none_or(|last| last < first)
-        });
+        let after_last = changed
+            .first()
+            .is_some_and(|(first, _)| rows.keys.last().is_none_or(|last| last < first));
         if after_last && changed.iter().all(|(_, v)| v.is_some()) {
             rows.array = rows.array.concat(&fresh);
             rows.keys.extend(changed.into_iter().map(|(key, _)| key));

@@ -580,7 +580,10 @@ fn what_a_new_leader_says_while_its_claim_is_checked_is_taken_in_once_verified()
         epoch: Epoch(3),
         txs: vec![persisting],
     });
-    assert!(t.receive(1, &state).is_empty(), "not before the proof is checked");
+    assert!(
+        t.receive(1, &state).is_empty(),
+        "not before the proof is checked"
+    );
     assert_eq!(
         t.get(&"a".into()).map(|tx| tx.state),
         Some(TransactionState::Pending)
@@ -605,7 +608,10 @@ fn what_a_claimant_says_is_held_within_bounds_and_dropped_when_refuted() {
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
     t.submit(insert("a", "1"));
     let forger = ClientId("forger".into());
-    t.receive(1, &Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(9) }));
+    t.receive(
+        1,
+        &Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(9) }),
+    );
     let failed = with_state(insert("a", "1"), TransactionState::Failed);
     let forged_state = Envelope::broadcast(
         SCOPE,
