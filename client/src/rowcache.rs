@@ -5,8 +5,9 @@
 //! all 500. The cache keeps, per collection, a JS array of frozen row objects in key order and
 //! the keys beside it; the view says which keys it recomputed since the cache last looked
 //! ([`outbox_shared::view::OptimisticView::take_changed`], which every change goes through),
-//! and only those rows are converted (all in one go) and spliced in or out. Callers get a copy of the array
-//! (a native `slice`), so a row that has not changed is the same object as last time.
+//! and only those rows are converted (together: [`to_js_array`]) and spliced in or out, or
+//! appended at once when they all come after the last. Callers get a copy of the array (a
+//! native `slice`), so a row that has not changed is the same object as last time.
 
 use outbox_runtime::convert::{to_js, to_js_array};
 use outbox_shared::tab::TabCore;
