@@ -640,13 +640,15 @@ impl TabCore {
             }
         }
         if settled {
-            if let Some(place) = self.known.get(&id).and_then(|k| k.own) {
-                self.own_order.remove(&place);
-            }
-            if self.known.get(&id).is_some_and(|k| k.own.is_none())
-                && tx.state == TransactionState::Completed
-            {
-                self.known.remove(&id);
+            match self.known.get(&id).map(|k| k.own) {
+                Some(Some(place)) => {
+                    self.own_order.remove(&place);
+                }
+                // Another tab's, done: nothing here will ask about it again.
+                Some(None) if tx.state == TransactionState::Completed => {
+                    self.known.remove(&id);
+                }
+                _ => {}
             }
         }
         if !rows.is_empty() {
