@@ -124,6 +124,8 @@ export async function startServer({
     faults: (patch) => request('POST', '/_test/faults', patch),
     /** `GET /_test/stats`: requests and applications per idempotency key. */
     stats: () => request('GET', '/_test/stats'),
+    /** `GET /_test/totals`: `{requests, applied}` so far, cheap enough to poll. */
+    totals: () => request('GET', '/_test/totals'),
     async stop() {
       await stopProcess(proc, exited);
       killOnExit.delete(proc);

@@ -19,8 +19,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
-import { ROOT, checkArtifacts, eventually, launchBrowser } from '../harness.mjs';
-import { prepareStatic, startBenchServer } from './lib/env.mjs';
+import { ROOT, checkArtifacts, eventually, launchBrowser, startServer } from '../harness.mjs';
+import { prepareStatic } from './lib/env.mjs';
 import { USAGE, UsageError, parseOptions } from './lib/options.mjs';
 import { buildFigures, limitsTable, mainTable } from './lib/report.mjs';
 import { median, percentile } from './lib/stats.mjs';
@@ -624,8 +624,8 @@ async function main() {
     tanstack: staticDir.tanstack,
   };
   try {
-    faulty = await startBenchServer({ staticDir: staticDir.dir, faults: true });
-    plain = await startBenchServer({ staticDir: staticDir.dir, faults: false });
+    faulty = await startServer({ staticDir: staticDir.dir, faults: true });
+    plain = await startServer({ staticDir: staticDir.dir, faults: false });
     browser = await launchBrowser();
     meta.chromium = browser.context.browser()?.version() ?? null;
     await faulty.faults({ offline: true });
