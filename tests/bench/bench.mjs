@@ -247,26 +247,37 @@ async function libRep(lib, { faulty, plain }, opts) {
 
 // ---- failover ------------------------------------------------------------------------------
 
+// `where`: 'page' (page → page), 'worker' (dedicated worker → worker), or 'fenced' (worker →
+// worker, the new holder then reading and bumping an epoch in IndexedDB: the least a fenced
+// takeover does before its first attempt).
 async function lockTrial(server, where) {
   const key = `limit.lock.${where}`;
   await attempt(key, `Web Locks handoff (${where})`, async () => {
     const a = await openPage(server);
     const b = await openPage(server);
+    const name = `bench-lock-${uid()}`;
+    const fence = where === 'fenced' ? name : undefined;
     try {
-      const name = `bench-lock-${uid()}`;
       if (where === 'page') {
         await evalIn(a, (n) => import('/limits.js').then((L) => L.holdLock(n)), name, 10_000, 'hold');
         const waiting = await evalIn(b, (n) => import('/limits.js').then((L) => L.waitLock(n)), name, 10_000, 'wait');
         if (!waiting) throw new Error('tab B is not waiting for the lock');
       } else {
-        await evalIn(a, (n) => import('/limits.js').then((L) => L.lockInWorker(n, 'hold')), name, 10_000, 'hold');
-        await evalIn(b, (n) => import('/limits.js').then((L) => L.lockInWorker(n, 'wait')), name, 10_000, 'wait');
+        await evalIn(a, ([n, f]) => import('/limits.js').then((L) => L.lockInWorker(n, 'hold', f)), [name, fence], 10_000, 'hold');
+        await evalIn(b, ([n, f]) => import('/limits.js').then((L) => L.lockInWorker(n, 'wait', f)), [name, fence], 10_000, 'wait');
         await eventually(() => b.evaluate((n) => import('/limits.js').then((L) => L.pending(n)), name), { timeout: 5_000, interval: 5, what: 'B waiting' });
       }
       const closedAt = nodeWallNow();
       await a.close({ runBeforeUnload: false });
       const got = await eventually(() => b.evaluate(() => globalThis.__lockGotAt), { timeout: 15_000, interval: 5, what: 'the lock in tab B' });
-      rec(key, got - closedAt);
+      if (fence) {
+        const fencedAt = await eventually(() => b.evaluate(() => globalThis.__lockFencedAt), { timeout: 15_000, interval: 5, what: 'the epoch bumped in tab B' });
+        rec(key, fencedAt - closedAt);
+        rec(`${key}.commit`, fencedAt - got);
+        await evalIn(b, () => import('/limits.js').then((L) => L.dropLockDb()), undefined, 10_000, 'drop the database');
+      } else {
+        rec(key, got - closedAt);
+      }
     } finally {
       await closePage(a);
       await closePage(b);
@@ -476,10 +487,31 @@ async function replayTrial(lib, server, count, opts) {
       }
       rec(key, boot.allAt);
       if (boot.readyAt !== null) rec(`${lib}.replay.${count}.ready`, boot.readyAt);
+      if (lib === 'outbox') await idbReadTrial(page, server, app, count, opts);
       return boot;
     } finally {
       await closePage(page);
     }
+  });
+}
+
+/**
+ * The limit of a replay: the same page navigates again, without a library, to read and parse
+ * every record of the outbox the replay left while it instantiates the client's wasm.
+ */
+async function idbReadTrial(page, server, app, count, opts) {
+  const key = `limit.replay.${count}`;
+  await attempt(key, `IndexedDB read of the outbox of ${count}`, async () => {
+    await page.goto(`${server.url}/?auto=idb&db=${encodeURIComponent(`outbox:${app}`)}`, { waitUntil: 'commit', timeout: 30_000 });
+    const boot = await eventually(
+      () => page.evaluate(() => (globalThis.__boot?.allAt || globalThis.__boot?.error ? globalThis.__boot : null)),
+      { timeout: opts.replayTimeoutMs, interval: 20, what: 'the outbox read' },
+    );
+    if (boot.error) throw new Error(boot.error);
+    if (boot.size === 0) throw new Error('no records read');
+    rec(key, boot.allAt);
+    rec(`${key}.read`, boot.readAt);
+    rec(`${key}.wasm`, boot.wasmAt);
   });
 }
 
@@ -646,11 +678,11 @@ async function main() {
     }
 
     // Failover: raw lock handoffs and Outbox's takeover, trial after trial.
-    progress(`failover: ${opts.failoverTrials} trials (Web Locks handoff page→page and worker→worker, Outbox with dedicated workers)`);
+    progress(`failover: ${opts.failoverTrials} trials (Web Locks handoff page→page, worker→worker and worker→worker with an epoch bumped, Outbox with dedicated workers)`);
     for (let i = 0; i < opts.failoverTrials; i++) {
-      const steps = [() => lockTrial(faulty, 'page'), () => lockTrial(faulty, 'worker'), () => outboxFailoverTrial(faulty)];
+      const steps = [() => lockTrial(faulty, 'page'), () => lockTrial(faulty, 'worker'), () => lockTrial(faulty, 'fenced'), () => outboxFailoverTrial(faulty)];
       for (let j = 0; j < steps.length; j++) await steps[(i + j) % steps.length]();
-      progress(`  trial ${i + 1}/${opts.failoverTrials}: Outbox ${fmtMs(samples['outbox.failover.attempt']?.at(-1))} (tab hears ${fmtMs(samples['outbox.failover.attemptSeen']?.at(-1))}), lock worker→worker ${fmtMs(samples['limit.lock.worker']?.at(-1))}`);
+      progress(`  trial ${i + 1}/${opts.failoverTrials}: Outbox ${fmtMs(samples['outbox.failover.attempt']?.at(-1))} (tab hears ${fmtMs(samples['outbox.failover.attemptSeen']?.at(-1))}), lock worker→worker ${fmtMs(samples['limit.lock.worker']?.at(-1))}, with an epoch bumped ${fmtMs(samples['limit.lock.fenced']?.at(-1))}`);
     }
     if (tanstack) {
       progress(`TanStack: closing the leader tab, ${opts.tanstackTrials} trial(s), watching the other tab for ${opts.tanstackWatchMs / 1000} s`);

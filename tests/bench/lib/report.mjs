@@ -48,6 +48,7 @@ export function buildFigures(results, opts) {
   add({ id: 'acked', figure: `server-acknowledged tx/s (${opts.ackedCount} submitted at once)`, unit: 'perSecond', o: 'outbox.acked.perSecond', refLabel: peer, r: 'tanstack.acked.perSecond', target: '≥ 10 × peer', check: (o, r) => o >= 10 * r, needsRef: true });
   add({ id: 'acked.nobatch', figure: `server-acknowledged tx/s, Outbox with one request per transaction`, unit: 'perSecond', o: 'outbox.acked.nobatch.perSecond', refLabel: peer, r: 'tanstack.acked.perSecond' });
   add({ id: 'failover.limit', figure: 'failover: leader tab closed → new leader’s first attempt', unit: 'ms', o: 'outbox.failover.attempt', refLabel: 'Web Locks handoff, dedicated worker → worker', r: 'limit.lock.worker', target: '≤ 1.5 × limit', check: (o, r) => o <= 1.5 * r, needsRef: true });
+  add({ id: 'failover.fenced', figure: 'failover: leader tab closed → new leader’s first attempt', unit: 'ms', o: 'outbox.failover.attempt', refLabel: 'Web Locks handoff, dedicated worker → worker, then an epoch read and bumped in one IndexedDB transaction', r: 'limit.lock.fenced' });
   add({ id: 'failover.seen', figure: 'failover: leader tab closed → the new leader’s tab hears of its first attempt', unit: 'ms', o: 'outbox.failover.attemptSeen', refLabel: 'Web Locks handoff, dedicated worker → worker', r: 'limit.lock.worker' });
   add({ id: 'failover.leader', figure: 'failover: leader tab closed → new leader elected', unit: 'ms', o: 'outbox.failover.leader', refLabel: 'Web Locks handoff, page → page', r: 'limit.lock.page' });
   if (meta.tanstack && !meta.tanstack.error && (tanstackLeaderClose.length || samples['tanstack.failover.tookOver'])) {
@@ -69,6 +70,7 @@ export function buildFigures(results, opts) {
   const full = opts.replayCount;
   const ready = (count) => (m(`outbox.replay.${count}.ready`) === null ? '' : ` (client connected at ${ms(m(`outbox.replay.${count}.ready`))})`);
   add({ id: 'replay.full', figure: `reload with ${full.toLocaleString('en-US')} pending → view back (from navigation start)`, unit: 'ms', o: `outbox.replay.${full}`, oExtra: ready(full), refLabel: '', target: '< 300 ms', check: (o) => o < 300, failure: replayDiagnostics[`outbox.replay.${full}`] });
+  add({ id: 'replay.limit', figure: `reload with ${full.toLocaleString('en-US')} pending → view back (from navigation start)`, unit: 'ms', o: `outbox.replay.${full}`, refLabel: 'the same page without Outbox, reading and parsing every record of that outbox while it instantiates the client wasm', r: `limit.replay.${full}` });
   if (full !== N) {
     add({ id: 'replay.peer', figure: `reload with ${N.toLocaleString('en-US')} pending → view back`, unit: 'ms', o: `outbox.replay.${N}`, oExtra: ready(N), refLabel: peer, r: `tanstack.replay.${N}`, failure: replayDiagnostics[`outbox.replay.${N}`] });
   }
@@ -137,7 +139,17 @@ export function limitsTable(results) {
     ['BroadcastChannel round trip, page ↔ SharedWorker', 'limit.bc.shared.p50', 'limit.bc.shared.p99', ms],
     ['Web Locks handoff, holder tab closed (page → page)', 'limit.lock.page', null, ms],
     ['Web Locks handoff, holder tab closed (dedicated worker → worker)', 'limit.lock.worker', null, ms],
+    ['… then an epoch read and bumped in one IndexedDB transaction (from the close)', 'limit.lock.fenced', null, ms],
+    ['… that transaction alone (from the grant)', 'limit.lock.fenced.commit', null, ms],
   ];
+  for (const count of Object.keys(s).map((k) => /^limit\.replay\.(\d+)$/.exec(k)?.[1]).filter(Boolean)) {
+    const n = Number(count).toLocaleString('en-US');
+    rows.push(
+      [`Reload of a page reading and parsing an outbox of ${n} pending (no library), from navigation start: all records read and parsed, and the client wasm instantiated`, `limit.replay.${count}`, null, ms],
+      [`… the records alone`, `limit.replay.${count}.read`, null, ms],
+      [`… the client wasm alone`, `limit.replay.${count}.wasm`, null, ms],
+    );
+  }
   const lines = rows.map(([label, k50, k99, fmt]) => {
     const v = m(k50);
     const p99 = k99 ? m(k99) : null;

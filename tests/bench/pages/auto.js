@@ -1,12 +1,57 @@
 // `index.html?auto=outbox|tanstack&app=…[&dedicated=1][&expect=N]`: starts that library as soon as
 // the page loads, and notes (ms since navigation start) when it was set up and when its
 // collection first held `expect` rows: the restart-replay measurement after a reload.
+//
+// `index.html?auto=idb&db=…`: the limit of that measurement. No library: as the page loads, it
+// reads every record of IndexedDB database `db` (the outbox the replay left) and parses each
+// string as JSON, and, at the same time, loads and instantiates the client's wasm; it notes when
+// the records were read and parsed (`readAt`), when the wasm was ready (`wasmAt`), and when both
+// were (`allAt`).
 const params = new URLSearchParams(location.search);
 const lib = params.get('auto');
 const boot = { lib, scriptAt: performance.now(), readyAt: null, allAt: null, error: null, size: 0 };
 globalThis.__boot = boot;
 
-if (lib === 'outbox' || lib === 'tanstack') start().catch((e) => (boot.error = String(e && e.stack ? e.stack : e)));
+const fail = (e) => (boot.error = String(e && e.stack ? e.stack : e));
+if (lib === 'outbox' || lib === 'tanstack') start().catch(fail);
+if (lib === 'idb') readAll().catch(fail);
+
+async function readAll() {
+  const wasm = import('/pkg/client/outbox_client.js')
+    .then((m) => m.default())
+    .then(() => (boot.wasmAt = performance.now()));
+  const db = await new Promise((resolve, reject) => {
+    const req = indexedDB.open(params.get('db'));
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  const stores = [...db.objectStoreNames];
+  const tx = db.transaction(stores, 'readonly');
+  const lists = await Promise.all(
+    stores.map(
+      (s) =>
+        new Promise((resolve, reject) => {
+          const req = tx.objectStore(s).getAll();
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        }),
+    ),
+  );
+  let parsed = 0;
+  for (const values of lists) {
+    for (const v of values) {
+      if (typeof v === 'string') {
+        JSON.parse(v);
+        parsed++;
+      }
+    }
+  }
+  boot.readAt = performance.now();
+  boot.size = parsed;
+  db.close();
+  await wasm;
+  boot.allAt = performance.now();
+}
 
 async function start() {
   const expect = Number(params.get('expect') ?? '0');

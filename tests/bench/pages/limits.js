@@ -151,16 +151,35 @@ export async function pending(name) {
   return q.pending.some((l) => l.name === name);
 }
 
-/** As holdLock/waitLock, but in a dedicated worker of this page. */
-export function lockInWorker(name, mode) {
+/**
+ * As holdLock/waitLock, but in a dedicated worker of this page. With `fence` (a database name),
+ * the worker also does what a fenced takeover must (see lock-worker.js): `__lockFencedAt` is the
+ * wall-clock time its epoch transaction completed.
+ */
+export function lockInWorker(name, mode, fence) {
   return new Promise((resolve, reject) => {
-    const w = new Worker(`/lock-worker.js?lock=${encodeURIComponent(name)}&mode=${mode}`, { type: 'module' });
+    const query = `lock=${encodeURIComponent(name)}&mode=${mode}${fence ? `&fence=${encodeURIComponent(fence)}` : ''}`;
+    const w = new Worker(`/lock-worker.js?${query}`, { type: 'module' });
     globalThis.__lockWorker = w;
     globalThis.__lockGotAt = null;
+    globalThis.__lockFencedAt = null;
     w.onmessage = (e) => {
       if (e.data.type === 'held' || e.data.type === 'waiting') resolve(e.data.type);
-      if (e.data.type === 'got') globalThis.__lockGotAt = e.data.at;
+      if (e.data.type === 'got') {
+        globalThis.__lockFencedAt = e.data.fencedAt;
+        globalThis.__lockGotAt = e.data.at;
+      }
     };
     w.onerror = (e) => reject(new Error(`lock worker: ${e.message}`));
+  });
+}
+
+/** Closes and deletes the database of this page's fenced lock worker. */
+export function dropLockDb() {
+  const w = globalThis.__lockWorker;
+  if (!w) return Promise.resolve();
+  return new Promise((resolve) => {
+    w.addEventListener('message', (e) => e.data.type === 'dropped' && resolve());
+    w.postMessage({ type: 'drop' });
   });
 }

@@ -290,11 +290,20 @@ pub fn build_requests(fns: &MutationFns, commands: &[Command]) -> usize {
     built
 }
 
-/// Sends one request with `fetch`. `Err` is a network failure (no answer at all).
-pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<HttpAnswer, String> {
+/// Starts `req` with the global `fetch` (called before this returns); [`answer`] awaits it.
+pub fn start_fetch(
+    req: &HttpRequest,
+    signal: &web_sys::AbortSignal,
+) -> Result<js_sys::Promise, String> {
     let request = build_request(req, Some(signal))?;
     let promise = call_global("fetch", &[&request]).map_err(|e| describe(&e))?;
-    let response: web_sys::Response = JsFuture::from(js_sys::Promise::from(promise))
+    Ok(js_sys::Promise::from(promise))
+}
+
+/// The answer to a request [`start_fetch`] started. `Err` is a network failure (no answer at
+/// all).
+pub async fn answer(started: Result<js_sys::Promise, String>) -> Result<HttpAnswer, String> {
+    let response: web_sys::Response = JsFuture::from(started?)
         .await
         .map_err(|e| describe(&e))?
         .dyn_into()
@@ -316,16 +325,10 @@ pub async fn fetch(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<H
     })
 }
 
-/// One transaction through the built-in HTTP function its name routes to.
-pub async fn call_http(
-    fns: &MutationFns,
-    tx: &Transaction,
-    signal: &web_sys::AbortSignal,
-) -> AttemptOutcome {
-    let Some(request) = fns.http_request(tx) else {
-        return fns.unknown(tx);
-    };
-    match fetch(&request, signal).await {
+/// The outcome of one transaction's request (started by [`start_fetch`]) to the built-in HTTP
+/// function its name routes to.
+pub async fn http_outcome(started: Result<js_sys::Promise, String>) -> AttemptOutcome {
+    match answer(started).await {
         Ok(answer) => http::outcome(&answer, crate::clock::now()),
         Err(e) => http::network_error(&e),
     }

@@ -148,7 +148,7 @@ impl Inner {
     }
 
     /// Runs deferred commands and queued events until there are none, unless a turn is already
-    /// running (it will get to them).
+    /// running (it will get to them), then starts the turn's calls.
     fn turn(this: &Rc<Self>) {
         if this.busy.replace(true) {
             return;
@@ -300,14 +300,22 @@ impl Inner {
         let weak = Rc::downgrade(this);
         let fns = Rc::clone(&this.fns);
         let signal = Self::abort_signal(this);
+        // An HTTP request starts here, as the turn ends, rather than when its task first runs.
+        let started = match (fns.route(&tx.mutation_fn), &signal) {
+            (Route::Http(_), Some(signal)) => fns
+                .http_request(&tx)
+                .map(|request| calls::start_fetch(&request, signal)),
+            _ => None,
+        };
         spawn_local(async move {
-            let outcome = match (fns.route(&tx.mutation_fn), &signal) {
-                (Route::Js(f), Some(signal)) => {
+            let outcome = match (started, fns.route(&tx.mutation_fn), &signal) {
+                (Some(started), _, _) => calls::http_outcome(started).await,
+                (None, Route::Js(f), Some(signal)) => {
                     calls::call_js(f, &tx, attempt, signal, &fns.credentials()).await
                 }
-                (Route::Http(_), Some(signal)) => calls::call_http(&fns, &tx, signal).await,
-                (Route::Unknown, _) => fns.unknown(&tx),
-                (_, None) => network_error("could not make an AbortController"),
+                // No request for it (not an HTTP function after all).
+                (None, Route::Unknown, _) | (None, Route::Http(_), Some(_)) => fns.unknown(&tx),
+                (None, _, None) => network_error("could not make an AbortController"),
             };
             dispatch_weak(
                 &weak,
@@ -324,14 +332,18 @@ impl Inner {
         let weak = Rc::downgrade(this);
         let fns = Rc::clone(&this.fns);
         let signal = Self::abort_signal(this);
+        let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
+        let Some(request) = fns.http_batch_request(&name, &txs) else {
+            return;
+        };
+        // The request starts here, as the turn ends, rather than when its task first runs.
+        let started = signal
+            .as_ref()
+            .map(|signal| calls::start_fetch(&request, signal));
         spawn_local(async move {
-            let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
-            let Some(request) = fns.http_batch_request(&name, &txs) else {
-                return;
-            };
             let ids: Vec<_> = group.iter().map(|(t, _)| t.id.clone()).collect();
-            let outcomes = match &signal {
-                Some(signal) => match calls::fetch(&request, signal).await {
+            let outcomes = match started {
+                Some(started) => match calls::answer(started).await {
                     Ok(answer) => batch_outcomes(&answer, &ids, now()),
                     Err(e) => ids
                         .iter()

@@ -197,3 +197,70 @@ fn a_rehearsal_builds_the_requests_of_http_calls_and_sends_none() {
     Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
     assert_eq!(number(&log, "calls"), 0.0, "nothing was sent");
 }
+
+#[wasm_bindgen_test]
+async fn the_requests_of_a_turn_are_on_their_way_when_it_ends() {
+    // A `fetch` that counts its calls and answers each 200 (one result per batch item).
+    let log = js_sys::JSON::parse(r#"{"calls": 0}"#).unwrap();
+    let counting = Function::new_with_args(
+        "log",
+        "return async (request) => {
+            log.calls++;
+            const body = JSON.parse(await request.text());
+            const results = (body.transactions ?? []).map((t) => ({ id: t.id, status: 200, body: {} }));
+            return new Response(JSON.stringify(body.transactions ? { results } : {}), { status: 200 });
+        };",
+    )
+    .call1(&JsValue::NULL, &log)
+    .unwrap();
+    let global = js_sys::global();
+    let real_fetch = Reflect::get(&global, &"fetch".into()).unwrap();
+    Reflect::set(&global, &"fetch".into(), &counting).unwrap();
+
+    let mut fns = MutationFns::default();
+    let endpoint = |batch| HttpEndpoint {
+        url: "/api/mutations".into(),
+        headers: Default::default(),
+        batch,
+    };
+    fns.insert_http("plain", endpoint(false));
+    fns.insert_http("todos", endpoint(true));
+    let store = Rc::new(MemoryStore::new());
+    let loaded = store.begin(0);
+    let driver = Driver::new(
+        Executor::new(ExecutorConfig::default(), Box::new(MathRandom)),
+        store,
+        Rc::new(fns),
+        Box::new(|_, _| {}),
+    );
+    driver.dispatch(Event::BecameLeader(loaded));
+    let tx = |name: &str| {
+        Transaction::new(
+            TransactionId(format!("{name}-1")),
+            name,
+            Strategy::Ordered,
+            vec![PendingMutation::insert("todos", "1", json!({ "id": "1" }))],
+            0,
+        )
+    };
+    driver.carry_out(vec![
+        Command::Call {
+            tx: Box::new(tx("plain")),
+            attempt: 1,
+        },
+        Command::CallBatch {
+            mutation_fn: "todos".into(),
+            calls: vec![(tx("todos"), 1)],
+        },
+    ]);
+    // Nothing awaited since: both requests were started by the turn itself.
+    let started = number(&log, "calls");
+    sleep(20).await;
+    Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
+    driver.stop();
+    assert_eq!(
+        started, 2.0,
+        "both requests started before the turn returned"
+    );
+    assert_eq!(number(&log, "calls"), 2.0, "and each once");
+}
