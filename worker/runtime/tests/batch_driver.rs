@@ -139,6 +139,26 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
     );
 }
 
+/// The built-in HTTP function at `/api/mutations`, batching or not.
+fn endpoint(batch: bool) -> HttpEndpoint {
+    HttpEndpoint {
+        url: "/api/mutations".into(),
+        headers: Default::default(),
+        batch,
+    }
+}
+
+/// A transaction of function `name` inserting one row.
+fn tx(name: &str) -> Transaction {
+    Transaction::new(
+        TransactionId(format!("{name}-1")),
+        name,
+        Strategy::Ordered,
+        vec![PendingMutation::insert("todos", "1", json!({ "id": "1" }))],
+        0,
+    )
+}
+
 #[wasm_bindgen_test]
 fn a_rehearsal_builds_the_requests_of_http_calls_and_sends_none() {
     // A `fetch` that counts its calls (and never answers).
@@ -155,25 +175,11 @@ fn a_rehearsal_builds_the_requests_of_http_calls_and_sends_none() {
 
     let mut fns = MutationFns::default();
     assert_eq!(fns.http_name(), None);
-    let endpoint = |batch| HttpEndpoint {
-        url: "/api/mutations".into(),
-        headers: Default::default(),
-        batch,
-    };
     fns.insert_http("plain", endpoint(false));
     assert_eq!(fns.http_name().as_deref(), Some("plain"));
     fns.insert_http("todos", endpoint(true));
     assert_eq!(fns.http_name().as_deref(), Some("todos"), "batching first");
     fns.insert_fn("mine", Function::new_no_args("throw new Error('called')"));
-    let tx = |name: &str| {
-        Transaction::new(
-            TransactionId(format!("{name}-1")),
-            name,
-            Strategy::Ordered,
-            vec![PendingMutation::insert("todos", "1", json!({ "id": "1" }))],
-            0,
-        )
-    };
     let commands = vec![
         Command::Call {
             tx: Box::new(tx("plain")),
@@ -218,11 +224,6 @@ async fn the_requests_of_a_turn_are_on_their_way_when_it_ends() {
     Reflect::set(&global, &"fetch".into(), &counting).unwrap();
 
     let mut fns = MutationFns::default();
-    let endpoint = |batch| HttpEndpoint {
-        url: "/api/mutations".into(),
-        headers: Default::default(),
-        batch,
-    };
     fns.insert_http("plain", endpoint(false));
     fns.insert_http("todos", endpoint(true));
     let store = Rc::new(MemoryStore::new());
@@ -234,15 +235,6 @@ async fn the_requests_of_a_turn_are_on_their_way_when_it_ends() {
         Box::new(|_, _| {}),
     );
     driver.dispatch(Event::BecameLeader(loaded));
-    let tx = |name: &str| {
-        Transaction::new(
-            TransactionId(format!("{name}-1")),
-            name,
-            Strategy::Ordered,
-            vec![PendingMutation::insert("todos", "1", json!({ "id": "1" }))],
-            0,
-        )
-    };
     driver.carry_out(vec![
         Command::Call {
             tx: Box::new(tx("plain")),
