@@ -80,6 +80,12 @@ pub(crate) struct Inner {
     pub leader_tab: Cell<bool>,
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
+    /// The tab's own worker's id on the channel, when it offers its port as a lane
+    /// (`outbox:ready` with `lane: true`; see `outbox_runtime::lane`).
+    pub worker_id: RefCell<Option<ClientId>>,
+    /// Posts go over the worker's port: set when a new leader is verified, to whether that
+    /// leader is the tab's own worker.
+    pub lane: Cell<bool>,
     pub channel: RefCell<Option<Channel>>,
     /// Envelopes to post on the channel at the end of the current task (in order): a burst of
     /// inserts returns at once and posts together, not one post inside each call.
@@ -129,6 +135,8 @@ impl Inner {
             asking_credentials: Cell::new(false),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
+            worker_id: RefCell::new(None),
+            lane: Cell::new(false),
             channel: RefCell::new(None),
             posts: RefCell::new(Vec::new()),
             local: RefCell::new(None),
@@ -229,6 +237,11 @@ impl Inner {
                     }
                 }
                 TabOutput::LeaderChanged(epoch) => {
+                    // The core resends everything unsettled to a new leader, in order, in this
+                    // same batch: switching lanes here cannot let a post overtake an earlier one.
+                    let own = this.worker_id.borrow().clone();
+                    let lane = own.is_some() && this.core.borrow().leader_id() == own.as_ref();
+                    this.lane.set(lane);
                     Self::leader_verified(this);
                     Self::leadership_changed(this, epoch.0);
                 }
@@ -500,6 +513,22 @@ impl Inner {
     /// nothing: submits are resent to every new leader, and requests time out.
     pub fn flush_posts(&self) {
         let posts = merge_submits(std::mem::take(&mut *self.posts.borrow_mut()));
+        let lane = if self.lane.get() {
+            self.worker.borrow().as_ref().and_then(OwnWorker::port)
+        } else {
+            None
+        };
+        if let Some(port) = lane {
+            // To the tab's own worker, which leads; over the channel if the port is gone.
+            let mut rest = posts.iter().skip_while(|env| port.post(env).is_ok());
+            if let (Some(first), Some(channel)) = (rest.next(), self.channel.borrow().as_ref()) {
+                self.lane.set(false);
+                for env in std::iter::once(first).chain(rest) {
+                    let _ = channel.post(env);
+                }
+            }
+            return;
+        }
         if let Some(channel) = self.channel.borrow().as_ref() {
             for env in &posts {
                 let _ = channel.post(env);

@@ -10,6 +10,11 @@
 //! `{type: 'outbox:following'}`, which is how the tab knows it is the leader tab; and it is told
 //! `{type: 'outbox:resign'}` / `{type: 'outbox:resume'}` when the page is hidden for good or
 //! frozen, and comes back.
+//!
+//! `ready` also gives the worker's `id` and `lane: true`: while the verified leader has that
+//! id, the tab posts the protocol's texts on this port instead of the channel, and the leader's
+//! replies come back on it (strings, where control messages are objects; see
+//! `outbox_runtime::lane`).
 
 use crate::errors::{Diagnostic, DiagnosticCode};
 use crate::events::ClientEvent;
@@ -17,6 +22,8 @@ use crate::inner::Inner;
 use crate::listen::{string_field, Listener};
 use crate::options::SharedWorkerChoice;
 use outbox_runtime::convert::JsErrorInfo;
+use outbox_runtime::lane::Port;
+use outbox_shared::model::ClientId;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{EventTarget, MessagePort, SharedWorker, Worker, WorkerOptions, WorkerType};
@@ -27,11 +34,13 @@ pub(crate) enum OwnWorker {
     /// A dedicated worker: this tab's alone, terminated with the client.
     Dedicated {
         worker: Worker,
+        line: Option<Port>,
         _listeners: Vec<Listener>,
     },
     /// A SharedWorker: the tab's port to it is closed with the client.
     Shared {
         port: MessagePort,
+        line: Option<Port>,
         _listeners: Vec<Listener>,
     },
 }
@@ -57,6 +66,7 @@ impl OwnWorker {
             .collect();
             port.start();
             Ok(Self::Shared {
+                line: Port::new(port.clone().into()),
                 port,
                 _listeners: listeners,
             })
@@ -70,9 +80,18 @@ impl OwnWorker {
             .flatten()
             .collect();
             Ok(Self::Dedicated {
+                line: Port::new(worker.clone().into()),
                 worker,
                 _listeners: listeners,
             })
+        }
+    }
+
+    /// The worker's port, to post the protocol's text on while it leads (see
+    /// `outbox_runtime::lane`).
+    pub fn port(&self) -> Option<Port> {
+        match self {
+            Self::Dedicated { line, .. } | Self::Shared { line, .. } => line.clone(),
         }
     }
 
@@ -128,9 +147,21 @@ fn worker_failed(inner: &Rc<Inner>, message: String) {
 }
 
 fn on_port_message(inner: &Rc<Inner>, data: &JsValue, shared: bool) {
+    if data.is_string() {
+        // The leader's answer to what this tab posted on the port: a channel message like any.
+        let env = inner.channel.borrow().as_ref().and_then(|c| c.accept(data));
+        if let Some(env) = env {
+            Inner::on_channel(inner, env);
+        }
+        return;
+    }
     match string_field(data, "type").as_deref() {
         Some("outbox:ready") => {
             inner.worker_ready.set(true);
+            let lane = js_sys::Reflect::get(data, &"lane".into()).is_ok_and(|v| v.is_truthy());
+            if let Some(id) = string_field(data, "id").filter(|_| lane) {
+                *inner.worker_id.borrow_mut() = Some(ClientId(id));
+            }
             inner.emit(|| ClientEvent::WorkerReady);
             Inner::pump(inner);
         }

@@ -9,7 +9,11 @@
 // no longer answers) arrive on the worker's port(s); the worker answers
 // {type: 'outbox:ready'} once it runs, or {type: 'outbox:error', code, message} if it cannot
 // (for example without IndexedDB), and {type: 'outbox:leading', epoch} / {type:
-// 'outbox:following'} as it starts and stops leading. Everything else goes over the BroadcastChannel.
+// 'outbox:following'} as it starts and stops leading. `ready` also says the worker's `id` on the
+// channel and `lane: true`: while this worker leads (the leader's id is this `id`), its tab may
+// post the protocol's JSON text on the port instead of the BroadcastChannel, and is answered
+// there (a text on the port of a worker that does not lead is passed on to the channel).
+// Everything else goes over the BroadcastChannel.
 import init, { startLeader } from './outbox_worker.js';
 
 const PREFIX = 'outbox:';
@@ -31,8 +35,10 @@ export function startOutboxWorker(options) {
     if (isShared) for (const port of ports) port.postMessage(message);
     else self.postMessage(message);
   };
-  const control = (data) => {
-    if (!leader || !data || typeof data !== 'object') return;
+  const control = (data, port) => {
+    if (!leader || !data) return;
+    if (typeof data === 'string') return leader.fromTab(data, port);
+    if (typeof data !== 'object') return;
     if (data.type === 'outbox:resign') leader.resign();
     else if (data.type === 'outbox:resume') leader.resume();
     else if (data.type === 'outbox:steal') leader.steal();
@@ -42,13 +48,13 @@ export function startOutboxWorker(options) {
     self.addEventListener('connect', (event) => {
       for (const port of event.ports) {
         ports.push(port);
-        port.onmessage = (m) => control(m.data);
+        port.onmessage = (m) => control(m.data, port);
         if (status) port.postMessage(status);
         if (role) port.postMessage(role);
       }
     });
   } else {
-    self.addEventListener('message', (m) => control(m.data));
+    self.addEventListener('message', (m) => control(m.data, self));
   }
 
   // Which role this worker has: a dedicated worker's tab is "the leader tab" while it leads.
@@ -66,7 +72,7 @@ export function startOutboxWorker(options) {
     .then(
       (handle) => {
         leader = handle;
-        tell({ type: 'outbox:ready', scope });
+        tell({ type: 'outbox:ready', scope, id: handle.id, lane: true });
         return handle;
       },
       (error) => {

@@ -21,6 +21,7 @@ use outbox_runtime::calls::{build_requests, MutationFns};
 use outbox_runtime::channel::Channel;
 use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
+use outbox_runtime::lane::{Lanes, Port};
 use outbox_runtime::sync::{Delivery, SyncDriver};
 use outbox_runtime::timer::Interval;
 use outbox_shared::executor::{Command, Event, Executor, ExecutorConfig};
@@ -68,6 +69,8 @@ struct Inner {
     fns: Rc<MutationFns>,
     store: IdbStore,
     channel: RefCell<Option<Channel>>,
+    /// The tabs that talk to this worker over its port(s) while it leads, answered there.
+    lanes: RefCell<Lanes<Port>>,
     term: RefCell<Option<Term>>,
     end_term: RefCell<Option<oneshot::Sender<()>>>,
     /// Told to resign (its tab is frozen or closing): no new lock request until resumed.
@@ -135,6 +138,7 @@ impl Leader {
             fns: Rc::new(fns),
             store,
             channel: RefCell::new(None),
+            lanes: RefCell::default(),
             term: RefCell::new(None),
             end_term: RefCell::new(None),
             resigned: Cell::new(false),
@@ -200,6 +204,37 @@ impl Leader {
         &self.0.scope
     }
 
+    /// Its id on the channel (`from` of what it says).
+    pub fn id(&self) -> &ClientId {
+        &self.0.me
+    }
+
+    /// A message a tab posted on this worker's `port` (see [`outbox_runtime::lane`]): read like
+    /// one from the channel. While this worker leads, that tab's answers go back on the port;
+    /// otherwise the message is passed on to the channel, where the leader hears it.
+    pub fn from_tab(&self, data: &JsValue, port: JsValue) {
+        let inner = &self.0;
+        let env = {
+            let channel = inner.channel.borrow();
+            let Some(channel) = channel.as_ref() else {
+                return;
+            };
+            let env = channel.accept(data);
+            if env.is_some() && inner.epoch().is_none() {
+                // A failed post (the channel was closed) leaves nothing to do: tabs resend.
+                let _ = channel.post_data(data);
+            }
+            env
+        };
+        let Some(env) = env else { return };
+        if inner.epoch().is_some() {
+            if let Some(port) = Port::new(port) {
+                inner.lanes.borrow_mut().heard(&env.from, port);
+            }
+        }
+        Inner::on_message(inner, env);
+    }
+
     /// Queue statistics while leading.
     pub fn stats(&self) -> Option<QueueStats> {
         self.0
@@ -238,6 +273,14 @@ impl Inner {
 
     fn send(&self, to: Option<ClientId>, msg: Message) {
         let env = self.envelope(to.as_ref(), msg);
+        let port = to.and_then(|to| self.lanes.borrow().get(&to).cloned());
+        if let Some(port) = port {
+            // The tab talks to this worker directly: its answers go back the same way, or over
+            // the channel if the port is gone.
+            if port.post(&env).is_ok() {
+                return;
+            }
+        }
         if let Some(channel) = self.channel.borrow().as_ref() {
             // A failed post (the channel was closed) leaves nothing to do: tabs resend.
             let _ = channel.post(&env);
@@ -537,6 +580,7 @@ impl Inner {
     /// Ends the current term, if any: says so on the channel, stops the executor.
     fn end_term(this: &Rc<Self>) {
         let term = this.term.borrow_mut().take();
+        this.lanes.borrow_mut().clear();
         if let Some(term) = term {
             term.driver.stop();
             this.send(None, Message::Resign { epoch: term.epoch });

@@ -83,6 +83,20 @@ mod exports {
             self.0.scope().to_owned()
         }
 
+        /// Its id on the channel: a tab whose own worker this is talks to it over the port while
+        /// the leader has this id.
+        #[wasm_bindgen(getter)]
+        pub fn id(&self) -> String {
+            self.0.id().0.clone()
+        }
+
+        /// A message a tab posted on `port` (the worker's port to that tab, or the dedicated
+        /// worker's global scope): taken like one from the channel.
+        #[wasm_bindgen(js_name = fromTab)]
+        pub fn from_tab(&self, data: JsValue, port: JsValue) {
+            self.0.from_tab(&data, port);
+        }
+
         /// Queue statistics while leading (`{size, bytes, inFlight, deadLetters}`), else `null`.
         pub fn stats(&self) -> JsValue {
             self.0

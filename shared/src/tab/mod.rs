@@ -244,6 +244,11 @@ impl TabCore {
         self.leader
     }
 
+    /// The verified leader's id on the channel.
+    pub fn leader_id(&self) -> Option<&ClientId> {
+        self.leader_id.as_ref()
+    }
+
     /// When a leader last spoke.
     pub fn last_heard(&self) -> Option<Millis> {
         self.last_heard

@@ -262,6 +262,19 @@ impl Channel {
         posted
     }
 
+    /// Posts `data` as it is (a message that came in on a [`crate::lane::Port`], passed on).
+    pub fn post_data(&self, data: &JsValue) -> Result<(), ChannelError> {
+        self.raw
+            .post_message(data)
+            .map_err(|e| ChannelError::Post(JsErrorInfo::from_js(&e)))
+    }
+
+    /// The envelope in `data` (from a port, say) if it is meant for this context, sorted and
+    /// counted like the channel's own messages.
+    pub fn accept(&self, data: &JsValue) -> Option<Envelope> {
+        self.inbox.accept(read_data(data))
+    }
+
     /// Incoming messages dropped so far, by reason.
     pub fn drops(&self) -> DropCounts {
         self.inbox.drops()

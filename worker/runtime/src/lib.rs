@@ -7,6 +7,8 @@
 //!   become real JS `Error` objects with a stable `code`.
 //! - [`driver`]: runs the shared executor with real storage, timers, `fetch` and JS mutation
 //!   functions ([`calls`]) — in the leader, and in a tab that has to go online-only.
+//! - [`lane`]: the direct line between a tab and its own worker, for the leader's traffic with
+//!   that tab while the worker leads.
 //! - [`locks`]: which Web Locks are held (checking a leader's proof).
 //! - [`store`]: the storage port as the driver needs it, and an in-memory store.
 //! - [`sync`]: runs the shared leader sync (one change feed) with real requests and timers.
@@ -22,6 +24,7 @@ pub mod channel;
 pub mod clock;
 pub mod convert;
 pub mod driver;
+pub mod lane;
 pub mod locks;
 pub mod store;
 pub mod stream;
