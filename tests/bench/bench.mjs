@@ -164,14 +164,22 @@ async function limitsRep(server, opts) {
       rec('limit.bc.page.p50', median(bcPage));
       rec('limit.bc.page.p99', percentile(bcPage, 99));
     }
-    for (const kind of ['dedicated', 'shared']) {
-      const times = await attempt(`limit.bc.${kind}`, `BroadcastChannel page↔${kind} worker`, () =>
-        evalIn(page, ({ kind, n }) => import('/limits.js').then((L) => L.bcPingWorker(kind, { n })), { kind, n: opts.bcN }, 60_000, kind),
-      );
-      if (times) {
-        rec(`limit.bc.${kind}.p50`, median(times));
-        rec(`limit.bc.${kind}.p99`, percentile(times, 99));
+    // Round trips page ↔ worker: over BroadcastChannel, and over the worker's own port.
+    const pings = [['bc', 'BroadcastChannel', 'bcPingWorker'], ['port', 'MessagePort', 'portPingWorker']];
+    for (const [via, what, fn] of pings) {
+      for (const kind of ['dedicated', 'shared']) {
+        const times = await attempt(`limit.${via}.${kind}`, `${what} page↔${kind} worker`, () =>
+          evalIn(page, ({ fn, kind, n }) => import('/limits.js').then((L) => L[fn](kind, { n })), { fn, kind, n: opts.bcN }, 60_000, kind),
+        );
+        if (times) {
+          rec(`limit.${via}.${kind}.p50`, median(times));
+          rec(`limit.${via}.${kind}.p99`, percentile(times, 99));
+        }
       }
+    }
+    // The floor of the path Outbox takes while a tab's own worker leads: the port, not the channel.
+    if (idb && samples['limit.port.shared.p50']) {
+      rec('limit.durablePort.p50', median(idb.def) + samples['limit.port.shared.p50'].at(-1));
     }
     // The floor under submit → durable, from this rep's own measurements: a tab's message to
     // the (shared) worker and back, plus one IndexedDB commit.

@@ -34,6 +34,7 @@ export function buildFigures(results, opts) {
   add({ id: 'insertView.bare.cold', figure: `insert() → optimistic view, per insert, cold (no subscriber; the first ${rowsTo} inserts of a fresh page)`, unit: 'ms', o: 'outbox.insertView.bare.cold', refLabel: peer, r: 'tanstack.insertView.bare.cold' });
   add({ id: 'insertView.sub.cold', figure: `insert() → optimistic view, per insert, cold (one subscriber; the first ${rowsTo} inserts of a fresh page)`, unit: 'ms', o: 'outbox.insertView.sub.cold', refLabel: peer, r: 'tanstack.insertView.sub.cold' });
   add({ id: 'durable.p50.limit', figure: 'submit → durable, p50', unit: 'ms', o: 'outbox.durable.p50', refLabel: 'IDB commit + BC round trip (page↔SharedWorker)', r: 'limit.durable.p50', target: '≤ 1.5 × limit', check: (o, r) => o <= 1.5 * r, needsRef: true });
+  add({ id: 'durable.p50.port', figure: 'submit → durable, p50', unit: 'ms', o: 'outbox.durable.p50', refLabel: 'IDB commit + MessagePort round trip (page↔SharedWorker: the path Outbox takes while the tab\'s own worker leads)', r: 'limit.durablePort.p50' });
   add({ id: 'durable.p99.limit', figure: 'submit → durable, p99', unit: 'ms', o: 'outbox.durable.p99', refLabel: 'IDB commit p99 + BC round trip p99', r: 'limit.durable.p99' });
   add({ id: 'durable.p50.peer', figure: 'submit → durable, p50', unit: 'ms', o: 'outbox.durable.p50', refLabel: `${peer} (its outbox put request succeeded)`, r: 'tanstack.durable.p50' });
   add({ id: 'durable.tps1.limit', figure: 'durable tx/s, 1 in flight', unit: 'perSecond', o: 'outbox.durable.perSecond1', refLabel: '1 / (IDB commit + BC round trip)', r: 'limit.durable.perSecond1' });
@@ -137,6 +138,8 @@ export function limitsTable(results) {
     ['BroadcastChannel round trip, page ↔ page', 'limit.bc.page.p50', 'limit.bc.page.p99', ms],
     ['BroadcastChannel round trip, page ↔ dedicated worker', 'limit.bc.dedicated.p50', 'limit.bc.dedicated.p99', ms],
     ['BroadcastChannel round trip, page ↔ SharedWorker', 'limit.bc.shared.p50', 'limit.bc.shared.p99', ms],
+    ['MessagePort round trip, page ↔ dedicated worker (its own port; each sample the mean of 10)', 'limit.port.dedicated.p50', 'limit.port.dedicated.p99', ms],
+    ['MessagePort round trip, page ↔ SharedWorker (each sample the mean of 10)', 'limit.port.shared.p50', 'limit.port.shared.p99', ms],
     ['Web Locks handoff, holder tab closed (page → page)', 'limit.lock.page', null, ms],
     ['Web Locks handoff, holder tab closed (dedicated worker → worker)', 'limit.lock.worker', null, ms],
     ['… then an epoch read and bumped in one IndexedDB transaction (from the close)', 'limit.lock.fenced', null, ms],

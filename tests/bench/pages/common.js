@@ -27,3 +27,14 @@ export function nextMessage(bc, pick, timeoutMs = 10_000) {
     bc.addEventListener('message', onMessage);
   });
 }
+
+/** Opens IndexedDB database `name` (version 1), creating object store `store` in it if new. */
+export function openDb(name, store) {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(name, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(store);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error ?? new Error(`cannot open ${name}`));
+    req.onblocked = () => reject(new Error(`opening ${name} is blocked`));
+  });
+}

@@ -1,19 +1,10 @@
 // What the browser itself can do, measured the way Outbox uses it: IndexedDB read-write
 // transactions holding one string record each, BroadcastChannel messages between a page and
 // another page or a worker, and a Web Lock passed on when its holder goes away.
-import { nextMessage, wallNow } from './common.js';
+import { nextMessage, openDb as openStoreDb, wallNow } from './common.js';
 
 const STORE = 'outbox';
-
-function openDb(name) {
-  return new Promise((resolve, reject) => {
-    const req = indexedDB.open(name, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error ?? new Error(`cannot open ${name}`));
-    req.onblocked = () => reject(new Error(`opening ${name} is blocked`));
-  });
-}
+const openDb = (name) => openStoreDb(name, STORE);
 
 const committed = (tx) =>
   new Promise((resolve, reject) => {
@@ -119,6 +110,51 @@ export async function bcPingWorker(kind, opts) {
     if (kind === 'shared') worker.port.postMessage('close');
     else worker.terminate();
   }
+}
+
+/**
+ * Starts an echoing worker (`kind`: 'dedicated' | 'shared') and pings it over its port (the
+ * SharedWorker's MessagePort, or the dedicated worker's): `n` samples, each the mean of `burst`
+ * round trips one after the other (a round trip takes less than the page's 0.1 ms timer
+ * resolution).
+ */
+export async function portPingWorker(kind, { n = 200, warmup = 20, burst = 10 } = {}) {
+  const name = `bench-port-${crypto.randomUUID()}`;
+  const url = `/echo-worker.js?ch=${encodeURIComponent(name)}`;
+  const worker = kind === 'shared' ? new SharedWorker(url, { type: 'module', name }) : new Worker(url, { type: 'module' });
+  const port = kind === 'shared' ? worker.port : worker;
+  if (kind === 'shared') worker.port.start();
+  const pong = (i, ms) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no pong ${i} within ${ms} ms`)), ms);
+      port.onmessage = (e) => {
+        if (e.data && e.data.pong === i) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+  const times = [];
+  try {
+    // The first answer also says the worker runs.
+    const first = pong(-1, 10_000);
+    port.postMessage({ ping: -1 });
+    await first;
+    for (let i = 0; i < n + warmup; i++) {
+      const t0 = performance.now();
+      for (let j = 0; j < burst; j++) {
+        const id = i * burst + j;
+        const answered = pong(id, 5_000);
+        port.postMessage({ ping: id });
+        await answered;
+      }
+      if (i >= warmup) times.push((performance.now() - t0) / burst);
+    }
+  } finally {
+    if (kind === 'shared') worker.port.postMessage('close');
+    else worker.terminate();
+  }
+  return times;
 }
 
 // ---- Web Locks -------------------------------------------------------------------------------

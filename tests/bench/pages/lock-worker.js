@@ -6,21 +6,13 @@
 // leader that has written); the waiter, once granted, reads the epoch and puts the next one in
 // one read-write transaction, and its 'got' message also carries `fencedAt`, the wall-clock time
 // that transaction completed. {type: 'drop'} from the page closes and deletes the database.
+import { openDb, wallNow } from './common.js';
+
 const params = new URL(self.location.href).searchParams;
 const name = params.get('lock') ?? 'bench-lock';
 const mode = params.get('mode') ?? 'hold';
 const fence = params.get('fence');
-const wallNow = () => performance.timeOrigin + performance.now();
 const STORE = 'meta';
-
-function openDb(dbName) {
-  return new Promise((resolve, reject) => {
-    const req = indexedDB.open(dbName, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error ?? new Error(`cannot open ${dbName}`));
-  });
-}
 
 /** Reads the epoch and puts the next one, in one read-write transaction; resolves at `complete`. */
 function bumpEpoch(db) {
@@ -38,7 +30,7 @@ function bumpEpoch(db) {
   });
 }
 
-const db = fence ? await openDb(fence) : null;
+const db = fence ? await openDb(fence, STORE) : null;
 navigator.locks.request(name, async () => {
   if (mode === 'hold') {
     if (db) await bumpEpoch(db);

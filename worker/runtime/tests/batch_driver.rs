@@ -26,6 +26,27 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// `fetch` replaced by a stand-in until this is dropped (the real one is put back even when the
+/// test fails).
+struct StandInFetch {
+    real: JsValue,
+}
+
+impl StandInFetch {
+    fn install(stand_in: &JsValue) -> Self {
+        let global = js_sys::global();
+        let real = Reflect::get(&global, &"fetch".into()).unwrap();
+        Reflect::set(&global, &"fetch".into(), stand_in).unwrap();
+        Self { real }
+    }
+}
+
+impl Drop for StandInFetch {
+    fn drop(&mut self) {
+        let _ = Reflect::set(&js_sys::global(), &"fetch".into(), &self.real);
+    }
+}
+
 /// A `fetch` that answers every batch item `200` after a few milliseconds, noting in `log` the
 /// size of each request and the most requests it had open at once.
 fn fake_fetch(log: &JsValue) -> JsValue {
@@ -58,9 +79,7 @@ fn number(log: &JsValue, key: &str) -> f64 {
 #[wasm_bindgen_test]
 async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurrency_at_once() {
     let log = js_sys::JSON::parse(r#"{"sizes": [], "running": 0, "most": 0}"#).unwrap();
-    let global = js_sys::global();
-    let real_fetch = Reflect::get(&global, &"fetch".into()).unwrap();
-    Reflect::set(&global, &"fetch".into(), &fake_fetch(&log)).unwrap();
+    let _fetch = StandInFetch::install(&fake_fetch(&log));
 
     let mut fns = MutationFns::default();
     let endpoint = HttpEndpoint {
@@ -116,7 +135,6 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
         }
         sleep(10).await;
     }
-    Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
     driver.stop();
 
     assert_eq!(completed.borrow().len(), 20, "every transaction completed");
@@ -169,9 +187,7 @@ fn a_rehearsal_builds_the_requests_of_http_calls_and_sends_none() {
     )
     .call1(&JsValue::NULL, &log)
     .unwrap();
-    let global = js_sys::global();
-    let real_fetch = Reflect::get(&global, &"fetch".into()).unwrap();
-    Reflect::set(&global, &"fetch".into(), &counting).unwrap();
+    let _fetch = StandInFetch::install(&counting);
 
     let mut fns = MutationFns::default();
     assert_eq!(fns.http_name(), None);
@@ -200,7 +216,6 @@ fn a_rehearsal_builds_the_requests_of_http_calls_and_sends_none() {
         },
     ];
     assert_eq!(build_requests(&fns, &commands), 2);
-    Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
     assert_eq!(number(&log, "calls"), 0.0, "nothing was sent");
 }
 
@@ -219,9 +234,7 @@ async fn the_requests_of_a_turn_are_on_their_way_when_it_ends() {
     )
     .call1(&JsValue::NULL, &log)
     .unwrap();
-    let global = js_sys::global();
-    let real_fetch = Reflect::get(&global, &"fetch".into()).unwrap();
-    Reflect::set(&global, &"fetch".into(), &counting).unwrap();
+    let _fetch = StandInFetch::install(&counting);
 
     let mut fns = MutationFns::default();
     fns.insert_http("plain", endpoint(false));
@@ -248,7 +261,6 @@ async fn the_requests_of_a_turn_are_on_their_way_when_it_ends() {
     // Nothing awaited since: both requests were started by the turn itself.
     let started = number(&log, "calls");
     sleep(20).await;
-    Reflect::set(&global, &"fetch".into(), &real_fetch).unwrap();
     driver.stop();
     assert_eq!(
         started, 2.0,
