@@ -2,8 +2,8 @@
 //! or the dedicated worker itself, carrying the same JSON text as the channel.
 //!
 //! A BroadcastChannel message goes through the browser process; a port message does not. On
-//! this machine a round trip page ↔ SharedWorker took ~0.1 ms over the port against ~0.35 ms
-//! over BroadcastChannel (medians of 500, `tests/bench`'s limits). So while a tab's own worker
+//! this machine a round trip page ↔ SharedWorker takes ~0.1 ms over the port against ~0.4 ms
+//! over BroadcastChannel (`tests/bench`'s limits). So while a tab's own worker
 //! leads, the tab sends it everything over the port, and the leader answers that tab's
 //! requests (`durable`, snapshots, responses) the same way. Broadcasts stay on the channel,
 //! which every tab hears.
