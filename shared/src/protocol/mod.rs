@@ -7,10 +7,12 @@
 //! messages each decode to a typed [`ProtocolError`], which receivers count and drop.
 
 mod codec;
+mod lanes;
 mod message;
 
 pub use codec::{
     decode, encode, encode_fitting, encode_parts, ProtocolError, MAX_MESSAGE_BYTES, PART_BYTES,
     PROTOCOL_VERSION,
 };
+pub use lanes::{Lanes, MAX_LANES};
 pub use message::{Envelope, Message, QueueStats, Request, Response};
