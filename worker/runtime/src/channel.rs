@@ -248,18 +248,7 @@ impl Channel {
 
     /// Posts `env` to every other context on the channel, as JSON text.
     pub fn post(&self, env: &Envelope) -> Result<(), ChannelError> {
-        // Large states and snapshots go in parts that each fit what receivers accept, each
-        // posted as soon as it is encoded.
-        let mut posted = Ok(());
-        protocol::encode_parts(env, protocol::PART_BYTES, &mut |text| {
-            if posted.is_ok() {
-                posted = self
-                    .raw
-                    .post_message(&JsValue::from_str(&text))
-                    .map_err(|e| ChannelError::Post(JsErrorInfo::from_js(&e)));
-            }
-        });
-        posted
+        post_in_parts(env, |text| self.post_data(text))
     }
 
     /// Posts `data` as it is (a message that came in on a [`crate::lane::Port`], passed on).
@@ -306,6 +295,21 @@ impl Drop for Channel {
         );
         self.raw.close();
     }
+}
+
+/// Posts `env` as JSON text through `post`: large states and snapshots in parts that each fit
+/// what receivers accept, each posted as soon as it is encoded, stopping at the first failure.
+pub(crate) fn post_in_parts(
+    env: &Envelope,
+    mut post: impl FnMut(&JsValue) -> Result<(), ChannelError>,
+) -> Result<(), ChannelError> {
+    let mut posted = Ok(());
+    protocol::encode_parts(env, protocol::PART_BYTES, &mut |text| {
+        if posted.is_ok() {
+            posted = post(&JsValue::from_str(&text));
+        }
+    });
+    posted
 }
 
 /// Reads a message event's data without copying an oversized string into wasm memory.

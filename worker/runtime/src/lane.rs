@@ -13,9 +13,9 @@
 //! channel can be overtaken). A worker that gets a message on a port while it does not lead
 //! forwards it to the channel, as if the tab had posted it there.
 
-use crate::channel::ChannelError;
+use crate::channel::{post_in_parts, ChannelError};
 use crate::convert::JsErrorInfo;
-use outbox_shared::protocol::{self, Envelope};
+use outbox_shared::protocol::Envelope;
 pub use outbox_shared::protocol::{Lanes, MAX_LANES};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -39,13 +39,7 @@ impl Port {
 
     /// Posts `env` as JSON text, in parts when it is large (as [`crate::Channel::post`] does).
     pub fn post(&self, env: &Envelope) -> Result<(), ChannelError> {
-        let mut posted = Ok(());
-        protocol::encode_parts(env, protocol::PART_BYTES, &mut |text| {
-            if posted.is_ok() {
-                posted = self.post_data(&JsValue::from_str(&text));
-            }
-        });
-        posted
+        post_in_parts(env, |text| self.post_data(text))
     }
 
     /// Posts `data` as it is.
