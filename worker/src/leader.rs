@@ -214,20 +214,21 @@ impl Leader {
     /// otherwise the message is passed on to the channel, where the leader hears it.
     pub fn from_tab(&self, data: &JsValue, port: JsValue) {
         let inner = &self.0;
+        let leading = inner.epoch().is_some();
         let env = {
             let channel = inner.channel.borrow();
             let Some(channel) = channel.as_ref() else {
                 return;
             };
             let env = channel.accept(data);
-            if env.is_some() && inner.epoch().is_none() {
+            if env.is_some() && !leading {
                 // A failed post (the channel was closed) leaves nothing to do: tabs resend.
                 let _ = channel.post_data(data);
             }
             env
         };
         let Some(env) = env else { return };
-        if inner.epoch().is_some() {
+        if leading {
             if let Some(port) = Port::new(port) {
                 inner.lanes.borrow_mut().heard(&env.from, port);
             }

@@ -95,20 +95,33 @@ export async function bcPing(name, { n = 200, warmup = 20 } = {}) {
   return times;
 }
 
+/**
+ * An echoing worker (`kind`: 'dedicated' | 'shared') listening on BroadcastChannel `name` and on
+ * its port: `{ port, stop }` (the SharedWorker's MessagePort, started, or the dedicated worker).
+ */
+function echoWorker(kind, name) {
+  const url = `/echo-worker.js?ch=${encodeURIComponent(name)}`;
+  if (kind === 'shared') {
+    const worker = new SharedWorker(url, { type: 'module', name });
+    worker.port.start();
+    return { port: worker.port, stop: () => worker.port.postMessage('close') };
+  }
+  const worker = new Worker(url, { type: 'module' });
+  return { port: worker, stop: () => worker.terminate() };
+}
+
 /** Starts an echoing worker (`kind`: 'dedicated' | 'shared') and pings it over BroadcastChannel. */
 export async function bcPingWorker(kind, opts) {
   const name = `bench-bc-${crypto.randomUUID()}`;
   const bc = new BroadcastChannel(name);
   const ready = nextMessage(bc, (d) => d && d.ready === true, 10_000);
-  const url = `/echo-worker.js?ch=${encodeURIComponent(name)}`;
-  const worker = kind === 'shared' ? new SharedWorker(url, { type: 'module', name }) : new Worker(url, { type: 'module' });
+  const echo = echoWorker(kind, name);
   try {
     await ready;
     return await bcPing(name, opts);
   } finally {
     bc.close();
-    if (kind === 'shared') worker.port.postMessage('close');
-    else worker.terminate();
+    echo.stop();
   }
 }
 
@@ -119,11 +132,7 @@ export async function bcPingWorker(kind, opts) {
  * resolution).
  */
 export async function portPingWorker(kind, { n = 200, warmup = 20, burst = 10 } = {}) {
-  const name = `bench-port-${crypto.randomUUID()}`;
-  const url = `/echo-worker.js?ch=${encodeURIComponent(name)}`;
-  const worker = kind === 'shared' ? new SharedWorker(url, { type: 'module', name }) : new Worker(url, { type: 'module' });
-  const port = kind === 'shared' ? worker.port : worker;
-  if (kind === 'shared') worker.port.start();
+  const { port, stop } = echoWorker(kind, `bench-port-${crypto.randomUUID()}`);
   const pong = (i, ms) =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no pong ${i} within ${ms} ms`)), ms);
@@ -151,8 +160,7 @@ export async function portPingWorker(kind, { n = 200, warmup = 20, burst = 10 } 
       if (i >= warmup) times.push((performance.now() - t0) / burst);
     }
   } finally {
-    if (kind === 'shared') worker.port.postMessage('close');
-    else worker.terminate();
+    stop();
   }
   return times;
 }

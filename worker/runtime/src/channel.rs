@@ -251,7 +251,8 @@ impl Channel {
         post_in_parts(env, |text| self.post_data(text))
     }
 
-    /// Posts `data` as it is (a message that came in on a [`crate::lane::Port`], passed on).
+    /// Posts `data` as it is: one part of [`Channel::post`], or a message that came in on a
+    /// [`crate::lane::Port`], passed on.
     pub fn post_data(&self, data: &JsValue) -> Result<(), ChannelError> {
         self.raw
             .post_message(data)
