@@ -87,3 +87,40 @@ for (const c of CASES) {
     });
   });
 }
+
+// Online-only mode's executor is the worker's wasm, imported into the page when the tab needs it.
+// If it cannot load (offline, and not cached), the app hears OUTBOX_ONLINE_EXECUTOR_FAILED (the
+// page's listener hears the retries' failures: the first may come before it listens) and what the
+// tab made waits; once a retry loads the executor, every change reaches the server, once each.
+test('online-only, the executor not loading at first: OUTBOX_ONLINE_EXECUTOR_FAILED, then every change sent once', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    await browser.context.addInitScript(CASES[0].script);
+    let blocked = true;
+    await browser.context.route(/outbox_worker_bg\.wasm$/, (route) => (blocked ? route.abort() : route.continue()));
+    const page = await openTab(browser, server);
+    assert.equal((await role(page)).mode, 'online-only');
+    await page.evaluate(() => {
+      window.heard = [];
+      window.outboxDemo.client.onEvent((e) => e.type === 'diagnostic' && window.heard.push(e.code));
+    });
+    const insert = (title) =>
+      page.evaluate((title) => {
+        const key = crypto.randomUUID();
+        const tx = window.outboxDemo.todos.insert({ id: key, title, done: false, createdAt: Date.now() });
+        window.completed = [...(window.completed ?? []), tx.completed];
+        return { id: tx.id, key, title };
+      }, title);
+    const first = await insert('while the executor cannot load');
+    await page.waitForFunction(() => window.heard.includes('OUTBOX_ONLINE_EXECUTOR_FAILED'));
+    assert.equal((await server.stats()).applied, 0, 'nothing sent yet');
+
+    blocked = false;
+    const second = await insert('once it can');
+    await page.evaluate(() => Promise.all(window.completed));
+    const { stats, todos } = await appliedOnce(server, [first, second]);
+    for (const { id } of [first, second]) assert.equal(stats.keys[id].applied, 1, `${id} applied once`);
+    assert.deepEqual(stats.overApplied, []);
+    assert.deepEqual(todos.rows.map((r) => r.value.title).sort(), [first.title, second.title].sort());
+    assert.equal((await role(page)).mode, 'online-only', 'still online-only');
+  });
+});

@@ -46,6 +46,32 @@ for (const dedicated of [false, true]) {
   });
 }
 
+// Online-only mode runs the executor of the worker's wasm in the page, imported only then: the
+// bundler must have kept that import working. No Web Locks, so no leader: the page loads the
+// worker's module itself, and an insert still reaches the server, once.
+test('the Vite app without Web Locks: online-only, the executor imported into the page, an insert applied once', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    await browser.context.addInitScript(() => {
+      delete Navigator.prototype.locks;
+    });
+    const page = await browser.open(server.url + '/');
+    await page.locator('[role=status][data-mode="online-only"]').waitFor({ timeout: 15_000 });
+    await page.getByRole('textbox', { name: 'New todo' }).fill('bread');
+    await page.getByRole('button', { name: 'Add' }).click();
+    const rows = await eventually(async () => {
+      const { rows } = await server.get('/api/todos');
+      return rows.length > 0 && rows;
+    }, { what: 'the row on the server' });
+    assert.deepEqual(rows.map((r) => r.value.title), ['bread']);
+    await texts(page.getByRole('list', { name: 'Transactions' }).getByRole('listitem'), []);
+    const stats = await server.stats();
+    assert.deepEqual(stats.overApplied, []);
+    assert.equal(stats.applied, 1);
+    const loaded = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+    assert.ok(loaded.some((p) => /outbox_worker_bg[^/]*\.wasm$/.test(p)), `the page loaded the worker's wasm: ${loaded}`);
+  }, options);
+});
+
 /** The scenario, in tabs `a` and `b` of the Vite app. */
 async function twoTabs({ server, browser, dedicated }) {
   const a = await browser.open(server.url + '/');

@@ -25,7 +25,7 @@ impl OutboxClient {
     ) -> Result<OutboxClient, JsValue> {
         let (parsed, fns) = ConnectOptions::parse(&options)?;
         let get_credentials = credentials_hook(&options)?;
-        let inner = Inner::new(parsed, fns);
+        let inner = Inner::new(parsed, options.clone(), fns);
         *inner.get_credentials.borrow_mut() = get_credentials;
         let (decided, mode_known) = oneshot::channel();
         *inner.decided.borrow_mut() = Some(decided);

@@ -31,6 +31,10 @@ pub enum DiagnosticCode {
     /// No leader answered within `leaderTimeoutMs`.
     #[serde(rename = "OUTBOX_NO_LEADER")]
     NoLeader,
+    /// Online-only, the tab's executor (the worker's wasm, loaded into the page) did not load;
+    /// what the tab sends waits, and the next change tries again.
+    #[serde(rename = "OUTBOX_ONLINE_EXECUTOR_FAILED")]
+    OnlineExecutorFailed,
 }
 
 impl DiagnosticCode {
@@ -42,6 +46,7 @@ impl DiagnosticCode {
             Self::NoBroadcastChannel => "OUTBOX_NO_BROADCAST_CHANNEL",
             Self::WorkerFailed => "OUTBOX_WORKER_FAILED",
             Self::NoLeader => "OUTBOX_NO_LEADER",
+            Self::OnlineExecutorFailed => "OUTBOX_ONLINE_EXECUTOR_FAILED",
         }
     }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     pub me: ClientId,
     pub scope: String,
     pub options: ConnectOptions,
+    /// The options object as the app gave it (the online-only executor of the worker's wasm
+    /// reads its own settings and functions from it).
+    pub options_js: JsValue,
     pub fns: Rc<MutationFns>,
     pub core: RefCell<TabCore>,
     /// The rows as JS objects, converted once per version.
@@ -116,7 +119,7 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Inner {
-    pub fn new(options: ConnectOptions, fns: MutationFns) -> Rc<Self> {
+    pub fn new(options: ConnectOptions, options_js: JsValue, fns: MutationFns) -> Rc<Self> {
         let me = ClientId(format!("tab-{}", outbox_runtime::clock::random_id()));
         let scope = options.channel_scope();
         Rc::new(Self {
@@ -125,6 +128,7 @@ impl Inner {
             me,
             scope,
             options,
+            options_js,
             fns: Rc::new(fns),
             mode: Cell::new(Mode::Connecting),
             diagnostic: RefCell::new(None),
@@ -380,12 +384,7 @@ impl Inner {
     /// Checks a claim of leadership: the tab's own executor (online-only) is believed; anyone
     /// else must hold the claim's proof lock.
     fn verify_leader(this: &Rc<Self>, epoch: Epoch, from: ClientId) {
-        let local = this
-            .local
-            .borrow()
-            .as_ref()
-            .is_some_and(|l| l.speaks_as(&from, epoch));
-        if local {
+        if this.mode.get() == Mode::OnlineOnly && LocalExecutor::speaks_as(&from, epoch) {
             let out = this.core.borrow_mut().leader_verified(now(), epoch, from);
             return Self::apply(this, out);
         }

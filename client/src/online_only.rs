@@ -1,201 +1,299 @@
-//! Online-only mode: the tab runs the executor itself, with an outbox in memory.
+//! Online-only mode: the tab runs the executor itself, with an outbox in memory
+//! ([`outbox_runtime::local`]: the leader's executor, retry policy and per-key order, speaking
+//! the channel protocol to the tab core without a channel). Nothing survives the tab.
 //!
-//! The same [`Executor`] the leader runs (same retry policy, same per-key order), driven by
-//! outbox-runtime's [`Driver`] with a [`MemoryStore`], the app's mutation functions and the
-//! built-in HTTP one. It speaks the channel protocol to the tab core without a channel: the
-//! core's messages become executor events, and the executor's messages come back as envelopes
-//! from a context of their own. So handles, views and requests behave exactly as with a leader.
-//! Nothing survives the tab.
+//! Where that executor comes from:
+//! - with the `online-inline` feature (a Rust app linking this crate), it is linked into the
+//!   client's wasm;
+//! - without it (the npm package), it is the worker's wasm (`worker/outbox_worker.js`, its
+//!   `startOnlineExecutor`), imported into the page the first time a tab goes online-only. Every
+//!   tab loads the client, few ever go online-only: the executor, its driver and the change
+//!   feed stay out of the client's wasm. The two modules speak in encoded envelopes. What the
+//!   core says while the module loads waits for it, in order; if it cannot load (offline, and
+//!   the worker's files are not cached), the app hears `OUTBOX_ONLINE_EXECUTOR_FAILED` and the
+//!   tab tries again after 1 s, 2 s, 4 s … (at most 30 s apart), and at once when the core says
+//!   something new: nothing the core said is lost.
 
+use crate::errors::DiagnosticCode;
+use crate::events::ClientEvent;
 use crate::inner::Inner;
-use outbox_runtime::clock::MathRandom;
-use outbox_runtime::driver::Driver;
-use outbox_runtime::store::MemoryStore;
-use outbox_runtime::sync::{Delivery, LocalFuture, SyncDriver, SyncHost};
-use outbox_shared::executor::{Event, Executor, ExecutorConfig};
+use outbox_runtime::local::{LocalConfig, LocalExecutor as Linked, Say};
+use outbox_runtime::timer::Timer;
 use outbox_shared::model::{ClientId, Epoch};
-use outbox_shared::protocol::{Envelope, Message};
-use outbox_shared::sync::{LeaderSyncOutput, PersistBatch};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use outbox_shared::protocol::{self, Envelope, Message};
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
-/// The context id the tab's own executor speaks as.
-const LOCAL_ID: &str = "tab-executor";
+/// What runs the tab's executor.
+trait Serving {
+    /// Starts it (once it is installed: it may speak at once).
+    fn begin(&self);
+    /// Says `msg` (of the tab `from`) to the executor.
+    fn deliver(&self, from: &ClientId, msg: Message);
+    /// Stops the executor: nothing more is said.
+    fn stop(&self);
+}
 
 /// The tab's own executor. Cloning gives another handle to the same one.
-#[derive(Clone, Debug)]
-pub(crate) struct LocalExecutor {
-    driver: Driver,
-    epoch: Epoch,
-    id: ClientId,
-    /// The tab's own change feed, when `connect` was given `sync`.
-    sync: Rc<RefCell<Option<SyncDriver>>>,
+#[derive(Clone)]
+pub(crate) struct LocalExecutor(Rc<dyn Serving>);
+
+impl std::fmt::Debug for LocalExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalExecutor")
+    }
 }
 
 impl LocalExecutor {
-    /// Starts the executor and installs it in the client; it announces itself at once, which
-    /// makes the tab core submit everything unsettled to it.
+    /// Starts the executor and installs it in the client; it announces itself at once (or as
+    /// soon as it has loaded), which makes the tab core submit everything unsettled to it.
     pub fn start(inner: &Rc<Inner>) {
-        let store = Rc::new(MemoryStore::new());
-        // Epoch 0: not a leadership. Its calls carry no `Outbox-Epoch`, so a server that has seen
-        // a real leader does not fence this tab out; any real leader's epoch is higher, so the
-        // tab core moves over to it as soon as one speaks.
-        let loaded = outbox_shared::store::Loaded::default();
-        let epoch = loaded.epoch;
-        let config = ExecutorConfig {
-            retry: inner.options.retry,
-            max_concurrency: inner.options.max_concurrency,
-            max_batch: inner.options.max_batch,
-            batching: inner.fns.batching(),
-            await_sync: inner.options.sync.is_some(),
-            ..ExecutorConfig::default()
+        // A constant: the branch not taken, and all it would link, leaves the release build.
+        let serving: Rc<dyn Serving> = if cfg!(feature = "online-inline") {
+            Rc::new(linked(inner))
+        } else {
+            Rc::new(Loaded::new(inner))
         };
-        let id = ClientId(LOCAL_ID.to_owned());
-        let weak = Rc::downgrade(inner);
-        let (scope, from) = (inner.scope.clone(), id.clone());
-        let driver = Driver::new(
-            Executor::new(config, Box::new(MathRandom)),
-            store,
-            Rc::clone(&inner.fns),
-            Box::new(move |to, msg| {
-                let Some(inner) = weak.upgrade() else { return };
-                let env = match to {
-                    Some(to) => Envelope::reply(&scope, &from, &to, msg),
-                    None => Envelope::broadcast(&scope, &from, msg),
-                };
-                Inner::push_incoming(&inner, env);
-            }),
-        );
-        let local = Self {
-            driver,
-            epoch,
-            id,
-            sync: Rc::new(RefCell::new(None)),
-        };
-        *inner.local.borrow_mut() = Some(local.clone());
-        local.driver.dispatch(Event::BecameLeader(loaded));
-        if let Some(options) = inner.options.sync.clone() {
-            let host = LocalSyncHost {
-                inner: Rc::downgrade(inner),
-                local: local.clone(),
-            };
-            // Rows in memory only, like this outbox: loaded from the server each time.
-            match SyncDriver::start(
-                options,
-                inner.options.sync_source.clone(),
-                None,
-                Box::new(host),
-            ) {
-                Ok(sync) => *local.sync.borrow_mut() = Some(sync),
-                Err(e) => web_sys::console::warn_1(&format!("outbox: no change feed: {e}").into()),
-            }
-        }
+        *inner.local.borrow_mut() = Some(Self(Rc::clone(&serving)));
+        serving.begin();
     }
 
-    /// A message of the tab core, as the executor's event.
+    /// A message of the tab core, to the executor.
     pub fn deliver(&self, inner: &Rc<Inner>, msg: Message) {
-        let from = inner.me.clone();
-        let event = match msg {
-            Message::Hello => {
-                let env = Envelope::reply(
-                    &inner.scope,
-                    &self.id,
-                    &from,
-                    Message::Leader { epoch: self.epoch },
-                );
-                Inner::push_incoming(inner, env);
-                return;
-            }
-            Message::Submit { epoch, txs } => {
-                self.driver
-                    .dispatch_all(Event::submitted(&from, epoch, txs));
-                return;
-            }
-            Message::SnapshotRequest => Event::SnapshotRequested { from },
-            Message::SyncFrom { applied } => {
-                if let Some(sync) = self.sync.borrow().as_ref() {
-                    sync.tab_asks(from, applied);
-                }
-                return;
-            }
-            Message::NotifyOnline => {
-                if let Some(sync) = self.sync.borrow().as_ref() {
-                    sync.retry_now();
-                }
-                Event::NotifyOnline
-            }
-            Message::Visible => Event::TabVisible,
-            Message::Request { req, op } => Event::Request { from, req, op },
-            Message::Credentials { epoch, headers } if epoch == self.epoch => {
-                inner.fns.set_credentials(headers);
-                Event::Credentials
-            }
-            _ => return,
-        };
-        self.driver.dispatch(event);
+        self.0.deliver(&inner.me, msg);
     }
 
-    /// Whether a claim of leadership is this executor's.
-    pub fn speaks_as(&self, from: &ClientId, epoch: Epoch) -> bool {
-        *from == self.id && epoch == self.epoch
+    /// Whether a claim of leadership is the tab's own executor's.
+    pub fn speaks_as(from: &ClientId, epoch: Epoch) -> bool {
+        Linked::speaks_as(from, epoch)
     }
 
     /// Stops: running calls are aborted, nothing more is said.
     pub fn stop(&self) {
-        if let Some(sync) = self.sync.borrow_mut().take() {
-            sync.stop();
+        self.0.stop();
+    }
+}
+
+/// The executor linked into this wasm.
+fn linked(inner: &Rc<Inner>) -> Linked {
+    let options = &inner.options;
+    let config = LocalConfig {
+        scope: inner.scope.clone(),
+        retry: options.retry,
+        max_concurrency: options.max_concurrency,
+        max_batch: options.max_batch,
+        fns: Rc::clone(&inner.fns),
+        sync: options.sync.clone(),
+        sync_source: options.sync_source.clone(),
+    };
+    let weak = Rc::downgrade(inner);
+    let say: Say = Rc::new(move |env| {
+        if let Some(inner) = weak.upgrade() {
+            Inner::push_incoming(&inner, env);
         }
-        self.driver.stop();
+    });
+    Linked::new(config, say)
+}
+
+impl Serving for Linked {
+    fn begin(&self) {
+        Linked::begin(self);
     }
 
-    /// Says `msg` to the tab core as this executor (to `to`, or to all).
-    fn say(&self, inner: &Rc<Inner>, to: Option<&ClientId>, msg: Message) {
-        let env = match to {
-            Some(to) => Envelope::reply(&inner.scope, &self.id, to, msg),
-            None => Envelope::broadcast(&inner.scope, &self.id, msg),
-        };
-        Inner::push_incoming(inner, env);
+    fn deliver(&self, from: &ClientId, msg: Message) {
+        Linked::deliver(self, from, msg);
+    }
+
+    fn stop(&self) {
+        Linked::stop(self);
     }
 }
 
-/// The online-only tab's change feed: nothing to store, and the rows go straight to the tab's
-/// core, in the same messages a leader would send.
-struct LocalSyncHost {
+#[wasm_bindgen(inline_js = "
+export async function startOnline(options, scope, emit) {
+  // This snippet sits in client/snippets/<crate>/; the worker's glue in worker/.
+  const worker = await import('../../../worker/outbox_worker.js');
+  await worker.default();
+  return worker.startOnlineExecutor(options, scope, emit);
+}")]
+extern "C" {
+    /// The worker's `OnlineExecutor`.
+    type OnlineExecutor;
+
+    #[wasm_bindgen(catch, js_name = startOnline)]
+    fn start_online(
+        options: &JsValue,
+        scope: &str,
+        emit: &js_sys::Function,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn deliver(this: &OnlineExecutor, text: &str) -> Result<bool, JsValue>;
+
+    #[wasm_bindgen(method)]
+    fn stop(this: &OnlineExecutor);
+}
+
+/// The executor of the worker's wasm, loaded into the page.
+struct Loaded {
     inner: Weak<Inner>,
-    local: LocalExecutor,
+    state: RefCell<State>,
+    /// Takes the executor's envelopes (encoded) to the tab core.
+    emit: Closure<dyn FnMut(String)>,
+    /// Loads that failed in a row, and the next try.
+    failures: Cell<u32>,
+    retry: RefCell<Timer>,
 }
 
-impl SyncHost for LocalSyncHost {
-    fn headers(&self) -> BTreeMap<String, String> {
-        self.inner
-            .upgrade()
-            .map(|i| i.fns.credentials())
-            .unwrap_or_default()
+enum State {
+    /// Loading; what the core said meanwhile, encoded, in order.
+    Loading(Vec<String>),
+    Ready(OnlineExecutor),
+    /// The last load failed; the retry timer, or the next message, tries again.
+    Failed(Vec<String>),
+    Stopped,
+}
+
+impl Loaded {
+    fn new(inner: &Rc<Inner>) -> Rc<Self> {
+        let weak = Rc::downgrade(inner);
+        let emit = Closure::new(move |text: String| {
+            let Some(inner) = weak.upgrade() else { return };
+            match protocol::decode(&text, &inner.scope) {
+                Ok(env) => Inner::push_incoming(&inner, env),
+                Err(e) => web_sys::console::warn_1(
+                    &format!("outbox: the online-only executor said something unreadable: {e}")
+                        .into(),
+                ),
+            }
+        });
+        Rc::new(Self {
+            inner: Rc::downgrade(inner),
+            state: RefCell::new(State::Loading(Vec::new())),
+            emit,
+            failures: Cell::new(0),
+            retry: RefCell::new(Timer::default()),
+        })
     }
 
-    fn persist(&self, _batch: PersistBatch) -> LocalFuture<Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    /// Loads the executor again after a failure (by the retry timer or a new message).
+    fn reload(this: &Rc<Self>, more: Option<String>) {
+        {
+            let mut state = this.state.borrow_mut();
+            let State::Failed(waiting) = &mut *state else {
+                return;
+            };
+            let mut waiting = std::mem::take(waiting);
+            waiting.extend(more);
+            *state = State::Loading(waiting);
+        }
+        this.retry.borrow_mut().clear();
+        Self::load(this);
     }
 
-    fn deliver(&self, output: LeaderSyncOutput) {
+    fn load(this: &Rc<Self>) {
+        let Some(inner) = this.inner.upgrade() else {
+            return;
+        };
+        let started = start_online(
+            &inner.options_js,
+            &inner.scope,
+            this.emit.as_ref().unchecked_ref(),
+        );
+        let this = Rc::clone(this);
+        wasm_bindgen_futures::spawn_local(async move {
+            let loaded = match started {
+                Ok(promise) => JsFuture::from(promise).await,
+                Err(e) => Err(e),
+            };
+            let state = std::mem::replace(&mut *this.state.borrow_mut(), State::Stopped);
+            let State::Loading(waiting) = state else {
+                // Stopped meanwhile.
+                if let Ok(executor) = loaded {
+                    executor.unchecked_into::<OnlineExecutor>().stop();
+                }
+                return;
+            };
+            match loaded {
+                Ok(executor) => {
+                    let executor: OnlineExecutor = executor.unchecked_into();
+                    this.failures.set(0);
+                    for text in &waiting {
+                        let _ = executor.deliver(text);
+                    }
+                    *this.state.borrow_mut() = State::Ready(executor);
+                }
+                Err(e) => Self::failed(&this, waiting, &e),
+            }
+        });
+    }
+
+    /// A load failed: tell the app, try again later.
+    fn failed(this: &Rc<Self>, waiting: Vec<String>, error: &JsValue) {
+        *this.state.borrow_mut() = State::Failed(waiting);
+        let failures = this.failures.get().saturating_add(1);
+        this.failures.set(failures);
+        let delay_ms = 1000u64
+            .saturating_mul(1 << (failures - 1).min(5))
+            .min(30_000);
+        let weak = Rc::downgrade(this);
+        this.retry.borrow_mut().set(delay_ms, move || {
+            if let Some(this) = weak.upgrade() {
+                Self::reload(&this, None);
+            }
+        });
+        let Some(inner) = this.inner.upgrade() else {
+            return;
+        };
+        let why = outbox_runtime::convert::JsErrorInfo::from_js(error);
+        inner.emit(|| ClientEvent::Diagnostic {
+            code: DiagnosticCode::OnlineExecutorFailed.as_str().to_owned(),
+            message: format!(
+                "online-only mode: the executor (the worker's wasm) did not load ({why}); what \
+                 the tab sends waits, and it tries again in {} s",
+                delay_ms / 1000
+            ),
+        });
+        Inner::pump(&inner);
+    }
+}
+
+impl Serving for Rc<Loaded> {
+    fn begin(&self) {
+        Loaded::load(self);
+    }
+
+    fn deliver(&self, from: &ClientId, msg: Message) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        match Delivery::of(self.local.epoch, output) {
-            Delivery::Send(messages) => {
-                for (to, msg) in messages {
-                    self.local.say(&inner, to.as_ref(), msg);
+        let text = protocol::encode(&Envelope::broadcast(&inner.scope, from, msg));
+        let ready = {
+            let mut state = self.state.borrow_mut();
+            match &mut *state {
+                State::Loading(waiting) => {
+                    waiting.push(text);
+                    return;
                 }
+                State::Failed(_) => {
+                    drop(state);
+                    return Loaded::reload(self, Some(text));
+                }
+                State::Ready(executor) => executor.clone().unchecked_into::<OnlineExecutor>(),
+                State::Stopped => return,
             }
-            Delivery::SyncedTo(server_seq) => {
-                self.local.driver.dispatch(Event::SyncedTo { server_seq });
-            }
-            Delivery::Nothing => {}
-        }
+        };
+        // No borrow held: the executor answers at once, through `emit`.
+        let _ = ready.deliver(&text);
     }
 
-    fn trouble(&self, message: String) {
-        web_sys::console::warn_1(&format!("outbox: {message}").into());
+    fn stop(&self) {
+        self.retry.borrow_mut().clear();
+        let state = std::mem::replace(&mut *self.state.borrow_mut(), State::Stopped);
+        if let State::Ready(executor) = state {
+            executor.stop();
+        }
     }
 }

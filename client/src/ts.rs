@@ -31,7 +31,8 @@ export interface OutboxError extends Error {
 
 export interface OutboxDiagnostic {
   code: 'OUTBOX_NO_WEB_LOCKS' | 'OUTBOX_NO_INDEXEDDB' | 'OUTBOX_NO_BROADCAST_CHANNEL'
-    | 'OUTBOX_WORKER_FAILED' | 'OUTBOX_NO_LEADER';
+    | 'OUTBOX_WORKER_FAILED' | 'OUTBOX_NO_LEADER'
+    | 'OUTBOX_ONLINE_EXECUTOR_FAILED';
   message: string;
 }
 

@@ -33,6 +33,8 @@ pub mod idb;
 #[cfg(web_sys_unstable_apis)]
 pub mod leader;
 #[cfg(web_sys_unstable_apis)]
+pub mod online;
+#[cfg(web_sys_unstable_apis)]
 pub mod options;
 
 #[cfg(web_sys_unstable_apis)]
@@ -141,3 +143,5 @@ mod exports {
 
 #[cfg(web_sys_unstable_apis)]
 pub use exports::{start_leader, LeaderHandle};
+#[cfg(web_sys_unstable_apis)]
+pub use online::{start_online_executor, OnlineExecutor};

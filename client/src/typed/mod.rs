@@ -101,7 +101,8 @@ pub(crate) fn parse_mode(name: &str) -> Mode {
 fn diagnostic_code(name: &str) -> Option<DiagnosticCode> {
     use DiagnosticCode::*;
     const _EVERY_CODE_LISTED: fn(DiagnosticCode) = |c| match c {
-        NoWebLocks | NoIndexedDb | NoBroadcastChannel | WorkerFailed | NoLeader => {}
+        NoWebLocks | NoIndexedDb | NoBroadcastChannel | WorkerFailed | NoLeader
+        | OnlineExecutorFailed => {}
     };
     [
         NoWebLocks,
@@ -109,6 +110,7 @@ fn diagnostic_code(name: &str) -> Option<DiagnosticCode> {
         NoBroadcastChannel,
         WorkerFailed,
         NoLeader,
+        OnlineExecutorFailed,
     ]
     .into_iter()
     .find(|c| c.as_str() == name)

@@ -9,6 +9,7 @@
 //!   functions ([`calls`]) — in the leader, and in a tab that has to go online-only.
 //! - [`lane`]: the direct line between a tab and its own worker, for the leader's traffic with
 //!   that tab while the worker leads.
+//! - [`local`]: the executor a tab runs itself when no leader can serve it (online-only mode).
 //! - [`locks`]: which Web Locks are held (checking a leader's proof).
 //! - [`store`]: the storage port as the driver needs it, and an in-memory store.
 //! - [`sync`]: runs the shared leader sync (one change feed) with real requests and timers.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod convert;
 pub mod driver;
 pub mod lane;
+pub mod local;
 pub mod locks;
 pub mod store;
 pub mod stream;
