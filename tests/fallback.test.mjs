@@ -124,3 +124,41 @@ test('online-only, the executor not loading at first: OUTBOX_ONLINE_EXECUTOR_FAI
     assert.equal((await role(page)).mode, 'online-only', 'still online-only');
   });
 });
+
+// The executor of the worker's wasm reads the tab's `connect` options, so whatever `connect`
+// accepted it must accept too: settings connect rounds (`maxBatch: 2.5`), leaves at their default
+// (`retry: null`) or does not read (`awaitSync`, meant for the worker script).
+test('online-only with options connect accepts loosely: the executor still sends, once', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    await browser.context.addInitScript(CASES[0].script);
+    const page = await openTab(browser, server);
+    assert.equal((await role(page)).mode, 'online-only');
+    const tx = await page.evaluate(async () => {
+      const { OutboxClient } = await import('/pkg/client/outbox_client.js');
+      const client = await OutboxClient.connect({
+        app: 'todos',
+        workerUrl: '/worker.js',
+        http: { todos: { url: '/api/mutations', batch: true } },
+        maxBatch: 2.5,
+        maxConcurrency: 1.5,
+        retry: null,
+        awaitSync: 'yes',
+      });
+      // Were the executor to refuse the options, the app would hear a diagnostic, not `completed`.
+      const refused = new Promise((_, reject) =>
+        client.onEvent((e) => e.code === 'OUTBOX_ONLINE_EXECUTOR_FAILED' && reject(new Error(`${e.code}: ${e.message}`))),
+      );
+      const todos = client.collection('todos', { key: 'id' });
+      const key = crypto.randomUUID();
+      const insert = todos.insert({ id: key, title: 'loose options', done: false, createdAt: Date.now() });
+      await Promise.race([insert.completed, refused]);
+      const mode = client.mode;
+      client.close();
+      return { id: insert.id, key, mode };
+    });
+    assert.equal(tx.mode, 'online-only');
+    const { stats } = await appliedOnce(server, [tx]);
+    assert.equal(stats.keys[tx.id].applied, 1);
+    assert.deepEqual(stats.overApplied, []);
+  });
+});

@@ -136,6 +136,47 @@ extern "C" {
     fn stop(this: &OnlineExecutor);
 }
 
+/// The options for the worker's `startOnlineExecutor`: the app's (its functions are read from
+/// them), with the settings `connect` read as it read them and the leader's own left out, so
+/// that whatever `connect` accepted the executor accepts too (`retry: null`, `maxBatch: 2.5`,
+/// an `awaitSync` meant for the worker script).
+fn executor_options(inner: &Inner) -> JsValue {
+    let copy = js_sys::Object::assign(
+        &js_sys::Object::new(),
+        inner.options_js.unchecked_ref::<js_sys::Object>(),
+    );
+    let leader_only = ["awaitSync", "heartbeatMs", "takeoverAfterMs", "credentials"];
+    for key in js_sys::Object::keys(&copy) {
+        let unset = js_sys::Reflect::get(&copy, &key).is_ok_and(|v| v.is_null());
+        let leaders = key
+            .as_string()
+            .is_some_and(|k| leader_only.contains(&k.as_str()));
+        if unset || leaders {
+            let _ = js_sys::Reflect::delete_property(&copy, &key);
+        }
+    }
+    let options = &inner.options;
+    for (key, n) in [
+        ("maxConcurrency", options.max_concurrency),
+        ("maxBatch", options.max_batch),
+    ] {
+        let _ = js_sys::Reflect::set(&copy, &key.into(), &JsValue::from_f64(n as f64));
+    }
+    copy.into()
+}
+
+/// Says an envelope to the loaded executor. It refusing one the tab encoded is a bug, said on
+/// the console.
+fn send(executor: &OnlineExecutor, text: &str) {
+    match executor.deliver(text) {
+        Ok(true) => {}
+        Ok(false) => web_sys::console::error_1(
+            &"outbox: the online-only executor refused a message of this tab".into(),
+        ),
+        Err(e) => web_sys::console::error_2(&"outbox: the online-only executor threw".into(), &e),
+    }
+}
+
 /// The executor of the worker's wasm, loaded into the page.
 struct Loaded {
     inner: Weak<Inner>,
@@ -198,7 +239,7 @@ impl Loaded {
             return;
         };
         let started = start_online(
-            &inner.options_js,
+            &executor_options(&inner),
             &inner.scope,
             this.emit.as_ref().unchecked_ref(),
         );
@@ -221,7 +262,7 @@ impl Loaded {
                     let executor: OnlineExecutor = executor.unchecked_into();
                     this.failures.set(0);
                     for text in &waiting {
-                        let _ = executor.deliver(text);
+                        send(&executor, text);
                     }
                     *this.state.borrow_mut() = State::Ready(executor);
                 }
@@ -286,7 +327,7 @@ impl Serving for Rc<Loaded> {
             }
         };
         // No borrow held: the executor answers at once, through `emit`.
-        let _ = ready.deliver(&text);
+        send(&ready, &text);
     }
 
     fn stop(&self) {
