@@ -266,10 +266,7 @@ fn split_writes(commands: Vec<Command>) -> (Vec<WriteBatch>, Vec<Command>) {
 impl Inner {
     /// The envelope a message goes out in: a reply to one tab, or a broadcast.
     fn envelope(&self, to: Option<&ClientId>, msg: Message) -> Envelope {
-        match to {
-            Some(to) => Envelope::reply(&self.scope, &self.me, to, msg),
-            None => Envelope::broadcast(&self.scope, &self.me, msg),
-        }
+        Envelope::new(&self.scope, &self.me, to, msg)
     }
 
     fn send(&self, to: Option<ClientId>, msg: Message) {

@@ -138,10 +138,7 @@ impl Rehearsal {
                 Command::Call { tx, attempt } => self.calls.push((tx.id, attempt)),
                 Command::Send { to, msg } => {
                     let me = ClientId("rehearsal".into());
-                    let env = match &to {
-                        Some(to) => Envelope::reply(APP, &me, to, msg),
-                        None => Envelope::broadcast(APP, &me, msg),
-                    };
+                    let env = Envelope::new(APP, &me, to.as_ref(), msg);
                     for text in protocol::encode_fitting(&env, protocol::MAX_MESSAGE_BYTES) {
                         if let Ok(Envelope {
                             body: Message::State { txs, .. },

@@ -36,8 +36,13 @@ impl Envelope {
 
     /// A reply addressed to `to`.
     pub fn reply(app: &str, from: &ClientId, to: &ClientId, body: Message) -> Self {
+        Self::new(app, from, Some(to), body)
+    }
+
+    /// A reply to `to`, or a broadcast when there is no `to`.
+    pub fn new(app: &str, from: &ClientId, to: Option<&ClientId>, body: Message) -> Self {
         Self {
-            to: Some(to.clone()),
+            to: to.cloned(),
             ..Self::broadcast(app, from, body)
         }
     }

@@ -517,10 +517,7 @@ impl World {
                 }
                 Command::Send { to, msg } => {
                     let from = ClientId(format!("leader{gen}"));
-                    let env = match &to {
-                        Some(to) => Envelope::reply(SCOPE, &from, to, msg),
-                        None => Envelope::broadcast(SCOPE, &from, msg),
-                    };
+                    let env = Envelope::new(SCOPE, &from, to.as_ref(), msg);
                     for tab in 0..self.tabs.len() {
                         if env.is_for(self.tabs[tab].id()) {
                             self.deliver(

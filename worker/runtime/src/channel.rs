@@ -333,10 +333,8 @@ mod tests {
 
     fn env(scope: &str, to: Option<&str>) -> String {
         let from = ClientId::from("tab-b");
-        let env = match to {
-            Some(to) => Envelope::reply(scope, &from, &ClientId::from(to), Message::Hello),
-            None => Envelope::broadcast(scope, &from, Message::Hello),
-        };
+        let to = to.map(ClientId::from);
+        let env = Envelope::new(scope, &from, to.as_ref(), Message::Hello);
         protocol::encode(&env)
     }
 

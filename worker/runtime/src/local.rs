@@ -111,12 +111,7 @@ impl LocalExecutor {
             Executor::new(executor, Box::new(MathRandom)),
             Rc::new(MemoryStore::new()),
             Rc::clone(&config.fns),
-            Box::new(move |to, msg| {
-                out(match to {
-                    Some(to) => Envelope::reply(&scope, &from, &to, msg),
-                    None => Envelope::broadcast(&scope, &from, msg),
-                })
-            }),
+            Box::new(move |to, msg| out(Envelope::new(&scope, &from, to.as_ref(), msg))),
         );
         Self {
             driver,
@@ -201,10 +196,7 @@ impl LocalExecutor {
 
     /// Says `msg` to the tab core as this executor (to `to`, or to all).
     fn say(&self, to: Option<&ClientId>, msg: Message) {
-        (self.say)(match to {
-            Some(to) => Envelope::reply(&self.scope, &self.id, to, msg),
-            None => Envelope::broadcast(&self.scope, &self.id, msg),
-        });
+        (self.say)(Envelope::new(&self.scope, &self.id, to, msg));
     }
 }
 
