@@ -32,7 +32,8 @@ pub enum DiagnosticCode {
     #[serde(rename = "OUTBOX_NO_LEADER")]
     NoLeader,
     /// Online-only, the tab's executor (the worker's wasm, loaded into the page) did not load;
-    /// what the tab sends waits, and the next change tries again.
+    /// what the tab sends waits, and it tries again after 1, 2, 4 … s (at most 30 s apart) and
+    /// at once with its next change.
     #[serde(rename = "OUTBOX_ONLINE_EXECUTOR_FAILED")]
     OnlineExecutorFailed,
 }
