@@ -11,7 +11,7 @@ use crate::inner::Inner;
 use crate::notify::{unsubscribe_fn, Topic};
 use crate::rowdata::{key_from_js, key_of, to_json};
 use js_sys::{Array, Function};
-use outbox_runtime::convert::to_js;
+use outbox_runtime::convert::json_to_js;
 use outbox_shared::model::{PendingMutation, Strategy};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -135,7 +135,7 @@ impl Collection {
         let what = self.what("update");
         let (key, row) = self.existing(&key, "update")?;
         let changes = if let Some(edit) = changes.dyn_ref::<Function>() {
-            let draft = to_js(&row)?;
+            let draft = json_to_js(&row);
             let returned = edit.call1(&JsValue::NULL, &draft)?;
             if returned.is_instance_of::<js_sys::Promise>() {
                 return Err(invalid(format!(
@@ -183,8 +183,10 @@ impl Collection {
         #[wasm_bindgen(unchecked_param_type = "RowKey")] key: JsValue,
     ) -> Result<JsValue, JsValue> {
         let key = key_from_js(&key, &self.what("get")).map_err(invalid)?;
-        match self.current(&key) {
-            Some(row) => Ok(to_js(&row)?),
+        // Converted in place: making JS objects calls no app code, so the borrow is safe.
+        let core = self.inner.core.borrow();
+        match core.view().get(&self.def.name, &key) {
+            Some(row) => Ok(json_to_js(row)),
             None => Ok(JsValue::UNDEFINED),
         }
     }
@@ -198,7 +200,7 @@ impl Collection {
     /// How many rows there are.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> usize {
-        self.inner.core.borrow().view().rows(&self.def.name).count()
+        self.inner.core.borrow().view().len(&self.def.name)
     }
 
     /// Calls `cb(rows, changedKeys)` whenever rows change (this tab's changes, other tabs',

@@ -82,8 +82,14 @@ impl Subscribers {
 
 /// Calls a listener with these arguments; a throw is logged, not propagated.
 pub(crate) fn call_listener(f: &Function, args: &[JsValue]) {
-    let args: js_sys::Array = args.iter().collect();
-    if let Err(e) = f.apply(&JsValue::NULL, &args) {
+    let this = &JsValue::NULL;
+    let called = match args {
+        [] => f.call0(this),
+        [a] => f.call1(this, a),
+        [a, b] => f.call2(this, a, b),
+        _ => f.apply(this, &args.iter().collect()),
+    };
+    if let Err(e) = called {
         web_sys::console::error_2(&JsValue::from_str("outbox: a listener threw"), &e);
     }
 }

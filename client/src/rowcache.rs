@@ -9,11 +9,15 @@
 //! appended at once when they all come after the last. Callers get a copy of the array (a
 //! native `slice`), so a row that has not changed is the same object as last time.
 
-use outbox_runtime::convert::{to_js, to_js_array};
+use outbox_runtime::convert::{json_to_js, to_js_array};
 use outbox_shared::tab::TabCore;
 use serde_json::Value;
 use std::collections::hash_map::{Entry, HashMap};
 use wasm_bindgen::{JsCast, JsValue};
+
+/// Fewer rows than this are converted, and appended to the cached array, one by one; more in
+/// one call each.
+const MANY: usize = 16;
 
 /// One collection's rows, in the view's key order.
 #[derive(Debug)]
@@ -55,12 +59,19 @@ impl RowCache {
             })
             .collect();
         let fresh = frozen_all(&changed.iter().filter_map(|(_, v)| *v).collect::<Vec<_>>());
-        // New rows after every row there is (the changes come in key order): appended in one go.
+        // New rows after every row there is (the changes come in key order): appended.
         let after_last = changed
             .first()
             .is_some_and(|(first, _)| rows.keys.last().is_none_or(|last| last < first));
         if after_last && changed.iter().all(|(_, v)| v.is_some()) {
-            rows.array = rows.array.concat(&fresh);
+            if changed.len() < MANY {
+                // In place (callers only ever get copies): no copy of the whole array.
+                for js in fresh.iter() {
+                    rows.array.push(&js);
+                }
+            } else {
+                rows.array = rows.array.concat(&fresh);
+            }
             rows.keys.extend(changed.into_iter().map(|(key, _)| key));
             return rows.array.slice(0, rows.keys.len() as u32);
         }
@@ -86,18 +97,27 @@ impl RowCache {
 }
 
 /// Rows as frozen JS objects (a shared object must not be changed by one reader for all), in
-/// one array made in one go ([`to_js_array`]); a row at a time if that fails.
+/// one array: many made in one go ([`to_js_array`]), a few one by one ([`json_to_js`]).
 fn frozen_all(values: &[&Value]) -> js_sys::Array {
-    let array = to_js_array(values.iter().copied()).unwrap_or_else(|_| {
-        values
-            .iter()
-            .map(|v| to_js(v).unwrap_or(JsValue::NULL))
-            .collect()
-    });
-    for js in array.iter() {
+    let freeze = |js: &JsValue| {
         if js.is_object() {
             js_sys::Object::freeze(js.unchecked_ref::<js_sys::Object>());
         }
+    };
+    if values.len() < MANY {
+        return values
+            .iter()
+            .map(|v| {
+                let js = json_to_js(v);
+                freeze(&js);
+                js
+            })
+            .collect();
+    }
+    let array = to_js_array(values.iter().copied())
+        .unwrap_or_else(|_| values.iter().map(|v| json_to_js(v)).collect());
+    for js in array.iter() {
+        freeze(&js);
     }
     array
 }

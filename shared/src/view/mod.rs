@@ -135,6 +135,11 @@ impl OptimisticView {
         self.view.get(collection)?.get(key)
     }
 
+    /// How many rows a collection has.
+    pub fn len(&self, collection: &str) -> usize {
+        self.view.get(collection).map_or(0, BTreeMap::len)
+    }
+
     /// Every row of a collection, by key.
     pub fn rows(&self, collection: &str) -> impl Iterator<Item = (&String, &Value)> {
         self.view.get(collection).into_iter().flatten()

@@ -36,6 +36,8 @@ fn pending_changes_overlay_synced_rows_in_order_and_roll_back_exactly() {
     assert_eq!(v.add_pending(&b).len(), 2);
     assert_eq!(v.get("todos", "1"), Some(&json!({"t": "b", "done": true})));
     assert_eq!(v.rows("todos").count(), 2);
+    assert_eq!(v.len("todos"), 2);
+    assert_eq!(v.len("nothing"), 0);
     // a fails: only b's change stays, over the synced row.
     v.remove_pending(&"a".into());
     assert_eq!(v.get("todos", "1"), Some(&json!({"t": "b", "done": false})));

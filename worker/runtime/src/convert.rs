@@ -77,6 +77,103 @@ where
         .map_err(|_| ConvertError::ToJs("JSON.parse did not make an array".into()))
 }
 
+/// A JSON value (a row) as a plain JS value, as `JSON.parse` of its text would make it: whole
+/// numbers beyond 2^53 become the nearest JS number, and a `__proto__` field is an own property.
+///
+/// Faster than [`to_js`] for rows: field names are kept as JS strings the first time they are
+/// seen ([`field_name`]), so a row of a known shape decodes only its string values, not its
+/// field names too (each string from wasm is a `TextDecoder` call, the larger part of turning
+/// a small row into JS).
+pub fn json_to_js(value: &serde_json::Value) -> JsValue {
+    use serde_json::Value;
+    match value {
+        Value::Null => JsValue::NULL,
+        Value::Bool(b) => JsValue::from_bool(*b),
+        Value::Number(n) => JsValue::from_f64(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => JsValue::from_str(s),
+        Value::Array(items) => items
+            .iter()
+            .map(json_to_js)
+            .collect::<js_sys::Array>()
+            .into(),
+        Value::Object(fields) => {
+            let object = js_sys::Object::new();
+            for (name, field) in fields {
+                let field = json_to_js(field);
+                if name == "__proto__" {
+                    own_property(&object, name, &field);
+                } else {
+                    js::set_field(&object, &field_name(name), &field);
+                }
+            }
+            object.into()
+        }
+    }
+}
+
+/// Field names longer than this are not kept by [`field_name`].
+const FIELD_NAME_MAX: usize = 64;
+/// How many field names [`field_name`] keeps at most.
+const FIELD_NAMES_KEPT: usize = 4096;
+
+thread_local! {
+    static FIELD_NAMES: std::cell::RefCell<std::collections::HashMap<Box<str>, JsValue>> =
+        Default::default();
+}
+
+/// `name` as a JS string, made once per name (up to [`FIELD_NAMES_KEPT`] short names).
+fn field_name(name: &str) -> JsValue {
+    if name.len() > FIELD_NAME_MAX {
+        return JsValue::from_str(name);
+    }
+    FIELD_NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(js) = names.get(name) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(name);
+        if names.len() < FIELD_NAMES_KEPT {
+            names.insert(name.into(), js.clone());
+        }
+        js
+    })
+}
+
+/// Defines `name` as an own, enumerable, writable data property (as `JSON.parse` does; plain
+/// assignment of `__proto__` would set the prototype instead).
+fn own_property(object: &js_sys::Object, name: &str, value: &JsValue) {
+    let descriptor = js_sys::Object::new();
+    for (key, v) in [
+        ("value", value.clone()),
+        ("enumerable", JsValue::TRUE),
+        ("writable", JsValue::TRUE),
+        ("configurable", JsValue::TRUE),
+    ] {
+        js::set_field(&descriptor, &JsValue::from_str(key), &v);
+    }
+    js_sys::Object::define_property(object, &JsValue::from_str(name), &descriptor);
+}
+
+mod js {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        /// A plain object this module made.
+        #[wasm_bindgen(extends = js_sys::Object)]
+        pub type Plain;
+
+        /// `object[name] = value` (on a plain object, cannot throw).
+        #[wasm_bindgen(method, indexing_setter)]
+        pub fn set(this: &Plain, name: &JsValue, value: &JsValue);
+    }
+
+    pub fn set_field(object: &js_sys::Object, name: &JsValue, value: &JsValue) {
+        use wasm_bindgen::JsCast;
+        object.unchecked_ref::<Plain>().set(name, value);
+    }
+}
+
 /// Reads a `T` from a JS value made by [`to_js`] or written by hand in JS.
 pub fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, ConvertError> {
     serde_wasm_bindgen::from_value(value).map_err(|e| ConvertError::FromJs(e.to_string()))

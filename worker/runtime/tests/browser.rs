@@ -237,6 +237,38 @@ fn a_transaction_round_trips_through_js_with_camel_case_names() {
 }
 
 #[wasm_bindgen_test]
+fn a_row_becomes_what_json_parse_makes_of_its_text() {
+    let rows = [
+        json!({"id": "a", "title": "caf\u{e9} \u{1f600}", "done": false, "n": 1.5, "none": null}),
+        // The same field names again (kept as JS strings after the first row).
+        json!({"id": "b", "title": "", "done": true, "n": -3, "none": null}),
+        json!({"nested": {"list": [1, "two", [3], {"four": 4}], "empty": {}}, "u": 9_007_199_254_740_993_u64}),
+        json!({"__proto__": {"polluted": true}, "x": 1}),
+        json!([1, null, "s"]),
+        json!("text"),
+    ];
+    for row in &rows {
+        let made = convert::json_to_js(row);
+        let parsed = js_sys::JSON::parse(&row.to_string()).unwrap();
+        assert_eq!(
+            js_sys::JSON::stringify(&made).unwrap().as_string(),
+            js_sys::JSON::stringify(&parsed).unwrap().as_string(),
+            "{row}"
+        );
+    }
+    let proto = convert::json_to_js(&rows[3]);
+    assert_eq!(
+        Object::get_prototype_of(&proto),
+        Object::get_prototype_of(&Object::new()),
+        "a __proto__ field is an own property, not the prototype"
+    );
+    assert!(get(&proto, "polluted").is_undefined());
+    let own =
+        Object::get_own_property_descriptor(proto.unchecked_ref::<Object>(), &"__proto__".into());
+    assert_eq!(get(&get(&own, "value"), "polluted").as_bool(), Some(true));
+}
+
+#[wasm_bindgen_test]
 fn a_transaction_written_in_js_is_read() {
     let tx = transaction("t-json");
     let from_json = js_sys::JSON::parse(&serde_json::to_string(&tx).unwrap()).unwrap();
