@@ -147,8 +147,9 @@ fn worker_failed(inner: &Rc<Inner>, message: String) {
 }
 
 fn on_port_message(inner: &Rc<Inner>, data: &JsValue, shared: bool) {
-    if data.is_string() {
-        // The leader's answer to what this tab posted on the port: a channel message like any.
+    if data.is_string() || data.is_instance_of::<js_sys::ArrayBuffer>() {
+        // The leader's answer to what this tab posted on the port: a channel message like any
+        // (a large part comes as the bytes of its text).
         let env = inner.channel.borrow().as_ref().and_then(|c| c.accept(data));
         if let Some(env) = env {
             Inner::on_channel(inner, env);

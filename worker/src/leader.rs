@@ -230,7 +230,10 @@ impl Leader {
         let Some(env) = env else { return };
         if leading {
             if let Some(port) = Port::new(port) {
-                inner.lanes.borrow_mut().heard(&env.from, port);
+                inner
+                    .lanes
+                    .borrow_mut()
+                    .heard(&env.from, port.sending_bytes());
             }
         }
         Inner::on_message(inner, env);

@@ -27,7 +27,8 @@ pub fn channel_name(scope: &str) -> String {
 /// Why an incoming message was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The data was not a string (a number, an object, a `Blob`, …).
+    /// The data was not a string, nor an `ArrayBuffer` of UTF-8 text (a number, an object, a
+    /// `Blob`, …).
     NotText,
     /// Larger than [`protocol::MAX_MESSAGE_BYTES`].
     TooLarge,
@@ -248,7 +249,7 @@ impl Channel {
 
     /// Posts `env` to every other context on the channel, as JSON text.
     pub fn post(&self, env: &Envelope) -> Result<(), ChannelError> {
-        post_in_parts(env, |text| self.post_data(text))
+        post_in_parts(env, |text| self.post_data(&JsValue::from_str(&text)))
     }
 
     /// Posts `data` as it is: one part of [`Channel::post`], or a message that came in on a
@@ -302,28 +303,39 @@ impl Drop for Channel {
 /// what receivers accept, each posted as soon as it is encoded, stopping at the first failure.
 pub(crate) fn post_in_parts(
     env: &Envelope,
-    mut post: impl FnMut(&JsValue) -> Result<(), ChannelError>,
+    mut post: impl FnMut(String) -> Result<(), ChannelError>,
 ) -> Result<(), ChannelError> {
     let mut posted = Ok(());
     protocol::encode_parts(env, protocol::PART_BYTES, &mut |text| {
         if posted.is_ok() {
-            posted = post(&JsValue::from_str(&text));
+            posted = post(text);
         }
     });
     posted
 }
 
-/// Reads a message event's data without copying an oversized string into wasm memory.
+/// Reads a message event's data without copying an oversized message into wasm memory: a
+/// string, or the UTF-8 bytes of one in an `ArrayBuffer` (how a worker hands its own tab a
+/// large part, see [`crate::lane::Port::sending_bytes`]).
 fn read_data(data: &JsValue) -> MessageData {
-    match data.dyn_ref::<js_sys::JsString>() {
-        Some(s)
-            if usize::try_from(s.length()).unwrap_or(usize::MAX) > protocol::MAX_MESSAGE_BYTES =>
-        {
-            MessageData::TooLarge
+    let too_large =
+        |len: u32| usize::try_from(len).unwrap_or(usize::MAX) > protocol::MAX_MESSAGE_BYTES;
+    if let Some(s) = data.dyn_ref::<js_sys::JsString>() {
+        if too_large(s.length()) {
+            return MessageData::TooLarge;
         }
-        Some(s) => MessageData::Text(String::from(s)),
-        None => MessageData::NotText,
+        return MessageData::Text(String::from(s));
     }
+    if let Some(bytes) = data.dyn_ref::<js_sys::ArrayBuffer>() {
+        if too_large(bytes.byte_length()) {
+            return MessageData::TooLarge;
+        }
+        return match String::from_utf8(js_sys::Uint8Array::new(bytes).to_vec()) {
+            Ok(text) => MessageData::Text(text),
+            Err(_) => MessageData::NotText,
+        };
+    }
+    MessageData::NotText
 }
 
 #[cfg(test)]

@@ -185,6 +185,71 @@ async fn a_dropped_channel_ends_its_stream() {
 }
 
 #[wasm_bindgen_test]
+async fn a_large_part_crosses_a_workers_port_as_bytes_and_arrives_equal() {
+    use outbox_runtime::lane::{Port, BYTES_FROM};
+    use wasm_bindgen::closure::Closure;
+    let scope = "app-bytes";
+    let tab = ClientId::from("tab-bytes");
+    let receiver = Channel::open(scope, tab.clone(), |_| {}).unwrap();
+    let pair = web_sys::MessageChannel::new().unwrap();
+    let (tx, mut rx) = futures_channel::mpsc::unbounded::<JsValue>();
+    let on_message =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+            let _ = tx.unbounded_send(e.data());
+        });
+    pair.port2()
+        .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    let port = Port::new(pair.port1().into()).unwrap().sending_bytes();
+
+    let transactions: Vec<Transaction> = (0..40).map(|i| transaction(&format!("t-{i}"))).collect();
+    let snapshot = Envelope::new(
+        scope,
+        &ClientId::from("worker-a"),
+        Some(&tab),
+        Message::Snapshot {
+            epoch: Epoch(3),
+            transactions,
+            more: false,
+        },
+    );
+    assert!(protocol::encode(&snapshot).len() >= BYTES_FROM);
+    port.post(&snapshot).unwrap();
+    let data = rx.next().await.unwrap();
+    assert!(
+        data.is_instance_of::<js_sys::ArrayBuffer>(),
+        "a large part goes as bytes"
+    );
+    assert_eq!(receiver.accept(&data), Some(snapshot));
+
+    let small = submit(scope, "worker-a", "t-small");
+    port.post(&small).unwrap();
+    let data = rx.next().await.unwrap();
+    assert!(data.is_string(), "a small one as text");
+    assert_eq!(receiver.accept(&data), Some(small));
+
+    // Bytes that are not UTF-8 text are dropped and counted, like any data that is not text.
+    let not_utf8 = js_sys::Uint8Array::from(&[0xff_u8, 0xfe, 0x7b][..]).buffer();
+    assert_eq!(receiver.accept(&not_utf8), None);
+    assert_eq!(receiver.drops().not_text, 1);
+    // A plain port (a tab's, to its worker) posts text whatever the size.
+    let plain = Port::new(pair.port1().into()).unwrap();
+    let big = Envelope::new(
+        scope,
+        &ClientId::from("worker-a"),
+        Some(&tab),
+        Message::Snapshot {
+            epoch: Epoch(3),
+            transactions: (0..40).map(|i| transaction(&format!("u-{i}"))).collect(),
+            more: false,
+        },
+    );
+    plain.post(&big).unwrap();
+    let data = rx.next().await.unwrap();
+    assert!(data.is_string());
+    assert_eq!(receiver.accept(&data), Some(big));
+}
+
+#[wasm_bindgen_test]
 fn a_transaction_round_trips_through_js_with_camel_case_names() {
     let tx = transaction("t-js");
     let value = convert::to_js(&tx).unwrap();
