@@ -1,5 +1,6 @@
 //! The direct line between a tab and its own worker: the worker's `MessagePort` (a SharedWorker)
-//! or the dedicated worker itself, carrying the same JSON text as the channel.
+//! or the dedicated worker itself, carrying the same JSON text as the channel (from the worker,
+//! a large part as the bytes of that text: [`Port::sending_bytes`]).
 //!
 //! A BroadcastChannel message goes through the browser process; a port message does not. On
 //! this machine a round trip page ↔ SharedWorker takes ~0.1 ms over the port against ~0.4 ms
