@@ -6,8 +6,10 @@
 //! the keys beside it; the view says which keys it recomputed since the cache last looked
 //! ([`outbox_shared::view::OptimisticView::take_changed`], which every change goes through),
 //! and only those rows are converted (together: [`to_js_array`]) and spliced in or out, or
-//! appended at once when they all come after the last. Callers get a copy of the array (a
-//! native `slice`), so a row that has not changed is the same object as last time.
+//! appended when they all come after the last; many changes at once (a snapshot's part, a
+//! sync's batch) are merged with the rows in one pass instead of a splice each. Callers get a
+//! copy of the array (a native `slice`), so a row that has not changed is the same object as
+//! last time.
 
 use outbox_runtime::convert::{json_to_js, to_js_array};
 use outbox_shared::tab::TabCore;
@@ -59,18 +61,18 @@ impl RowCache {
             })
             .collect();
         let fresh = frozen_all(&changed.iter().filter_map(|(_, v)| *v).collect::<Vec<_>>());
+        if changed.len() >= MANY {
+            rows.merge(changed, &fresh);
+            return rows.array.slice(0, rows.keys.len() as u32);
+        }
         // New rows after every row there is (the changes come in key order): appended.
         let after_last = changed
             .first()
             .is_some_and(|(first, _)| rows.keys.last().is_none_or(|last| last < first));
         if after_last && changed.iter().all(|(_, v)| v.is_some()) {
-            if changed.len() < MANY {
-                // In place (callers only ever get copies): no copy of the whole array.
-                for js in fresh.iter() {
-                    rows.array.push(&js);
-                }
-            } else {
-                rows.array = rows.array.concat(&fresh);
+            // In place (callers only ever get copies): no copy of the whole array.
+            for js in fresh.iter() {
+                rows.array.push(&js);
             }
             rows.keys.extend(changed.into_iter().map(|(key, _)| key));
             return rows.array.slice(0, rows.keys.len() as u32);
@@ -96,6 +98,42 @@ impl RowCache {
     }
 }
 
+impl Rows {
+    /// Lays many changes (in key order; `None`: the row is gone) into the rows in one pass
+    /// over both, rather than one splice each across the whole array. `fresh` holds the JS
+    /// rows of the changes that have one, in the same order.
+    fn merge(&mut self, changed: Vec<(String, Option<&Value>)>, fresh: &js_sys::Array) {
+        let mut keys = Vec::with_capacity(self.keys.len() + changed.len());
+        // Where each row of the result comes from: an index into the old array, or FROM_FRESH
+        // plus an index into `fresh`.
+        let mut plan = Vec::with_capacity(self.keys.len() + changed.len());
+        let mut old = std::mem::take(&mut self.keys)
+            .into_iter()
+            .enumerate()
+            .peekable();
+        let mut next_fresh = 0;
+        for (key, value) in changed {
+            while let Some((i, kept)) = old.next_if(|(_, k)| *k < key) {
+                plan.push(i as u32);
+                keys.push(kept);
+            }
+            // The row's old version, replaced or gone.
+            old.next_if(|(_, k)| *k == key);
+            if value.is_some() {
+                plan.push(FROM_FRESH | next_fresh);
+                next_fresh += 1;
+                keys.push(key);
+            }
+        }
+        for (i, kept) in old {
+            plan.push(i as u32);
+            keys.push(kept);
+        }
+        self.keys = keys;
+        self.array = js::merge_rows(&self.array, fresh, &plan);
+    }
+}
+
 /// Rows as frozen JS objects (a shared object must not be changed by one reader for all), in
 /// one array: many made in one go ([`to_js_array`]), a few one by one ([`json_to_js`]).
 fn frozen_all(values: &[&Value]) -> js_sys::Array {
@@ -116,8 +154,39 @@ fn frozen_all(values: &[&Value]) -> js_sys::Array {
     }
     let array = to_js_array(values.iter().copied())
         .unwrap_or_else(|_| values.iter().map(|v| json_to_js(v)).collect());
-    for js in array.iter() {
-        freeze(&js);
-    }
+    js::freeze_all(&array);
     array
+}
+
+/// Marks a row of [`Rows::merge`]'s plan as one of the fresh rows.
+const FROM_FRESH: u32 = 1 << 31;
+
+mod js {
+    use wasm_bindgen::prelude::*;
+
+    // Loops over whole arrays on the JS side: one call instead of one per row.
+    #[wasm_bindgen(inline_js = "
+        export function merge_rows(old, fresh, plan) {
+            const rows = [];
+            for (let i = 0; i < plan.length; i++) {
+                const p = plan[i];
+                rows.push(p >= 0x80000000 ? fresh[p - 0x80000000] : old[p]);
+            }
+            return rows;
+        }
+        export function freeze_all(rows) {
+            for (const row of rows) if (row !== null && typeof row === 'object') Object.freeze(row);
+        }
+    ")]
+    extern "C" {
+        /// The rows `plan` lists, in its order: an index into `old`, or
+        /// [`super::FROM_FRESH`] plus an index into `fresh`.
+        pub fn merge_rows(
+            old: &js_sys::Array,
+            fresh: &js_sys::Array,
+            plan: &[u32],
+        ) -> js_sys::Array;
+        /// Freezes every object of `rows`.
+        pub fn freeze_all(rows: &js_sys::Array);
+    }
 }

@@ -267,6 +267,80 @@ async fn rows_hands_out_the_same_frozen_object_while_a_row_is_unchanged() {
 }
 
 #[wasm_bindgen_test]
+async fn many_changes_between_two_reads_of_rows_are_laid_in_in_key_order() {
+    use std::collections::BTreeMap;
+    let scope = unique_scope("rowmerge");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    let first: Array = (0..30)
+        .map(|i| {
+            let key = format!("k{i:02}");
+            expected.insert(key.clone(), format!("first {i}"));
+            todo(&key, &format!("first {i}"))
+        })
+        .collect();
+    todos.insert(first.into()).unwrap();
+    let before = todos.rows();
+    assert_eq!(before.length(), 30);
+
+    // More than a handful of changes before the next read, in no order: new rows between,
+    // before and after the old ones, old rows changed and deleted.
+    for key in [
+        "k05a", "k29z", "a", "k17b", "k00a", "zz", "k10a", "k11a", "k12a", "b",
+    ] {
+        todos.insert(todo(key, &format!("new {key}"))).unwrap();
+        expected.insert(key.to_owned(), format!("new {key}"));
+    }
+    for i in [3, 9, 21] {
+        let key = format!("k{i:02}");
+        let changes = js_sys::Object::new();
+        js_sys::Reflect::set(&changes, &"title".into(), &"changed".into()).unwrap();
+        todos.update(key.as_str().into(), changes.into()).unwrap();
+        expected.insert(key, "changed".to_owned());
+    }
+    for key in ["k00", "k15", "k29", "k05a"] {
+        todos.delete(key.into()).unwrap();
+        expected.remove(key);
+    }
+    let after = todos.rows();
+    let got: Vec<(Option<String>, Option<String>)> = after
+        .iter()
+        .map(|r| (text(&r, "id"), text(&r, "title")))
+        .collect();
+    let want: Vec<(Option<String>, Option<String>)> = expected
+        .iter()
+        .map(|(k, t)| (Some(k.clone()), Some(t.clone())))
+        .collect();
+    assert_eq!(got, want);
+    assert!(after.iter().all(|r| js_sys::Object::is_frozen(&r.into())));
+    // A row no change touched is the object it was.
+    let index = |rows: &Array, key: &str| {
+        rows.iter()
+            .position(|r| text(&r, "id").as_deref() == Some(key))
+            .unwrap() as u32
+    };
+    assert!(js_sys::Object::is(
+        &before.get(index(&before, "k01")),
+        &after.get(index(&after, "k01"))
+    ));
+    assert!(!js_sys::Object::is(
+        &before.get(index(&before, "k03")),
+        &after.get(index(&after, "k03"))
+    ));
+    // And the rows after that, read again with nothing changed, are the same.
+    let again = todos.rows();
+    assert_eq!(again.length(), after.length());
+    assert!(after
+        .iter()
+        .zip(again.iter())
+        .all(|(a, b)| js_sys::Object::is(&a, &b)));
+    client.close();
+}
+
+#[wasm_bindgen_test]
 async fn every_kind_of_json_data_reads_back_as_given_and_anything_else_is_named() {
     let scope = unique_scope("rowdata");
     let log = Array::new();
