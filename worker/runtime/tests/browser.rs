@@ -201,17 +201,22 @@ async fn a_large_part_crosses_a_workers_port_as_bytes_and_arrives_equal() {
         .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     let port = Port::new(pair.port1().into()).unwrap().sending_bytes();
 
-    let transactions: Vec<Transaction> = (0..40).map(|i| transaction(&format!("t-{i}"))).collect();
-    let snapshot = Envelope::new(
-        scope,
-        &ClientId::from("worker-a"),
-        Some(&tab),
-        Message::Snapshot {
-            epoch: Epoch(3),
-            transactions,
-            more: false,
-        },
-    );
+    // A snapshot of 40 transactions for this tab (ids starting with `prefix`): well over 16 kB.
+    let snapshot_of = |prefix: &str| {
+        Envelope::new(
+            scope,
+            &ClientId::from("worker-a"),
+            Some(&tab),
+            Message::Snapshot {
+                epoch: Epoch(3),
+                transactions: (0..40)
+                    .map(|i| transaction(&format!("{prefix}-{i}")))
+                    .collect(),
+                more: false,
+            },
+        )
+    };
+    let snapshot = snapshot_of("t");
     assert!(protocol::encode(&snapshot).len() >= BYTES_FROM);
     port.post(&snapshot).unwrap();
     let data = rx.next().await.unwrap();
@@ -233,16 +238,7 @@ async fn a_large_part_crosses_a_workers_port_as_bytes_and_arrives_equal() {
     assert_eq!(receiver.drops().not_text, 1);
     // A plain port (a tab's, to its worker) posts text whatever the size.
     let plain = Port::new(pair.port1().into()).unwrap();
-    let big = Envelope::new(
-        scope,
-        &ClientId::from("worker-a"),
-        Some(&tab),
-        Message::Snapshot {
-            epoch: Epoch(3),
-            transactions: (0..40).map(|i| transaction(&format!("u-{i}"))).collect(),
-            more: false,
-        },
-    );
+    let big = snapshot_of("u");
     plain.post(&big).unwrap();
     let data = rx.next().await.unwrap();
     assert!(data.is_string());
