@@ -15,7 +15,7 @@ use outbox_runtime::convert::{json_to_js, to_js_array};
 use outbox_shared::tab::TabCore;
 use serde_json::Value;
 use std::collections::hash_map::{Entry, HashMap};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 /// Fewer rows than this are converted, and appended to the cached array, one by one; more in
 /// one call each.
@@ -137,23 +137,12 @@ impl Rows {
 /// Rows as frozen JS objects (a shared object must not be changed by one reader for all), in
 /// one array: many made in one go ([`to_js_array`]), a few one by one ([`json_to_js`]).
 fn frozen_all(values: &[&Value]) -> js_sys::Array {
-    let freeze = |js: &JsValue| {
-        if js.is_object() {
-            js_sys::Object::freeze(js.unchecked_ref::<js_sys::Object>());
-        }
+    let one_by_one = || values.iter().map(|v| json_to_js(v)).collect();
+    let array = if values.len() < MANY {
+        one_by_one()
+    } else {
+        to_js_array(values.iter().copied()).unwrap_or_else(|_| one_by_one())
     };
-    if values.len() < MANY {
-        return values
-            .iter()
-            .map(|v| {
-                let js = json_to_js(v);
-                freeze(&js);
-                js
-            })
-            .collect();
-    }
-    let array = to_js_array(values.iter().copied())
-        .unwrap_or_else(|_| values.iter().map(|v| json_to_js(v)).collect());
     js::freeze_all(&array);
     array
 }
