@@ -68,10 +68,20 @@ test('a leader stuck in a busy loop is taken over; its late writes are fenced; e
     for (const { id } of txs) assert.equal(stats.keys[id].applied, 1, `${id} applied once`);
     assert.deepEqual(stats.overApplied, []);
     assert.equal(todos.rows.length, txs.length);
-    // Every tab sees every transaction settled, none failed.
-    for (const p of pages) {
+    // Every tab sees every transaction settled, none failed. Until then, what each tab is
+    // missing (a rare failure here once left only "false" to go on).
+    for (const [i, p] of pages.entries()) {
       await eventually(
-        () => p.evaluate(() => window.outboxDemo.client.transactions().every((t) => t.state === 'completed')),
+        () => p.evaluate((tab) => {
+          const c = window.outboxDemo.client;
+          const open = c.transactions().filter((t) => t.state !== 'completed');
+          if (open.length === 0) return true;
+          throw new Error(
+            `tab ${tab}: ${open.length} not completed (${open.map((t) => `${t.id}: ${t.state}`).join(', ')}); ` +
+              `leader epoch ${c.leaderEpoch}, leads ${c.isLeaderTab}, feed at ${JSON.stringify(c.feedPosition)}, ` +
+              `messages ${JSON.stringify(c.messageStats)}`,
+          );
+        }, `${i}${p === leader ? ' (the stuck leader\'s)' : ''}`),
         { what: 'every transaction completed in every tab' },
       );
     }
