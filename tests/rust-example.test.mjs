@@ -75,7 +75,18 @@ test('the Rust example in two tabs: added in one, listed in the other and applie
     });
     await c.goto(url);
     const uc = ui(c);
-    await c.locator('[role=status][data-mode="online-only"]').waitFor({ timeout: 15_000 });
+    await c.locator('[role=status][data-mode="online-only"]').waitFor({ timeout: 15_000 }).catch(async (error) => {
+      // What the tab shows instead, and how far its page got (for a failure seen once in CI).
+      const shown = await c.evaluate(() => ({
+        status: document.getElementById('status')?.outerHTML,
+        problem: document.getElementById('problem')?.outerHTML,
+        locks: 'locks' in navigator,
+        readyState: document.readyState,
+        resources: performance.getEntriesByType('resource').map((r) => `${r.name} ${Math.round(r.startTime)}+${Math.round(r.duration)}ms`),
+        sinceNavigation: Math.round(performance.now()),
+      })).catch((e) => `(the page could not be read: ${e.message})`);
+      throw new Error(`${error.message}\nthe online-only tab shows: ${JSON.stringify(shown, null, 1)}`);
+    });
     assert.equal(await uc.status.getAttribute('data-leader'), 'false');
     await uc.row('milk').waitFor();
     assert.equal(await uc.row('milk').getByRole('checkbox').isChecked(), true);

@@ -84,6 +84,16 @@ const closePage = (page) => page?.close({ runBeforeUnload: false }).catch(() => 
 
 const evalIn = (page, fn, arg, ms, what) => timed(page.evaluate(fn, arg), ms, what);
 
+/**
+ * `page.evaluate(fn, arg)` started now and awaited later (`timed`); meanwhile a failure of it is
+ * held, not unhandled.
+ */
+function armed(page, fn, arg) {
+  const call = page.evaluate(fn, arg);
+  call.catch(() => {});
+  return call;
+}
+
 /** A page with `lib` ('outbox' | 'tanstack') set up for `app`, and measure.js loaded as `M`. */
 async function libPage(lib, server, { app, dedicated = false, batch = true, fetches = false, requireLeader = lib === 'tanstack' }) {
   const page = await openPage(server);
@@ -275,11 +285,14 @@ async function lockTrial(server, where) {
         await evalIn(b, ([n, f]) => import('/limits.js').then((L) => L.lockInWorker(n, 'wait', f)), [name, fence], 10_000, 'wait');
         await eventually(() => b.evaluate((n) => import('/limits.js').then((L) => L.pending(n)), name), { timeout: 5_000, interval: 5, what: 'B waiting' });
       }
+      // Awaited in the page, not polled: the harness's calls would compete for the CPU.
+      const grant = armed(b, () => globalThis.__lockGot);
+      await b.evaluate(() => 0); // the call above is running in the page
       const closedAt = nodeWallNow();
       await a.close({ runBeforeUnload: false });
-      const got = await eventually(() => b.evaluate(() => globalThis.__lockGotAt), { timeout: 15_000, interval: 5, what: 'the lock in tab B' });
+      const { at: got, fencedAt } = await timed(grant, 15_000, 'the lock in tab B');
       if (fence) {
-        const fencedAt = await eventually(() => b.evaluate(() => globalThis.__lockFencedAt), { timeout: 15_000, interval: 5, what: 'the epoch bumped in tab B' });
+        if (typeof fencedAt !== 'number') throw new Error('the epoch was not bumped in tab B');
         rec(key, fencedAt - closedAt);
         rec(`${key}.commit`, fencedAt - got);
         await evalIn(b, () => import('/limits.js').then((L) => L.dropLockDb()), undefined, 10_000, 'drop the database');
@@ -335,27 +348,26 @@ async function outboxFailoverTrial(server) {
         throw new Error(`expected requests from A's worker only, saw ${before.length} workers: ${seen}`);
       }
       const oldEpoch = await b.evaluate(() => bench.client.leaderEpoch ?? 0);
+      // Awaited in the page as its events and request stamps come in, not polled: the harness's
+      // calls would compete for the CPU with the takeover. Before the close tab B does not lead
+      // and only A's worker makes requests, so nothing recorded earlier can satisfy it.
+      const outcome = armed(b, ({ oldEpoch, old }) => bench.until(() => {
+        const ev = bench.events;
+        // Elected: the tab knows its own worker leads. The attempt: the first `persisting`
+        // after the tab heard of the new epoch at all (the `leader` broadcast can overtake
+        // the worker's word that it is this tab's, and the attempt's state can come between).
+        const lead = ev.find((e) => e.type === 'leader' && e.isLeaderTab);
+        const heard = ev.find((e) => e.type === 'leader' && e.epoch > oldEpoch);
+        const attempt = heard && ev.find((e) => e.type === 'state' && e.state === 'persisting' && e.seenAt >= heard.seenAt);
+        const started = bench.fetches.find((f) => f.worker !== old);
+        return lead && attempt && started ? { lead: lead.seenAt, attempt: attempt.seenAt, started: started.at } : false;
+      }, 20_000), { oldEpoch, old: before[0] });
+      await b.evaluate(() => 0); // the call above is running in the page
       const closedAt = nodeWallNow();
       await a.close({ runBeforeUnload: false });
-      const seen = await eventually(
-        () => b.evaluate(({ closedAt, oldEpoch }) => {
-          const ev = bench.events.filter((e) => e.seenAt >= closedAt);
-          // Elected: the tab knows its own worker leads. The attempt: the first `persisting`
-          // after the tab heard of the new epoch at all (the `leader` broadcast can overtake
-          // the worker's word that it is this tab's, and the attempt's state can come between).
-          const lead = ev.find((e) => e.type === 'leader' && e.isLeaderTab);
-          const heard = ev.find((e) => e.type === 'leader' && e.epoch > oldEpoch);
-          const attempt = heard && ev.find((e) => e.type === 'state' && e.state === 'persisting' && e.seenAt >= heard.seenAt);
-          return lead && attempt ? { lead: lead.seenAt, attempt: attempt.seenAt } : false;
-        }, { closedAt, oldEpoch }),
-        { timeout: 20_000, interval: 5, what: "tab B's worker leading and attempting" },
-      );
-      const started = await eventually(
-        () => b.evaluate(({ closedAt, old }) => bench.fetches.find((f) => f.at >= closedAt && f.worker !== old)?.at ?? false, { closedAt, old: before[0] }),
-        { timeout: 5_000, interval: 5, what: "the new leader's first request" },
-      );
+      const seen = await timed(outcome, 25_000, "tab B's worker leading and attempting");
       rec('outbox.failover.leader', seen.lead - closedAt);
-      rec('outbox.failover.attempt', started - closedAt);
+      rec('outbox.failover.attempt', seen.started - closedAt);
       rec('outbox.failover.attemptSeen', seen.attempt - closedAt);
     } finally {
       await closePage(a);
@@ -447,6 +459,27 @@ async function heapAndWasm(page) {
 
 const replayDiagnostics = {};
 
+/**
+ * A page of auto.js after a navigation: its `__boot` once it has settled (`allAt` or `error`
+ * set), or null after `ms`. Awaited in the page; until auto.js has run, the page checks every
+ * 5 ms itself (a timer, where a call from here would cost the page and the browser far more).
+ */
+async function bootSettled(page, ms) {
+  const settled = armed(page, () =>
+    new Promise((resolve) => {
+      const wait = () => (globalThis.__bootDone ? globalThis.__bootDone.then(resolve) : setTimeout(wait, 5));
+      wait();
+    }),
+  );
+  let timer;
+  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(null), Math.max(0, ms))));
+  try {
+    return await Promise.race([settled, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function replayTrial(lib, server, count, opts) {
   const name = LIBS[lib];
   const key = `${lib}.replay.${count}`;
@@ -469,21 +502,20 @@ async function replayTrial(lib, server, count, opts) {
       progress(`    ${name}: reload, waiting for the ${count} rows…`);
       const navigated = Date.now();
       await page.goto(`${server.url}/?auto=${lib}&app=${app}&dedicated=1&expect=${count}`, { waitUntil: 'commit', timeout: 30_000 });
-      let boot = null;
-      while (Date.now() - navigated < opts.replayTimeoutMs) {
-        boot = await timed(
-          page.evaluate(() => {
-            const b = globalThis.__boot;
-            if (!b) return null;
-            const c = globalThis.bench?.client;
-            return { ...b, messageStats: c ? c.messageStats : null };
-          }),
-          5_000,
-          'page',
-        ).catch(() => ({ busy: true }));
-        if (boot && (boot.allAt !== null && boot.allAt !== undefined || boot.error)) break;
-        await sleep(20);
-      }
+      const left = opts.replayTimeoutMs - (Date.now() - navigated);
+      const settled = await bootSettled(page, left);
+      const boot = settled
+        ? settled
+        : await timed(
+            page.evaluate(() => {
+              const b = globalThis.__boot;
+              if (!b) return null;
+              const c = globalThis.bench?.client;
+              return { ...b, messageStats: c ? c.messageStats : null };
+            }),
+            5_000,
+            'page',
+          ).catch(() => ({ busy: true }));
       if (boot?.error) throw new Error(`after the reload: ${boot.error}`);
       if (!boot || boot.allAt === null || boot.allAt === undefined) {
         const diag = boot?.busy
@@ -511,10 +543,8 @@ async function idbReadTrial(page, server, app, count, opts) {
   const key = `limit.replay.${count}`;
   await attempt(key, `IndexedDB read of the outbox of ${count}`, async () => {
     await page.goto(`${server.url}/?auto=idb&db=${encodeURIComponent(`outbox:${app}`)}`, { waitUntil: 'commit', timeout: 30_000 });
-    const boot = await eventually(
-      () => page.evaluate(() => (globalThis.__boot?.allAt || globalThis.__boot?.error ? globalThis.__boot : null)),
-      { timeout: opts.replayTimeoutMs, interval: 20, what: 'the outbox read' },
-    );
+    const boot = await bootSettled(page, opts.replayTimeoutMs);
+    if (!boot) throw new Error(`the outbox not read within ${opts.replayTimeoutMs / 1000} s`);
     if (boot.error) throw new Error(boot.error);
     if (boot.size === 0) throw new Error('no records read');
     rec(key, boot.allAt);

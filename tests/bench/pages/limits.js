@@ -179,11 +179,21 @@ export function holdLock(name) {
   });
 }
 
-/** Asks for lock `name` (waiting); `window.__lockGotAt` is the wall-clock time it was granted. */
+/**
+ * A promise of the next lock grant in this page (`{ at, fencedAt }`, wall-clock times), for the
+ * harness to await instead of polling the page while the handoff runs.
+ */
+function expectGrant() {
+  let granted;
+  globalThis.__lockGot = new Promise((resolve) => (granted = resolve));
+  return granted;
+}
+
+/** Asks for lock `name` (waiting); `window.__lockGot` is a promise of the grant (expectGrant). */
 export async function waitLock(name) {
-  globalThis.__lockGotAt = null;
+  const granted = expectGrant();
   navigator.locks.request(name, () => {
-    globalThis.__lockGotAt = wallNow();
+    granted({ at: wallNow(), fencedAt: null });
     return new Promise(() => {});
   });
   return pending(name);
@@ -197,7 +207,7 @@ export async function pending(name) {
 
 /**
  * As holdLock/waitLock, but in a dedicated worker of this page. With `fence` (a database name),
- * the worker also does what a fenced takeover must (see lock-worker.js): `__lockFencedAt` is the
+ * the worker also does what a fenced takeover must (see lock-worker.js): the grant's `fencedAt` is the
  * wall-clock time its epoch transaction completed.
  */
 export function lockInWorker(name, mode, fence) {
@@ -205,13 +215,11 @@ export function lockInWorker(name, mode, fence) {
     const query = `lock=${encodeURIComponent(name)}&mode=${mode}${fence ? `&fence=${encodeURIComponent(fence)}` : ''}`;
     const w = new Worker(`/lock-worker.js?${query}`, { type: 'module' });
     globalThis.__lockWorker = w;
-    globalThis.__lockGotAt = null;
-    globalThis.__lockFencedAt = null;
+    const granted = expectGrant();
     w.onmessage = (e) => {
       if (e.data.type === 'held' || e.data.type === 'waiting') resolve(e.data.type);
       if (e.data.type === 'got') {
-        globalThis.__lockFencedAt = e.data.fencedAt;
-        globalThis.__lockGotAt = e.data.at;
+        granted({ at: e.data.at, fencedAt: e.data.fencedAt ?? null });
       }
     };
     w.onerror = (e) => reject(new Error(`lock worker: ${e.message}`));

@@ -30,6 +30,9 @@ export async function setup({ app, dedicated = false, batch = true, fetches = fa
     });
   });
   const todos = client.collection('todos', { key: 'id' });
+  // Checks of `bench.until`, run again whenever an event or a request stamp comes in.
+  const waiters = new Set();
+  const notify = () => waiters.forEach((check) => check());
   const bench = {
     lib: 'outbox',
     client,
@@ -58,7 +61,10 @@ export async function setup({ app, dedicated = false, batch = true, fetches = fa
     /** Records the client's events with the wall-clock time they reached this tab. */
     recordEvents() {
       bench.events = [];
-      client.onEvent((e) => bench.events.push({ type: e.type, state: e.state, isLeaderTab: e.isLeaderTab, epoch: e.epoch, seenAt: wallNow() }));
+      client.onEvent((e) => {
+        bench.events.push({ type: e.type, state: e.state, isLeaderTab: e.isLeaderTab, epoch: e.epoch, seenAt: wallNow() });
+        notify();
+      });
     },
     events: null,
     /** Collects, into `bench.fetches`, the requests any worker of this app starts (`{at, worker}`). */
@@ -66,8 +72,44 @@ export async function setup({ app, dedicated = false, batch = true, fetches = fa
       bench.fetches = [];
       const bc = new BroadcastChannel(`bench-fetch:${client.scope}`);
       bc.onmessage = (e) => {
-        if (e.data && e.data.type === 'fetch') bench.fetches.push({ at: e.data.at, worker: e.data.worker });
+        if (e.data && e.data.type === 'fetch') {
+          bench.fetches.push({ at: e.data.at, worker: e.data.worker });
+          notify();
+        }
       };
+    },
+    /**
+     * Resolves with `test()`'s first truthy value, tried now and after each event or request
+     * stamp this page records (see recordEvents, watchFetches); rejects after `ms` with what was
+     * recorded. A measurement awaits this rather than polling the page from the harness, whose
+     * calls would compete for the CPU with what it measures.
+     */
+    until(test, ms = 20_000) {
+      return new Promise((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        const check = () => {
+          try {
+            const value = test();
+            if (value) {
+              done();
+              resolve(value);
+            }
+          } catch (error) {
+            done();
+            reject(error);
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          const seen = JSON.stringify({ events: bench.events?.slice(-20), fetches: bench.fetches?.slice(-10) });
+          reject(new Error(`not within ${ms} ms; recorded: ${seen}`));
+        }, ms);
+        waiters.add(check);
+        check();
+      });
     },
     fetches: null,
   };
