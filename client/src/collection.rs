@@ -12,8 +12,9 @@ use crate::notify::{unsubscribe_fn, Topic};
 use crate::rowdata::{key_from_js, key_of, to_json};
 use js_sys::{Array, Function};
 use outbox_runtime::convert::json_to_js;
-use outbox_shared::model::{PendingMutation, Strategy};
+use outbox_shared::model::{PendingMutation, Row, Strategy};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -58,21 +59,33 @@ impl Collection {
     }
 
     /// The row as the view has it now.
-    fn current(&self, key: &str) -> Option<Value> {
+    fn current(&self, key: &str) -> Option<Row> {
+        self.inner
+            .core
+            .borrow()
+            .view()
+            .get_row(&self.def.name, key)
+            .cloned()
+    }
+
+    /// Whether the view has a row with this key.
+    fn has(&self, key: &str) -> bool {
         self.inner
             .core
             .borrow()
             .view()
             .get(&self.def.name, key)
-            .cloned()
+            .is_some()
     }
 
-    fn existing(&self, key: &JsValue, op: &str) -> Result<(String, Value), JsValue> {
-        let what = self.what(op);
-        let key = key_from_js(key, &what).map_err(invalid)?;
+    fn existing(&self, key: &JsValue, op: &str) -> Result<(String, Row), JsValue> {
+        let key = key_from_js(key).map_err(|e| invalid(format!("{}: {e}", self.what(op))))?;
         match self.current(&key) {
             Some(row) => Ok((key, row)),
-            None => Err(invalid(format!("{what}: there is no row with key {key:?}"))),
+            None => Err(invalid(format!(
+                "{}: there is no row with key {key:?}",
+                self.what(op)
+            ))),
         }
     }
 }
@@ -91,31 +104,39 @@ impl Collection {
         #[wasm_bindgen(unchecked_param_type = "Row | Row[]")] rows: JsValue,
     ) -> Result<TransactionHandle, JsValue> {
         self.inner.ensure_open()?;
-        let what = self.what("insert");
+        // Made only for an error: an insert that goes through formats nothing.
+        let what = || self.what("insert");
         let items: Vec<JsValue> = if Array::is_array(&rows) {
             rows.unchecked_ref::<Array>().iter().collect()
         } else {
             vec![rows]
         };
         if items.is_empty() {
-            return Err(invalid(format!("{what}: no rows given")));
+            return Err(invalid(format!("{}: no rows given", what())));
         }
+        let one = items.len() == 1;
+        let path = |i: usize| -> Cow<'static, str> {
+            if one {
+                Cow::Borrowed("row")
+            } else {
+                Cow::Owned(format!("rows[{i}]"))
+            }
+        };
         let mut seen = HashSet::new();
         let mut mutations = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let path = if items.len() == 1 {
-                "row".to_owned()
-            } else {
-                format!("rows[{i}]")
-            };
+            let path = path(i);
             if !item.is_object() || Array::is_array(item) {
-                return Err(invalid(format!("{what}: {path} must be an object")));
+                return Err(invalid(format!("{}: {path} must be an object", what())));
             }
-            let row = to_json(item, &path).map_err(|e| invalid(format!("{what}: {e}")))?;
-            let key = key_of(&row, &self.def.key_field, &what).map_err(invalid)?;
-            if !seen.insert(key.clone()) || self.current(&key).is_some() {
+            let row = to_json(item, &path).map_err(|e| invalid(format!("{}: {e}", what())))?;
+            let key = key_of(&row, &self.def.key_field)
+                .map_err(|e| invalid(format!("{}: {e}", what())))?;
+            // One row needs no check against the others.
+            if (!one && !seen.insert(key.clone())) || self.has(&key) {
                 return Err(invalid(format!(
-                    "{what}: there is already a row with key {key:?}"
+                    "{}: there is already a row with key {key:?}",
+                    what()
                 )));
             }
             mutations.push(PendingMutation::insert(&self.def.name, &key, row));
@@ -182,7 +203,7 @@ impl Collection {
         &self,
         #[wasm_bindgen(unchecked_param_type = "RowKey")] key: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let key = key_from_js(&key, &self.what("get")).map_err(invalid)?;
+        let key = key_from_js(&key).map_err(|e| invalid(format!("{}: {e}", self.what("get"))))?;
         // Converted in place: making JS objects calls no app code, so the borrow is safe.
         let core = self.inner.core.borrow();
         match core.view().get(&self.def.name, &key) {

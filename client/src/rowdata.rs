@@ -186,27 +186,29 @@ fn constructor_name(object: &js_sys::Object) -> Option<String> {
         .as_string()
 }
 
-/// A row key given by the app (`update(key, …)`): a string, or a finite number.
-pub(crate) fn key_from_js(key: &JsValue, what: &str) -> Result<String, String> {
+/// A row key given by the app (`update(key, …)`): a string, or a finite number. The error
+/// says what is wrong, for the caller to prefix with where.
+pub(crate) fn key_from_js(key: &JsValue) -> Result<String, &'static str> {
     if let Some(s) = key.as_string() {
         return Ok(s);
     }
     match key.as_f64().and_then(number) {
         Some(n) => Ok(n.to_string()),
-        None => Err(format!("{what}: a key must be a string or a finite number")),
+        None => Err("a key must be a string or a finite number"),
     }
 }
 
-/// The key of `row`, read from its field `field`.
-pub(crate) fn key_of(row: &Value, field: &str, what: &str) -> Result<String, String> {
+/// The key of `row`, read from its field `field`. The error says what is wrong, for the caller
+/// to prefix with where.
+pub(crate) fn key_of(row: &Value, field: &str) -> Result<String, String> {
     match row.get(field) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
         Some(other) => Err(format!(
-            "{what}: the row's {field:?} (the collection's key) must be a string or a number, not {other}"
+            "the row's {field:?} (the collection's key) must be a string or a number, not {other}"
         )),
         None => Err(format!(
-            "{what}: the row has no {field:?}, which is the collection's key"
+            "the row has no {field:?}, which is the collection's key"
         )),
     }
 }

@@ -90,14 +90,16 @@ impl SyncSink {
         let field = |k: &str| js_sys::Reflect::get(update, &JsValue::from_str(k)).ok();
         let given_key = field("key")
             .filter(|k| !k.is_undefined() && !k.is_null())
-            .map(|k| key_from_js(&k, "key"))
+            .map(|k| key_from_js(&k).map_err(|e| format!("key: {e}")))
             .transpose()?;
         match kind.as_str() {
             "insert" | "update" => {
                 let value = to_json(&field("value").unwrap_or(JsValue::UNDEFINED), "value")?;
                 let key = match given_key {
                     Some(k) => k,
-                    None => key_of(&value, &self.def.key_field, "value")?,
+                    None => {
+                        key_of(&value, &self.def.key_field).map_err(|e| format!("value: {e}"))?
+                    }
                 };
                 Ok(Change::Set(key, value))
             }
@@ -111,7 +113,8 @@ impl SyncSink {
                 let mut out = BTreeMap::new();
                 for (i, row) in rows.unchecked_ref::<Array>().iter().enumerate() {
                     let row = to_json(&row, &format!("rows[{i}]"))?;
-                    let key = key_of(&row, &self.def.key_field, &format!("rows[{i}]"))?;
+                    let key =
+                        key_of(&row, &self.def.key_field).map_err(|e| format!("rows[{i}]: {e}"))?;
                     out.insert(key, row);
                 }
                 Ok(Change::Snapshot(out))

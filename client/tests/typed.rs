@@ -155,7 +155,7 @@ async fn update_update_with_and_delete() {
     let mutation = &done.transaction().unwrap().mutations[0];
     assert_eq!(mutation.kind, MutationKind::Update);
     assert_eq!(
-        mutation.changes,
+        *mutation.changes,
         json!({ "done": true }),
         "only what the edit changed"
     );

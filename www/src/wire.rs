@@ -78,8 +78,8 @@ fn from_full(t: Transaction) -> TxIn {
                 collection: m.collection.clone(),
                 key: m.key.clone(),
                 kind: m.kind,
-                modified: m.modified.clone(),
-                changes: m.changes.clone(),
+                modified: m.modified.as_deref().cloned(),
+                changes: Value::clone(&m.changes),
             })
             .collect(),
     }

@@ -10,6 +10,6 @@ mod transaction;
 pub use attempt::{Attempt, AttemptId};
 pub use error::{ErrorCode, TxError};
 pub use ids::{ClientId, Epoch, Key, Millis, TransactionId};
-pub use mutation::{MutationKind, PendingMutation};
+pub use mutation::{MutationKind, PendingMutation, Row};
 pub use state::{TransactionState, TransitionError};
 pub use transaction::{RecordError, Strategy, Transaction, RECORD_VERSION};

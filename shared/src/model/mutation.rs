@@ -4,6 +4,11 @@ use super::Key;
 use crate::patch::{self, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A row's JSON, shared rather than copied: a mutation's `changes` and `modified` and the rows
+/// the optimistic view shows from it are often the same value.
+pub type Row = Arc<Value>;
 
 /// What a mutation does to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,14 +37,14 @@ pub struct PendingMutation {
     pub kind: MutationKind,
     /// The row before the change (`None` for an insert).
     #[serde(default)]
-    pub original: Option<Value>,
+    pub original: Option<Row>,
     /// The row after the change (`None` for a delete).
     #[serde(default)]
-    pub modified: Option<Value>,
+    pub modified: Option<Row>,
     /// What changed: the whole row for an insert, the changed fields for an update, `null` for a
     /// delete.
     #[serde(default)]
-    pub changes: Value,
+    pub changes: Row,
     /// The RFC 6902 patch that undoes this mutation on the collection document.
     pub inverse: Patch,
     /// App data carried along, untouched.
@@ -49,14 +54,15 @@ pub struct PendingMutation {
 
 impl PendingMutation {
     /// Inserting `row` under `key`.
-    pub fn insert(collection: &str, key: &str, row: Value) -> Self {
+    pub fn insert(collection: &str, key: &str, row: impl Into<Row>) -> Self {
         let inverse = patch::single_remove(&[key]);
+        let row = row.into();
         Self {
             collection: collection.to_owned(),
             key: key.to_owned(),
             kind: MutationKind::Insert,
             original: None,
-            changes: row.clone(),
+            changes: Arc::clone(&row),
             modified: Some(row),
             inverse,
             metadata: None,
@@ -65,7 +71,13 @@ impl PendingMutation {
 
     /// Changing the fields in `changes` (a JSON object) of `original`. A non-object `changes`
     /// replaces the row whole.
-    pub fn update(collection: &str, key: &str, original: Value, changes: Value) -> Self {
+    pub fn update(
+        collection: &str,
+        key: &str,
+        original: impl Into<Row>,
+        changes: impl Into<Row>,
+    ) -> Self {
+        let (original, changes) = (original.into(), changes.into());
         let modified = merge_changes(&original, &changes);
         let inverse = patch::inverse_of_diff(key, &original, &modified);
         Self {
@@ -73,7 +85,7 @@ impl PendingMutation {
             key: key.to_owned(),
             kind: MutationKind::Update,
             original: Some(original),
-            modified: Some(modified),
+            modified: Some(Arc::new(modified)),
             changes,
             inverse,
             metadata: None,
@@ -81,15 +93,16 @@ impl PendingMutation {
     }
 
     /// Deleting the row `original`.
-    pub fn delete(collection: &str, key: &str, original: Value) -> Self {
-        let inverse = patch::single_add(&[key], original.clone());
+    pub fn delete(collection: &str, key: &str, original: impl Into<Row>) -> Self {
+        let original = original.into();
+        let inverse = patch::single_add(&[key], Value::clone(&original));
         Self {
             collection: collection.to_owned(),
             key: key.to_owned(),
             kind: MutationKind::Delete,
             original: Some(original),
             modified: None,
-            changes: Value::Null,
+            changes: Arc::new(Value::Null),
             inverse,
             metadata: None,
         }
@@ -110,11 +123,11 @@ impl PendingMutation {
     /// This mutation applied on top of `current` (the row as the view has it now, `None` if
     /// absent): an insert sets the row, an update merges its changed fields over whatever is
     /// there now (so newer synced fields it did not touch survive), a delete removes it.
-    pub fn apply_to(&self, current: Option<&Value>) -> Option<Value> {
+    pub fn apply_to(&self, current: Option<&Value>) -> Option<Row> {
         match self.kind {
             MutationKind::Insert => self.modified.clone(),
             MutationKind::Update => match current {
-                Some(row) => Some(merge_changes(row, &self.changes)),
+                Some(row) => Some(Arc::new(merge_changes(row, &self.changes))),
                 // Updating a row the view no longer has (deleted by a sync): the change is
                 // shown on what the row was when the change was made.
                 None => self.modified.clone(),
@@ -167,10 +180,10 @@ mod tests {
             json!({"done": true, "n": 2}),
         );
         assert_eq!(
-            m.modified,
-            Some(json!({"id": 1, "t": "x", "done": true, "n": 2}))
+            m.modified.as_deref(),
+            Some(&json!({"id": 1, "t": "x", "done": true, "n": 2}))
         );
-        let after = json!({"1": m.modified.clone().unwrap()});
+        let after = json!({"1": m.modified.as_deref().unwrap()});
         assert_eq!(undo(&after, &m), json!({"1": original}));
     }
 
@@ -185,7 +198,10 @@ mod tests {
     fn update_applies_over_newer_synced_fields() {
         let m = PendingMutation::update("t", "1", json!({"a": 1, "b": 1}), json!({"a": 2}));
         let synced_now = json!({"a": 1, "b": 7});
-        assert_eq!(m.apply_to(Some(&synced_now)), Some(json!({"a": 2, "b": 7})));
-        assert_eq!(m.apply_to(None), Some(json!({"a": 2, "b": 1})));
+        assert_eq!(
+            m.apply_to(Some(&synced_now)).as_deref(),
+            Some(&json!({"a": 2, "b": 7}))
+        );
+        assert_eq!(m.apply_to(None).as_deref(), Some(&json!({"a": 2, "b": 1})));
     }
 }

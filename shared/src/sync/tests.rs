@@ -339,7 +339,7 @@ proptest! {
                 let i = to_confirm.remove(0);
                 let mu = &txs[i].mutations[0];
                 let now = h.final_rows().get(&(mu.collection.clone(), mu.key.clone()));
-                let value = mu.apply_to(now);
+                let value = mu.apply_to(now).as_deref().cloned();
                 let change = RowChange {
                     collection: mu.collection.clone(),
                     key: mu.key.clone(),

@@ -99,7 +99,7 @@ impl TabCore {
                 continue;
             }
             let row = m.apply_to(self.view.synced(&m.collection, &m.key));
-            self.view.set_synced(&m.collection, &m.key, row);
+            self.view.set_synced_row(&m.collection, &m.key, row);
         }
     }
 }

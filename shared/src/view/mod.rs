@@ -6,7 +6,7 @@
 //! A transaction that fails is simply taken out of the overlay: the rows it touched are
 //! recomputed from the synced rows and the remaining overlay, which is an exact rollback.
 
-use crate::model::{PendingMutation, Transaction, TransactionId};
+use crate::model::{PendingMutation, Row, Transaction, TransactionId};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,13 +17,14 @@ pub type RowRef = (String, String);
 /// Synced rows plus the overlay of pending transactions.
 #[derive(Debug, Default, Clone)]
 pub struct OptimisticView {
-    synced: HashMap<String, BTreeMap<String, Value>>,
-    /// The materialised result, per collection.
-    view: HashMap<String, BTreeMap<String, Value>>,
+    synced: HashMap<String, BTreeMap<String, Row>>,
+    /// The materialised result, per collection. A row is shared with the synced rows or the
+    /// mutation it comes from where it is the same value.
+    view: HashMap<String, BTreeMap<String, Row>>,
     /// Pending transactions' mutations, by overlay order.
     pending: BTreeMap<u64, (TransactionId, Arc<[PendingMutation]>)>,
     order_of: HashMap<TransactionId, u64>,
-    /// Per row, the overlay orders that touch it.
+    /// Per row, the overlay orders that touch it, in increasing order.
     touching: HashMap<RowRef, Vec<u64>>,
     /// Per row, the overlay order at or below which pending changes are not shown (the
     /// server's row won over them, see [`OptimisticView::mask_pending`]).
@@ -89,6 +90,11 @@ impl OptimisticView {
 
     /// Sets (or, with `None`, deletes) a synced row.
     pub fn set_synced(&mut self, collection: &str, key: &str, row: Option<Value>) -> RowRef {
+        self.set_synced_row(collection, key, row.map(Row::new))
+    }
+
+    /// [`OptimisticView::set_synced`] with a shared row.
+    pub fn set_synced_row(&mut self, collection: &str, key: &str, row: Option<Row>) -> RowRef {
         let rows = self.synced.entry(collection.to_owned()).or_default();
         match row {
             Some(v) => rows.insert(key.to_owned(), v),
@@ -101,6 +107,7 @@ impl OptimisticView {
 
     /// Replaces every synced row of a collection (a snapshot).
     pub fn replace_synced(&mut self, collection: &str, rows: BTreeMap<String, Value>) {
+        let rows = rows.into_iter().map(|(k, v)| (k, Row::new(v))).collect();
         let old = self
             .synced
             .insert(collection.to_owned(), rows)
@@ -132,6 +139,11 @@ impl OptimisticView {
 
     /// The row as the app should see it.
     pub fn get(&self, collection: &str, key: &str) -> Option<&Value> {
+        self.view.get(collection)?.get(key).map(|row| &**row)
+    }
+
+    /// The row as the app should see it, shared.
+    pub fn get_row(&self, collection: &str, key: &str) -> Option<&Row> {
         self.view.get(collection)?.get(key)
     }
 
@@ -142,7 +154,11 @@ impl OptimisticView {
 
     /// Every row of a collection, by key.
     pub fn rows(&self, collection: &str) -> impl Iterator<Item = (&String, &Value)> {
-        self.view.get(collection).into_iter().flatten()
+        self.view
+            .get(collection)
+            .into_iter()
+            .flatten()
+            .map(|(key, row)| (key, &**row))
     }
 
     /// The keys of `collection` whose rows were recomputed (changed, added or removed) since the
@@ -154,6 +170,10 @@ impl OptimisticView {
 
     /// The synced row, without the overlay.
     pub fn synced(&self, collection: &str, key: &str) -> Option<&Value> {
+        self.synced_row(collection, key).map(|row| &**row)
+    }
+
+    fn synced_row(&self, collection: &str, key: &str) -> Option<&Row> {
         self.synced.get(collection)?.get(key)
     }
 
@@ -163,29 +183,36 @@ impl OptimisticView {
     }
 
     fn recompute(&mut self, rows: &[RowRef]) {
-        for (collection, key) in rows {
-            let mut row = self.synced(collection, key).cloned();
-            let row_ref = (collection.clone(), key.clone());
-            if let Some(orders) = self.touching.get(&row_ref) {
-                let floor = self.masked.get(&row_ref).copied().unwrap_or(0);
-                let mut orders = orders.clone();
-                orders.sort_unstable();
-                for o in orders.into_iter().filter(|o| *o > floor) {
-                    if let Some((_, muts)) = self.pending.get(&o) {
+        for row_ref in rows {
+            let (collection, key) = row_ref;
+            let mut row = self.synced_row(collection, key).cloned();
+            if let Some(orders) = self.touching.get(row_ref) {
+                let floor = self.masked.get(row_ref).copied().unwrap_or(0);
+                // In overlay order: orders are only ever pushed in increasing order.
+                for o in orders.iter().filter(|o| **o > floor) {
+                    if let Some((_, muts)) = self.pending.get(o) {
                         for m in muts
                             .iter()
                             .filter(|m| m.collection == *collection && m.key == *key)
                         {
-                            row = m.apply_to(row.as_ref());
+                            row = m.apply_to(row.as_deref());
                         }
                     }
                 }
             }
-            self.changed
-                .entry(collection.clone())
-                .or_default()
-                .insert(key.clone());
-            let col = self.view.entry(collection.clone()).or_default();
+            match self.changed.get_mut(collection) {
+                Some(keys) => {
+                    keys.insert(key.clone());
+                }
+                None => {
+                    self.changed
+                        .insert(collection.clone(), BTreeSet::from([key.clone()]));
+                }
+            }
+            let col = match self.view.get_mut(collection) {
+                Some(col) => col,
+                None => self.view.entry(collection.clone()).or_default(),
+            };
             match row {
                 Some(v) => {
                     col.insert(key.clone(), v);
