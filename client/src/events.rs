@@ -31,7 +31,7 @@ pub enum ClientEvent {
         id: String,
         /// Its state.
         state: String,
-        /// Attempts so far.
+        /// Attempts so far (listed or not).
         attempts: usize,
         /// The error code, when it failed or its last attempt did.
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -407,7 +407,7 @@ impl Inner {
         this.emit(|| ClientEvent::State {
             id: tx.id.0.clone(),
             state: tx.state.as_str().to_owned(),
-            attempts: tx.attempts.len(),
+            attempts: usize::try_from(tx.attempt_count()).unwrap_or(usize::MAX),
             code: tx.error.as_ref().map(|e| e.code.as_str().to_owned()),
         });
         let handle = this.handles.borrow().get(&tx.id).cloned();

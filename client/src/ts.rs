@@ -169,7 +169,11 @@ export interface OutboxTransactionRecord {
   updatedAt: number;
   mutations: PendingMutationRecord[];
   keys: string[];
+  /** The most recent attempts (at most 16), oldest first. */
   attempts: AttemptRecord[];
+  /** The older attempts, no longer listed: how many, and of those since the retry budget began,
+   *  how many counted against it and how many lengthened the backoff. */
+  earlierAttempts?: { count: number; counted: number; backedOff: number };
   budgetStart: number;
   queuedBehind?: string;
   error?: TransactionErrorRecord;

@@ -310,7 +310,9 @@ const STATE_LABELS = {
   failed: 'failed',
 };
 const stateLabel = (state) => STATE_LABELS[state] ?? String(state);
-const attemptCount = (tx) => (Array.isArray(tx.attempts) ? tx.attempts.length : Number(tx.attempts ?? 0));
+// A record lists its latest attempts; older ones are counted in `earlierAttempts`.
+const attemptCount = (tx) =>
+  Array.isArray(tx.attempts) ? tx.attempts.length + (tx.earlierAttempts?.count ?? 0) : Number(tx.attempts ?? 0);
 const errorText = (e) => (e ? `${e.code}${e.status ? ` (${e.status})` : ''}: ${e.message}` : '');
 const formatBytes = (n) => (n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${n ?? 0} B`);
 

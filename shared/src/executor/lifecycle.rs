@@ -369,13 +369,11 @@ impl Executor {
                 }
             }
         }
-        let number = u32::try_from(e.tx.attempts.len())
-            .unwrap_or(u32::MAX)
-            .saturating_add(1);
+        let number = e.tx.attempt_count().saturating_add(1);
         if e.tx.move_to(TransactionState::Persisting, now).is_err() {
             return;
         }
-        e.tx.attempts.push(Attempt {
+        e.tx.record_attempt(Attempt {
             id: format!("{id}#{number}"),
             number,
             started_at: now,

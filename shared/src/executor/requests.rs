@@ -42,7 +42,7 @@ impl Executor {
                 Some(e) => {
                     let _ = e.tx.move_to(TransactionState::Pending, now);
                     e.tx.error = None;
-                    e.tx.budget_start = u32::try_from(e.tx.attempts.len()).unwrap_or(u32::MAX);
+                    e.tx.restart_budget();
                     if let Some(a) = e.tx.attempts.last_mut() {
                         a.retry_scheduled_for = None;
                     }

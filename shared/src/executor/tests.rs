@@ -1,7 +1,7 @@
 //! Scenario tests of the executor against the in-memory store.
 
 use super::*;
-use crate::model::{ClientId, ErrorCode, PendingMutation, Strategy, Transaction};
+use crate::model::{ClientId, ErrorCode, PendingMutation, Strategy, Transaction, ATTEMPTS_KEPT};
 use crate::protocol::{Message, Request, Response};
 use crate::retry::{AttemptError, SplitMix64};
 use crate::store::{MemOutboxStore, StoreError, WriteBatch};
@@ -805,7 +805,8 @@ fn attempts_that_get_no_answer_back_off_but_never_exhaust_the_budget() {
     let a = r.exec.get(&"a".into()).unwrap();
     assert_eq!(a.state, TransactionState::Failed);
     assert_eq!(a.error_code(), Some(ErrorCode::RetriesExhausted));
-    assert_eq!(a.attempts.len(), 17);
+    assert_eq!(a.attempt_count(), 17);
+    assert_eq!(a.attempts.len(), ATTEMPTS_KEPT, "the oldest folded");
 }
 
 fn credentials_asked(r: &Rig) -> usize {
@@ -1004,4 +1005,51 @@ fn the_next_in_line_on_a_key_is_stored_only_with_the_tombstone_of_the_one_before
     assert_eq!(batch.completed.len(), 1);
     r.settle();
     assert_eq!(r.called(), vec!["a", "b"]);
+}
+
+#[test]
+fn a_day_offline_keeps_each_record_the_same_size_and_the_backoff_at_its_cap() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    for i in 0..3 {
+        r.submit(ordered(&format!("t{i}"), &[&format!("k{i}")]));
+    }
+    r.settle();
+    let size = |r: &Rig| serde_json::to_string(r.exec.get(&"t0".into()).unwrap()).map(|s| s.len());
+    let mut after_an_hour = None;
+    let mut calls = 0u32;
+    let day = 24 * 3600 * 1000;
+    while r.now < day {
+        for (id, attempt) in std::mem::take(&mut r.calls) {
+            calls += 1;
+            r.finish(id.as_str(), attempt, Err(AttemptError::network("offline")));
+        }
+        r.now = r.timer.filter(|t| *t > r.now).unwrap_or(r.now + 1000);
+        r.feed(Event::TimerFired);
+        r.settle();
+        if after_an_hour.is_none() && r.now >= 3600 * 1000 {
+            after_an_hour = Some(size(&r).unwrap());
+        }
+    }
+    for (id, attempt) in std::mem::take(&mut r.calls) {
+        r.finish(id.as_str(), attempt, Err(AttemptError::network("offline")));
+    }
+    let t = r.exec.get(&"t0".into()).unwrap();
+    assert!(
+        t.attempt_count() > 1000,
+        "retried all day: {}",
+        t.attempt_count()
+    );
+    assert_eq!(t.attempts.len(), ATTEMPTS_KEPT, "only the latest listed");
+    let n = t.attempt_count();
+    assert_eq!((t.counted_attempts(), t.backoff_failures()), (0, n));
+    // At the cap (60 s, up to 30 % more), about one attempt a minute each: the folded ones
+    // still lengthen the backoff.
+    assert!(calls < 3 * 24 * 60, "{calls} attempts in a day");
+    let (hour, end) = (after_an_hour.unwrap(), size(&r).unwrap());
+    // Only its numbers get longer (~2.9 kB after an hour; every attempt listed, it was ~200 kB
+    // after a day).
+    assert!(
+        end < hour * 6 / 5,
+        "the record stopped growing: {hour} bytes after an hour, {end} after a day"
+    );
 }

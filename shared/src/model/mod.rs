@@ -12,4 +12,6 @@ pub use error::{ErrorCode, TxError};
 pub use ids::{ClientId, Epoch, Key, Millis, TransactionId};
 pub use mutation::{MutationKind, PendingMutation, Row};
 pub use state::{TransactionState, TransitionError};
-pub use transaction::{RecordError, Strategy, Transaction, RECORD_VERSION};
+pub use transaction::{
+    EarlierAttempts, RecordError, Strategy, Transaction, ATTEMPTS_KEPT, RECORD_VERSION,
+};

@@ -12,6 +12,11 @@ use std::sync::Arc;
 /// newer ones are refused with [`RecordError::Unsupported`].
 pub const RECORD_VERSION: u32 = 1;
 
+/// How many attempts a transaction lists at most: the most recent. Older ones are folded into
+/// [`EarlierAttempts`], so a transaction retried for days while offline (an attempt a minute)
+/// keeps a record of a fixed size instead of one that grows by every attempt.
+pub const ATTEMPTS_KEPT: usize = 16;
+
 /// How a transaction is scheduled against others touching the same keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,11 +53,15 @@ pub struct Transaction {
     pub mutations: Arc<[PendingMutation]>,
     /// The distinct keys its mutations touch.
     pub keys: Vec<Key>,
-    /// Every attempt so far, oldest first.
+    /// The most recent attempts (at most [`ATTEMPTS_KEPT`]), oldest first. Record one with
+    /// [`Transaction::record_attempt`].
     #[serde(default)]
     pub attempts: Vec<Attempt>,
-    /// Attempts made before the current retry budget began (a dead letter retried by the app
-    /// gets a fresh budget; its earlier attempts stay in the history).
+    /// What the attempts older than those in `attempts` add up to.
+    #[serde(default, skip_serializing_if = "EarlierAttempts::is_none")]
+    pub earlier_attempts: EarlierAttempts,
+    /// How many attempts were made before the current retry budget began (a dead letter
+    /// retried by the app gets a fresh budget; its earlier attempts stay in the history).
     #[serde(default)]
     pub budget_start: u32,
     /// While queued: the transaction it waits for.
@@ -73,6 +82,26 @@ pub struct Transaction {
     /// App data carried along, untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+}
+
+/// The attempts no longer listed in [`Transaction::attempts`]: their count, and what they add to
+/// the retry budget and the backoff.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlierAttempts {
+    /// How many (the oldest attempts).
+    pub count: u32,
+    /// Of those made since the current retry budget began, how many count against it.
+    pub counted: u32,
+    /// Of those made since the current retry budget began, how many lengthen the backoff.
+    pub backed_off: u32,
+}
+
+impl EarlierAttempts {
+    /// Whether no attempt was folded.
+    pub fn is_none(&self) -> bool {
+        self.count == 0
+    }
 }
 
 impl Transaction {
@@ -96,6 +125,7 @@ impl Transaction {
             mutations: mutations.into(),
             keys,
             attempts: Vec::new(),
+            earlier_attempts: EarlierAttempts::default(),
             budget_start: 0,
             queued_behind: None,
             error: None,
@@ -116,28 +146,59 @@ impl Transaction {
         Ok(())
     }
 
+    /// How many attempts were ever made: those listed and those folded.
+    pub fn attempt_count(&self) -> u32 {
+        let listed = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
+        self.earlier_attempts.count.saturating_add(listed)
+    }
+
+    /// Lists `attempt` as the newest, folding the oldest listed into
+    /// [`Transaction::earlier_attempts`] past [`ATTEMPTS_KEPT`].
+    pub fn record_attempt(&mut self, attempt: Attempt) {
+        self.attempts.push(attempt);
+        let excess = self.attempts.len().saturating_sub(ATTEMPTS_KEPT);
+        for old in self.attempts.drain(..excess) {
+            let earlier = &mut self.earlier_attempts;
+            if earlier.count >= self.budget_start {
+                earlier.counted += u32::from(old.counts_against_budget());
+                earlier.backed_off += u32::from(old.backs_off());
+            }
+            earlier.count = earlier.count.saturating_add(1);
+        }
+    }
+
+    /// Starts a fresh retry budget: the attempts made so far no longer count against it.
+    pub fn restart_budget(&mut self) {
+        self.budget_start = self.attempt_count();
+        self.earlier_attempts.counted = 0;
+        self.earlier_attempts.backed_off = 0;
+    }
+
+    /// The listed attempts made since the current retry budget began.
+    fn in_budget(&self) -> impl Iterator<Item = &Attempt> {
+        let before = self
+            .budget_start
+            .saturating_sub(self.earlier_attempts.count);
+        self.attempts
+            .iter()
+            .skip(usize::try_from(before).unwrap_or(usize::MAX))
+    }
+
     /// Attempts that count against the retry budget.
     pub fn counted_attempts(&self) -> u32 {
-        let skip = usize::try_from(self.budget_start).unwrap_or(usize::MAX);
-        let n = self
-            .attempts
-            .iter()
-            .skip(skip)
+        let listed = self
+            .in_budget()
             .filter(|a| a.counts_against_budget())
             .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        let listed = u32::try_from(listed).unwrap_or(u32::MAX);
+        self.earlier_attempts.counted.saturating_add(listed)
     }
 
     /// Failed attempts that lengthen the backoff (since the budget last started).
     pub fn backoff_failures(&self) -> u32 {
-        let skip = usize::try_from(self.budget_start).unwrap_or(usize::MAX);
-        let n = self
-            .attempts
-            .iter()
-            .skip(skip)
-            .filter(|a| a.backs_off())
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        let listed = self.in_budget().filter(|a| a.backs_off()).count();
+        let listed = u32::try_from(listed).unwrap_or(u32::MAX);
+        self.earlier_attempts.backed_off.saturating_add(listed)
     }
 
     /// The attempt that is running or ran last.
@@ -268,6 +329,73 @@ mod tests {
             ],
             5,
         )
+    }
+
+    fn attempt(number: u32, code: Option<ErrorCode>) -> Attempt {
+        Attempt {
+            id: format!("t1#{number}"),
+            number,
+            started_at: u64::from(number),
+            completed_at: Some(u64::from(number)),
+            error: code.map(|c| TxError::new(c, "failed")),
+            retry_scheduled_for: None,
+            epoch: Epoch(1),
+        }
+    }
+
+    #[test]
+    fn past_the_kept_attempts_the_oldest_are_folded_and_still_counted() {
+        let mut t = tx();
+        // 40 attempts: every third got no answer (it backs off, does not use up the budget),
+        // every fifth was cut short by its leader going away (neither).
+        for n in 1..=40u32 {
+            let code = match n {
+                n if n % 5 == 0 => ErrorCode::LeaderLost,
+                n if n % 3 == 0 => ErrorCode::Network,
+                _ => ErrorCode::Retriable,
+            };
+            t.record_attempt(attempt(n, Some(code)));
+        }
+        assert_eq!(t.attempts.len(), ATTEMPTS_KEPT);
+        assert_eq!(
+            t.attempts[0].number,
+            40 - ATTEMPTS_KEPT as u32 + 1,
+            "the newest kept"
+        );
+        assert_eq!(t.attempt_count(), 40);
+        let lost = (1..=40).filter(|n| n % 5 == 0).count() as u32;
+        let network = (1..=40).filter(|n| n % 5 != 0 && n % 3 == 0).count() as u32;
+        assert_eq!(t.counted_attempts(), 40 - lost - network);
+        assert_eq!(t.backoff_failures(), 40 - lost);
+        // The fold survives the record.
+        let back = Transaction::from_record(t.to_record()).unwrap();
+        assert_eq!(
+            (
+                back.counted_attempts(),
+                back.backoff_failures(),
+                back.attempt_count()
+            ),
+            (40 - lost - network, 40 - lost, 40)
+        );
+    }
+
+    #[test]
+    fn a_fresh_budget_counts_only_later_attempts_whether_listed_or_folded() {
+        let mut t = tx();
+        for n in 1..=5 {
+            t.record_attempt(attempt(n, Some(ErrorCode::Retriable)));
+        }
+        t.restart_budget();
+        assert_eq!((t.counted_attempts(), t.backoff_failures()), (0, 0));
+        // Enough more that the budget's start is folded away too.
+        for n in 6..=30 {
+            t.record_attempt(attempt(n, Some(ErrorCode::Retriable)));
+        }
+        assert_eq!(t.attempts.len(), ATTEMPTS_KEPT);
+        assert_eq!((t.counted_attempts(), t.backoff_failures()), (25, 25));
+        t.restart_budget();
+        t.record_attempt(attempt(31, Some(ErrorCode::Retriable)));
+        assert_eq!((t.counted_attempts(), t.attempt_count()), (1, 31));
     }
 
     #[test]
