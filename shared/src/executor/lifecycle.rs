@@ -2,7 +2,7 @@
 
 use super::calls::{RequestId, Slot};
 use super::writes::AfterCommit;
-use super::{AttemptOutcome, Command, Entry, Executor, RetryDecision, Role};
+use super::{AttemptOutcome, Command, Completed, Entry, Executor, RetryDecision, Role};
 use crate::model::{
     Attempt, ClientId, ErrorCode, Millis, Strategy, Transaction, TransactionId, TransactionState,
     TxError,
@@ -34,7 +34,7 @@ impl Executor {
                 self.calls.answered(f, false);
             }
         }
-        self.tombstones = loaded.tombstones.into_iter().map(|t| t.id).collect();
+        self.tombstones = Completed::loaded(loaded.tombstones);
         let mut txs: Vec<Transaction> = Vec::with_capacity(loaded.records.len());
         for (key, value) in loaded.records {
             match Transaction::from_stored(value) {
@@ -532,7 +532,7 @@ impl Executor {
         let _ = e.tx.move_to(TransactionState::Completed, now);
         e.tx.epoch = self.epoch;
         let promoted = self.scheduler.remove(id, &e.tx.keys);
-        self.tombstones.insert(id.clone());
+        self.tombstones.insert(id.clone(), now);
         self.writes.complete(e.tx, now);
         for p in promoted {
             self.recheck(now, &p);

@@ -17,6 +17,7 @@
 //! - a write refused for a stale epoch makes it step down at once.
 
 mod calls;
+mod completed;
 mod config;
 mod event;
 mod lifecycle;
@@ -35,7 +36,8 @@ use crate::protocol::QueueStats;
 use crate::retry::RandomSource;
 use crate::scheduler::KeyScheduler;
 use calls::CallsInFlight;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use completed::Completed;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use writes::WritePipeline;
 
@@ -54,7 +56,8 @@ pub struct Executor {
     /// Calls and batch requests running.
     calls: CallsInFlight,
     writes: WritePipeline,
-    tombstones: HashSet<TransactionId>,
+    /// Completed lately, for answering a late resend.
+    tombstones: Completed,
     synced_seq: u64,
     next_seq: u64,
     timer_at: Option<Millis>,
@@ -118,7 +121,7 @@ impl Executor {
             waiting: BTreeSet::new(),
             calls: CallsInFlight::default(),
             writes: WritePipeline::default(),
-            tombstones: HashSet::new(),
+            tombstones: Completed::default(),
             synced_seq: 0,
             next_seq: 1,
             timer_at: None,

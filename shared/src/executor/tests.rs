@@ -4,7 +4,7 @@ use super::*;
 use crate::model::{ClientId, ErrorCode, PendingMutation, Strategy, Transaction, ATTEMPTS_KEPT};
 use crate::protocol::{Message, Request, Response};
 use crate::retry::{AttemptError, SplitMix64};
-use crate::store::{MemOutboxStore, StoreError, WriteBatch};
+use crate::store::{MemOutboxStore, StoreError, WriteBatch, TOMBSTONE_TTL_MS};
 use serde_json::json;
 use std::collections::VecDeque;
 
@@ -1052,4 +1052,25 @@ fn a_day_offline_keeps_each_record_the_same_size_and_the_backoff_at_its_cap() {
         end < hour * 6 / 5,
         "the record stopped growing: {hour} bytes after an hour, {end} after a day"
     );
+}
+
+#[test]
+fn a_leader_leading_for_days_keeps_completions_only_as_long_as_storage_does() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.ok("a", 1);
+    assert!(r.exec.tombstones.contains(&"a".into()));
+    // A resend of "a" the next minute is answered, not run again.
+    r.now = 60_000;
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    assert_eq!(r.called(), vec!["a"], "not called twice");
+    // Two days later the store has let its tombstone go, and so has the leader.
+    r.now = 2 * TOMBSTONE_TTL_MS;
+    r.submit(ordered("b", &["2"]));
+    r.settle();
+    r.ok("b", 1);
+    assert!(!r.exec.tombstones.contains(&"a".into()));
+    assert!(r.exec.tombstones.contains(&"b".into()));
 }

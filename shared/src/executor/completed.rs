@@ -1,0 +1,82 @@
+//! The transactions completed lately, for answering a late resend (one that crossed a leader
+//! change) with "completed" instead of running it again: what storage keeps as tombstones, kept
+//! in memory for as long as storage keeps it ([`TOMBSTONE_TTL_MS`]), so a leader that leads for
+//! days does not hold every id it ever completed.
+
+use crate::model::{Millis, TransactionId};
+use crate::store::{Tombstone, TOMBSTONE_TTL_MS};
+use std::collections::{HashSet, VecDeque};
+
+#[derive(Debug, Default)]
+pub(super) struct Completed {
+    ids: HashSet<TransactionId>,
+    /// The same ids with their completion times, oldest first.
+    order: VecDeque<(Millis, TransactionId)>,
+}
+
+impl Completed {
+    /// From the tombstones storage gave at the start of a leadership.
+    pub fn loaded(mut tombstones: Vec<Tombstone>) -> Self {
+        tombstones.sort_by_key(|t| t.completed_at);
+        let mut completed = Self::default();
+        for t in tombstones {
+            if completed.ids.insert(t.id.clone()) {
+                completed.order.push_back((t.completed_at, t.id));
+            }
+        }
+        completed
+    }
+
+    pub fn contains(&self, id: &TransactionId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Notes `id` as completed at `now`, and forgets those storage no longer keeps.
+    pub fn insert(&mut self, id: TransactionId, now: Millis) {
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
+        while let Some((at, _)) = self.order.front() {
+            if *at >= cutoff {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        if self.ids.insert(id.clone()) {
+            self.order.push_back((now, id));
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_kept_as_long_as_storage_keeps_their_tombstones() {
+        let mut c = Completed::loaded(vec![
+            Tombstone {
+                id: "b".into(),
+                completed_at: 20,
+            },
+            Tombstone {
+                id: "a".into(),
+                completed_at: 10,
+            },
+        ]);
+        c.insert("c".into(), 30);
+        assert!(c.contains(&"a".into()) && c.contains(&"c".into()));
+        // One day after "a": "a" is still kept (storage keeps it until it is older than that).
+        c.insert("d".into(), 10 + TOMBSTONE_TTL_MS);
+        assert!(c.contains(&"a".into()));
+        c.insert("e".into(), 21 + TOMBSTONE_TTL_MS);
+        assert!(!c.contains(&"a".into()) && !c.contains(&"b".into()));
+        assert!(c.contains(&"c".into()) && c.contains(&"e".into()));
+        assert_eq!(c.len(), 3);
+    }
+}
