@@ -34,10 +34,7 @@ impl Completed {
     /// Notes `id` as completed at `now`, and forgets those storage no longer keeps.
     pub fn insert(&mut self, id: TransactionId, now: Millis) {
         let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
-        while let Some((at, _)) = self.order.front() {
-            if *at >= cutoff {
-                break;
-            }
+        while self.order.front().is_some_and(|(at, _)| *at < cutoff) {
             if let Some((_, old)) = self.order.pop_front() {
                 self.ids.remove(&old);
             }

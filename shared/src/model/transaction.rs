@@ -160,8 +160,9 @@ impl Transaction {
         for old in self.attempts.drain(..excess) {
             let earlier = &mut self.earlier_attempts;
             if earlier.count >= self.budget_start {
-                earlier.counted += u32::from(old.counts_against_budget());
-                earlier.backed_off += u32::from(old.backs_off());
+                let (counted, backed_off) = (old.counts_against_budget(), old.backs_off());
+                earlier.counted = earlier.counted.saturating_add(u32::from(counted));
+                earlier.backed_off = earlier.backed_off.saturating_add(u32::from(backed_off));
             }
             earlier.count = earlier.count.saturating_add(1);
         }
