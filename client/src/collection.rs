@@ -68,16 +68,6 @@ impl Collection {
             .cloned()
     }
 
-    /// Whether the view has a row with this key.
-    fn has(&self, key: &str) -> bool {
-        self.inner
-            .core
-            .borrow()
-            .view()
-            .get(&self.def.name, key)
-            .is_some()
-    }
-
     fn existing(&self, key: &JsValue, op: &str) -> Result<(String, Row), JsValue> {
         let key = key_from_js(key).map_err(|e| invalid(format!("{}: {e}", self.what(op))))?;
         match self.current(&key) {
@@ -115,17 +105,14 @@ impl Collection {
             return Err(invalid(format!("{}: no rows given", what())));
         }
         let one = items.len() == 1;
-        let path = |i: usize| -> Cow<'static, str> {
-            if one {
-                Cow::Borrowed("row")
-            } else {
-                Cow::Owned(format!("rows[{i}]"))
-            }
-        };
         let mut seen = HashSet::new();
         let mut mutations = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let path = path(i);
+            let path: Cow<str> = if one {
+                Cow::Borrowed("row")
+            } else {
+                Cow::Owned(format!("rows[{i}]"))
+            };
             if !item.is_object() || Array::is_array(item) {
                 return Err(invalid(format!("{}: {path} must be an object", what())));
             }
@@ -133,7 +120,7 @@ impl Collection {
             let key = key_of(&row, &self.def.key_field)
                 .map_err(|e| invalid(format!("{}: {e}", what())))?;
             // One row needs no check against the others.
-            if (!one && !seen.insert(key.clone())) || self.has(&key) {
+            if (!one && !seen.insert(key.clone())) || self.current(&key).is_some() {
                 return Err(invalid(format!(
                     "{}: there is already a row with key {key:?}",
                     what()
