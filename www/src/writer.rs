@@ -45,9 +45,10 @@ struct Job {
 /// A job run inside the group's SQLite transaction, waiting for the commit.
 struct Done {
     answer: JobAnswer,
-    /// Whether the job recorded its epoch: then its answers, replays included, stand only if
-    /// the commit does.
-    recorded: bool,
+    /// Whether the group had written (a change or an epoch) by the end of the job: then its
+    /// answers, replays and refusals included, may rest on that write and stand only if the
+    /// commit does.
+    after_write: bool,
     reply: oneshot::Sender<JobAnswer>,
 }
 
@@ -203,6 +204,7 @@ impl Loop {
         let start_seq = self.last_seq;
         let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
         let began = self.conn.execute_batch("BEGIN IMMEDIATE");
+        let mut recorded_any = false;
         for Job {
             txs,
             user,
@@ -222,9 +224,10 @@ impl Loop {
                     (answer, false)
                 }
             };
+            recorded_any |= recorded;
             done.push(Done {
                 answer,
-                recorded,
+                after_write: recorded_any || self.last_seq > start_seq,
                 reply,
             });
         }
@@ -234,17 +237,15 @@ impl Loop {
                 // Best effort: the transaction may already be rolled back.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.last_seq = max_seq(&self.conn).unwrap_or(start_seq);
-                for d in &mut done {
-                    let Ok(outcomes) = &mut d.answer else {
-                        continue;
+                let e = ApiError::internal(format!("commit: {e}"));
+                for d in done.iter_mut().filter(|d| d.after_write) {
+                    d.answer = match &d.answer {
+                        Ok(outcomes) => Ok(outcomes
+                            .iter()
+                            .map(|_| Outcome::Refused(e.clone()))
+                            .collect()),
+                        Err(_) => Err(e.clone()),
                     };
-                    for o in outcomes.iter_mut() {
-                        if matches!(o, Outcome::Applied { .. })
-                            || (d.recorded && matches!(o, Outcome::Replayed { .. }))
-                        {
-                            *o = Outcome::Refused(ApiError::internal(format!("commit: {e}")));
-                        }
-                    }
                 }
             }
         }
@@ -326,5 +327,83 @@ impl Loop {
             Ok(()) => outcome,
             Err(e) => Outcome::Refused(ApiError::from(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::wire::MutationIn;
+    use outbox_shared::MutationKind;
+
+    /// Makes every COMMIT after an applied change fail: a temporary trigger breaks a deferred
+    /// foreign key, which SQLite checks only at COMMIT (and then keeps the transaction open).
+    fn commits_fail_after_a_change(conn: &Connection) {
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TEMP TABLE orphan (
+                 parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED
+             );
+             CREATE TEMP TRIGGER orphan_per_change AFTER INSERT ON main.changes
+             BEGIN INSERT INTO orphan VALUES (1); END;",
+        )
+        .unwrap();
+    }
+
+    fn job(id: &str) -> (Job, oneshot::Receiver<JobAnswer>) {
+        let (reply, answer) = oneshot::channel();
+        let tx = TxIn {
+            id: id.into(),
+            mutations: vec![MutationIn {
+                collection: "todos".into(),
+                key: "a".into(),
+                kind: MutationKind::Insert,
+                modified: Some(serde_json::json!({"title": "x"})),
+                changes: serde_json::Value::Null,
+            }],
+        };
+        let job = Job {
+            txs: vec![tx],
+            user: String::new(),
+            fence: None,
+            reply,
+        };
+        (job, answer)
+    }
+
+    #[test]
+    fn a_replay_of_a_change_whose_commit_failed_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_writer(&dir.path().join("db.sqlite3")).unwrap();
+        commits_fail_after_a_change(&conn);
+        let mut writer = Loop {
+            conn,
+            last_seq: 0,
+            feed: broadcast::channel(4).0,
+            stats: None,
+        };
+        // An online-only tab's retry after a dropped connection: the same unfenced transaction
+        // twice in one group, the second read as a replay of the first.
+        let (first, first_answer) = job("t1");
+        let (retry, retry_answer) = job("t1");
+        writer.run_group(vec![first, retry]);
+        for answer in [first_answer, retry_answer] {
+            let outcomes = answer.blocking_recv().unwrap().unwrap();
+            assert!(
+                matches!(&outcomes[..], [Outcome::Refused(e)] if e.code == ErrorCode::Internal),
+                "{outcomes:?}"
+            );
+        }
+        let stored: i64 = writer
+            .conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM idempotency) + (SELECT COUNT(*) FROM rows)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 0, "the failed commit stored nothing");
     }
 }
