@@ -29,8 +29,11 @@ pub struct SseParser {
     data: String,
     has_data: bool,
     id: Option<String>,
-    /// Bytes buffered at most in one line; a longer line is dropped (a hostile or broken stream
-    /// cannot make the parser grow without bound).
+    /// The event's data grew past `max_line`: it is dropped when it ends.
+    too_big: bool,
+    /// Bytes buffered at most in one line, and in one event's data; a longer line is dropped,
+    /// and so is an event with more data (a hostile or broken stream cannot make the parser
+    /// grow without bound).
     max_line: usize,
 }
 
@@ -43,7 +46,7 @@ impl SseParser {
         Self::with_max_line(MAX_LINE)
     }
 
-    /// A parser that drops lines longer than `max_line` bytes.
+    /// A parser that drops lines longer than `max_line` bytes, and events with more data.
     pub fn with_max_line(max_line: usize) -> Self {
         Self {
             max_line,
@@ -91,7 +94,7 @@ impl SseParser {
 
     fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
         if line.is_empty() {
-            if self.has_data {
+            if self.has_data && !self.too_big {
                 out.push(SseEvent {
                     event: if self.event.is_empty() {
                         "message".to_owned()
@@ -105,6 +108,7 @@ impl SseParser {
             self.event.clear();
             self.data.clear();
             self.has_data = false;
+            self.too_big = false;
             return;
         }
         let text = String::from_utf8_lossy(line);
@@ -118,10 +122,15 @@ impl SseParser {
         match field {
             "event" => value.clone_into(&mut self.event),
             "data" => {
-                if self.has_data {
-                    self.data.push('\n');
+                if self.data.len() + value.len() + 1 > self.max_line {
+                    self.too_big = true;
+                    self.data.clear();
+                } else if !self.too_big {
+                    if self.has_data {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(value);
                 }
-                self.data.push_str(value);
                 self.has_data = true;
             }
             "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
@@ -175,6 +184,19 @@ mod tests {
         let mut p = SseParser::with_max_line(8);
         let got = p.push(b"data: 0123456789\n\ndata: ok\n\n");
         assert_eq!(got, vec![ev("message", "ok", None)]);
+    }
+
+    #[test]
+    fn an_event_with_too_much_data_is_dropped_and_the_buffer_stays_bounded() {
+        let mut p = SseParser::with_max_line(64);
+        for _ in 0..100_000 {
+            assert!(p.push(b"data: xxxxxxxx\n").is_empty());
+            assert!(p.data.len() <= 64, "{} bytes buffered", p.data.len());
+        }
+        // The oversized event ends and is dropped whole; the next one comes through.
+        assert!(p.push(b"\n").is_empty());
+        let got = p.push(b"data: a\ndata: b\n\n");
+        assert_eq!(got, vec![ev("message", "a\nb", None)]);
     }
 
     #[test]

@@ -148,7 +148,8 @@ fn parse_imf_fixdate(s: &str) -> Option<Millis> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    // Four digits, as the format has it: no year can overflow the arithmetic below.
+    let year: i64 = parts.next().filter(|y| y.len() == 4)?.parse().ok()?;
     let mut hms = parts.next()?.split(':');
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
@@ -217,6 +218,21 @@ mod tests {
         assert_eq!(parse_retry_after(date, at - 5000), Some(5000));
         assert_eq!(parse_retry_after(date, at + 5000), Some(0));
         for bad in ["", "soon", "-1", "Sun, 06 Foo 1994 08:49:37 GMT", "1.5"] {
+            assert_eq!(parse_retry_after(bad, 0), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_year_of_more_than_four_digits_is_refused_not_overflowed() {
+        // Year 9999 is the furthest a date can say; beyond it the days, seconds and
+        // milliseconds would overflow.
+        let far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0);
+        assert_eq!(far, Some(253_402_300_799_000));
+        for bad in [
+            "Sun, 06 Nov 9999999999 08:49:37 GMT",
+            "Sun, 06 Nov -9223372036854775808 08:49:37 GMT",
+            "Sun, 06 Nov 94 08:49:37 GMT",
+        ] {
             assert_eq!(parse_retry_after(bad, 0), None, "{bad}");
         }
     }
