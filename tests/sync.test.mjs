@@ -62,6 +62,31 @@ test('a change made on the server reaches every tab once, through the one feed t
   });
 });
 
+test('a reloaded tab shows the rows its new leader restores from storage, with no change on the server', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    // Enough stored rows that the new leader is still reading them when the tab asks for them.
+    const rows = Array.from({ length: 3000 }, (_, i) => ({ id: `stored-${i}`, title: `row ${i}`, done: false, createdAt: i }));
+    for (let i = 0; i < rows.length; i += 300) {
+      const id = `server-batch-${i}`;
+      const mutations = rows.slice(i, i + 300).map((row) => ({ collection: 'todos', key: row.id, kind: 'insert', modified: row, changes: row }));
+      await server.post('/api/mutations', { id, mutations }, { 'Idempotency-Key': id });
+    }
+    const page = await openTab(browser, server, { dedicated: true });
+    await settledRoles([page]);
+    const count = () => page.evaluate(() => window.outboxDemo.todos.size);
+    await eventually(async () => (await count()) === rows.length, { what: 'every server row in the tab' });
+    const { seq } = await serverRows(server);
+    await eventually(async () => (await page.evaluate(() => window.outboxDemo.client.feedPosition)) === seq, { what: 'the tab at the server’s seq' });
+
+    // The tab's dedicated worker dies with it; the new one leads from the rows it stored.
+    await page.reload();
+    await clientReady(page);
+    await settledRoles([page]);
+    await eventually(async () => (await count()) === rows.length, { timeout: 15_000, what: 'the stored rows back in the reloaded tab' });
+    assert.equal((await serverRows(server)).seq, seq, 'nothing changed on the server meanwhile');
+  });
+});
+
 test('leader failover mid-feed: the new leader resumes the feed, no tab loses or reorders an entry', async (t) => {
   await withDemo(t, async ({ server, browser }) => {
     const tabs = [];

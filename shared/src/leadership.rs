@@ -20,6 +20,18 @@ pub fn proof_lock_name(scope: &str, epoch: Epoch, leader: &ClientId) -> String {
     format!("outbox:{scope}:epoch:{}:{}", epoch.0, leader.0)
 }
 
+/// How long a worker waits to try storage again after `failures_in_a_row` failures: 1 s after
+/// the first, doubling to at most 30 s. A takeover that failed (storage could not be read or
+/// written) asks for the lock again after it, the lock released meanwhile so that another
+/// tab's worker may lead; a change feed whose rows could not be stored starts again from
+/// storage after it. Either way a lone tab is not left stuck until the page reloads.
+pub fn storage_retry_wait(failures_in_a_row: u32) -> Millis {
+    const FIRST_MS: Millis = 1_000;
+    const MAX_MS: Millis = 30_000;
+    let doublings = failures_in_a_row.saturating_sub(1).min(16);
+    FIRST_MS.saturating_mul(1 << doublings).min(MAX_MS)
+}
+
 /// Notices a leader that has gone quiet. Fed with every sign of life; asked on a timer.
 #[derive(Debug, Clone)]
 pub struct LeaderWatch {
@@ -59,6 +71,18 @@ impl LeaderWatch {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn storage_is_tried_again_after_a_growing_wait() {
+        let waits: Vec<Millis> = [1, 2, 3, 5, 6, 7, 100, u32::MAX]
+            .iter()
+            .map(|n| storage_retry_wait(*n))
+            .collect();
+        assert_eq!(
+            waits,
+            [1_000, 2_000, 4_000, 16_000, 30_000, 30_000, 30_000, 30_000]
+        );
+    }
+
     use super::*;
 
     #[test]

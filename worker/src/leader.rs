@@ -23,9 +23,9 @@ use outbox_runtime::clock::{now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
 use outbox_runtime::lane::{Lanes, Port};
 use outbox_runtime::sync::{Delivery, SyncDriver};
-use outbox_runtime::timer::Interval;
+use outbox_runtime::timer::{Interval, Timer};
 use outbox_shared::executor::{Command, Event, Executor, ExecutorConfig};
-use outbox_shared::leadership::{proof_lock_name, LeaderWatch};
+use outbox_shared::leadership::{proof_lock_name, storage_retry_wait, LeaderWatch};
 use outbox_shared::model::{
     ClientId, Epoch, ErrorCode, PendingMutation, Strategy, Transaction, TransactionId,
 };
@@ -33,7 +33,7 @@ use outbox_shared::protocol::{Envelope, Message, QueueStats};
 use outbox_shared::store::{Loaded, WriteBatch};
 use outbox_shared::sync::{LeaderSyncOutput, PersistBatch};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -99,6 +99,12 @@ struct Term {
     epoch: Epoch,
     /// The change feed, when the app syncs through the leader (`sync` option).
     sync: Option<SyncDriver>,
+    /// While the feed starts (the stored rows being read), what tabs asked of it (`sync_from`,
+    /// the last ask of each): asked of it once it runs. A tab asks once per leader.
+    early_asks: Option<HashMap<ClientId, u64>>,
+    /// Times this term the feed stopped because its rows could not be stored (each restart
+    /// waits longer).
+    sync_failures: u32,
     _heartbeat: Option<Interval>,
     /// Held for the whole term (released when the term is dropped).
     _proof: LockGuard,
@@ -296,6 +302,7 @@ impl Inner {
         let this = Rc::clone(this);
         spawn_local(async move {
             let mut steals = this.steal_rx.borrow_mut().take();
+            let mut failed_takeovers = 0u32;
             while !this.resigned.get() {
                 let name = lock_name(&this.scope);
                 let wait = request_lock(&name);
@@ -327,16 +334,26 @@ impl Inner {
                     break;
                 }
                 let ended = match Self::begin_term(&this).await {
-                    Ok(ended) => ended,
+                    Ok(ended) => {
+                        failed_takeovers = 0;
+                        ended
+                    }
                     Err(message) => {
-                        this.send(
-                            None,
-                            Message::Diagnostic {
-                                code: ErrorCode::Storage,
-                                message,
-                            },
-                        );
-                        break;
+                        failed_takeovers = failed_takeovers.saturating_add(1);
+                        if failed_takeovers == 1 {
+                            this.send(
+                                None,
+                                Message::Diagnostic {
+                                    code: ErrorCode::Storage,
+                                    message,
+                                },
+                            );
+                        }
+                        // Let another worker lead meanwhile; then try again.
+                        Self::end_term(&this);
+                        let _ = guard.release().await;
+                        sleep(storage_retry_wait(failed_takeovers)).await;
+                        continue;
                     }
                 };
                 // Lead until resigned, fenced out, or robbed of the lock.
@@ -430,6 +447,8 @@ impl Inner {
             driver: driver.clone(),
             epoch,
             sync: None,
+            early_asks: this.options.sync.is_some().then(HashMap::new),
+            sync_failures: 0,
             _heartbeat: heartbeat,
             _proof: proof,
         });
@@ -554,11 +573,26 @@ impl Inner {
         }
         match SyncDriver::start(options, this.sync_source.clone(), restored, Box::new(host)) {
             Ok(sync) => {
-                if let Some(term) = this.term.borrow_mut().as_mut() {
-                    term.sync = Some(sync);
+                let early = match this.term.borrow_mut().as_mut() {
+                    Some(term) => {
+                        term.sync = Some(sync);
+                        term.early_asks.take().unwrap_or_default()
+                    }
+                    None => return,
+                };
+                let term = this.term.borrow();
+                if let Some(sync) = term.as_ref().and_then(|t| t.sync.as_ref()) {
+                    for (from, applied) in early {
+                        sync.tab_asks(from, applied);
+                    }
                 }
             }
-            Err(e) => web_sys::console::warn_1(&format!("outbox: no change feed: {e}").into()),
+            Err(e) => {
+                if let Some(term) = this.term.borrow_mut().as_mut() {
+                    term.early_asks = None;
+                }
+                web_sys::console::warn_1(&format!("outbox: no change feed: {e}").into());
+            }
         }
     }
 
@@ -706,8 +740,20 @@ impl Inner {
             }
             Message::SnapshotRequest => Event::SnapshotRequested { from },
             Message::SyncFrom { applied } => {
-                if let Some(sync) = this.term.borrow().as_ref().and_then(|t| t.sync.as_ref()) {
-                    sync.tab_asks(from, applied);
+                let starting = match this.term.borrow_mut().as_mut() {
+                    Some(Term {
+                        early_asks: Some(early),
+                        ..
+                    }) => {
+                        early.insert(from.clone(), applied);
+                        true
+                    }
+                    _ => false,
+                };
+                if !starting {
+                    if let Some(sync) = this.term.borrow().as_ref().and_then(|t| t.sync.as_ref()) {
+                        sync.tab_asks(from, applied);
+                    }
                 }
                 return;
             }
@@ -796,5 +842,41 @@ impl outbox_runtime::sync::SyncHost for SyncHost {
 
     fn trouble(&self, message: String) {
         web_sys::console::warn_1(&format!("outbox: {message}").into());
+        // The feed stopped: it starts again from what storage holds (the tabs have heard only
+        // of what was stored), after a wait that grows while storage keeps failing.
+        let (leader, epoch) = (self.leader.clone(), self.epoch);
+        spawn_local(async move {
+            let failures = match leader.upgrade() {
+                Some(this) => match this.term.borrow_mut().as_mut() {
+                    Some(term) if term.epoch == epoch => {
+                        term.sync_failures = term.sync_failures.saturating_add(1);
+                        term.sync_failures
+                    }
+                    _ => return,
+                },
+                None => return,
+            };
+            sleep(storage_retry_wait(failures)).await;
+            let Some(this) = leader.upgrade() else { return };
+            let stopped = match this.term.borrow_mut().as_mut() {
+                Some(term) if term.epoch == epoch => term.sync.take(),
+                _ => return,
+            };
+            drop(stopped);
+            if let Some(term) = this.term.borrow_mut().as_mut() {
+                term.early_asks = Some(HashMap::new());
+            }
+            Inner::start_sync(&this, epoch).await;
+        });
     }
+}
+
+/// Resolves after `ms` milliseconds.
+async fn sleep(ms: u64) {
+    let (tx, rx) = oneshot::channel();
+    let mut timer = Timer::default();
+    timer.set(ms, move || {
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
 }

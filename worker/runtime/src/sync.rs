@@ -188,7 +188,8 @@ pub trait SyncHost {
     /// Fan-out ([`LeaderSyncOutput::Broadcast`], `SendRows`, `SendEntries`) and the feed's
     /// stored position (`SyncedTo`, for the executor's `awaitSync`).
     fn deliver(&self, output: LeaderSyncOutput);
-    /// Something went wrong that the app may want to hear of (a storage failure).
+    /// The synced rows could not be stored: the feed has stopped (nothing after what was
+    /// stored reached the tabs). The host may start a new one from storage.
     fn trouble(&self, message: String);
 }
 
