@@ -417,6 +417,12 @@ impl Executor {
             }
         }
         self.calls.finish(id);
+        self.unauthorized_in_a_row = match &outcome {
+            Err(err) if err.kind == ErrorKind::Unauthorized => {
+                self.unauthorized_in_a_row.saturating_add(1)
+            }
+            _ => 0,
+        };
         if self.config.batching.contains(&e.tx.mutation_fn) {
             let answered = !matches!(&outcome, Err(err) if err.error.code == ErrorCode::Network);
             self.calls.answered(&e.tx.mutation_fn, answered);

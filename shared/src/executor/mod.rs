@@ -70,6 +70,13 @@ pub struct Executor {
     /// Waiting for credentials (a 401, or a term that needs them before its first call): no
     /// attempt starts until [`Event::Credentials`].
     paused: bool,
+    /// Attempts answered 401 in a row (any other answer resets it). From the second on,
+    /// credentials that come in do not unpause at once but after a growing wait
+    /// ([`credentials_retry_wait`]): an app whose `getCredentials()` keeps handing out a token
+    /// the server refuses would otherwise loop, 401 after 401, as fast as the network allows.
+    unauthorized_in_a_row: u32,
+    /// Credentials came in after repeated 401s: unpaused at this time.
+    resume_at: Option<Millis>,
     /// The user signed out: nothing unpauses it.
     signed_out: bool,
     /// States to broadcast at the end of this event that no write waits for (attempts that
@@ -128,6 +135,8 @@ impl Executor {
             unreachable_until: None,
             stored_unreachable: false,
             paused: false,
+            unauthorized_in_a_row: 0,
+            resume_at: None,
             signed_out: false,
             unstored: Vec::new(),
             out: Vec::new(),
@@ -197,8 +206,14 @@ impl Executor {
             Event::SnapshotRequested { from } => self.snapshot(&from),
             Event::Request { from, req, op } => self.request(now, &from, req, op),
             Event::Credentials if !self.signed_out => {
-                self.paused = false;
-                self.bring_forward(now);
+                match credentials_retry_wait(self.unauthorized_in_a_row) {
+                    0 => self.resume(now),
+                    // The first credentials to come in decide when it resumes.
+                    wait if self.paused => {
+                        self.resume_at.get_or_insert(now.saturating_add(wait));
+                    }
+                    _ => {}
+                }
             }
             Event::Credentials => {}
             Event::Stop => self.role = Role::Stopped,
@@ -272,6 +287,7 @@ impl Executor {
             self.writes.retry_at(),
             self.writes.settle_due_at(self.config.settle_linger_ms),
             probe,
+            self.resume_at,
         ]
         .into_iter()
         .flatten()
@@ -286,6 +302,9 @@ impl Executor {
 
     fn timer_fired(&mut self, now: Millis) {
         self.timer_at = None;
+        if self.resume_at.is_some_and(|at| at <= now) {
+            self.resume(now);
+        }
         while let Some(first) = self.waiting.first().cloned() {
             if first.0 > now {
                 break;
@@ -294,6 +313,13 @@ impl Executor {
             self.make_ready(now, &first.2);
         }
         self.writes.retry_due(now);
+    }
+
+    /// Credentials came in: attempts start again, at once.
+    fn resume(&mut self, now: Millis) {
+        self.paused = false;
+        self.resume_at = None;
+        self.bring_forward(now);
     }
 
     /// A retry trigger (online, visible, notify-online, start-up, a success): every scheduled
@@ -411,4 +437,16 @@ fn approx_bytes(tx: &Transaction) -> u64 {
         })
         .sum();
     u64::try_from(rows + 256 + tx.attempts.len() * 96).unwrap_or(u64::MAX)
+}
+
+/// How long credentials that came in after `unauthorized_in_a_row` 401s in a row wait before
+/// attempts start again: at once after one (the usual expired token, refreshed), then 1 s,
+/// doubling to at most a minute.
+pub fn credentials_retry_wait(unauthorized_in_a_row: u32) -> Millis {
+    const FIRST_MS: Millis = 1_000;
+    const MAX_MS: Millis = 60_000;
+    match unauthorized_in_a_row {
+        0 | 1 => 0,
+        n => FIRST_MS.saturating_mul(1 << (n - 2).min(16)).min(MAX_MS),
+    }
 }

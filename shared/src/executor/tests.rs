@@ -851,6 +851,49 @@ fn a_401_pauses_the_whole_outbox_until_credentials_come() {
 }
 
 #[test]
+fn credentials_the_server_keeps_refusing_are_tried_after_a_growing_wait_not_in_a_loop() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.now = 1_000;
+    // The app's getCredentials() keeps handing out a token the server refuses.
+    let mut resumed_after = Vec::new();
+    for attempt in 1..=8 {
+        r.finish("a", attempt, Err(AttemptError::unauthorized("401")));
+        assert!(r.exec.is_paused());
+        let asked_at = r.now;
+        r.feed(Event::Credentials);
+        r.settle();
+        for _ in 0..10 {
+            if r.called().len() > attempt as usize {
+                break;
+            }
+            let Some(at) = r.timer.filter(|at| *at > r.now) else {
+                panic!("paused with no timer ahead after attempt {attempt}")
+            };
+            r.now = at;
+            r.feed(Event::TimerFired);
+            r.settle();
+        }
+        resumed_after.push(r.now - asked_at);
+    }
+    assert_eq!(
+        resumed_after,
+        [0, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000],
+        "the first refusal is retried at once (an expired token, refreshed), then ever later"
+    );
+    // An answer that is not a 401 ends the streak: the next refusal is retried at once.
+    r.ok("a", 9);
+    r.settle();
+    r.submit(ordered("b", &["2"]));
+    r.settle();
+    r.finish("b", 1, Err(AttemptError::unauthorized("401")));
+    r.feed(Event::Credentials);
+    r.settle();
+    assert_eq!(r.called().iter().filter(|c| **c == "b").count(), 2);
+}
+
+#[test]
 fn an_outbox_that_needs_credentials_calls_nothing_before_they_come() {
     let config = ExecutorConfig {
         credentials: true,
