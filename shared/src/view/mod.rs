@@ -30,8 +30,9 @@ pub struct OptimisticView {
     /// server's row won over them, see [`OptimisticView::mask_pending`]).
     masked: HashMap<RowRef, u64>,
     next_order: u64,
-    /// Keys recomputed since the last [`OptimisticView::take_changed`], per collection: what a
-    /// reader keeping its own copy of the rows must look at again.
+    /// Keys whose rows changed since the last [`OptimisticView::take_changed`], per collection
+    /// that a reader has asked about: what a reader keeping its own copy of the rows must look
+    /// at again. A collection nobody asks about keeps no list (it would only grow).
     changed: HashMap<String, BTreeSet<String>>,
 }
 
@@ -161,11 +162,19 @@ impl OptimisticView {
             .map(|(key, row)| (key, &**row))
     }
 
-    /// The keys of `collection` whose rows were recomputed (changed, added or removed) since the
-    /// last call for it, and forgets them. Every change of the view goes through here, so a
-    /// reader that applies these to its copy stays equal to [`OptimisticView::rows`].
+    /// The keys of `collection` whose rows changed (to a different value, added or removed)
+    /// since the last call for it, and forgets them. Every change of the view goes through
+    /// here, so a reader that applies these to its copy stays equal to
+    /// [`OptimisticView::rows`]. The first call for a collection starts the list and returns
+    /// nothing: the reader copies [`OptimisticView::rows`] then.
     pub fn take_changed(&mut self, collection: &str) -> BTreeSet<String> {
-        self.changed.remove(collection).unwrap_or_default()
+        match self.changed.get_mut(collection) {
+            Some(keys) => std::mem::take(keys),
+            None => {
+                self.changed.insert(collection.to_owned(), BTreeSet::new());
+                BTreeSet::new()
+            }
+        }
     }
 
     /// The synced row, without the overlay.
@@ -200,19 +209,15 @@ impl OptimisticView {
                     }
                 }
             }
-            match self.changed.get_mut(collection) {
-                Some(keys) => {
-                    keys.insert(key.clone());
-                }
-                None => {
-                    self.changed
-                        .insert(collection.clone(), BTreeSet::from([key.clone()]));
-                }
-            }
             let col = match self.view.get_mut(collection) {
                 Some(col) => col,
                 None => self.view.entry(collection.clone()).or_default(),
             };
+            // The same value stays the same row (`Arc`'s equality looks at the pointer first):
+            // a reader's copy of it need not change.
+            if col.get(key) == row.as_ref() {
+                continue;
+            }
             match row {
                 Some(v) => {
                     col.insert(key.clone(), v);
@@ -220,6 +225,9 @@ impl OptimisticView {
                 None => {
                     col.remove(key);
                 }
+            }
+            if let Some(keys) = self.changed.get_mut(collection) {
+                keys.insert(key.clone());
             }
         }
     }

@@ -190,8 +190,11 @@ proptest! {
 }
 
 #[test]
-fn take_changed_names_every_recomputed_key_once_then_forgets_them() {
+fn take_changed_names_every_changed_key_once_then_forgets_them() {
     let mut v = OptimisticView::new();
+    // The first call starts the lists (the reader copies rows() then).
+    assert!(v.take_changed("todos").is_empty());
+    assert!(v.take_changed("other").is_empty());
     v.set_synced("todos", "1", Some(json!({"id": "1"})));
     v.add_pending(&tx(
         "a",
@@ -207,4 +210,48 @@ fn take_changed_names_every_recomputed_key_once_then_forgets_them() {
         ["2"]
     );
     assert_eq!(v.take_changed("other").len(), 1);
+}
+
+#[test]
+fn a_collection_nobody_reads_keeps_no_list_of_changes() {
+    let mut v = OptimisticView::new();
+    for i in 0..1_000 {
+        let key = i.to_string();
+        v.set_synced("todos", &key, Some(json!({"id": key})));
+        v.set_synced("todos", &key, None);
+    }
+    assert!(v.changed.is_empty(), "{} lists kept", v.changed.len());
+    // Once read, it is kept, and each take empties it.
+    assert!(v.take_changed("todos").is_empty());
+    v.set_synced("todos", "x", Some(json!({"id": "x"})));
+    assert_eq!(v.take_changed("todos").len(), 1);
+    assert!(v.changed["todos"].is_empty());
+}
+
+#[test]
+fn a_row_recomputed_to_the_same_value_is_not_a_change() {
+    let mut v = OptimisticView::new();
+    assert!(v.take_changed("todos").is_empty());
+    let row = json!({"id": "1", "title": "a"});
+    v.add_pending(&tx(
+        "a",
+        vec![PendingMutation::insert("todos", "1", row.clone())],
+    ));
+    assert_eq!(v.take_changed("todos").len(), 1);
+    let shown = v.get_row("todos", "1").cloned();
+    // The insert completes: the server's row is the same value, and the overlay goes.
+    v.set_synced("todos", "1", Some(row));
+    v.remove_pending(&TransactionId::from("a"));
+    assert!(
+        v.take_changed("todos").is_empty(),
+        "nothing a reader must redo"
+    );
+    let after = v.get_row("todos", "1").cloned();
+    assert!(
+        matches!((&shown, &after), (Some(a), Some(b)) if Arc::ptr_eq(a, b)),
+        "the row shown is the same shared row"
+    );
+    // A real change is still one.
+    v.set_synced("todos", "1", Some(json!({"id": "1", "title": "b"})));
+    assert_eq!(v.take_changed("todos").len(), 1);
 }
