@@ -96,6 +96,12 @@ test('quota exhausted: the submit that cannot be stored fails with OUTBOX_QUOTA_
     assert.equal(after.durable, true, JSON.stringify(after.error));
     await appliedOnce(server, [after]);
 
+    // The refused one was never in the outbox: the app can still dismiss it from this tab.
+    const listed = () => page.evaluate((id) => window.outboxDemo.client.transactions().some((t) => t.id === id), refused.id);
+    assert.equal(await listed(), true, 'the refused transaction is listed, failed');
+    await page.evaluate((id) => window.outboxDemo.client.removeFromOutbox(id), refused.id);
+    assert.equal(await listed(), false, 'dismissed');
+
     // What the submitter was told (checked last, so that a wrong code does not hide the rest).
     assert.equal(refused.error.code, 'OUTBOX_QUOTA_EXCEEDED', JSON.stringify(refused.error));
     assert.match(refused.error.message, /quota/i);

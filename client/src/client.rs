@@ -21,6 +21,10 @@ use wasm_bindgen::JsCast;
 #[derive(Debug, Clone)]
 pub struct OutboxClient(pub(crate) Rc<Inner>);
 
+/// Why `drain()` rejects once the client is closed.
+const DRAIN_CLOSED: &str =
+    "drain(): this OutboxClient was closed (its transactions stay in the outbox)";
+
 /// A field of an options object, `None` when absent, `undefined` or `null`.
 fn field(options: &JsValue, name: &str) -> Option<JsValue> {
     if !options.is_object() {
@@ -323,10 +327,18 @@ impl OutboxClient {
         Inner::request(&self.0, "peekOutbox", Request::Peek)
     }
 
-    /// Removes a transaction that is not running (a dead letter, say); its changes roll back.
+    /// Removes a transaction that is not running (a dead letter, say); its changes roll back
+    /// and its handle fails as `OUTBOX_REMOVED`. A transaction the leader refused (it never
+    /// was in the outbox) is dismissed from this tab's `transactions()`.
     #[wasm_bindgen(js_name = removeFromOutbox, unchecked_return_type = "Promise<void>")]
     pub fn remove_from_outbox(&self, id: String) -> Promise {
         let id = TransactionId(id);
+        if self.0.core.borrow().is_local_failure(&id) {
+            // Never in the outbox (the leader refused it): only this tab has it to dismiss.
+            let out = self.0.core.borrow_mut().removed(&id);
+            Inner::apply(&self.0, out);
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
         Inner::request(&self.0, "removeFromOutbox", Request::Remove { id })
     }
 
@@ -401,9 +413,14 @@ impl OutboxClient {
         seen.max(told) >= self.0.options.back_off_threshold as usize
     }
 
-    /// Resolves when every transaction of this tab has settled.
+    /// Resolves when every transaction of this tab has settled; rejects with `OUTBOX_INVALID`
+    /// if the client is closed first (its transactions stay in the outbox, but this client
+    /// hears no more of them).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn drain(&self) -> Promise {
+        if self.0.closed.get() {
+            return Promise::reject(&invalid(DRAIN_CLOSED));
+        }
         let idle = self.0.core.borrow().own_unsettled() == 0 && self.0.building.borrow().is_none();
         if idle {
             return Promise::resolve(&JsValue::UNDEFINED);
@@ -438,6 +455,9 @@ impl OutboxClient {
             .borrow_mut()
             .reject_all("this OutboxClient was closed");
         inner.later(rejected);
+        let drains = std::mem::take(&mut *inner.drains.borrow_mut());
+        let error = invalid(DRAIN_CLOSED);
+        inner.later(drains.iter().filter_map(|d| d.reject_later(error.clone())));
         let cleanups: Vec<Function> = inner
             .collections
             .borrow()

@@ -223,7 +223,8 @@ impl Inner {
     /// Carries out what the tab core asked for.
     pub fn apply(this: &Rc<Self>, outputs: Vec<TabOutput>) {
         let mut later: Vec<Later> = Vec::new();
-        for output in outputs {
+        let mut outputs = VecDeque::from(outputs);
+        while let Some(output) = outputs.pop_front() {
             match output {
                 TabOutput::Send(msg) => this.queue.borrow_mut().outgoing.push_back(msg),
                 TabOutput::Durable(id) => {
@@ -266,8 +267,10 @@ impl Inner {
                     if let Some((work, removed)) = answered {
                         later.push(work);
                         if let Some(id) = removed {
-                            this.handles.borrow_mut().remove(&id);
-                            this.core.borrow_mut().forget(&id);
+                            // Failed as removed here at once (its handle settles and goes, its
+                            // changes leave the view), whether or not the leader's word of it
+                            // comes.
+                            outputs.extend(this.core.borrow_mut().removed(&id));
                             this.queue.borrow_mut().txs_changed = true;
                         }
                     }
@@ -412,11 +415,13 @@ impl Inner {
         });
         let handle = this.handles.borrow().get(&tx.id).cloned();
         let Some(handle) = handle else { return };
-        let completed = tx.state == TransactionState::Completed;
+        // Done, or taken out of the outbox: nothing more will happen to it, so neither the core
+        // nor the client keeps it.
+        let done = tx.state == TransactionState::Completed
+            || tx.error_code() == Some(outbox_shared::model::ErrorCode::Removed);
         let id = tx.id.clone();
         handle.update(tx, later);
-        if completed {
-            // Done: nothing more will happen to it, so neither the core nor the client keeps it.
+        if done {
             this.handles.borrow_mut().remove(&id);
             this.core.borrow_mut().forget(&id);
         }
@@ -468,7 +473,7 @@ impl Inner {
             match step {
                 Step::Outgoing(msg) => Self::deliver(this, msg),
                 Step::Incoming(env) => {
-                    let out = this.core.borrow_mut().receive(now(), &env);
+                    let out = this.core.borrow_mut().receive(now(), env);
                     Self::apply(this, out);
                 }
                 Step::Call(work) => work(),

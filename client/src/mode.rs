@@ -60,7 +60,7 @@ impl Inner {
             }
             return;
         }
-        let out = this.core.borrow_mut().receive(now(), &env);
+        let out = this.core.borrow_mut().receive(now(), env);
         Self::apply(this, out);
     }
 

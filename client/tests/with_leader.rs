@@ -180,6 +180,62 @@ async fn dead_letters_can_be_peeked_retried_and_removed() {
     assert_eq!(code(&unknown), "OUTBOX_INVALID");
 }
 
+#[wasm_bindgen_test]
+async fn a_queued_transaction_removed_by_the_app_fails_as_removed_and_drain_goes_on() {
+    let scope = unique_scope("remove-queued");
+    let (log, gate) = (Array::new(), Gate::new());
+    let slow = js_fn(
+        "gate, log",
+        "return async (call) => { log.push(call.idempotencyKey); await gate; return {}; }",
+        &[&gate.promise, &log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &slow)]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let first = todos.insert(todo("1", "a")).unwrap();
+    let second = todos.update("1".into(), json(r#"{"title": "b"}"#)).unwrap();
+    settle(second.durable()).await.unwrap();
+    // The first is running (held at the gate); the second waits behind it, and is removed.
+    until_true(|| log.length() == 1).await;
+    settle(client.remove_from_outbox(second.id()))
+        .await
+        .unwrap();
+    assert_eq!(code(&rejection(&second).await), "OUTBOX_REMOVED");
+    assert_eq!(second.state(), "failed");
+    assert_eq!(
+        text(&todos.get("1".into()).unwrap(), "title").as_deref(),
+        Some("a"),
+        "its change rolled back"
+    );
+    gate.open();
+    settle(client.drain()).await.unwrap();
+    assert_eq!(first.state(), "completed");
+    assert_eq!(log.length(), 1, "the removed one never ran");
+    assert_eq!(client.transactions().length(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn closing_the_client_rejects_a_drain_that_waits() {
+    let scope = unique_scope("drain-close");
+    let (log, gate) = (Array::new(), Gate::new());
+    let slow = js_fn(
+        "gate, log",
+        "return async (call) => { log.push(call.idempotencyKey); await gate; return {}; }",
+        &[&gate.promise, &log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &slow)]).await;
+    let client = connect(&scope, &[]).await;
+    let tx = todos(&client).insert(todo("1", "a")).unwrap();
+    settle(tx.durable()).await.unwrap();
+    let waiting = client.drain();
+    client.close();
+    let error = settle(waiting).await.unwrap_err();
+    assert_eq!(code(&error), "OUTBOX_INVALID");
+    let after = settle(client.drain()).await.unwrap_err();
+    assert_eq!(code(&after), "OUTBOX_INVALID", "a drain asked after close");
+    gate.open();
+}
+
 #[allow(non_snake_case, reason = "reads like the JS it stands for")]
 fn Reflect_set(target: &JsValue, key: &str, value: &JsValue) {
     js_sys::Reflect::set(target, &JsValue::from_str(key), value).unwrap();

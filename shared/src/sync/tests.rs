@@ -244,7 +244,7 @@ fn hear(t: &mut TabCore, h: &History, leader_at: u64, body: Message, rng: &mut S
     while let Some(body) = queue.pop() {
         rounds += 1;
         assert!(rounds < 1000, "the tab keeps asking");
-        for o in t.receive(1, &leader_env(body)) {
+        for o in t.receive(1, leader_env(body)) {
             let crate::tab::TabOutput::Send(Message::SyncFrom { applied }) = o else {
                 continue;
             };
@@ -304,10 +304,10 @@ proptest! {
         for c in COLLECTIONS {
             t.set_conflict(c, strategy);
         }
-        t.receive(0, &leader_env(Message::Leader { epoch: Epoch(1) }));
+        t.receive(0, leader_env(Message::Leader { epoch: Epoch(1) }));
         t.leader_verified(0, Epoch(1), ClientId("leader".into()));
         for c in COLLECTIONS {
-            t.receive(0, &leader_env(Message::SyncRows {
+            t.receive(0, leader_env(Message::SyncRows {
                 epoch: Epoch(1), collection: c.into(), seq: 0, rows: Vec::new(), more: false,
             }));
         }
@@ -502,7 +502,7 @@ impl LeaderSim {
     }
 
     fn tell_tab(&mut self, body: Message, rng: &mut SplitMix64) {
-        for o in self.tab.receive(1, &leader_env(body)) {
+        for o in self.tab.receive(1, leader_env(body)) {
             if let crate::tab::TabOutput::Send(Message::SyncFrom { applied }) = o {
                 let outs = self.leader.tab_asks(ClientId("me".into()), applied);
                 self.run(outs, rng);
@@ -599,7 +599,7 @@ proptest! {
         config.range_limit = 1 + rng.below(5) as u32;
         let mut tab = TabCore::new(ClientId("me".into()), "app");
         tab.follow_leader_feed(&COLLECTIONS);
-        tab.receive(0, &leader_env(Message::Leader { epoch: Epoch(1) }));
+        tab.receive(0, leader_env(Message::Leader { epoch: Epoch(1) }));
         tab.leader_verified(0, Epoch(1), ClientId("leader".into()));
         let mut sim = LeaderSim {
             server_at: 0,

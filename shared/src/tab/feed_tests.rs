@@ -11,7 +11,7 @@ fn tab(strategy: ConflictStrategy) -> TabCore {
     let mut t = TabCore::new(ClientId("me".into()), SCOPE);
     t.follow_leader_feed(&["todos"]);
     t.set_conflict("todos", strategy);
-    let out = t.receive(0, &leader_says(Message::Leader { epoch: Epoch(1) }));
+    let out = t.receive(0, leader_says(Message::Leader { epoch: Epoch(1) }));
     assert!(matches!(out[..], [TabOutput::VerifyLeader { .. }]));
     let out = t.leader_verified(0, Epoch(1), ClientId("leader".into()));
     assert!(
@@ -27,7 +27,7 @@ fn leader_says(body: Message) -> Envelope {
 }
 
 fn hear(t: &mut TabCore, body: Message) -> Vec<TabOutput> {
-    t.receive(1 as Millis, &leader_says(body))
+    t.receive(1 as Millis, leader_says(body))
 }
 
 fn rows(seq: u64, rows: &[(&str, Value)]) -> Message {
@@ -131,7 +131,7 @@ fn feed_messages_from_anyone_but_the_leader_are_forged_and_change_nothing() {
         &ClientId("mallory".into()),
         entries(vec![entry(1, "a", None)]),
     );
-    assert!(t.receive(2, &fake).is_empty());
+    assert!(t.receive(2, fake.clone()).is_empty());
     assert_eq!(t.forged(), 1);
     assert_eq!(t.feed_applied(), 0);
     assert!(shown(&t).is_some());
@@ -301,7 +301,7 @@ fn a_new_leader_is_asked_for_what_follows_and_an_old_leaders_rows_are_stale() {
         &ClientId("leader2".into()),
         Message::Leader { epoch: Epoch(2) },
     );
-    t.receive(3, &new);
+    t.receive(3, new.clone());
     let out = t.leader_verified(3, Epoch(2), ClientId("leader2".into()));
     assert!(
         out.contains(&TabOutput::Send(Message::SyncFrom { applied: 1 })),
@@ -321,7 +321,7 @@ fn a_new_leader_is_asked_for_what_follows_and_an_old_leaders_rows_are_stale() {
             more: false,
         },
     );
-    t.receive(4, &from_new);
+    t.receive(4, from_new.clone());
     assert_eq!(t.view().get("todos", "x"), None, "the old part was dropped");
     assert_eq!(t.view().get("todos", "y"), Some(&json!(6)));
     assert_eq!(t.feed_applied(), 6);

@@ -349,8 +349,9 @@ impl TabCore {
         self.take()
     }
 
-    /// A message from the channel (already decoded and checked for scope).
-    pub fn receive(&mut self, now: Millis, env: &Envelope) -> Vec<TabOutput> {
+    /// A message from the channel (already decoded and checked for scope). Taken by value: a
+    /// leader's transactions and rows move into the tab's state as they are.
+    pub fn receive(&mut self, now: Millis, env: Envelope) -> Vec<TabOutput> {
         if env.from == self.me || !env.is_for(&self.me) {
             return Vec::new();
         }
@@ -381,7 +382,7 @@ impl TabCore {
                 return self.take();
             }
         };
-        match self.sender(env, epoch) {
+        match self.sender(&env, epoch) {
             Sender::Leader => self.leader_said(now, env),
             Sender::Claimant => self.hold(env, epoch),
             Sender::Other => {
@@ -422,44 +423,40 @@ impl TabCore {
     }
 
     /// A message from the verified leader.
-    fn leader_said(&mut self, now: Millis, env: &Envelope) {
-        match &env.body {
+    fn leader_said(&mut self, now: Millis, env: Envelope) {
+        let to_me = env.to.as_ref() == Some(&self.me);
+        match env.body {
             Message::Leader { .. } => self.last_heard = Some(now),
             Message::Heartbeat { pending, .. } => {
                 self.last_heard = Some(now);
-                self.leader_pending = Some(*pending);
+                self.leader_pending = Some(pending);
             }
             Message::Resign { epoch } => {
                 self.last_heard = None;
-                self.out.push(TabOutput::LeaderResigned(*epoch));
+                self.out.push(TabOutput::LeaderResigned(epoch));
             }
-            Message::Response { req, result } if env.to.as_ref() == Some(&self.me) => {
-                self.out.push(TabOutput::Response {
-                    req: *req,
-                    result: result.clone(),
-                });
+            Message::Response { req, result } if to_me => {
+                self.out.push(TabOutput::Response { req, result });
             }
             Message::Durable { ids, .. } => {
                 self.last_heard = Some(now);
                 for id in ids {
-                    if let Some(k) = self.known.get_mut(id) {
+                    if let Some(k) = self.known.get_mut(&id) {
                         if !k.durable {
                             k.durable = true;
-                            self.out.push(TabOutput::Durable(id.clone()));
+                            self.out.push(TabOutput::Durable(id));
                         }
                     }
                 }
             }
-            Message::Rejected { id, error } if env.to.as_ref() == Some(&self.me) => {
-                self.rejected(id, error.clone());
-            }
+            Message::Rejected { id, error } if to_me => self.rejected(&id, error),
             Message::CredentialsNeeded { epoch } => {
-                self.out.push(TabOutput::CredentialsNeeded(*epoch));
+                self.out.push(TabOutput::CredentialsNeeded(epoch));
             }
-            Message::SignedOut { epoch } => self.out.push(TabOutput::SignedOut(*epoch)),
+            Message::SignedOut { epoch } => self.out.push(TabOutput::SignedOut(epoch)),
             Message::SyncEntries { entries, .. } => {
                 self.last_heard = Some(now);
-                let out = self.sync_entries(entries.clone());
+                let out = self.sync_entries(entries);
                 self.out = out;
             }
             Message::SyncRows {
@@ -470,27 +467,28 @@ impl TabCore {
                 ..
             } => {
                 let out = self.sync_rows(RowsPart {
-                    collection: collection.clone(),
-                    seq: *seq,
-                    rows: rows.clone(),
-                    more: *more,
+                    collection,
+                    seq,
+                    rows,
+                    more,
                 });
                 self.out = out;
             }
             Message::State { txs, .. } => {
                 self.last_heard = Some(now);
                 for tx in txs {
-                    self.update(tx.clone(), true);
+                    self.update(tx, true);
                 }
             }
             Message::Snapshot {
                 transactions, more, ..
             } => {
-                for tx in transactions {
-                    self.update(tx.clone(), true);
-                }
+                self.known.reserve(transactions.len());
                 let seen = self.snapshot_ids.get_or_insert_with(HashSet::new);
                 seen.extend(transactions.iter().map(|t| t.id.clone()));
+                for tx in transactions {
+                    self.update(tx, true);
+                }
                 if !more {
                     if let Some(seen) = self.snapshot_ids.take() {
                         self.settle_missing_from(&seen);
@@ -502,7 +500,7 @@ impl TabCore {
     }
 
     /// Keeps what a claimant said under its claim (of `epoch`) until the claim is checked.
-    fn hold(&mut self, env: &Envelope, epoch: Option<Epoch>) {
+    fn hold(&mut self, env: Envelope, epoch: Option<Epoch>) {
         let Some(epoch) = epoch else { return };
         let claim = (epoch, env.from.clone());
         if !self.claims.contains(&claim) {
@@ -513,7 +511,7 @@ impl TabCore {
             held.pop_front();
             self.dropped += 1;
         }
-        held.push_back(env.clone());
+        held.push_back(env);
     }
 
     /// The claim of `from` to lead at `epoch` is true (its proof lock is held): follow it, ask
@@ -549,7 +547,7 @@ impl TabCore {
         }
         self.feed_leader_changed();
         for env in held {
-            self.leader_said(now, &env);
+            self.leader_said(now, env);
         }
         self.take()
     }
@@ -586,6 +584,32 @@ impl TabCore {
             tx.server_seq = None;
             self.update(tx, true);
         }
+    }
+
+    /// The app removed a transaction from the outbox (the leader said it is done, or it never
+    /// was in the outbox: the leader refused it). It fails here at once as `OUTBOX_REMOVED`,
+    /// its changes leave the view, and it is forgotten: late news of it is not taken back in.
+    pub fn removed(&mut self, id: &TransactionId) -> Vec<TabOutput> {
+        let gone = self
+            .known
+            .get(id)
+            .is_some_and(|k| k.tx.error_code() != Some(ErrorCode::Removed));
+        if gone {
+            self.rejected(
+                id,
+                TxError::new(ErrorCode::Removed, "removed from the outbox by the app"),
+            );
+        }
+        self.forget(id);
+        self.take()
+    }
+
+    /// Whether the transaction failed without ever being in the outbox (the leader refused
+    /// it, or it failed in the tab's own executor): only this tab knows it.
+    pub fn is_local_failure(&self, id: &TransactionId) -> bool {
+        self.known
+            .get(id)
+            .is_some_and(|k| !k.durable && k.tx.state == TransactionState::Failed)
     }
 
     fn rejected(&mut self, id: &TransactionId, error: TxError) {
@@ -644,17 +668,19 @@ impl TabCore {
                 );
             }
         }
-        if settled {
-            match self.known.get(&id).map(|k| k.own) {
-                Some(Some(place)) => {
-                    self.own_order.remove(&place);
-                }
-                // Another tab's, done: nothing here will ask about it again.
-                Some(None) if tx.state == TransactionState::Completed => {
-                    self.known.remove(&id);
-                }
-                _ => {}
+        match self.known.get(&id).map(|k| k.own) {
+            Some(Some(place)) if settled => {
+                self.own_order.remove(&place);
             }
+            // A dead letter of ours back in line (retried): unsettled again, in its old place.
+            Some(Some(place)) => {
+                self.own_order.entry(place).or_insert_with(|| id.clone());
+            }
+            // Another tab's, done: nothing here will ask about it again.
+            Some(None) if tx.state == TransactionState::Completed => {
+                self.known.remove(&id);
+            }
+            _ => {}
         }
         if !rows.is_empty() {
             self.out.push(TabOutput::RowsChanged(rows));

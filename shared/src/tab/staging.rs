@@ -68,7 +68,7 @@ mod tests {
         let mut t = core();
         t.receive(
             0,
-            &Envelope::broadcast(
+            Envelope::broadcast(
                 "todos",
                 &ClientId("l".into()),
                 Message::Leader { epoch: Epoch(1) },

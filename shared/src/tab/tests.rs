@@ -15,7 +15,7 @@ fn from_leader(body: Message) -> Envelope {
 /// Reads a message the way the client does, every claim of leadership verified as true.
 fn hear(t: &mut TabCore, now: Millis, env: &Envelope) -> Vec<TabOutput> {
     let mut out = Vec::new();
-    for o in t.receive(now, env) {
+    for o in t.receive(now, env.clone()) {
         match o {
             TabOutput::VerifyLeader { epoch, from } => {
                 out.extend(t.leader_verified(now, epoch, from));
@@ -481,7 +481,7 @@ fn a_sync_that_reports_no_sequence_numbers_is_not_waited_for() {
 fn a_claim_of_leadership_is_believed_only_once_verified() {
     let mut t = me();
     t.submit(insert("a", "1"));
-    let out = t.receive(0, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    let out = t.receive(0, from_leader(Message::Leader { epoch: Epoch(3) }));
     assert_eq!(
         out,
         vec![TabOutput::VerifyLeader {
@@ -494,7 +494,7 @@ fn a_claim_of_leadership_is_believed_only_once_verified() {
     assert!(t
         .receive(
             1,
-            &from_leader(Message::Heartbeat {
+            from_leader(Message::Heartbeat {
                 epoch: Epoch(3),
                 pending: 0
             })
@@ -515,7 +515,7 @@ fn a_forged_leader_is_refuted_counted_and_changes_nothing() {
     t.submit(insert("a", "1"));
     let forger = ClientId("forger".into());
     let claim = Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(99) });
-    let out = t.receive(1, &claim);
+    let out = t.receive(1, claim.clone());
     assert_eq!(
         out,
         vec![TabOutput::VerifyLeader {
@@ -533,11 +533,11 @@ fn a_forged_leader_is_refuted_counted_and_changes_nothing() {
             txs: vec![failed.clone()],
         },
     );
-    assert!(t.receive(2, &forged_state).is_empty());
+    assert!(t.receive(2, forged_state.clone()).is_empty());
     t.leader_refuted(Epoch(99), forger.clone());
     assert_eq!(t.forged(), 1);
     // Refuted claims are not checked again, and their messages count as forged.
-    assert!(t.receive(3, &forged_state).is_empty());
+    assert!(t.receive(3, forged_state.clone()).is_empty());
     assert_eq!(t.forged(), 2);
     // Someone else speaking for the current leader's epoch is not the leader either.
     let impostor = Envelope::broadcast(
@@ -548,7 +548,7 @@ fn a_forged_leader_is_refuted_counted_and_changes_nothing() {
             txs: vec![failed],
         },
     );
-    assert!(t.receive(4, &impostor).is_empty());
+    assert!(t.receive(4, impostor.clone()).is_empty());
     let rejected = Envelope::reply(
         SCOPE,
         &forger,
@@ -558,7 +558,7 @@ fn a_forged_leader_is_refuted_counted_and_changes_nothing() {
             error: TxError::new(ErrorCode::NonRetriable, "forged"),
         },
     );
-    assert!(t.receive(5, &rejected).is_empty());
+    assert!(t.receive(5, rejected.clone()).is_empty());
     assert_eq!(t.forged(), 4);
     assert_eq!(t.leader(), Some(Epoch(2)));
     assert_eq!(
@@ -573,7 +573,7 @@ fn what_a_new_leader_says_while_its_claim_is_checked_is_taken_in_once_verified()
     let mut t = me();
     t.submit(insert("a", "1"));
     let leader = ClientId("leader".into());
-    t.receive(0, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    t.receive(0, from_leader(Message::Leader { epoch: Epoch(3) }));
     // The new leader starts the attempt at once; the tab is still checking its proof lock.
     let persisting = with_state(insert("a", "1"), TransactionState::Persisting);
     let state = from_leader(Message::State {
@@ -581,7 +581,7 @@ fn what_a_new_leader_says_while_its_claim_is_checked_is_taken_in_once_verified()
         txs: vec![persisting],
     });
     assert!(
-        t.receive(1, &state).is_empty(),
+        t.receive(1, state.clone()).is_empty(),
         "not before the proof is checked"
     );
     assert_eq!(
@@ -610,7 +610,7 @@ fn what_a_claimant_says_is_held_within_bounds_and_dropped_when_refuted() {
     let forger = ClientId("forger".into());
     t.receive(
         1,
-        &Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(9) }),
+        Envelope::broadcast(SCOPE, &forger, Message::Leader { epoch: Epoch(9) }),
     );
     let failed = with_state(insert("a", "1"), TransactionState::Failed);
     let forged_state = Envelope::broadcast(
@@ -622,7 +622,7 @@ fn what_a_claimant_says_is_held_within_bounds_and_dropped_when_refuted() {
         },
     );
     for i in 0..(MAX_UNVERIFIED as u64 + 10) {
-        assert!(t.receive(2 + i, &forged_state).is_empty());
+        assert!(t.receive(2 + i, forged_state.clone()).is_empty());
     }
     let held: usize = t.unverified.values().map(VecDeque::len).sum();
     assert_eq!(held, MAX_UNVERIFIED, "the latest few, no more");
@@ -647,8 +647,8 @@ fn a_late_verification_of_an_older_claim_changes_nothing() {
         &ClientId("w2".into()),
         Message::Leader { epoch: Epoch(5) },
     );
-    t.receive(0, &a);
-    t.receive(0, &b);
+    t.receive(0, a.clone());
+    t.receive(0, b.clone());
     assert!(t
         .leader_verified(1, Epoch(5), ClientId("w2".into()))
         .contains(&TabOutput::LeaderChanged(Epoch(5))));
@@ -669,7 +669,7 @@ fn claims_checked_at_once_are_bounded() {
             Message::Leader { epoch: Epoch(e) },
         );
         asked += t
-            .receive(0, &env)
+            .receive(0, env.clone())
             .iter()
             .filter(|o| matches!(o, TabOutput::VerifyLeader { .. }))
             .count();
@@ -798,7 +798,7 @@ fn the_verified_leaders_call_for_credentials_reaches_the_app_and_no_one_elses() 
         Message::CredentialsNeeded { epoch: Epoch(2) },
     );
     assert!(
-        t.receive(2, &forged).is_empty(),
+        t.receive(2, forged.clone()).is_empty(),
         "a forger cannot fish for credentials"
     );
     assert_eq!(t.forged(), 1);
@@ -831,4 +831,110 @@ fn a_snapshot_in_parts_settles_the_missing_only_after_its_last_part() {
     );
     hear(&mut t, 3, &part(vec![running("y", "8")], false));
     assert!(t.view().is_pending(&"x".into()) && t.view().is_pending(&"y".into()));
+}
+
+#[test]
+fn a_refused_transaction_can_be_dismissed_and_stays_gone() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    hear(
+        &mut t,
+        1,
+        &to_me(Message::Rejected {
+            id: "a".into(),
+            error: TxError::new(ErrorCode::QuotaExceeded, "full"),
+        }),
+    );
+    let id = TransactionId::from("a");
+    assert!(t.is_local_failure(&id), "refused: never in the outbox");
+    let out = t.removed(&id);
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(tx) if tx.error_code() == Some(ErrorCode::Removed))
+    ));
+    assert!(t.get(&id).is_none(), "dismissed");
+    assert_eq!(t.transactions().count(), 0);
+    assert!(!t.is_local_failure(&id));
+}
+
+#[test]
+fn a_transaction_in_the_outbox_is_not_a_local_failure() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let id = TransactionId::from("a");
+    assert!(!t.is_local_failure(&id), "unsettled");
+    let failed = with_state(insert("a", "1"), TransactionState::Failed);
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![failed],
+        }),
+    );
+    assert!(
+        !t.is_local_failure(&id),
+        "a dead letter the leader holds: removing it is the leader's to do"
+    );
+}
+
+#[test]
+fn an_own_pending_transaction_removed_by_the_app_fails_at_once_and_late_news_is_ignored() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    assert_eq!(t.own_unsettled(), 1);
+    let id = TransactionId::from("a");
+    // The leader answered the app's removeFromOutbox: done.
+    let out = t.removed(&id);
+    assert!(out.iter().any(|o| matches!(o, TabOutput::StateChanged(tx) if tx.state == TransactionState::Failed && tx.error_code() == Some(ErrorCode::Removed))));
+    assert_eq!(t.view().get("todos", "1"), None, "rolled back");
+    assert_eq!(t.own_unsettled(), 0, "a drain is not held up by it");
+    assert!(t.get(&id).is_none());
+    // The leader's own word of it, arriving after its answer, brings nothing back.
+    let mut late = with_state(insert("a", "1"), TransactionState::Failed);
+    late.error = Some(TxError::new(ErrorCode::Removed, "removed"));
+    let out = hear(
+        &mut t,
+        2,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![late],
+        }),
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert!(t.get(&id).is_none());
+}
+
+#[test]
+fn an_own_dead_letter_retried_is_unsettled_again_for_drain_and_resends() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let state = |s| {
+        from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![with_state(insert("a", "1"), s)],
+        })
+    };
+    hear(&mut t, 1, &state(TransactionState::Failed));
+    assert_eq!(t.own_unsettled(), 0, "a dead letter");
+    // retryDeadLetter: the leader puts it back in line.
+    hear(&mut t, 2, &state(TransactionState::Queued));
+    assert_eq!(t.own_unsettled(), 1, "running again: drain() waits for it");
+    // And a new leader gets it again.
+    let out = hear(&mut t, 3, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    assert!(sent(&out).iter().any(
+        |m| matches!(m, Message::Submit { txs, .. } if txs.iter().any(|tx| tx.id.as_str() == "a"))
+    ));
+    hear(
+        &mut t,
+        4,
+        &from_leader(Message::State {
+            epoch: Epoch(2),
+            txs: vec![with_state(insert("a", "1"), TransactionState::Completed)],
+        }),
+    );
+    assert_eq!(t.own_unsettled(), 0);
 }

@@ -70,7 +70,7 @@ impl Tab {
     /// Reads one message; returns what to send in answer. Every claim of leadership is
     /// verified as true at once: the simulated channel carries no forgeries, and a deposed
     /// leader's claim is older than the newest one anyway.
-    pub fn receive(&mut self, now: u64, env: &Envelope) -> Vec<Message> {
+    pub fn receive(&mut self, now: u64, env: Envelope) -> Vec<Message> {
         let mut out = Vec::new();
         for o in self.core.receive(now, env) {
             match o {

@@ -328,7 +328,7 @@ impl World {
             }
             Ev::ToTab { tab, env } => {
                 let now = self.now;
-                let msgs = self.tabs[tab].receive(now, &env);
+                let msgs = self.tabs[tab].receive(now, env);
                 let resends = msgs
                     .iter()
                     .filter(|m| matches!(m, Message::Submit { .. }))
