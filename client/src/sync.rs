@@ -8,7 +8,8 @@
 //! A collection with a sync source gets its synced rows from the sync alone. When the source
 //! gives `seq` (the server sequence number its rows have reached), a completed transaction whose
 //! reply named a later sequence number keeps its change in the overlay, reading
-//! `persisted_awaiting_sync`, until the sync reaches it, so nothing flickers back. Bad updates
+//! `persisted_awaiting_sync`, until the sync reaches it, so nothing flickers back; a source whose
+//! first update has no `seq` is taken to give none, and is not waited for. Bad updates
 //! throw `OUTBOX_INVALID` and change nothing.
 
 use crate::collection::CollectionDef;
@@ -66,10 +67,11 @@ impl SyncSink {
             };
             Inner::apply(&inner, out);
         }
-        if let Some(seq) = seq {
-            let out = inner.core.borrow_mut().synced_to(seq);
-            Inner::apply(&inner, out);
-        }
+        let out = match seq {
+            Some(seq) => inner.core.borrow_mut().synced_to(seq),
+            None => inner.core.borrow_mut().synced_without_seq(),
+        };
+        Inner::apply(&inner, out);
         Ok(())
     }
 }

@@ -144,6 +144,9 @@ pub struct Delta {
     created: Vec<(EntryId, usize)>,
     current: Vec<(TransactionId, EntryId)>,
     forgotten: Vec<TransactionId>,
+    /// Ids whose current copy is now a mark (a tombstone or a removal): once committed, the
+    /// layout forgets them (see [`Layout::commit`]).
+    settled: Vec<TransactionId>,
     dropped: Vec<EntryId>,
 }
 
@@ -319,6 +322,7 @@ impl Layout {
                 }
             }
             let has_log_copy = holders.contains_key(&id);
+            let is_record = matches!(copy, Copy::Record(_));
             match (place, copy) {
                 (Place::Slot, Copy::Done(at)) if at < cutoff && !has_log_copy => {
                     load.expired.push(id);
@@ -330,6 +334,12 @@ impl Layout {
                     completed_at: at,
                 }),
                 (_, Copy::Removed) => {}
+            }
+            // Marks in the log are forgotten as soon as they are loaded, like those written
+            // later (see `commit`); slots stay known, so that a write of the same id deletes
+            // them.
+            if matches!(place, Place::Entry(_)) && !is_record {
+                continue;
             }
             layout.current.insert(TransactionId(id), place);
         }
@@ -392,6 +402,7 @@ impl Layout {
         let marks = plan.delta.next;
         for t in &batch.completed {
             plan.beat(&t.id, marks);
+            plan.delta.settled.push(t.id.clone());
             out.done.push((t.id.as_str(), t.completed_at));
         }
         for id in &batch.deletes {
@@ -403,6 +414,7 @@ impl Layout {
                 }
                 Some(Place::Entry(_)) => {
                     plan.beat(id, marks);
+                    plan.delta.settled.push(id.clone());
                     out.removed.push(id.as_str());
                 }
                 None => {}
@@ -464,7 +476,12 @@ impl Layout {
                 }
             }
         }
-        for id in delta.forgotten {
+        // A mark is never beaten in practice (the executor answers a completed id's resend from
+        // its tombstones and never writes it again), so the layout need not remember where it
+        // is: a leader that leads for days would otherwise hold every id it ever settled. Its
+        // entry stays in storage until a new leader's load finds it spent; should the id be
+        // written again, the new copy is simply current (the load reads the log in order).
+        for id in delta.forgotten.into_iter().chain(delta.settled) {
             self.current.remove(&id);
         }
         for entry in delta.dropped {
@@ -622,6 +639,44 @@ mod tests {
             .collect();
         assert_eq!(records, vec![a]);
         assert_eq!(loaded.tombstones, vec![done("b", 5)]);
+    }
+
+    #[test]
+    fn the_layout_forgets_settled_ids_once_their_marks_commit_and_when_it_loads() {
+        let known = |s: &MemOutboxStore| {
+            let mut ids: Vec<String> = s.layout.current.keys().map(|id| id.0.clone()).collect();
+            ids.sort();
+            ids
+        };
+        let mut s = MemOutboxStore::new();
+        let epoch = s.begin_leadership(0).epoch.0;
+        s.write(&batch(epoch, vec![tx("a"), tx("b"), tx("c")]))
+            .unwrap();
+        let mut marks = batch(epoch, vec![]);
+        marks.completed.push(done("a", 5));
+        marks.deletes.push("b".into());
+        s.write(&marks).unwrap();
+        assert_eq!(
+            known(&s),
+            ["c"],
+            "a leader does not hold every id it settled"
+        );
+        assert_eq!(s.entry_count(), 2, "entry 1 still holds c");
+        let mut last = batch(epoch, vec![]);
+        last.completed.push(done("c", 6));
+        s.write(&last).unwrap();
+        assert_eq!(
+            s.entry_count(),
+            2,
+            "entry 1 beaten whole: it went; the marks stay"
+        );
+        assert!(known(&s).is_empty());
+        // A new leader gets the tombstones (to answer resends) and keeps only records' places.
+        let loaded = s.begin_leadership(10);
+        assert_eq!(loaded.tombstones, vec![done("a", 5), done("c", 6)]);
+        assert!(known(&s).is_empty());
+        s.write(&batch(loaded.epoch.0, vec![tx("d")])).unwrap();
+        assert_eq!(known(&s), ["d"]);
     }
 
     #[test]

@@ -52,6 +52,23 @@ impl TabCore {
         self.sync_reported = true;
         let seen = self.synced_seq.map_or(seq, |s| s.max(seq));
         self.synced_seq = Some(seen);
+        self.release_awaiting(seen);
+        self.take()
+    }
+
+    /// A sync source reported rows without a sequence number. If it has never given one, it is
+    /// a source that does not (it is not waited for): the completions held until its first
+    /// report are released too, or they would wait for a number that never comes.
+    pub fn synced_without_seq(&mut self) -> Vec<TabOutput> {
+        self.sync_reported = true;
+        if self.synced_seq.is_none() {
+            self.release_awaiting(u64::MAX);
+        }
+        self.take()
+    }
+
+    /// Completed transactions waiting for a sequence number up to `seen` read `completed`.
+    fn release_awaiting(&mut self, seen: u64) {
         let mut released: Vec<(u64, TransactionId)> = self
             .awaiting_sync
             .iter()
@@ -67,7 +84,6 @@ impl TabCore {
                 self.update(done, true);
             }
         }
-        self.take()
     }
 
     /// For a completed transaction: the server sequence number to wait for, when its reply

@@ -711,6 +711,44 @@ fn a_completion_before_the_sync_has_reported_anything_keeps_its_overlay() {
 }
 
 #[test]
+fn a_completion_held_for_a_source_that_then_reports_without_sequence_numbers_is_released() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    t.submit(insert("b", "2"));
+    let completed = |tx: Transaction, seq: u64| {
+        let mut done = with_state(tx, TransactionState::Completed);
+        done.server_seq = Some(seq);
+        from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![done],
+        })
+    };
+    hear(&mut t, 1, &completed(insert("a", "1"), 5));
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+    // The source's first report has rows and no sequence number: it never gives one, so
+    // nothing is waited for, including what was held until it reported.
+    t.set_synced("todos", "1", Some(json!({"id": "1", "server": true})));
+    let out = t.synced_without_seq();
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(tx) if tx.id.as_str() == "a" && tx.state == TransactionState::Completed)
+    ));
+    assert!(!t.view().is_pending(&"a".into()));
+    // A source that did give a sequence number is still waited for after a report without one.
+    t.synced_to(6);
+    hear(&mut t, 2, &completed(insert("b", "2"), 9));
+    assert!(t.synced_without_seq().is_empty());
+    assert_eq!(
+        t.get(&"b".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+}
+
+#[test]
 fn a_removed_dead_letter_leaves_every_tab() {
     let mut t = me();
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
