@@ -54,6 +54,9 @@ const EPOCH_KEY: &str = "epoch";
 /// 1 while the last leader's last attempt got no answer (see `Loaded::unreachable`), else 0.
 const UNREACHABLE_KEY: &str = "unreachable";
 const SYNC_SEQS_KEY: &str = "syncSeqs";
+/// The recent removals, JSON text (see `outbox_shared::store::layout`): since session 20,
+/// ignored by builds before it.
+const REMOVALS_KEY: &str = "removals";
 
 /// The `synced` store's key of a row.
 fn synced_key(collection: &str, key: &str) -> String {
@@ -236,6 +239,10 @@ impl IdbStore {
             .get::<f64, _, _>(UNREACHABLE_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
+        let removals_req = meta
+            .get::<JsValue, _, _>(REMOVALS_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
         let slots = issue_read_all(&outbox, limit)?;
         let pack_records = issue_read_all(&packs, limit)?;
         let entry_records = issue_read_all(&log, limit)?;
@@ -243,6 +250,11 @@ impl IdbStore {
         let epoch = epoch_of(epoch_req.await.map_err(|e| store_error(&e))?).next();
         // Anything but a stored 1 (nothing, or a value this build does not know) is reachable.
         let unreachable = unreachable_req.await.map_err(|e| store_error(&e))? == Some(1.0);
+        // Anything but text (nothing, or a value this build did not write) is no removals.
+        let removals: Option<String> = removals_req
+            .await
+            .map_err(|e| store_error(&e))?
+            .and_then(|v: JsValue| v.as_string());
         if real {
             meta.put(epoch.0 as f64)
                 .with_key(EPOCH_KEY)
@@ -303,6 +315,7 @@ impl IdbStore {
                 delete(&log, *entry as f64)?;
             }
         }
+        let removed = layout.recall_removals(removals.as_deref(), now);
         let mut tombstones = load.tombstones;
         // Tombstones of builds that kept them in a store of their own.
         let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
@@ -323,6 +336,7 @@ impl IdbStore {
             epoch,
             records: load.records,
             tombstones,
+            removed,
             unreachable,
         });
         // Still inside the transaction (nothing was awaited since the last read): the term's
@@ -332,7 +346,7 @@ impl IdbStore {
             match layout.plan(batch) {
                 Ok((ops, delta)) => {
                     if real {
-                        apply(&outbox, &log, ops)?;
+                        apply(&meta, &outbox, &log, ops)?;
                         if let Some(reachable) = batch.reachable {
                             put_reachable(&meta, reachable)?;
                         }
@@ -366,7 +380,7 @@ impl IdbStore {
             .map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
         let log = tx.object_store(LOG).map_err(|e| store_error(&e))?;
-        apply(&outbox, &log, ops)?;
+        apply(&meta, &outbox, &log, ops)?;
         if let Some(reachable) = batch.reachable {
             put_reachable(&meta, reachable)?;
         }
@@ -382,7 +396,8 @@ impl IdbStore {
     /// entry (a removal beats it there), or a whole entry that does not read.
     pub async fn quarantine(&self, key: &str) -> Result<(), StoreError> {
         let target = self.layout.borrow().quarantine_target(key);
-        let tx = self.readwrite([OUTBOX, LOG, QUARANTINE])?;
+        let tx = self.readwrite([META, OUTBOX, LOG, QUARANTINE])?;
+        let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         let quarantine = tx.object_store(QUARANTINE).map_err(|e| store_error(&e))?;
         let outbox = tx.object_store(OUTBOX).map_err(|e| store_error(&e))?;
         let log = tx.object_store(LOG).map_err(|e| store_error(&e))?;
@@ -421,7 +436,7 @@ impl IdbStore {
                     .with_key(key)
                     .primitive()
                     .map_err(|e| store_error(&e))?;
-                apply(&outbox, &log, ops)?;
+                apply(&meta, &outbox, &log, ops)?;
                 delta = Some(d);
             }
         }
@@ -660,6 +675,7 @@ fn put_reachable(
 
 /// Issues a write's operations on the outbox and log stores.
 fn apply(
+    meta: &indexed_db_futures::object_store::ObjectStore<'_>,
     outbox: &indexed_db_futures::object_store::ObjectStore<'_>,
     log: &indexed_db_futures::object_store::ObjectStore<'_>,
     ops: Vec<Op>,
@@ -674,6 +690,12 @@ fn apply(
                 .map_err(|e| store_error(&e))?,
             Op::DeleteEntry(entry) => delete(log, entry as f64)?,
             Op::DeleteSlot(id) => delete(outbox, id.as_str())?,
+            Op::PutRemovals(text) => meta
+                .put(text)
+                .with_key(REMOVALS_KEY)
+                .primitive()
+                .map(drop)
+                .map_err(|e| store_error(&e))?,
         }
     }
     Ok(())

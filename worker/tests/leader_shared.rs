@@ -49,6 +49,13 @@ async fn a_write_is_one_log_entry_for_its_records_and_one_for_its_marks() {
 }
 
 #[wasm_bindgen_test]
+async fn a_removal_is_remembered_for_the_next_leader_and_a_value_it_did_not_write_is_none() {
+    leader_cases::a_removal_is_remembered_for_the_next_leader_and_a_value_it_did_not_write_is_none(
+    )
+    .await;
+}
+
+#[wasm_bindgen_test]
 async fn a_schema_3_database_is_upgraded_and_its_packs_become_slots() {
     leader_cases::a_schema_3_database_is_upgraded_and_its_packs_become_slots().await;
 }

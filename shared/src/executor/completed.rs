@@ -1,10 +1,11 @@
-//! The transactions completed lately, for answering a late resend (one that crossed a leader
-//! change) with "completed" instead of running it again: what storage keeps as tombstones, kept
-//! in memory for as long as storage keeps it ([`TOMBSTONE_TTL_MS`]), so a leader that leads for
-//! days does not hold every id it ever completed.
+//! The transactions completed (or removed) lately, for answering a late resend (one that
+//! crossed a leader change) with "completed" (or "removed") instead of running it again: what
+//! storage keeps as tombstones (or removals), kept in memory for as long as storage keeps it
+//! ([`TOMBSTONE_TTL_MS`]), so a leader that leads for days does not hold every id it ever
+//! settled.
 
 use crate::model::{Millis, TransactionId};
-use crate::store::{Tombstone, TOMBSTONE_TTL_MS};
+use crate::store::TOMBSTONE_TTL_MS;
 use std::collections::{HashSet, VecDeque};
 
 #[derive(Debug, Default)]
@@ -15,13 +16,14 @@ pub(super) struct Completed {
 }
 
 impl Completed {
-    /// From the tombstones storage gave at the start of a leadership.
-    pub fn loaded(mut tombstones: Vec<Tombstone>) -> Self {
-        tombstones.sort_by_key(|t| t.completed_at);
+    /// From the ids and times storage gave at the start of a leadership.
+    pub fn loaded(settled: impl IntoIterator<Item = (TransactionId, Millis)>) -> Self {
+        let mut settled: Vec<(TransactionId, Millis)> = settled.into_iter().collect();
+        settled.sort_by_key(|(_, at)| *at);
         let mut completed = Self::default();
-        for t in tombstones {
-            if completed.ids.insert(t.id.clone()) {
-                completed.order.push_back((t.completed_at, t.id));
+        for (id, at) in settled {
+            if completed.ids.insert(id.clone()) {
+                completed.order.push_back((at, id));
             }
         }
         completed
@@ -56,16 +58,7 @@ mod tests {
 
     #[test]
     fn ids_are_kept_as_long_as_storage_keeps_their_tombstones() {
-        let mut c = Completed::loaded(vec![
-            Tombstone {
-                id: "b".into(),
-                completed_at: 20,
-            },
-            Tombstone {
-                id: "a".into(),
-                completed_at: 10,
-            },
-        ]);
+        let mut c = Completed::loaded(vec![("b".into(), 20), ("a".into(), 10)]);
         c.insert("c".into(), 30);
         assert!(c.contains(&"a".into()) && c.contains(&"c".into()));
         // One day after "a": "a" is still kept (storage keeps it until it is older than that).

@@ -34,7 +34,13 @@ impl Executor {
                 self.calls.answered(f, false);
             }
         }
-        self.tombstones = Completed::loaded(loaded.tombstones);
+        self.tombstones = Completed::loaded(
+            loaded
+                .tombstones
+                .into_iter()
+                .map(|t| (t.id, t.completed_at)),
+        );
+        self.removed = Completed::loaded(loaded.removed.into_iter().map(|r| (r.id, r.removed_at)));
         let mut txs: Vec<Transaction> = Vec::with_capacity(loaded.records.len());
         for (key, value) in loaded.records {
             match Transaction::from_stored(value) {
@@ -131,6 +137,20 @@ impl Executor {
         if self.tombstones.contains(&id) {
             // Completed already (a resend that crossed a leader change): say so.
             tx.state = TransactionState::Completed;
+            tx.updated_at = now;
+            tx.epoch = self.epoch;
+            self.answer_resend(from, tx);
+            return;
+        }
+        if self.removed.contains(&id) && !self.txs.contains_key(&id) {
+            // Removed (by the app, a `before_retry` hook or a sign-out) while this tab did not
+            // hear of it: the leader that removed it died before saying so, or the tab was
+            // away. It stays removed.
+            tx.state = TransactionState::Failed;
+            tx.error = Some(TxError::new(
+                ErrorCode::Removed,
+                "removed from the outbox before this resend",
+            ));
             tx.updated_at = now;
             tx.epoch = self.epoch;
             self.answer_resend(from, tx);
@@ -610,7 +630,8 @@ impl Executor {
         e.tx.epoch = self.epoch;
         self.ready.remove(&(e.tx.seq, id.clone()));
         let promoted = self.scheduler.remove(id, &e.tx.keys);
-        self.writes.delete(e.tx);
+        self.removed.insert(id.clone(), now);
+        self.writes.delete(e.tx, now);
         for p in promoted {
             self.recheck(now, &p);
         }

@@ -58,6 +58,8 @@ pub struct Executor {
     writes: WritePipeline,
     /// Completed lately, for answering a late resend.
     tombstones: Completed,
+    /// Removed lately, for answering a late resend with "removed".
+    removed: Completed,
     synced_seq: u64,
     next_seq: u64,
     timer_at: Option<Millis>,
@@ -129,6 +131,7 @@ impl Executor {
             calls: CallsInFlight::default(),
             writes: WritePipeline::default(),
             tombstones: Completed::default(),
+            removed: Completed::default(),
             synced_seq: 0,
             next_seq: 1,
             timer_at: None,

@@ -33,6 +33,7 @@ pub fn rehearse(config: ExecutorConfig) -> Vec<TransactionId> {
             epoch: Epoch(1),
             records: vec![("stored".into(), stored_text(&tx("stored")))],
             tombstones: Vec::new(),
+            removed: Vec::new(),
             unreachable: false,
         }),
     );

@@ -512,6 +512,49 @@ fn dead_letters_can_be_retried_with_a_fresh_budget_or_removed() {
 }
 
 #[test]
+fn a_removed_transaction_resent_to_the_next_leader_stays_removed() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["1"]));
+    r.settle();
+    r.feed(Event::Request {
+        from: tab(),
+        req: 1,
+        op: Request::Remove { id: "b".into() },
+    });
+    r.settle();
+    // Resent to the same leader (a tab that did not hear of it): not taken in again.
+    r.sent.clear();
+    r.submit(ordered("b", &["1"]));
+    assert!(r.writes.is_empty(), "nothing written for it");
+    let answered_removed = |sent: &[(Option<ClientId>, Message)]| {
+        sent.iter().any(|(to, m)| {
+            to.as_ref() == Some(&tab())
+                && matches!(m, Message::State { txs, .. } if txs.iter().any(|t| t.id.as_str() == "b" && t.state == TransactionState::Failed && t.error_code() == Some(ErrorCode::Removed)))
+        })
+    };
+    assert!(answered_removed(&r.sent), "{:?}", r.sent);
+    // The leader dies before any tab hears of the removal; its tab resends to the next one.
+    let store = std::mem::take(&mut r.store);
+    let mut next = Rig::with_store(ExecutorConfig::default(), store);
+    next.submit(ordered("b", &["1"]));
+    next.settle();
+    assert!(answered_removed(&next.sent), "{:?}", next.sent);
+    assert_eq!(next.state("b"), None);
+    assert!(!next.called().contains(&"b"), "never sent to the server");
+    assert!(next
+        .store
+        .transactions()
+        .iter()
+        .all(|t| t.id.as_str() != "b"));
+    // A day later the removal is forgotten, like a tombstone.
+    let mut store = std::mem::take(&mut next.store);
+    store.begin_leadership(TOMBSTONE_TTL_MS + 1);
+    let loaded = store.begin_leadership(TOMBSTONE_TTL_MS + 1);
+    assert!(loaded.removed.is_empty());
+}
+
+#[test]
 fn before_retry_can_discard_a_transaction() {
     let mut r = Rig::new(ExecutorConfig {
         before_retry: Some(Box::new(|t: &Transaction| {

@@ -4,7 +4,7 @@
 
 use crate::model::{ClientId, Epoch, Key, Millis, Strategy, Transaction, TransactionId};
 use crate::protocol::Response;
-use crate::store::{Tombstone, WriteBatch, WriteId};
+use crate::store::{Removal, Tombstone, WriteBatch, WriteId};
 use std::collections::BTreeSet;
 
 /// An action that may run only once a write has committed.
@@ -58,7 +58,7 @@ pub(super) struct WritePipeline {
     /// unfinished and call it again after the later one, out of order (and fail the later one
     /// too, after it had run, should the earlier one now fail).
     settled_keys: BTreeSet<Key>,
-    deletes: Vec<TransactionId>,
+    deletes: Vec<Removal>,
     /// Final states of removed transactions.
     finals: Vec<Transaction>,
     after: Vec<AfterCommit>,
@@ -112,12 +112,15 @@ impl WritePipeline {
         self.completed_finals.push(tx);
     }
 
-    /// The transaction was removed: delete its record.
-    pub fn delete(&mut self, tx: Transaction) {
+    /// The transaction was removed at `now`: delete its record (storage remembers the removal).
+    pub fn delete(&mut self, tx: Transaction, now: Millis) {
         self.dirty.remove(&tx.id);
         self.lazy.remove(&tx.id);
         self.new.remove(&tx.id);
-        self.deletes.push(tx.id.clone());
+        self.deletes.push(Removal {
+            id: tx.id.clone(),
+            removed_at: now,
+        });
         self.finals.push(tx);
     }
 

@@ -18,13 +18,19 @@
 //! become current again). A tombstone therefore lives at least [`TOMBSTONE_TTL_MS`], sometimes
 //! longer.
 //!
+//! **Removals** are remembered apart from the log, in one record of their own (the ids and
+//! times of those of the last [`TOMBSTONE_TTL_MS`], at most [`REMOVALS_KEPT`]:
+//! [`Op::PutRemovals`]), rewritten by every write that removes something: a log entry with a
+//! field builds before it do not know would not read there, and they would quarantine it. A
+//! removal's `r` mark still beats the id's record in the log, for every build.
+//!
 //! Builds before the log kept one **slot** per id in the outbox store (the record's text, or the
 //! tombstone's time). Slots are read as older than every entry; a slot whose id gets a copy in
 //! the log is deleted in that write. Schema 3 also kept *packs* (a write's new records, beaten
 //! by any slot of the same id); [`migrate_packs`] turns them into slots when a new leader first
 //! reads them.
 
-use super::{StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
+use super::{Removal, StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
 use crate::model::{Millis, Transaction, TransactionId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -36,6 +42,10 @@ pub type EntryId = u64;
 /// The key under which a new leader lists an entry that does not read: the executor quarantines
 /// it like any record that does not read ([`Layout::quarantine_target`] knows the prefix).
 const BAD_ENTRY_PREFIX: &str = "\u{0}log:";
+
+/// At most this many removals are remembered (the most recent): the record of them is rewritten
+/// whole by every write that removes something.
+pub const REMOVALS_KEPT: usize = 10_000;
 
 /// What a slot of the outbox store (the layout before the log) holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +137,8 @@ pub enum Op {
     DeleteEntry(EntryId),
     /// Delete the slot of this id.
     DeleteSlot(TransactionId),
+    /// Replace the record of recent removals with this JSON text (`[[id, removedAt], …]`).
+    PutRemovals(String),
 }
 
 /// Where an id's current copy is.
@@ -148,6 +160,8 @@ pub struct Delta {
     /// layout forgets them (see [`Layout::commit`]).
     settled: Vec<TransactionId>,
     dropped: Vec<EntryId>,
+    /// The recent removals as written, when this write rewrote them.
+    removed: Option<Vec<(TransactionId, Millis)>>,
 }
 
 /// Where a record to quarantine is.
@@ -174,6 +188,8 @@ pub struct Layout {
     /// How many current copies each stored entry holds.
     live: HashMap<EntryId, usize>,
     next: EntryId,
+    /// The removals remembered in storage, oldest first.
+    removed: Vec<(TransactionId, Millis)>,
 }
 
 /// What a new leader reads ([`Layout::load`]).
@@ -369,8 +385,41 @@ impl Layout {
         !self.current.contains_key(id)
     }
 
+    /// The removals storage remembers (the text [`Op::PutRemovals`] last wrote), as of `now`:
+    /// those of the last [`TOMBSTONE_TTL_MS`] whose id has no current record (a build that did
+    /// not remember them may have taken a resend in again). A text that does not read is taken
+    /// for none: it only helps answer resends.
+    pub fn recall_removals(&mut self, stored: Option<&str>, now: Millis) -> Vec<Removal> {
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
+        let listed: Vec<(String, Millis)> = stored
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        self.removed = listed
+            .into_iter()
+            .map(|(id, at)| (TransactionId(id), at))
+            .filter(|(id, at)| *at >= cutoff && !self.current.contains_key(id))
+            .collect();
+        self.removed.sort_by_key(|(_, at)| *at);
+        self.removed
+            .iter()
+            .map(|(id, at)| Removal {
+                id: id.clone(),
+                removed_at: *at,
+            })
+            .collect()
+    }
+
     /// The operations that store `batch`, and the change to apply once they commit.
     pub fn plan(&self, batch: &WriteBatch) -> Result<(Vec<Op>, Delta), serde_json::Error> {
+        self.plan_with(batch, true)
+    }
+
+    /// [`Layout::plan`]; the batch's removals are remembered only if `remember`.
+    fn plan_with(
+        &self,
+        batch: &WriteBatch,
+        remember: bool,
+    ) -> Result<(Vec<Op>, Delta), serde_json::Error> {
         let mut plan = Planner {
             layout: self,
             ops: Vec::new(),
@@ -405,7 +454,7 @@ impl Layout {
             plan.delta.settled.push(t.id.clone());
             out.done.push((t.id.as_str(), t.completed_at));
         }
-        for id in &batch.deletes {
+        for Removal { id, .. } in &batch.deletes {
             match self.current.get(id) {
                 // Nothing older than a slot: deleting it leaves no copy.
                 Some(Place::Slot) => {
@@ -424,6 +473,9 @@ impl Layout {
             let entry = plan.new_entry();
             debug_assert_eq!(entry, marks);
             plan.put(entry, &out)?;
+        }
+        if remember && !batch.deletes.is_empty() {
+            plan.remember(&batch.deletes)?;
         }
         Ok(plan.finish())
     }
@@ -451,14 +503,20 @@ impl Layout {
         &self,
         id: &TransactionId,
     ) -> Result<(Vec<Op>, Delta), serde_json::Error> {
-        self.plan(&WriteBatch {
-            id: 0,
-            epoch: crate::model::Epoch(0),
-            puts: Vec::new(),
-            completed: Vec::new(),
-            deletes: vec![id.clone()],
-            reachable: None,
-        })
+        self.plan_with(
+            &WriteBatch {
+                id: 0,
+                epoch: crate::model::Epoch(0),
+                puts: Vec::new(),
+                completed: Vec::new(),
+                deletes: vec![Removal {
+                    id: id.clone(),
+                    removed_at: 0,
+                }],
+                reachable: None,
+            },
+            false,
+        )
     }
 
     /// Applies a committed write's change.
@@ -486,6 +544,9 @@ impl Layout {
         }
         for entry in delta.dropped {
             self.live.remove(&entry);
+        }
+        if let Some(removed) = delta.removed {
+            self.removed = removed;
         }
     }
 }
@@ -524,6 +585,31 @@ impl Planner<'_> {
         self.ops
             .push(Op::PutEntry(entry, serde_json::to_string(out)?));
         self.delta.created.push((entry, n));
+        Ok(())
+    }
+
+    /// Rewrites the recent removals with `deletes` added: those older than a day before the
+    /// newest go, and the oldest beyond [`REMOVALS_KEPT`].
+    fn remember(&mut self, deletes: &[Removal]) -> Result<(), serde_json::Error> {
+        let newest = deletes.iter().map(|r| r.removed_at).max().unwrap_or(0);
+        let cutoff = newest.saturating_sub(TOMBSTONE_TTL_MS);
+        let fresh: HashSet<&TransactionId> = deletes.iter().map(|r| &r.id).collect();
+        let mut removed: Vec<(TransactionId, Millis)> = self
+            .layout
+            .removed
+            .iter()
+            .filter(|(id, at)| *at >= cutoff && !fresh.contains(id))
+            .cloned()
+            .chain(deletes.iter().map(|r| (r.id.clone(), r.removed_at)))
+            .collect();
+        removed.sort_by_key(|(_, at)| *at);
+        let excess = removed.len().saturating_sub(REMOVALS_KEPT);
+        removed.drain(..excess);
+        let listed: Vec<(&str, Millis)> =
+            removed.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        self.ops
+            .push(Op::PutRemovals(serde_json::to_string(&listed)?));
+        self.delta.removed = Some(removed);
         Ok(())
     }
 
@@ -572,6 +658,94 @@ mod tests {
         }
     }
 
+    fn gone(id: &str, at: Millis) -> Removal {
+        Removal {
+            id: id.into(),
+            removed_at: at,
+        }
+    }
+
+    fn removed_ids(loaded: &super::super::Loaded) -> Vec<(&str, Millis)> {
+        loaded
+            .removed
+            .iter()
+            .map(|r| (r.id.as_str(), r.removed_at))
+            .collect()
+    }
+
+    #[test]
+    fn removals_are_remembered_for_a_day_across_leaderships() {
+        let mut s = MemOutboxStore::new();
+        let epoch = s.begin_leadership(0).epoch.0;
+        s.write(&batch(epoch, vec![tx("a"), tx("b"), tx("c")]))
+            .unwrap();
+        let mut b = batch(epoch, vec![]);
+        b.deletes = vec![gone("a", 10)];
+        s.write(&b).unwrap();
+        let mut b = batch(epoch, vec![]);
+        b.deletes = vec![gone("b", 20)];
+        s.write(&b).unwrap();
+        let loaded = s.begin_leadership(30);
+        assert_eq!(removed_ids(&loaded), [("a", 10), ("b", 20)]);
+        assert_eq!(ids(&s), ["c"], "the removals' marks beat the records");
+        // Kept a day, like tombstones: the next removal's write leaves out those older than a
+        // day before it, and a load those older than a day before it.
+        let mut b = batch(loaded.epoch.0, vec![]);
+        b.deletes = vec![gone("c", 15 + TOMBSTONE_TTL_MS)];
+        s.write(&b).unwrap();
+        let loaded = s.begin_leadership(15 + TOMBSTONE_TTL_MS);
+        assert_eq!(
+            removed_ids(&loaded),
+            [("b", 20), ("c", 15 + TOMBSTONE_TTL_MS)]
+        );
+        let loaded = s.begin_leadership(21 + TOMBSTONE_TTL_MS);
+        assert_eq!(removed_ids(&loaded), [("c", 15 + TOMBSTONE_TTL_MS)]);
+    }
+
+    #[test]
+    fn a_removal_is_not_recalled_once_the_id_has_a_record_again_nor_a_quarantine_at_all() {
+        let mut s = MemOutboxStore::new();
+        let epoch = s.begin_leadership(0).epoch.0;
+        s.write(&batch(epoch, vec![tx("a"), tx("q")])).unwrap();
+        let mut b = batch(epoch, vec![]);
+        b.deletes = vec![gone("a", 10)];
+        s.write(&b).unwrap();
+        // A build that does not remember removals took a resend of "a" in again.
+        s.write(&batch(epoch, vec![tx("a")])).unwrap();
+        s.quarantine("q");
+        let loaded = s.begin_leadership(30);
+        assert!(loaded.removed.is_empty(), "{:?}", loaded.removed);
+        assert_eq!(ids(&s), ["a"]);
+    }
+
+    #[test]
+    fn removals_that_do_not_read_are_taken_for_none() {
+        let mut layout = Layout::default();
+        assert!(layout.recall_removals(Some("{not json"), 0).is_empty());
+        assert!(layout.recall_removals(Some("[[1, 2]]"), 0).is_empty());
+        assert_eq!(
+            layout.recall_removals(Some(r#"[["x", 5]]"#), 6),
+            vec![gone("x", 5)]
+        );
+    }
+
+    #[test]
+    fn at_most_the_latest_removals_are_remembered() {
+        let mut layout = Layout::default();
+        let mut b = batch(1, vec![]);
+        b.deletes = (0..REMOVALS_KEPT as u64 + 5)
+            .map(|i| gone(&format!("t{i}"), i))
+            .collect();
+        let (ops, delta) = layout.plan(&b).unwrap();
+        layout.commit(delta);
+        let Some(Op::PutRemovals(text)) = ops.last() else {
+            panic!("no removals written: {:?}", ops.last())
+        };
+        let recalled = Layout::default().recall_removals(Some(text), REMOVALS_KEPT as u64 + 5);
+        assert_eq!(recalled.len(), REMOVALS_KEPT);
+        assert_eq!(recalled[0], gone("t5", 5), "the oldest go first");
+    }
+
     fn ids(store: &MemOutboxStore) -> Vec<String> {
         let mut ids: Vec<String> = store.transactions().into_iter().map(|t| t.id.0).collect();
         ids.sort();
@@ -597,17 +771,16 @@ mod tests {
         layout.commit(delta);
         let mut b = batch(1, vec![tx("d")]);
         b.completed = vec![done("a", 5), done("b", 5)];
-        b.deletes = vec!["c".into()];
+        b.deletes = vec![gone("c", 5)];
         let (ops, _) = layout.plan(&b).unwrap();
         assert_eq!(
             put_keys(&ops),
             [2, 3],
             "d's record, then a's and b's marks and c's removal"
         );
-        assert_eq!(
-            ops[2],
-            Op::DeleteEntry(1),
-            "every copy in entry 1 beaten: it goes"
+        assert!(
+            ops.contains(&Op::DeleteEntry(1)),
+            "every copy in entry 1 beaten: it goes: {ops:?}"
         );
     }
 
@@ -622,10 +795,10 @@ mod tests {
         a.state = TransactionState::Failed;
         s.write(&batch(epoch, vec![a.clone()])).unwrap();
         assert_eq!(s.entry_count(), 2, "entry 1 still holds b and c");
-        let mut gone = batch(epoch, vec![]);
-        gone.completed.push(done("b", 5));
-        gone.deletes.push("c".into());
-        s.write(&gone).unwrap();
+        let mut marks = batch(epoch, vec![]);
+        marks.completed.push(done("b", 5));
+        marks.deletes.push(gone("c", 5));
+        s.write(&marks).unwrap();
         assert_eq!(
             s.entry_count(),
             2,
@@ -654,7 +827,7 @@ mod tests {
             .unwrap();
         let mut marks = batch(epoch, vec![]);
         marks.completed.push(done("a", 5));
-        marks.deletes.push("b".into());
+        marks.deletes.push(gone("b", 5));
         s.write(&marks).unwrap();
         assert_eq!(
             known(&s),
@@ -686,7 +859,7 @@ mod tests {
         s.write(&batch(epoch, vec![tx("a"), tx("b")])).unwrap();
         let mut b = batch(epoch, vec![]);
         b.completed.push(done("a", 5));
-        b.deletes.push("b".into());
+        b.deletes.push(gone("b", 5));
         s.write(&b).unwrap();
         assert_eq!(s.entry_count(), 1, "entry 1 beaten whole");
         s.write(&batch(epoch, vec![tx("c"), tx("d")])).unwrap();

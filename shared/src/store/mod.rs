@@ -31,8 +31,9 @@ pub struct WriteBatch {
     /// Transactions that completed: their records are replaced by tombstones, so a late resend
     /// of the same id is recognised as done.
     pub completed: Vec<Tombstone>,
-    /// Records to delete outright (removed by the app).
-    pub deletes: Vec<TransactionId>,
+    /// Records to delete outright (removed by the app, or discarded): storage remembers the
+    /// removals as long as tombstones ([`Loaded::removed`]).
+    pub deletes: Vec<Removal>,
     /// Whether the server was reachable, when that changed: `Some(false)` after an attempt got
     /// no answer at all, `Some(true)` once one is answered again. The next leader starts from
     /// it ([`Loaded::unreachable`]).
@@ -59,7 +60,18 @@ pub struct Tombstone {
     pub completed_at: Millis,
 }
 
-/// How long tombstones are kept.
+/// What is left of a transaction removed from the outbox (by the app, a `before_retry` hook or
+/// a sign-out that discards): enough to answer a late resend with "removed" rather than take
+/// it in anew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The transaction.
+    pub id: TransactionId,
+    /// When it was removed.
+    pub removed_at: Millis,
+}
+
+/// How long tombstones (and removals) are kept.
 pub const TOMBSTONE_TTL_MS: Millis = 24 * 60 * 60 * 1000;
 
 /// A record as storage gave it: the JSON text Outbox writes (decoded straight into a
@@ -82,6 +94,8 @@ pub struct Loaded {
     pub records: Vec<(String, StoredRecord)>,
     /// Recent tombstones.
     pub tombstones: Vec<Tombstone>,
+    /// Recent removals (those of builds before session 20 were not kept).
+    pub removed: Vec<Removal>,
     /// The last leader's last attempt got no answer at all (the server was unreachable): the
     /// new leader starts by probing, one attempt at a time.
     pub unreachable: bool,
@@ -139,6 +153,8 @@ pub struct MemOutboxStore {
     slots: BTreeMap<String, Slot>,
     log: BTreeMap<EntryId, StoredRecord>,
     quarantine: BTreeMap<String, StoredRecord>,
+    /// The recent removals' text ([`Op::PutRemovals`]).
+    removals: Option<String>,
     layout: Layout,
     unreachable: bool,
     /// When set, writes that add records fail with [`StoreError::QuotaExceeded`].
@@ -157,18 +173,20 @@ impl MemOutboxStore {
     /// atomically.
     pub fn begin_leadership(&mut self, now: Millis) -> Loaded {
         self.epoch = self.epoch.next();
-        let (layout, load) = self.read(now);
+        let (mut layout, load) = self.read(now);
         for key in &load.expired {
             self.slots.remove(key);
         }
         for entry in &load.dropped {
             self.log.remove(entry);
         }
+        let removed = layout.recall_removals(self.removals.as_deref(), now);
         self.layout = layout;
         Loaded {
             epoch: self.epoch,
             records: load.records,
             tombstones: load.tombstones,
+            removed,
             unreachable: self.unreachable,
         }
     }
@@ -216,6 +234,7 @@ impl MemOutboxStore {
                 Op::DeleteSlot(id) => {
                     self.slots.remove(id.as_str());
                 }
+                Op::PutRemovals(text) => self.removals = Some(text),
             }
         }
     }

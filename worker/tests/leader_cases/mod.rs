@@ -11,7 +11,7 @@ use outbox_shared::model::{
     Attempt, ClientId, Epoch, ErrorCode, PendingMutation, Strategy, Transaction, TransactionState,
 };
 use outbox_shared::protocol::{Envelope, Message};
-use outbox_shared::store::{StoreError, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
+use outbox_shared::store::{Removal, StoreError, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
 use outbox_worker::idb::{store_error, IdbStore};
 use outbox_worker::leader::Leader;
 use serde_json::json;
@@ -408,6 +408,48 @@ pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_c
             .is_empty(),
         "deleted"
     );
+}
+
+pub async fn a_removal_is_remembered_for_the_next_leader_and_a_value_it_did_not_write_is_none() {
+    let scope = unique("removals");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap();
+    let mut t = tx("a", "1");
+    t.epoch = first.epoch;
+    store
+        .write(&batch(1, first.epoch, vec![t], vec![], None))
+        .await
+        .unwrap();
+    let mut removal = batch(2, first.epoch, vec![], vec![], None);
+    removal.deletes = vec![Removal {
+        id: "a".into(),
+        removed_at: 1_000,
+    }];
+    store.write(&removal).await.unwrap();
+    let next = IdbStore::open(&scope)
+        .await
+        .unwrap()
+        .begin_leadership(5_000)
+        .await
+        .unwrap();
+    assert!(next.records.is_empty(), "the removal beats the record");
+    assert_eq!(
+        next.removed,
+        vec![Removal {
+            id: "a".into(),
+            removed_at: 1_000
+        }]
+    );
+    // A value of another shape under the key is no removals, and no failure of the takeover.
+    plant(
+        store.database(),
+        "meta",
+        JsValue::from_str("removals"),
+        JsValue::from_f64(7.0),
+    )
+    .await;
+    let after = store.begin_leadership(5_000).await.unwrap();
+    assert!(after.removed.is_empty() && after.records.is_empty());
 }
 
 /// The keys in the object store `name` of `store`'s database (numbers in decimal).
