@@ -5,7 +5,7 @@
 // through a leader failover, and in a tab that has to follow the feed itself (online-only).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventually, withDemo } from './harness.mjs';
+import { eventually, startServer, withDemo } from './harness.mjs';
 import { clientReady, insertDurable, openTab, role, settledRoles } from './tabs.mjs';
 
 /** Writes a row on the server directly (someone else's change): insert or update. */
@@ -84,6 +84,44 @@ test('a reloaded tab shows the rows its new leader restores from storage, with n
     await settledRoles([page]);
     await eventually(async () => (await count()) === rows.length, { timeout: 15_000, what: 'the stored rows back in the reloaded tab' });
     assert.equal((await serverRows(server)).seq, seq, 'nothing changed on the server meanwhile');
+  });
+});
+
+test('a server restored to an earlier state is followed again: its old rows go and its new numbering applies', async (t) => {
+  await withDemo(t, async ({ server, browser }) => {
+    const tabs = [];
+    for (let i = 0; i < 2; i++) tabs.push(await openTab(browser, server, { dedicated: true }));
+    await settledRoles(tabs);
+    for (let i = 0; i < 5; i++) {
+      await serverWrite(server, { id: `before-${i}`, title: `before ${i}`, done: false, createdAt: i });
+    }
+    const { seq: before } = await serverRows(server);
+    for (const tab of tabs) {
+      await eventually(async () => (await tab.evaluate(() => window.outboxDemo.client.feedPosition)) === before, { what: 'every tab at the server’s seq' });
+    }
+    // The same origin, a database restored to empty: its sequence numbers start again below
+    // what the tabs have applied (and its feed, asked from there, would send nothing).
+    const port = new URL(server.url).port;
+    await server.stop();
+    const restored = await startServer({ args: ['--port', port] });
+    t.after(() => restored.stop());
+    const row = { id: 'after-restore', title: 'written after the restore', done: false, createdAt: 9 };
+    await serverWrite(restored, row);
+    const { seq: after } = await serverRows(restored);
+    assert.ok(after < before, `the restored server numbers from below (${after} < ${before})`);
+    for (const tab of tabs) {
+      await eventually(async () => {
+        const rows = await rowsOf(tab);
+        return rows[row.id]?.title === row.title && !('before-0' in rows);
+      }, { timeout: 20_000, what: 'the restored server’s rows, and only those, in every tab' });
+      await eventually(async () => (await tab.evaluate(() => window.outboxDemo.client.feedPosition)) === after, { what: 'the tab at the restored server’s seq' });
+    }
+    // And the feed goes on in the new numbering.
+    const next = { id: 'after-restore-2', title: 'and another', done: false, createdAt: 10 };
+    await serverWrite(restored, next);
+    for (const tab of tabs) {
+      await eventually(async () => (await rowsOf(tab))[next.id]?.title === next.title, { what: 'the next change in every tab' });
+    }
   });
 });
 

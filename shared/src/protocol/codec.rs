@@ -248,6 +248,7 @@ pub fn encode_parts(env: &Envelope, max: usize, emit: &mut dyn FnMut(String)) {
             seq,
             rows,
             more,
+            restart,
         } if rows.len() > 1 => {
             let empty = |more| {
                 with(Message::SyncRows {
@@ -256,6 +257,7 @@ pub fn encode_parts(env: &Envelope, max: usize, emit: &mut dyn FnMut(String)) {
                     seq: *seq,
                     rows: Vec::new(),
                     more,
+                    restart: *restart,
                 })
             };
             pack(env, &empty, "rows", rows, *more, max, emit);
@@ -387,6 +389,7 @@ mod tests {
                 seq: 9,
                 rows: vec![("a".into(), json!({"t": 1}))],
                 more: true,
+                restart: true,
             },
         ] {
             let env = Envelope::reply("todos", &leader, &ClientId("tab".into()), body);
@@ -449,6 +452,7 @@ mod tests {
                 seq: 5,
                 rows: rows.clone(),
                 more: false,
+                restart: false,
             },
         );
         let parts = encode_fitting(&env, 10_000);

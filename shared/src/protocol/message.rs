@@ -201,6 +201,11 @@ pub enum Message {
         /// More parts of this collection follow.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         more: bool,
+        /// The server's numbering restarted: the rows replace the tab's even if its sequence
+        /// number is higher (see [`crate::sync::RowsPart::restart`]). Builds before session 20
+        /// ignore it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restart: bool,
     },
     /// Something the app should know (a quarantined record, an unknown mutation function).
     Diagnostic {

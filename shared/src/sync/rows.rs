@@ -34,6 +34,10 @@ pub struct RowsPart {
     pub rows: Vec<(String, Value)>,
     /// More parts of this collection follow; the last says `false`.
     pub more: bool,
+    /// The server's numbering restarted (it lost history: see
+    /// [`super::LeaderSync::head_known`]): these rows replace the tab's whatever its sequence
+    /// number, and its feed position goes back to them.
+    pub restart: bool,
 }
 
 /// The server's rows (no optimistic changes), by collection and key, with a sequence number
@@ -200,6 +204,7 @@ pub fn split_snapshot(snap: CollectionSnapshot, max_rows: usize) -> Vec<RowsPart
             seq: snap.seq,
             rows: chunk.to_vec(),
             more: true,
+            restart: false,
         })
         .collect();
     match parts.last_mut() {
@@ -209,6 +214,7 @@ pub fn split_snapshot(snap: CollectionSnapshot, max_rows: usize) -> Vec<RowsPart
             seq: snap.seq,
             rows: Vec::new(),
             more: false,
+            restart: false,
         }),
     }
     parts

@@ -265,6 +265,7 @@ fn hear(t: &mut TabCore, h: &History, leader_at: u64, body: Message, rng: &mut S
                         seq: leader_at,
                         rows: snap.rows,
                         more: false,
+                        restart: false,
                     });
                 }
             }
@@ -308,7 +309,7 @@ proptest! {
         t.leader_verified(0, Epoch(1), ClientId("leader".into()));
         for c in COLLECTIONS {
             t.receive(0, leader_env(Message::SyncRows {
-                epoch: Epoch(1), collection: c.into(), seq: 0, rows: Vec::new(), more: false,
+                epoch: Epoch(1), collection: c.into(), seq: 0, rows: Vec::new(), more: false, restart: false,
             }));
         }
 
@@ -488,13 +489,15 @@ impl LeaderSim {
                                 seq: p.seq,
                                 rows: p.rows,
                                 more: p.more,
+                                restart: p.restart,
                             },
                             rng,
                         );
                     }
                 }
                 call @ (LeaderSyncOutput::LoadSnapshot { .. }
-                | LeaderSyncOutput::FetchRange { .. }) => {
+                | LeaderSyncOutput::FetchRange { .. }
+                | LeaderSyncOutput::CheckHead { .. }) => {
                     self.calls.push(call);
                 }
             }
@@ -552,6 +555,9 @@ impl LeaderSim {
                 let upto = self.server_at.saturating_sub(since).min(u64::from(limit));
                 self.leader.range_loaded(self.h.range(since, upto))
             }
+            // The server's history only grows here: its head is never below the leader's.
+            LeaderSyncOutput::CheckHead { .. } if fail => Vec::new(),
+            LeaderSyncOutput::CheckHead { .. } => self.leader.head_known(self.server_at),
             _ => Vec::new(),
         };
         self.run(outs, rng);

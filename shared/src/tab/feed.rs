@@ -11,7 +11,7 @@
 use super::{TabCore, TabOutput};
 use crate::model::TransactionState;
 use crate::protocol::Message;
-use crate::sync::{CollectionSnapshot, FeedEntry, RowsPart};
+use crate::sync::{CollectionSnapshot, FeedCursor, FeedEntry, RowsPart};
 use crate::view::RowRef;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -100,8 +100,11 @@ impl TabCore {
     /// A part of a collection's rows from the leader ([`Message::SyncRows`], read by
     /// [`TabCore::receive`]; or, with a feed of its own, a snapshot it loaded). Parts are
     /// gathered until the last (`more: false`); then the collection's rows are replaced,
-    /// unless the tab already has them at a later sequence number.
+    /// unless the tab already has them at a later sequence number — or, when the server's
+    /// numbering restarted ([`RowsPart::restart`]), whatever it has: the tab's feed then starts
+    /// again from these rows, and entries of the old numbering it holds are dropped.
     pub fn sync_rows(&mut self, part: RowsPart) -> Vec<TabOutput> {
+        let restart = part.restart;
         let gathering = self
             .rows_parts
             .entry(part.collection.clone())
@@ -121,12 +124,18 @@ impl TabCore {
         let Some(snap) = self.rows_parts.remove(&part.collection) else {
             return self.take();
         };
-        if self
-            .server
-            .seq(&snap.collection)
-            .is_some_and(|s| s > snap.seq)
+        if !restart
+            && self
+                .server
+                .seq(&snap.collection)
+                .is_some_and(|s| s > snap.seq)
         {
             return self.take(); // older than what the tab has
+        }
+        if restart && self.feed.applied() > snap.seq {
+            self.feed = FeedCursor::new(snap.seq);
+            // Sequence numbers the sync reached in the old numbering say nothing now.
+            self.synced_seq = None;
         }
         self.set_externally_synced(&snap.collection);
         let changed = self.server.load(snap);

@@ -37,6 +37,7 @@ fn rows(seq: u64, rows: &[(&str, Value)]) -> Message {
         seq,
         rows: rows.iter().map(|(k, v)| ((*k).into(), v.clone())).collect(),
         more: false,
+        restart: false,
     }
 }
 
@@ -164,6 +165,41 @@ fn rows_in_parts_replace_the_collection_and_resume_the_cursor_there() {
         t.view().get("todos", "b").is_some(),
         "older rows are ignored"
     );
+}
+
+#[test]
+fn rows_of_a_restarted_numbering_replace_newer_ones_and_the_feed_follows_them() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    hear(
+        &mut t,
+        entries(vec![
+            entry(1, "a", Some(json!({"t": 1}))),
+            entry(2, "old", Some(json!({"t": 2}))),
+        ]),
+    );
+    // An entry of the old numbering waits behind a gap.
+    hear(
+        &mut t,
+        entries(vec![entry(9, "late", Some(json!({"t": 9})))]),
+    );
+    assert_eq!(t.feed_applied(), 2);
+    // The server lost its history and numbers from 1 again: the leader sends every row.
+    let mut restart = rows(1, &[("a", json!({"t": "restored"}))]);
+    if let Message::SyncRows { restart, .. } = &mut restart {
+        *restart = true;
+    }
+    hear(&mut t, restart);
+    assert_eq!(t.feed_applied(), 1);
+    assert_eq!(shown(&t), Some(&json!({"t": "restored"})));
+    assert_eq!(t.view().get("todos", "old"), None, "the old rows are gone");
+    // The new numbering's entries apply; the old one's buffered entry does not.
+    let news: Vec<FeedEntry> = (2..=9)
+        .map(|seq| entry(seq, &format!("n{seq}"), Some(json!({"t": seq}))))
+        .collect();
+    hear(&mut t, entries(news));
+    assert_eq!(t.feed_applied(), 9);
+    assert_eq!(t.view().get("todos", "n2"), Some(&json!({"t": 2})));
+    assert_eq!(t.view().get("todos", "late"), None);
 }
 
 #[test]
@@ -319,6 +355,7 @@ fn a_new_leader_is_asked_for_what_follows_and_an_old_leaders_rows_are_stale() {
             seq: 6,
             rows: vec![("y".into(), json!(6))],
             more: false,
+            restart: false,
         },
     );
     t.receive(4, from_new.clone());

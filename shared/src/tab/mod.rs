@@ -464,6 +464,7 @@ impl TabCore {
                 seq,
                 rows,
                 more,
+                restart,
                 ..
             } => {
                 let out = self.sync_rows(RowsPart {
@@ -471,6 +472,7 @@ impl TabCore {
                     seq,
                     rows,
                     more,
+                    restart,
                 });
                 self.out = out;
             }

@@ -225,6 +225,7 @@ impl Delivery {
                             seq: p.seq,
                             rows: p.rows,
                             more: p.more,
+                            restart: p.restart,
                         };
                         (to.clone(), msg)
                     })
@@ -347,6 +348,7 @@ impl Inner {
                 LeaderSyncOutput::FetchRange { since, limit } => {
                     Self::fetch_range(this, since, limit);
                 }
+                LeaderSyncOutput::CheckHead { since } => Self::check_head(this, since),
                 LeaderSyncOutput::Persist(batch) => Self::persist(this, batch),
                 LeaderSyncOutput::SetTimer { after_ms } => {
                     let weak = Rc::downgrade(this);
@@ -397,8 +399,9 @@ impl Inner {
         });
     }
 
-    fn fetch_range(this: &Rc<Self>, since: u64, limit: u32) {
-        let from = match &this.source {
+    /// Where the changes after `since` are read from (at most `limit`).
+    fn changes(&self, since: u64, limit: u32) -> Origin {
+        match &self.source {
             Some(app) => match &app.changes {
                 Some(f) => Origin::App(
                     f.clone(),
@@ -406,8 +409,26 @@ impl Inner {
                 ),
                 None => Origin::Nowhere,
             },
-            None => Origin::Http(this.options.changes_url(since, limit)),
-        };
+            None => Origin::Http(self.options.changes_url(since, limit)),
+        }
+    }
+
+    /// Asks the server's head; an answer that does not come or does not read is let go (the
+    /// next opening of the feed asks again).
+    fn check_head(this: &Rc<Self>, since: u64) {
+        let from = this.changes(since, 1);
+        let (headers, signal) = (this.host.headers(), this.abort.signal());
+        let weak = Rc::downgrade(this);
+        spawn_local(async move {
+            let text = from.read(&headers, &signal).await;
+            if let Some(range) = text.and_then(|t| parse_range(&t).ok()) {
+                Self::with(&weak, |core| core.head_known(range.seq));
+            }
+        });
+    }
+
+    fn fetch_range(this: &Rc<Self>, since: u64, limit: u32) {
+        let from = this.changes(since, limit);
         let (headers, signal) = (this.host.headers(), this.abort.signal());
         let weak = Rc::downgrade(this);
         spawn_local(async move {

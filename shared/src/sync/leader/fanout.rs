@@ -35,13 +35,16 @@ impl LeaderSync {
         let mut entries: Vec<FeedEntry> = Vec::new();
         for item in items {
             match item {
-                Announce::Rows(snap) => {
+                Announce::Rows(snap, restart) => {
                     if !entries.is_empty() {
                         self.out
                             .push(LeaderSyncOutput::Broadcast(std::mem::take(&mut entries)));
                     }
                     self.log.clear();
-                    let parts = split_snapshot(snap, self.config.rows_per_part);
+                    let mut parts = split_snapshot(snap, self.config.rows_per_part);
+                    for p in &mut parts {
+                        p.restart = restart;
+                    }
                     self.out
                         .push(LeaderSyncOutput::SendRows { to: None, parts });
                 }
@@ -67,10 +70,14 @@ impl LeaderSync {
     }
 
     pub(super) fn answer(&mut self, to: ClientId, applied: u64) {
-        if self.announced.is_some_and(|a| applied >= a) {
+        // A tab ahead of what tabs were told is at a position of a numbering the server has
+        // since restarted (storage is never behind a tab otherwise): it gets every row, to
+        // replace its own.
+        let ahead = self.announced.is_some_and(|a| applied > a);
+        if !ahead && self.announced.is_some_and(|a| applied >= a) {
             return; // up to date with what tabs were told
         }
-        if self.log.front().is_some_and(|f| f.prev_seq <= applied) {
+        if !ahead && self.log.front().is_some_and(|f| f.prev_seq <= applied) {
             let entries: Vec<FeedEntry> = self
                 .log
                 .iter()
@@ -79,7 +86,10 @@ impl LeaderSync {
                 .collect();
             self.out.push(LeaderSyncOutput::SendEntries { to, entries });
         } else if self.quiescent() {
-            let parts = self.rows.snapshot_parts(self.config.rows_per_part);
+            let mut parts = self.rows.snapshot_parts(self.config.rows_per_part);
+            for p in &mut parts {
+                p.restart = ahead;
+            }
             self.out.push(LeaderSyncOutput::SendRows {
                 to: Some(to),
                 parts,

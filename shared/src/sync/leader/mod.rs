@@ -20,6 +20,11 @@
 //!   applied sequence number, after a jittered exponential delay (the crate's
 //!   [`RetryPolicy::delay`]; its retry budget is not used: the leader never gives up). A
 //!   failed snapshot is retried the same way.
+//! - **A server that went back.** Once the feed opens, the server's head is asked
+//!   ([`LeaderSyncOutput::CheckHead`]): below what the leader has applied, the server has lost
+//!   history (its database restored from a backup, or reset), and its feed would send nothing
+//!   until it passed the old position. Every collection is loaded again, and the feed reopened
+//!   from there.
 //! - **Tabs that are behind** ([`LeaderSync::tab_asks`]) get the entries they miss from a
 //!   bounded log of recent broadcast entries, or every collection's rows in parts.
 //!
@@ -30,6 +35,7 @@
 //! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `SyncedTo` and `OpenFeed{since: min seq}` |
 //! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile) |
 //! | `snapshot_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` again |
+//! | `feed_opened` | `CheckHead{since: applied}` (if anything is applied); `head_known(head)` below applied: `LoadSnapshot` ×all, then `CloseFeed` + `OpenFeed` from the snapshots |
 //! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
 //! | `feed_error` | `CloseFeed`, `SetTimer` (backoff); `timer_fired` → `OpenFeed{since: applied}` |
 //! | `range_loaded` | entries applied (`Persist`); gap left with progress: `FetchRange`; without: `LoadSnapshot` ×all |
@@ -53,7 +59,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// Something to tell the tabs once it is persisted.
 #[derive(Debug, Clone, PartialEq)]
 enum Announce {
-    Rows(CollectionSnapshot),
+    /// A collection's rows; `true` if the server's numbering restarted (see
+    /// [`RowsPart::restart`](crate::sync::RowsPart::restart)).
+    Rows(CollectionSnapshot, bool),
     Entry(FeedEntry),
 }
 
@@ -99,6 +107,9 @@ pub struct LeaderSync {
     announced: Option<u64>,
     /// The cursor's count of entries dropped from a full buffer, as of the last reset.
     overflow_seen: u64,
+    /// The server's head was found below what was applied: the snapshots being loaded put the
+    /// feed back (see [`LeaderSync::head_known`]).
+    went_back: bool,
     /// Tabs waiting for rows until nothing is unpersisted: their applied sequence number.
     asks: BTreeMap<ClientId, u64>,
     out: Vec<LeaderSyncOutput>,
@@ -138,6 +149,7 @@ impl LeaderSync {
             log: VecDeque::new(),
             announced: None,
             overflow_seen: 0,
+            went_back: false,
             asks: BTreeMap::new(),
             out: Vec::new(),
         }
@@ -205,7 +217,9 @@ impl LeaderSync {
             .writes
             .retain(|w| !matches!(w, RowWrite::Replace(s) if s.collection == snap.collection));
         self.pending.writes.push(RowWrite::Replace(snap.clone()));
-        self.pending.announce.push(Announce::Rows(snap));
+        self.pending
+            .announce
+            .push(Announce::Rows(snap, self.went_back));
         if self.loading.is_empty() {
             self.all_loaded();
         }
@@ -222,12 +236,29 @@ impl LeaderSync {
         self.take()
     }
 
-    /// The feed is open.
+    /// The feed is open: the server's head is asked, if anything is applied (see
+    /// [`LeaderSync::head_known`]).
     pub fn feed_opened(&mut self) -> Vec<LeaderSyncOutput> {
         if self.running && self.feed == Feed::Opening {
             self.feed = Feed::Open;
+            let since = self.cursor.applied();
+            if since > 0 {
+                self.out.push(LeaderSyncOutput::CheckHead { since });
+            }
         }
-        Vec::new()
+        self.take()
+    }
+
+    /// The server's head, its highest sequence number ([`LeaderSyncOutput::CheckHead`]).
+    /// Below what this leader has applied, the server has lost history (a database restored
+    /// from a backup, or reset): what it numbers from now on would be taken for duplicates.
+    /// Every collection is loaded again, and once they are in, the feed reopens from them.
+    pub fn head_known(&mut self, head: u64) -> Vec<LeaderSyncOutput> {
+        if self.running && head < self.cursor.applied() && !self.went_back {
+            self.went_back = true;
+            self.reload();
+        }
+        self.take()
     }
 
     /// An entry from the feed: applied if it follows on (persisted, then broadcast),
@@ -364,11 +395,21 @@ impl LeaderSync {
         let Some(seq) = self.rows.min_seq() else {
             return; // nothing to sync
         };
+        let went_back = std::mem::take(&mut self.went_back);
+        if went_back {
+            // The server's history since then is not ours: entries of the old numbering
+            // neither answer a tab nor follow on, and a tab still at a position of it is ahead
+            // of what is announced from now on (it is sent every row: see `answer`).
+            self.log.clear();
+            self.cursor = FeedCursor::with_capacity(0, self.config.max_buffered);
+            self.overflow_seen = 0;
+            self.announced = None;
+        }
         let intake = self.cursor.reset(seq);
         self.take_in(intake);
         let dropped = self.cursor.overflowed() > self.overflow_seen;
         self.overflow_seen = self.cursor.overflowed();
-        if dropped && self.feed != Feed::Closed {
+        if (dropped || went_back) && self.feed != Feed::Closed {
             self.feed = Feed::Closed;
             self.out.push(LeaderSyncOutput::CloseFeed);
         }

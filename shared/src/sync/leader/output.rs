@@ -101,6 +101,14 @@ pub enum LeaderSyncOutput {
         /// The most entries wanted.
         limit: u32,
     },
+    /// Ask the server's head, its highest sequence number (`GET
+    /// /api/changes?since={since}&limit=1`, or the source's `changes`); answer with
+    /// [`LeaderSync::head_known`](crate::sync::LeaderSync::head_known). A failure needs no
+    /// answer.
+    CheckHead {
+        /// The last sequence number applied.
+        since: u64,
+    },
     /// Write this batch in one storage transaction, then call [`LeaderSync::persisted`](crate::sync::LeaderSync::persisted).
     Persist(PersistBatch),
     /// Call [`LeaderSync::timer_fired`](crate::sync::LeaderSync::timer_fired) after this long (one timer: a new one replaces any

@@ -296,3 +296,58 @@ fn entries_dropped_from_a_full_buffer_during_a_reload_are_fetched_by_reopening_t
         "6 was dropped: {out:?}"
     );
 }
+
+#[test]
+fn a_server_whose_head_went_back_is_loaded_again_and_followed_from_its_new_numbering() {
+    let mut l = leader(&["todos"]);
+    assert_eq!(
+        l.start(Some(vec![snap("todos", 9, &[("a", 1)])])),
+        [Out::SyncedTo { seq: 9 }, Out::OpenFeed { since: 9 }]
+    );
+    assert_eq!(l.feed_opened(), [Out::CheckHead { since: 9 }]);
+    assert!(l.head_known(9).is_empty(), "a head at the position is fine");
+    assert!(l.head_known(40).is_empty(), "and ahead of it");
+    // The server's database was restored from a backup: its head is 3.
+    assert_eq!(
+        l.head_known(3),
+        [Out::LoadSnapshot {
+            collection: "todos".into()
+        }]
+    );
+    assert!(l.head_known(3).is_empty(), "asked once");
+    let out = l.snapshot_loaded(snap("todos", 3, &[("b", 2)]));
+    assert!(
+        out.contains(&Out::CloseFeed) && out.contains(&Out::OpenFeed { since: 3 }),
+        "the feed follows the new numbering: {out:?}"
+    );
+    assert_eq!(l.applied(), 3);
+    let out = l.persisted(persist_seq(&out).unwrap());
+    let restarts = |out: &[Out], to: Option<ClientId>| {
+        out.iter().any(|o| matches!(o, Out::SendRows { to: t, parts } if *t == to && !parts.is_empty() && parts.iter().all(|p| p.restart && p.seq == 3)))
+    };
+    assert!(
+        restarts(&out, None),
+        "every tab is told to start again: {out:?}"
+    );
+    // A tab that missed it, still at 9, is ahead of the leader: it gets every row, to replace
+    // its own; one at 3 is up to date.
+    let me = ClientId("me".into());
+    assert!(restarts(&l.tab_asks(me.clone(), 9), Some(me.clone())));
+    assert!(l.tab_asks(me.clone(), 3).is_empty());
+    // The server's next entry, 4, is applied (not taken for a duplicate of the old 4).
+    let out = l.feed_entry(put(4, "todos", "b", 4));
+    l.persisted(persist_seq(&out).unwrap());
+    assert_eq!(l.applied(), 4);
+    assert_eq!(l.rows().get("todos", "b"), Some(&json!(4)));
+    assert_eq!(
+        l.rows().get("todos", "a"),
+        None,
+        "the old rows went with the reload"
+    );
+    // A feed that opens with nothing applied asks nothing.
+    let mut fresh = leader(&["todos"]);
+    fresh.start(None);
+    let out = fresh.snapshot_loaded(snap("todos", 0, &[]));
+    assert!(out.contains(&Out::OpenFeed { since: 0 }));
+    assert!(fresh.feed_opened().is_empty());
+}
