@@ -570,8 +570,9 @@ impl TabCore {
 
     /// A leader's snapshot holds every transaction still in the outbox. Another tab's
     /// transaction this tab knows as unsettled but the snapshot lacks has left the outbox: it
-    /// completed (a leader stepping down may not have said so before it went). It is taken as
-    /// completed, so its change joins the synced rows instead of hanging in the overlay. (This
+    /// completed (a leader stepping down may not have said so before it went), or, rarely, the
+    /// app removed it, which this tab cannot tell apart. It is taken as completed, so its
+    /// change joins the synced rows instead of hanging in the overlay. (This
     /// tab knows other tabs' transactions only from a leader's states, sent after they were
     /// committed, so any such transaction is in storage for every later leader to load.)
     fn settle_missing_from(&mut self, present: &HashSet<TransactionId>) {
@@ -582,8 +583,10 @@ impl TabCore {
             .map(|k| k.tx.clone())
             .collect();
         for mut tx in missing {
+            // Completed: a success the sync has not shown yet keeps its server sequence number,
+            // so it still waits for the sync ([`TabCore::must_await_sync`]) and nothing
+            // flickers back.
             tx.state = TransactionState::Completed;
-            tx.server_seq = None;
             self.update(tx, true);
         }
     }

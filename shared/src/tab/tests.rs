@@ -821,6 +821,58 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
 }
 
 #[test]
+fn another_tabs_success_missing_from_a_new_leaders_snapshot_still_waits_for_the_sync() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    t.synced_to(3);
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    // Another tab's change succeeded at server seq 5; the sync has not shown it yet.
+    let mut waiting = with_state(insert("x", "7"), TransactionState::PersistedAwaitingSync);
+    waiting.server_seq = Some(5);
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![waiting],
+        }),
+    );
+    // Leader 1 completed it and went away before saying so; leader 2 does not hold it.
+    let second = ClientId("leader2".into());
+    hear(
+        &mut t,
+        2,
+        &Envelope::broadcast(SCOPE, &second, Message::Leader { epoch: Epoch(2) }),
+    );
+    let snapshot = Message::Snapshot {
+        epoch: Epoch(2),
+        transactions: vec![],
+        more: false,
+    };
+    hear(
+        &mut t,
+        3,
+        &Envelope::reply(SCOPE, &second, &ClientId("me".into()), snapshot),
+    );
+    assert_eq!(
+        t.get(&"x".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync),
+        "completed, but still shown over the synced rows until the sync has it"
+    );
+    assert_eq!(t.view().get("todos", "7"), Some(&json!({"id": "7"})));
+    t.set_synced("todos", "7", Some(json!({"id": "7", "server": true})));
+    t.synced_to(5);
+    assert!(
+        t.get(&"x".into()).is_none(),
+        "settled once the sync shows it"
+    );
+    assert_eq!(
+        t.view().get("todos", "7"),
+        Some(&json!({"id": "7", "server": true}))
+    );
+}
+
+#[test]
 fn the_verified_leaders_call_for_credentials_reaches_the_app_and_no_one_elses() {
     let mut t = me();
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
