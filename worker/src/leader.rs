@@ -19,7 +19,7 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use outbox_runtime::calls::{build_requests, MutationFns};
 use outbox_runtime::channel::Channel;
-use outbox_runtime::clock::{now, random_id, MathRandom};
+use outbox_runtime::clock::{monotonic, now, random_id, MathRandom};
 use outbox_runtime::driver::Driver;
 use outbox_runtime::lane::{Lanes, Port};
 use outbox_runtime::sync::{Delivery, SyncDriver};
@@ -131,7 +131,7 @@ impl Leader {
         let jitter = (js_sys::Math::random() * f64::from(options.heartbeat_ms)) as u64;
         let takeover = u64::from(options.takeover_after_ms.max(2 * options.heartbeat_ms)) + jitter;
         let inner = Rc::new(Inner {
-            watch: RefCell::new(LeaderWatch::new(now(), takeover)),
+            watch: RefCell::new(LeaderWatch::new(monotonic(), takeover)),
             watch_timer: RefCell::new(None),
             steal_tx,
             steal_rx: RefCell::new(Some(steal_rx)),
@@ -365,7 +365,7 @@ impl Inner {
                     Self::end_term(&this);
                 }
                 // Waiting again: give whoever leads next a whole timeout.
-                this.watch.borrow_mut().heard(now());
+                this.watch.borrow_mut().heard(monotonic());
                 let _ = guard.release().await;
                 // Asks to steal made during that term are stale: the silence they were about
                 // ended when this worker led.
@@ -640,10 +640,10 @@ impl Inner {
             let Some(inner) = weak.upgrade() else { return };
             let waiting = inner.running.get() && !inner.resigned.get() && inner.epoch().is_none();
             if !waiting {
-                inner.watch.borrow_mut().heard(now());
+                inner.watch.borrow_mut().heard(monotonic());
                 return;
             }
-            if inner.watch.borrow_mut().overdue(now()) {
+            if inner.watch.borrow_mut().overdue(monotonic()) {
                 let _ = inner.steal_tx.unbounded_send(());
             }
         });
@@ -716,7 +716,7 @@ impl Inner {
                     | Message::State { .. }
                     | Message::SyncEntries { .. }
             ) {
-                this.watch.borrow_mut().heard(now());
+                this.watch.borrow_mut().heard(monotonic());
                 let leaving = matches!(env.body, Message::Resign { .. });
                 if !leaving && !this.rehearsed.replace(true) {
                     Self::rehearse_takeover(this);

@@ -127,6 +127,11 @@ async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
 }
 
 #[wasm_bindgen_test]
+async fn a_waiting_worker_takes_over_on_time_though_the_wall_clock_went_back() {
+    leader_cases::a_waiting_worker_takes_over_on_time_though_the_wall_clock_went_back().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_leader_that_keeps_its_heartbeat_is_not_taken_over() {
     leader_cases::a_leader_that_keeps_its_heartbeat_is_not_taken_over().await;
 }

@@ -13,6 +13,25 @@ pub fn now() -> Millis {
     }
 }
 
+/// A clock that only goes forward, in ms (`performance.now()`: from the context's start), for
+/// measuring how long something took: the wall clock ([`now`]) may be set back or forward
+/// while a worker waits. Where there is no `performance`, the wall clock.
+pub fn monotonic() -> Millis {
+    let global = js_sys::global();
+    let ms = js_sys::Reflect::get(&global, &"performance".into())
+        .ok()
+        .filter(|p| p.is_object())
+        .and_then(|perf| {
+            let f = js_sys::Reflect::get(&perf, &"now".into()).ok()?;
+            let f: &js_sys::Function = wasm_bindgen::JsCast::dyn_ref(&f)?;
+            f.call0(&perf).ok()?.as_f64()
+        });
+    match ms {
+        Some(ms) if ms.is_finite() && ms >= 0.0 => ms as Millis,
+        _ => now(),
+    }
+}
+
 /// `Math.random()` as the executor's random source (backoff jitter only).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MathRandom;

@@ -1006,6 +1006,37 @@ pub async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
     assert_eq!(tab.settled("t1").await.state, TransactionState::Completed);
 }
 
+/// Sets the wall clock (`Date.now`) of this context `by_ms` off the real one (0: back to it).
+fn shift_wall_clock(by_ms: f64) {
+    let set = js_sys::Function::new_with_args(
+        "by",
+        "if (!Date.__realNow) Date.__realNow = Date.now; \
+         const real = Date.__realNow; \
+         Date.now = by === 0 ? real : () => real.call(Date) + by;",
+    );
+    set.call1(&JsValue::NULL, &JsValue::from(by_ms)).unwrap();
+}
+
+pub async fn a_waiting_worker_takes_over_on_time_though_the_wall_clock_went_back() {
+    let scope = unique("clock");
+    let f = js_sys::Function::new_no_args("return {};");
+    let silent = start(&scope, &options("todos", &[("sync", &f)])).await;
+    let mut tab = Tab::open(&scope);
+    let first = tab.leader().await;
+    let o = options("todos", &[("sync", &f)]);
+    js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(50)).unwrap();
+    js_sys::Reflect::set(&o, &"takeoverAfterMs".into(), &JsValue::from(200)).unwrap();
+    let watcher = start(&scope, &o).await;
+    // The machine's clock is set back an hour while the worker waits: the leader's silence
+    // still counts from when it began.
+    shift_wall_clock(-3_600_000.0);
+    let second = tab.handover_from(first).await;
+    shift_wall_clock(0.0);
+    assert_eq!(second, first.next());
+    assert_eq!(watcher.epoch(), Some(second));
+    assert_eq!(silent.epoch(), None);
+}
+
 pub async fn a_leader_that_keeps_its_heartbeat_is_not_taken_over() {
     let scope = unique("alive");
     let f = js_sys::Function::new_no_args("return {};");
