@@ -17,19 +17,20 @@ pub fn now() -> Millis {
 /// measuring how long something took: the wall clock ([`now`]) may be set back or forward
 /// while a worker waits. Where there is no `performance`, the wall clock.
 pub fn monotonic() -> Millis {
-    let global = js_sys::global();
-    let ms = js_sys::Reflect::get(&global, &"performance".into())
-        .ok()
-        .filter(|p| p.is_object())
-        .and_then(|perf| {
-            let f = js_sys::Reflect::get(&perf, &"now".into()).ok()?;
-            let f: &js_sys::Function = wasm_bindgen::JsCast::dyn_ref(&f)?;
-            f.call0(&perf).ok()?.as_f64()
-        });
-    match ms {
+    match call_global("performance", "now").and_then(|v| v.as_f64()) {
         Some(ms) if ms.is_finite() && ms >= 0.0 => ms as Millis,
         _ => now(),
     }
+}
+
+/// `globalThis[object][method]()`, if there is such an object and method and the call returns.
+fn call_global(object: &str, method: &str) -> Option<wasm_bindgen::JsValue> {
+    let target = js_sys::Reflect::get(&js_sys::global(), &object.into())
+        .ok()
+        .filter(|o| o.is_object())?;
+    let f = js_sys::Reflect::get(&target, &method.into()).ok()?;
+    let f: &js_sys::Function = wasm_bindgen::JsCast::dyn_ref(&f)?;
+    f.call0(&target).ok()
 }
 
 /// `Math.random()` as the executor's random source (backoff jitter only).
@@ -44,15 +45,7 @@ impl RandomSource for MathRandom {
 
 /// A fresh random id (a UUID v4 from `crypto.randomUUID()` where there is one).
 pub fn random_id() -> String {
-    let global = js_sys::global();
-    let uuid = js_sys::Reflect::get(&global, &"crypto".into())
-        .ok()
-        .filter(|c| c.is_object())
-        .and_then(|crypto| {
-            let f = js_sys::Reflect::get(&crypto, &"randomUUID".into()).ok()?;
-            let f: &js_sys::Function = wasm_bindgen::JsCast::dyn_ref(&f)?;
-            f.call0(&crypto).ok()?.as_string()
-        });
+    let uuid = call_global("crypto", "randomUUID").and_then(|v| v.as_string());
     uuid.unwrap_or_else(|| {
         let a = (js_sys::Math::random() * 4_294_967_296.0) as u64;
         let b = (js_sys::Math::random() * 4_294_967_296.0) as u64;

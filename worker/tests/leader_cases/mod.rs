@@ -984,17 +984,22 @@ pub async fn a_leader_holds_its_proof_lock_exactly_while_it_leads() {
     until_async(|| async { !is_held(&name).await }).await;
 }
 
-pub async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
-    let scope = unique("silent");
+/// A leader that says nothing for a minute (as good as frozen), a tab that knows it (at the
+/// epoch returned), and a worker waiting to lead that takes over after 200 ms of silence.
+async fn silent_leader_and_watcher(scope: &str) -> (Leader, Tab, Epoch, Leader) {
     let f = js_sys::Function::new_no_args("return {};");
-    // Leads, but says nothing for a minute: as good as frozen.
-    let silent = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let mut tab = Tab::open(&scope);
+    let silent = start(scope, &options("todos", &[("sync", &f)])).await;
+    let mut tab = Tab::open(scope);
     let first = tab.leader().await;
     let o = options("todos", &[("sync", &f)]);
     js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(50)).unwrap();
     js_sys::Reflect::set(&o, &"takeoverAfterMs".into(), &JsValue::from(200)).unwrap();
-    let watcher = start(&scope, &o).await;
+    let watcher = start(scope, &o).await;
+    (silent, tab, first, watcher)
+}
+
+pub async fn a_waiting_worker_takes_over_from_a_leader_gone_silent() {
+    let (silent, mut tab, first, watcher) = silent_leader_and_watcher(&unique("silent")).await;
     let second = tab.handover_from(first).await;
     assert_eq!(second, first.next());
     assert_eq!(watcher.epoch(), Some(second));
@@ -1018,15 +1023,7 @@ fn shift_wall_clock(by_ms: f64) {
 }
 
 pub async fn a_waiting_worker_takes_over_on_time_though_the_wall_clock_went_back() {
-    let scope = unique("clock");
-    let f = js_sys::Function::new_no_args("return {};");
-    let silent = start(&scope, &options("todos", &[("sync", &f)])).await;
-    let mut tab = Tab::open(&scope);
-    let first = tab.leader().await;
-    let o = options("todos", &[("sync", &f)]);
-    js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(50)).unwrap();
-    js_sys::Reflect::set(&o, &"takeoverAfterMs".into(), &JsValue::from(200)).unwrap();
-    let watcher = start(&scope, &o).await;
+    let (silent, mut tab, first, watcher) = silent_leader_and_watcher(&unique("clock")).await;
     // The machine's clock is set back an hour while the worker waits: the leader's silence
     // still counts from when it began.
     shift_wall_clock(-3_600_000.0);
