@@ -10,7 +10,8 @@
 mod support;
 
 use js_sys::{Array, Function};
-use outbox_client::Collection;
+use outbox_client::{Collection, OutboxClient};
+use outbox_worker::leader::Leader;
 use support::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -180,17 +181,24 @@ async fn dead_letters_can_be_peeked_retried_and_removed() {
     assert_eq!(code(&unknown), "OUTBOX_INVALID");
 }
 
-#[wasm_bindgen_test]
-async fn a_queued_transaction_removed_by_the_app_fails_as_removed_and_drain_goes_on() {
-    let scope = unique_scope("remove-queued");
+/// A leader whose `todos` function logs each call's key and then waits for the gate, and a
+/// client of its scope.
+async fn held_at_a_gate(name: &str) -> (Array, Gate, Leader, OutboxClient) {
+    let scope = unique_scope(name);
     let (log, gate) = (Array::new(), Gate::new());
     let slow = js_fn(
         "gate, log",
         "return async (call) => { log.push(call.idempotencyKey); await gate; return {}; }",
         &[&gate.promise, &log],
     );
-    let _leader = start_leader(&scope, &[("todos", &slow)]).await;
+    let leader = start_leader(&scope, &[("todos", &slow)]).await;
     let client = connect(&scope, &[]).await;
+    (log, gate, leader, client)
+}
+
+#[wasm_bindgen_test]
+async fn a_queued_transaction_removed_by_the_app_fails_as_removed_and_drain_goes_on() {
+    let (log, gate, _leader, client) = held_at_a_gate("remove-queued").await;
     let todos = todos(&client);
     let first = todos.insert(todo("1", "a")).unwrap();
     let second = todos.update("1".into(), json(r#"{"title": "b"}"#)).unwrap();
@@ -216,15 +224,7 @@ async fn a_queued_transaction_removed_by_the_app_fails_as_removed_and_drain_goes
 
 #[wasm_bindgen_test]
 async fn closing_the_client_rejects_a_drain_that_waits() {
-    let scope = unique_scope("drain-close");
-    let (log, gate) = (Array::new(), Gate::new());
-    let slow = js_fn(
-        "gate, log",
-        "return async (call) => { log.push(call.idempotencyKey); await gate; return {}; }",
-        &[&gate.promise, &log],
-    );
-    let _leader = start_leader(&scope, &[("todos", &slow)]).await;
-    let client = connect(&scope, &[]).await;
+    let (_log, gate, _leader, client) = held_at_a_gate("drain-close").await;
     let tx = todos(&client).insert(todo("1", "a")).unwrap();
     settle(tx.durable()).await.unwrap();
     let waiting = client.drain();
@@ -405,7 +405,7 @@ fn post_forged(scope: &str, env: &outbox_shared::protocol::Envelope) {
     );
 }
 
-fn stat(client: &outbox_client::OutboxClient, name: &str) -> f64 {
+fn stat(client: &OutboxClient, name: &str) -> f64 {
     prop(&client.message_stats(), name).as_f64().unwrap()
 }
 
@@ -621,9 +621,7 @@ async fn a_leader_that_needs_credentials_calls_nothing_before_a_tab_provides_the
         ("credentials", JsValue::TRUE),
     ]);
     let parsed = outbox_worker::options::parse(&options).unwrap();
-    let _leader = outbox_worker::leader::Leader::start(scope.clone(), parsed)
-        .await
-        .unwrap();
+    let _leader = Leader::start(scope.clone(), parsed).await.unwrap();
     // No getCredentials: the app provides them itself once it has them.
     let client = connect(&scope, &[]).await;
     let todos = todos(&client);
@@ -756,9 +754,7 @@ async fn a_leader_follows_the_apps_own_feed_and_hands_it_to_every_tab() {
     let sync = obj(&[("collections", json(r#"["todos"]"#)), ("source", source)]);
     let options = obj(&[("app", JsValue::from_str(&scope)), ("sync", sync)]);
     let parsed = outbox_worker::options::parse(&options).unwrap();
-    let _leader = outbox_worker::leader::Leader::start(scope.clone(), parsed)
-        .await
-        .unwrap();
+    let _leader = Leader::start(scope.clone(), parsed).await.unwrap();
     let tabs = [connect(&scope, &[]).await, connect(&scope, &[]).await];
     let views: Vec<Collection> = tabs
         .iter()
@@ -819,9 +815,7 @@ async fn the_apps_await_sync_decides_when_a_success_completes_in_every_tab() {
         ("awaitSync", await_sync.into()),
     ]);
     let parsed = outbox_worker::options::parse(&options).unwrap();
-    let _leader = outbox_worker::leader::Leader::start(scope.clone(), parsed)
-        .await
-        .unwrap();
+    let _leader = Leader::start(scope.clone(), parsed).await.unwrap();
     let me = connect(&scope, &[]).await;
     let other = connect(&scope, &[]).await;
     let h = todos(&me).insert(todo("1", "milk")).unwrap();
