@@ -256,7 +256,9 @@ impl LeaderSync {
     pub fn head_known(&mut self, head: u64) -> Vec<LeaderSyncOutput> {
         if self.running && head < self.cursor.applied() && !self.went_back {
             self.went_back = true;
-            self.reload();
+            // Every collection, even while some are loading already: none of them may keep
+            // rows of the old numbering.
+            self.load(self.config.collections.clone());
         }
         self.take()
     }
