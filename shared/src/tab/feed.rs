@@ -132,7 +132,9 @@ impl TabCore {
         {
             return self.take(); // older than what the tab has
         }
-        if restart && self.feed.applied() > snap.seq {
+        if restart {
+            // Entries of the old numbering, applied or waiting behind a gap, mean nothing now
+            // (the leader sends the restart's rows before any entry of the new numbering).
             self.feed = FeedCursor::new(snap.seq);
             // Sequence numbers the sync reached in the old numbering say nothing now.
             self.synced_seq = None;

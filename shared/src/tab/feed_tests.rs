@@ -203,6 +203,25 @@ fn rows_of_a_restarted_numbering_replace_newer_ones_and_the_feed_follows_them() 
 }
 
 #[test]
+fn a_restart_drops_old_entries_waiting_behind_a_gap_even_in_a_tab_that_was_behind() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    // At 0, with the old numbering's entry 5 waiting behind a gap.
+    hear(&mut t, entries(vec![entry(5, "k", Some(json!("old")))]));
+    assert_eq!(t.feed_applied(), 0);
+    let mut restart = rows(3, &[]);
+    if let Message::SyncRows { restart, .. } = &mut restart {
+        *restart = true;
+    }
+    hear(&mut t, restart);
+    assert_eq!(t.feed_applied(), 3);
+    hear(&mut t, entries(vec![entry(4, "j", Some(json!("new")))]));
+    assert_eq!(t.feed_applied(), 4, "the old 5 does not follow on");
+    assert_eq!(t.view().get("todos", "k"), None);
+    hear(&mut t, entries(vec![entry(5, "k", Some(json!("new")))]));
+    assert_eq!(t.view().get("todos", "k"), Some(&json!("new")));
+}
+
+#[test]
 fn a_completion_awaits_the_feed_and_completes_when_its_entry_applies() {
     let mut t = tab(ConflictStrategy::Rebase);
     let tx = mine("t1", "mine");
