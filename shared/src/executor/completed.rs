@@ -46,6 +46,16 @@ impl Completed {
         }
     }
 
+    /// The `n` most recent ids, newest first.
+    pub fn latest(&self, n: usize) -> Vec<TransactionId> {
+        self.order
+            .iter()
+            .rev()
+            .take(n)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.ids.len()

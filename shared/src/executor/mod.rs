@@ -41,6 +41,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use writes::WritePipeline;
 
+/// How many of the latest removals a snapshot names (a tab that missed one missed it when the
+/// leader that made it went: the latest are what matter).
+const SNAPSHOT_REMOVALS: usize = 256;
+
 /// The executor. Create one per leadership; feed it [`Event::BecameLeader`] first.
 pub struct Executor {
     config: ExecutorConfig,
@@ -415,6 +419,7 @@ impl Executor {
                 epoch: self.epoch,
                 transactions,
                 more: false,
+                removed: self.removed.latest(SNAPSHOT_REMOVALS),
             },
         );
     }

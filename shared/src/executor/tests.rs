@@ -534,6 +534,13 @@ fn a_removed_transaction_resent_to_the_next_leader_stays_removed() {
         })
     };
     assert!(answered_removed(&r.sent), "{:?}", r.sent);
+    // A snapshot names it, for tabs that knew it and missed the news.
+    r.feed(Event::SnapshotRequested { from: tab() });
+    assert!(
+        r.sent.iter().any(|(_, m)| matches!(m, Message::Snapshot { removed, .. } if removed == &[TransactionId::from("b")])),
+        "{:?}",
+        r.sent
+    );
     // The leader dies before any tab hears of the removal; its tab resends to the next one.
     let store = std::mem::take(&mut r.store);
     let mut next = Rig::with_store(ExecutorConfig::default(), store);

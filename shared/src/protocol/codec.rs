@@ -223,12 +223,15 @@ pub fn encode_parts(env: &Envelope, max: usize, emit: &mut dyn FnMut(String)) {
             epoch,
             transactions,
             more,
+            removed,
         } if transactions.len() > 1 => {
+            // The removals go with the last part (`more` as the whole says), once.
             let empty = |more| {
                 with(Message::Snapshot {
                     epoch: *epoch,
                     transactions: Vec::new(),
                     more,
+                    removed: if more { Vec::new() } else { removed.clone() },
                 })
             };
             pack(env, &empty, "transactions", transactions, *more, max, emit);
@@ -340,24 +343,31 @@ mod tests {
                 epoch: Epoch(3),
                 transactions: txs.clone(),
                 more: false,
+                removed: vec!["gone".into()],
             },
         );
         let max = 20_000;
         let parts = encode_fitting(&env, max);
         assert!(parts.len() >= 5, "{} parts", parts.len());
-        let mut got = Vec::new();
+        let (mut got, mut removals) = (Vec::new(), Vec::new());
         for (i, text) in parts.iter().enumerate() {
             assert!(text.len() <= max, "part {i}: {} bytes", text.len());
             let Message::Snapshot {
-                transactions, more, ..
+                transactions,
+                more,
+                removed,
+                ..
             } = decode(text, "todos").unwrap().body
             else {
                 panic!("part {i} is not a snapshot");
             };
             assert_eq!(more, i + 1 < parts.len(), "part {i}");
+            assert_eq!(removed.is_empty(), more, "removals in the last part only");
             got.extend(transactions);
+            removals.extend(removed);
         }
         assert_eq!(got, txs, "every transaction once, in order");
+        assert_eq!(removals, [TransactionId::from("gone")]);
     }
 
     fn entry(seq: u64) -> FeedEntry {
@@ -539,6 +549,7 @@ mod tests {
                 epoch: Epoch(1),
                 transactions: vec![tx],
                 more: true,
+                removed: vec![],
             },
             Message::Ping { nonce: 7 },
             Message::Pong { nonce: 7 },
@@ -591,6 +602,7 @@ mod tests {
                 epoch: Epoch(1),
                 transactions: (0..3).map(big_tx).collect(),
                 more: true,
+                removed: vec![],
             },
         );
         assert_eq!(encode_fitting(&snapshot, 1 << 20), vec![encode(&snapshot)]);

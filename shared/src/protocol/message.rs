@@ -124,6 +124,11 @@ pub enum Message {
         /// order; the last has `more: false`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         more: bool,
+        /// Transactions removed from the outbox lately (the most recent, in the last part
+        /// only): a tab that knew one of them unsettled missed the removal (the leader that
+        /// made it went before saying so). Builds before session 20 ignore it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<TransactionId>,
     },
     /// Liveness probe.
     Ping {

@@ -483,13 +483,24 @@ impl TabCore {
                 }
             }
             Message::Snapshot {
-                transactions, more, ..
+                transactions,
+                more,
+                removed,
+                ..
             } => {
                 self.known.reserve(transactions.len());
                 let seen = self.snapshot_ids.get_or_insert_with(HashSet::new);
                 seen.extend(transactions.iter().map(|t| t.id.clone()));
                 for tx in transactions {
                     self.update(tx, true);
+                }
+                for id in &removed {
+                    // Removed while this tab did not hear of it: it fails as removed (its
+                    // change leaves the view) rather than being taken as completed below.
+                    if self.known.get(id).is_some_and(|k| !k.tx.state.is_settled()) {
+                        let out = self.removed(id);
+                        self.out.extend(out);
+                    }
                 }
                 if !more {
                     if let Some(seen) = self.snapshot_ids.take() {

@@ -208,6 +208,7 @@ fn another_tabs_pending_changes_show_and_roll_back() {
             epoch: Epoch(1),
             transactions: vec![theirs.clone()],
             more: false,
+            removed: vec![],
         }),
     );
     assert_eq!(t.view().get("todos", "9"), Some(&json!({"id": "9"})));
@@ -807,6 +808,7 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
             epoch: Epoch(2),
             transactions: vec![with_state(insert("y", "8"), TransactionState::Pending)],
             more: false,
+            removed: vec![],
         },
     );
     hear(&mut t, 3, &snapshot);
@@ -818,6 +820,53 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
     );
     assert!(t.get(&"x".into()).is_none(), "and forgotten as completed");
     assert!(t.view().is_pending(&"y".into()), "y still pending");
+}
+
+#[test]
+fn another_tabs_transaction_a_new_leaders_snapshot_names_as_removed_fails_and_rolls_back() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    let pending = |id: &str, key: &str| with_state(insert(id, key), TransactionState::Pending);
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![pending("x", "7"), pending("y", "8")],
+        }),
+    );
+    // Leader 1 removed x (the app asked) and went before saying so; leader 2 names it.
+    let second = ClientId("leader2".into());
+    hear(
+        &mut t,
+        2,
+        &Envelope::broadcast(SCOPE, &second, Message::Leader { epoch: Epoch(2) }),
+    );
+    let snapshot = Message::Snapshot {
+        epoch: Epoch(2),
+        transactions: vec![],
+        more: false,
+        removed: vec!["x".into(), "unknown".into()],
+    };
+    let out = hear(
+        &mut t,
+        3,
+        &Envelope::reply(SCOPE, &second, &ClientId("me".into()), snapshot),
+    );
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(tx) if tx.id.as_str() == "x" && tx.error_code() == Some(ErrorCode::Removed))
+    ));
+    assert_eq!(
+        t.view().get("todos", "7"),
+        None,
+        "x's change rolled back, not kept"
+    );
+    assert!(t.get(&"x".into()).is_none());
+    assert_eq!(
+        t.view().get("todos", "8"),
+        Some(&json!({"id": "8"})),
+        "y, missing and not removed, is taken as completed"
+    );
 }
 
 #[test]
@@ -848,6 +897,7 @@ fn another_tabs_success_missing_from_a_new_leaders_snapshot_still_waits_for_the_
         epoch: Epoch(2),
         transactions: vec![],
         more: false,
+        removed: vec![],
     };
     hear(
         &mut t,
@@ -912,6 +962,7 @@ fn a_snapshot_in_parts_settles_the_missing_only_after_its_last_part() {
             epoch: Epoch(1),
             transactions: txs,
             more,
+            removed: vec![],
         })
     };
     hear(&mut t, 2, &part(vec![running("x", "7")], true));

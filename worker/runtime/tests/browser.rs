@@ -213,6 +213,7 @@ async fn a_large_part_crosses_a_workers_port_as_bytes_and_arrives_equal() {
                     .map(|i| transaction(&format!("{prefix}-{i}")))
                     .collect(),
                 more: false,
+                removed: vec![],
             },
         )
     };
