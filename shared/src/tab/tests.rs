@@ -778,6 +778,27 @@ fn a_removed_dead_letter_leaves_every_tab() {
     assert!(t.get(&"x".into()).is_none());
 }
 
+/// A new leader (`leader2`, epoch 2) claims the lead at `now`, and answers this tab's snapshot
+/// request with `transactions` and `removed` just after.
+fn new_leader_snapshot(
+    t: &mut TabCore,
+    now: Millis,
+    transactions: Vec<Transaction>,
+    removed: Vec<TransactionId>,
+) -> Vec<TabOutput> {
+    let second = ClientId("leader2".into());
+    let claim = Message::Leader { epoch: Epoch(2) };
+    hear(t, now, &Envelope::broadcast(SCOPE, &second, claim));
+    let snapshot = Message::Snapshot {
+        epoch: Epoch(2),
+        transactions,
+        more: false,
+        removed,
+    };
+    let me = ClientId("me".into());
+    hear(t, now + 1, &Envelope::reply(SCOPE, &second, &me, snapshot))
+}
+
 #[test]
 fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
     let mut t = me();
@@ -794,24 +815,12 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
     );
     assert!(t.view().is_pending(&"x".into()));
     // Leader 1 completed x and went away before saying so; leader 2 holds only y.
-    let second = Envelope::broadcast(
-        SCOPE,
-        &ClientId("leader2".into()),
-        Message::Leader { epoch: Epoch(2) },
+    new_leader_snapshot(
+        &mut t,
+        2,
+        vec![with_state(insert("y", "8"), TransactionState::Pending)],
+        vec![],
     );
-    hear(&mut t, 2, &second);
-    let snapshot = Envelope::reply(
-        SCOPE,
-        &ClientId("leader2".into()),
-        &ClientId("me".into()),
-        Message::Snapshot {
-            epoch: Epoch(2),
-            transactions: vec![with_state(insert("y", "8"), TransactionState::Pending)],
-            more: false,
-            removed: vec![],
-        },
-    );
-    hear(&mut t, 3, &snapshot);
     assert!(!t.view().is_pending(&"x".into()), "x is no longer hanging");
     assert_eq!(
         t.view().get("todos", "7"),
@@ -836,23 +845,7 @@ fn another_tabs_transaction_a_new_leaders_snapshot_names_as_removed_fails_and_ro
         }),
     );
     // Leader 1 removed x (the app asked) and went before saying so; leader 2 names it.
-    let second = ClientId("leader2".into());
-    hear(
-        &mut t,
-        2,
-        &Envelope::broadcast(SCOPE, &second, Message::Leader { epoch: Epoch(2) }),
-    );
-    let snapshot = Message::Snapshot {
-        epoch: Epoch(2),
-        transactions: vec![],
-        more: false,
-        removed: vec!["x".into(), "unknown".into()],
-    };
-    let out = hear(
-        &mut t,
-        3,
-        &Envelope::reply(SCOPE, &second, &ClientId("me".into()), snapshot),
-    );
+    let out = new_leader_snapshot(&mut t, 2, vec![], vec!["x".into(), "unknown".into()]);
     assert!(out.iter().any(
         |o| matches!(o, TabOutput::StateChanged(tx) if tx.id.as_str() == "x" && tx.error_code() == Some(ErrorCode::Removed))
     ));
@@ -887,23 +880,7 @@ fn another_tabs_success_missing_from_a_new_leaders_snapshot_still_waits_for_the_
         }),
     );
     // Leader 1 completed it and went away before saying so; leader 2 does not hold it.
-    let second = ClientId("leader2".into());
-    hear(
-        &mut t,
-        2,
-        &Envelope::broadcast(SCOPE, &second, Message::Leader { epoch: Epoch(2) }),
-    );
-    let snapshot = Message::Snapshot {
-        epoch: Epoch(2),
-        transactions: vec![],
-        more: false,
-        removed: vec![],
-    };
-    hear(
-        &mut t,
-        3,
-        &Envelope::reply(SCOPE, &second, &ClientId("me".into()), snapshot),
-    );
+    new_leader_snapshot(&mut t, 2, vec![], vec![]);
     assert_eq!(
         t.get(&"x".into()).map(|x| x.state),
         Some(TransactionState::PersistedAwaitingSync),
