@@ -161,7 +161,7 @@ pub struct Delta {
     settled: Vec<TransactionId>,
     dropped: Vec<EntryId>,
     /// The recent removals as written, when this write rewrote them.
-    removed: Option<Vec<(TransactionId, Millis)>>,
+    removed: Option<Vec<Removal>>,
 }
 
 /// Where a record to quarantine is.
@@ -189,7 +189,7 @@ pub struct Layout {
     live: HashMap<EntryId, usize>,
     next: EntryId,
     /// The removals remembered in storage, oldest first.
-    removed: Vec<(TransactionId, Millis)>,
+    removed: Vec<Removal>,
 }
 
 /// What a new leader reads ([`Layout::load`]).
@@ -396,17 +396,14 @@ impl Layout {
             .unwrap_or_default();
         self.removed = listed
             .into_iter()
-            .map(|(id, at)| (TransactionId(id), at))
-            .filter(|(id, at)| *at >= cutoff && !self.current.contains_key(id))
-            .collect();
-        self.removed.sort_by_key(|(_, at)| *at);
-        self.removed
-            .iter()
-            .map(|(id, at)| Removal {
-                id: id.clone(),
-                removed_at: *at,
+            .map(|(id, removed_at)| Removal {
+                id: TransactionId(id),
+                removed_at,
             })
-            .collect()
+            .filter(|r| r.removed_at >= cutoff && !self.current.contains_key(&r.id))
+            .collect();
+        self.removed.sort_by_key(|r| r.removed_at);
+        self.removed.clone()
     }
 
     /// The operations that store `batch`, and the change to apply once they commit.
@@ -594,19 +591,21 @@ impl Planner<'_> {
         let newest = deletes.iter().map(|r| r.removed_at).max().unwrap_or(0);
         let cutoff = newest.saturating_sub(TOMBSTONE_TTL_MS);
         let fresh: HashSet<&TransactionId> = deletes.iter().map(|r| &r.id).collect();
-        let mut removed: Vec<(TransactionId, Millis)> = self
+        let mut removed: Vec<Removal> = self
             .layout
             .removed
             .iter()
-            .filter(|(id, at)| *at >= cutoff && !fresh.contains(id))
+            .filter(|r| r.removed_at >= cutoff && !fresh.contains(&r.id))
+            .chain(deletes)
             .cloned()
-            .chain(deletes.iter().map(|r| (r.id.clone(), r.removed_at)))
             .collect();
-        removed.sort_by_key(|(_, at)| *at);
+        removed.sort_by_key(|r| r.removed_at);
         let excess = removed.len().saturating_sub(REMOVALS_KEPT);
         removed.drain(..excess);
-        let listed: Vec<(&str, Millis)> =
-            removed.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        let listed: Vec<(&str, Millis)> = removed
+            .iter()
+            .map(|r| (r.id.as_str(), r.removed_at))
+            .collect();
         self.ops
             .push(Op::PutRemovals(serde_json::to_string(&listed)?));
         self.delta.removed = Some(removed);
