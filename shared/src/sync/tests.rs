@@ -408,8 +408,9 @@ struct LeaderSim {
     tab: TabCore,
     /// The feed's next entry to deliver, while open.
     feed: Option<u64>,
-    /// Calls under way: answered some steps later.
-    calls: Vec<LeaderSyncOutput>,
+    /// Calls under way, each with the server's head when it was made: answered some steps
+    /// later.
+    calls: Vec<(LeaderSyncOutput, u64)>,
     /// What storage holds: each collection's seq, and the rows.
     stored_seqs: BTreeMap<String, u64>,
     stored: BTreeMap<String, BTreeMap<String, Value>>,
@@ -418,6 +419,8 @@ struct LeaderSim {
     synced: u64,
     /// Failures are injected only while this is true.
     chaos: bool,
+    /// The furthest the tab's feed has been.
+    tab_applied: u64,
 }
 
 impl LeaderSim {
@@ -462,7 +465,8 @@ impl LeaderSim {
                         }
                     }
                     self.stored_seqs = batch.seqs.clone();
-                    self.calls.push(LeaderSyncOutput::Persist(batch));
+                    self.calls
+                        .push((LeaderSyncOutput::Persist(batch), self.server_at));
                 }
                 LeaderSyncOutput::Broadcast(entries) => self.tell_tab(
                     Message::SyncEntries {
@@ -482,6 +486,8 @@ impl LeaderSim {
                 }
                 LeaderSyncOutput::SendRows { parts, .. } => {
                     for p in parts {
+                        // The server's history only grows here: its numbering never restarts.
+                        assert!(!p.restart, "rows sent as a restart: {p:?}");
                         self.tell_tab(
                             Message::SyncRows {
                                 epoch: Epoch(1),
@@ -498,7 +504,7 @@ impl LeaderSim {
                 call @ (LeaderSyncOutput::LoadSnapshot { .. }
                 | LeaderSyncOutput::FetchRange { .. }
                 | LeaderSyncOutput::CheckHead { .. }) => {
-                    self.calls.push(call);
+                    self.calls.push((call, self.server_at));
                 }
             }
         }
@@ -511,6 +517,14 @@ impl LeaderSim {
                 self.run(outs, rng);
             }
         }
+        // The tab never goes back to an earlier point of the feed (its rows with it).
+        assert!(
+            self.tab.feed_applied() >= self.tab_applied,
+            "the tab went back from {} to {}",
+            self.tab_applied,
+            self.tab.feed_applied()
+        );
+        self.tab_applied = self.tab.feed_applied();
         // Persist before broadcast: storage is never behind what the tab has applied, so a
         // new leader resuming from storage misses nothing any tab has.
         for c in COLLECTIONS {
@@ -537,7 +551,7 @@ impl LeaderSim {
         if self.calls.is_empty() {
             return;
         }
-        let call = self
+        let (call, head) = self
             .calls
             .remove(rng.below(self.calls.len() as u64) as usize);
         let fail = self.chaos && rng.chance(0.15);
@@ -555,9 +569,10 @@ impl LeaderSim {
                 let upto = self.server_at.saturating_sub(since).min(u64::from(limit));
                 self.leader.range_loaded(self.h.range(since, upto))
             }
-            // The server's history only grows here: its head is never below the leader's.
+            // The server's history only grows here; its head is the one it had when asked
+            // (the feed may have gone past it since).
             LeaderSyncOutput::CheckHead { .. } if fail => Vec::new(),
-            LeaderSyncOutput::CheckHead { .. } => self.leader.head_known(self.server_at),
+            LeaderSyncOutput::CheckHead { since } => self.leader.head_known(since, head),
             _ => Vec::new(),
         };
         self.run(outs, rng);
@@ -618,6 +633,7 @@ proptest! {
             timer: false,
             synced: 0,
             chaos: true,
+            tab_applied: 0,
             h,
         };
         // What a previous leader persisted, maybe: the first collection at 0.

@@ -422,7 +422,7 @@ impl Inner {
         spawn_local(async move {
             let text = from.read(&headers, &signal).await;
             if let Some(range) = text.and_then(|t| parse_range(&t).ok()) {
-                Self::with(&weak, |core| core.head_known(range.seq));
+                Self::with(&weak, |core| core.head_known(since, range.seq));
             }
         });
     }

@@ -35,7 +35,7 @@
 //! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `SyncedTo` and `OpenFeed{since: min seq}` |
 //! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile) |
 //! | `snapshot_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` again |
-//! | `feed_opened` | `CheckHead{since: applied}` (if anything is applied); `head_known(head)` below applied: `LoadSnapshot` ×all, then `CloseFeed` + `OpenFeed` from the snapshots |
+//! | `feed_opened` | `CheckHead{since: applied}` (if anything is applied); `head_known(since, head)` with head below since: `CloseFeed`, `LoadSnapshot` ×all, then `OpenFeed` from the snapshots |
 //! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
 //! | `feed_error` | `CloseFeed`, `SetTimer` (backoff); `timer_fired` → `OpenFeed{since: applied}` |
 //! | `range_loaded` | entries applied (`Persist`); gap left with progress: `FetchRange`; without: `LoadSnapshot` ×all |
@@ -249,13 +249,23 @@ impl LeaderSync {
         self.take()
     }
 
-    /// The server's head, its highest sequence number ([`LeaderSyncOutput::CheckHead`]).
-    /// Below what this leader has applied, the server has lost history (a database restored
-    /// from a backup, or reset): what it numbers from now on would be taken for duplicates.
-    /// Every collection is loaded again, and once they are in, the feed reopens from them.
-    pub fn head_known(&mut self, head: u64) -> Vec<LeaderSyncOutput> {
-        if self.running && head < self.cursor.applied() && !self.went_back {
+    /// The server's head, its highest sequence number, in answer to the
+    /// [`LeaderSyncOutput::CheckHead`] asked at `since`. Below `since`, the server has lost
+    /// history (a database restored from a backup, or reset): what it numbers from now on
+    /// would be taken for duplicates. The feed closes (its entries would be of the new
+    /// numbering, laid over rows of the old), every collection is loaded again, and once they
+    /// are in, the feed reopens from them.
+    ///
+    /// The head is compared with `since`, not with what is applied by the time the answer
+    /// comes: the feed goes on meanwhile, and entries the server numbered after it answered
+    /// are no sign of lost history.
+    pub fn head_known(&mut self, since: u64, head: u64) -> Vec<LeaderSyncOutput> {
+        if self.running && head < since && !self.went_back {
             self.went_back = true;
+            if self.feed != Feed::Closed {
+                self.feed = Feed::Closed;
+                self.out.push(LeaderSyncOutput::CloseFeed);
+            }
             // Every collection, even while some are loading already: none of them may keep
             // rows of the old numbering.
             self.load(self.config.collections.clone());
@@ -265,9 +275,10 @@ impl LeaderSync {
 
     /// An entry from the feed: applied if it follows on (persisted, then broadcast),
     /// buffered behind a gap (which is refetched), or ignored as a duplicate. An entry that
-    /// fails [`FeedEntry::validate`] is ignored.
+    /// fails [`FeedEntry::validate`] is ignored, and so is one that comes while the feed is
+    /// closed (late from a stream being closed: the feed reopens from what is applied).
     pub fn feed_entry(&mut self, entry: FeedEntry) -> Vec<LeaderSyncOutput> {
-        if !self.running || entry.validate().is_err() {
+        if !self.running || self.feed == Feed::Closed || entry.validate().is_err() {
             return Vec::new();
         }
         self.failures = 0;

@@ -103,8 +103,8 @@ pub enum LeaderSyncOutput {
     },
     /// Ask the server's head, its highest sequence number (`GET
     /// /api/changes?since={since}&limit=1`, or the source's `changes`); answer with
-    /// [`LeaderSync::head_known`](crate::sync::LeaderSync::head_known). A failure needs no
-    /// answer.
+    /// [`LeaderSync::head_known`](crate::sync::LeaderSync::head_known), with this `since`.
+    /// A failure needs no answer.
     CheckHead {
         /// The last sequence number applied.
         since: u64,
