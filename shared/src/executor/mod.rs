@@ -83,6 +83,9 @@ pub struct Executor {
     unauthorized_in_a_row: u32,
     /// Credentials came in after repeated 401s: unpaused at this time.
     resume_at: Option<Millis>,
+    /// The time of the latest event: an event's time well below it means the wall clock was
+    /// set back (see [`Executor::clock_went_back`]).
+    clock: Millis,
     /// The user signed out: nothing unpauses it.
     signed_out: bool,
     /// States to broadcast at the end of this event that no write waits for (attempts that
@@ -144,6 +147,7 @@ impl Executor {
             paused: false,
             unauthorized_in_a_row: 0,
             resume_at: None,
+            clock: 0,
             signed_out: false,
             unstored: Vec::new(),
             out: Vec::new(),
@@ -162,6 +166,14 @@ impl Executor {
         now: Millis,
         events: impl IntoIterator<Item = Event>,
     ) -> Vec<Command> {
+        if now.saturating_add(CLOCK_SLACK_MS) < self.clock {
+            if self.role == Role::Leading {
+                self.clock_went_back(self.clock - now);
+            }
+            self.clock = now;
+        } else {
+            self.clock = self.clock.max(now);
+        }
         for event in events {
             match (self.role, event) {
                 (Role::Stopped, _) => {}
@@ -329,6 +341,29 @@ impl Executor {
         self.bring_forward(now);
     }
 
+    /// The wall clock was set back `by` (the time of the last event less this one's; the user
+    /// changed it, or it was corrected): every time scheduled before goes back as far. A retry
+    /// due in a second would otherwise wait the jump out (an hour set back, an hour late). How
+    /// much time passed between the two events cannot be told from the wall clock, so a wait
+    /// under way counts again from the jump: at most one wait late. (The glue's timer runs on
+    /// its own clock: it fires after the wait it was given, and that event shows the jump.)
+    fn clock_went_back(&mut self, by: Millis) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for (due, seq, id) in waiting {
+            let due = due.saturating_sub(by);
+            if let Some(a) = self.txs.get_mut(&id).and_then(|e| e.tx.attempts.last_mut()) {
+                a.retry_scheduled_for = Some(due);
+            }
+            self.waiting.insert((due, seq, id));
+        }
+        let back = |at: Option<Millis>| at.map(|t| t.saturating_sub(by));
+        self.unreachable_until = back(self.unreachable_until);
+        self.resume_at = back(self.resume_at);
+        self.writes.clock_went_back(by);
+        // Re-armed at the end of this event, from the moved times.
+        self.timer_at = None;
+    }
+
     /// A retry trigger (online, visible, notify-online, start-up, a success): every scheduled
     /// retry becomes due now.
     fn bring_forward(&mut self, now: Millis) {
@@ -446,6 +481,11 @@ fn approx_bytes(tx: &Transaction) -> u64 {
         .sum();
     u64::try_from(rows + 256 + tx.attempts.len() * 96).unwrap_or(u64::MAX)
 }
+
+/// How far an event's time may be below the latest event's before the wall clock counts as set
+/// back ([`Executor::clock_went_back`]): smaller steps (a clock slewed by NTP, timestamps of
+/// events handled out of order) change nothing.
+pub const CLOCK_SLACK_MS: Millis = 1_000;
 
 /// How long credentials that came in after `unauthorized_in_a_row` 401s in a row wait before
 /// attempts start again: at once after one (the usual expired token, refreshed), then 1 s,

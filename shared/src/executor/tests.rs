@@ -314,6 +314,40 @@ fn online_and_notify_online_bring_scheduled_retries_forward() {
 }
 
 #[test]
+fn a_wall_clock_set_back_moves_scheduled_retries_back_with_it() {
+    const HOUR: u64 = 3_600_000;
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.now = 10 * HOUR;
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    r.finish("a", 1, Err(AttemptError::retriable("503")));
+    let due = r.timer.unwrap();
+    let wait = due - r.now;
+    assert!((1_000..=1_300).contains(&wait), "{wait}");
+    // The glue's timer fires after the wait it was given, but the clock was set back an hour
+    // meanwhile. How long ago the jump was, the executor cannot tell: the wait is counted again
+    // from the time of the last event before it, at most one wait late instead of an hour.
+    r.now = due - HOUR;
+    r.feed(Event::TimerFired);
+    let again = r.timer.unwrap();
+    assert!(again <= r.now + wait, "{} after the jump", again - r.now);
+    assert_eq!(r.called(), ["a"]);
+    r.now = again;
+    r.feed(Event::TimerFired);
+    r.settle();
+    assert_eq!(r.called(), ["a", "a"], "retried once the wait was over");
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.state, TransactionState::Persisting);
+    // A clock that only wobbles (under a second back) moves nothing.
+    r.finish("a", 2, Err(AttemptError::retriable("503")));
+    let due = r.timer.unwrap();
+    r.now -= CLOCK_SLACK_MS / 2;
+    r.feed(Event::TimerFired);
+    assert_eq!(r.timer, Some(due), "the same retry time");
+    assert_eq!(r.called().len(), 2);
+}
+
+#[test]
 fn retry_after_is_honoured() {
     let mut r = Rig::new(ExecutorConfig::default());
     r.submit(ordered("a", &["1"]));

@@ -147,6 +147,12 @@ impl WritePipeline {
         }
     }
 
+    /// The wall clock was set back `by`: the times kept go back as far.
+    pub fn clock_went_back(&mut self, by: Millis) {
+        self.retry_at = self.retry_at.map(|t| t.saturating_sub(by));
+        self.settled_since = self.settled_since.map(|t| t.saturating_sub(by));
+    }
+
     /// When lingering tombstones are due to be written on their own (no write in flight).
     pub fn settle_due_at(&self, linger: Millis) -> Option<Millis> {
         if self.in_flight.is_some() || self.retry_at.is_some() {
