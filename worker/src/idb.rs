@@ -448,8 +448,9 @@ impl IdbStore {
     }
 
     /// The synced rows the last leader stored, by collection, each at its sequence number;
-    /// `None` when there are none. Rows that do not read are left out (the feed's data can be
-    /// loaded again; the server has it).
+    /// `None` when there are none. A collection with a row that does not read is left out
+    /// whole, so it is loaded from the server again (without the row, it would lack it until
+    /// the server changed it again); keys of no collection are ignored.
     pub async fn load_synced(&self) -> Result<Option<Vec<CollectionSnapshot>>, StoreError> {
         let tx = self.readwrite([META, SYNCED])?;
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
@@ -477,19 +478,29 @@ impl IdbStore {
                 (collection, snap)
             })
             .collect();
+        let mut unreadable = std::collections::BTreeSet::new();
         for (k, v) in keys.into_iter().zip(values) {
-            let (Some(k), Some(text)) = (k.as_string(), v.as_string()) else {
+            let Some(k) = k.as_string() else {
                 continue;
             };
             let Some((collection, key)) = k.split_once('\u{0}') else {
                 continue;
             };
-            let (Some(snap), Ok(row)) = (by.get_mut(collection), serde_json::from_str(&text))
-            else {
+            let Some(text) = v.as_string() else {
+                unreadable.insert(collection.to_owned());
                 continue;
             };
-            snap.rows.push((key.to_owned(), row));
+            let Some(snap) = by.get_mut(collection) else {
+                continue;
+            };
+            match serde_json::from_str(&text) {
+                Ok(row) => snap.rows.push((key.to_owned(), row)),
+                Err(_) => {
+                    unreadable.insert(collection.to_owned());
+                }
+            }
         }
+        by.retain(|collection, _| !unreadable.contains(collection));
         Ok(Some(by.into_values().collect()))
     }
 

@@ -56,6 +56,11 @@ async fn a_removal_is_remembered_for_the_next_leader_and_a_value_it_did_not_writ
 }
 
 #[wasm_bindgen_test]
+async fn a_collection_with_a_stored_row_that_does_not_read_is_loaded_again_whole() {
+    leader_cases::a_collection_with_a_stored_row_that_does_not_read_is_loaded_again_whole().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_schema_3_database_is_upgraded_and_its_packs_become_slots() {
     leader_cases::a_schema_3_database_is_upgraded_and_its_packs_become_slots().await;
 }

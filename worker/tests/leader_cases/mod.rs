@@ -452,6 +452,86 @@ pub async fn a_removal_is_remembered_for_the_next_leader_and_a_value_it_did_not_
     assert!(after.removed.is_empty() && after.records.is_empty());
 }
 
+pub async fn a_collection_with_a_stored_row_that_does_not_read_is_loaded_again_whole() {
+    use outbox_shared::sync::{CollectionSnapshot, PersistBatch, RowWrite};
+    let scope = unique("synced");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let epoch = store.begin_leadership(0).await.unwrap().epoch;
+    let snap = |collection: &str, rows: &[&str]| CollectionSnapshot {
+        collection: collection.into(),
+        seq: 7,
+        rows: rows
+            .iter()
+            .map(|k| ((*k).to_owned(), json!({ "id": k })))
+            .collect(),
+    };
+    let batch = PersistBatch {
+        seq: 7,
+        seqs: [("todos".to_owned(), 7), ("notes".to_owned(), 7)].into(),
+        writes: vec![
+            RowWrite::Replace(snap("todos", &["a", "b"])),
+            RowWrite::Replace(snap("notes", &["n"])),
+        ],
+    };
+    store.write_synced(epoch, &batch).await.unwrap();
+    let collections = |loaded: Option<Vec<CollectionSnapshot>>| -> Vec<(String, usize)> {
+        loaded
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.collection, s.rows.len()))
+            .collect()
+    };
+    assert_eq!(
+        collections(store.load_synced().await.unwrap()),
+        [("notes".to_owned(), 1), ("todos".to_owned(), 2)]
+    );
+    // One of `todos`' rows is damaged: `todos` is left out whole (the leader loads it from the
+    // server), not restored without the row; `notes` is restored; a key of no collection is
+    // ignored.
+    let db = store.database();
+    plant(
+        db,
+        "synced",
+        JsValue::from_str("todos\u{0}b"),
+        JsValue::from_str("{not json"),
+    )
+    .await;
+    plant(
+        db,
+        "synced",
+        JsValue::from_str("stray"),
+        JsValue::from_str("{}"),
+    )
+    .await;
+    assert_eq!(
+        collections(store.load_synced().await.unwrap()),
+        [("notes".to_owned(), 1)]
+    );
+    // And a value that is not text at all.
+    let batch = PersistBatch {
+        seq: 8,
+        seqs: [("todos".to_owned(), 8), ("notes".to_owned(), 8)].into(),
+        writes: vec![RowWrite::Replace(snap("todos", &["a", "b"]))],
+    };
+    store.write_synced(epoch, &batch).await.unwrap();
+    assert_eq!(
+        collections(store.load_synced().await.unwrap()),
+        [("notes".to_owned(), 1), ("todos".to_owned(), 2)],
+        "the reload's rows replace the damaged one"
+    );
+    plant(
+        db,
+        "synced",
+        JsValue::from_str("notes\u{0}n"),
+        JsValue::from_f64(3.0),
+    )
+    .await;
+    assert_eq!(
+        collections(store.load_synced().await.unwrap()),
+        [("todos".to_owned(), 2)]
+    );
+}
+
 /// The keys in the object store `name` of `store`'s database (numbers in decimal).
 async fn keys_in(store: &IdbStore, name: &str) -> Vec<String> {
     let t = store.database().transaction(name).build().unwrap();
