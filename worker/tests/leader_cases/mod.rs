@@ -489,20 +489,9 @@ pub async fn a_collection_with_a_stored_row_that_does_not_read_is_loaded_again_w
     // server), not restored without the row; `notes` is restored; a key of no collection is
     // ignored.
     let db = store.database();
-    plant(
-        db,
-        "synced",
-        JsValue::from_str("todos\u{0}b"),
-        JsValue::from_str("{not json"),
-    )
-    .await;
-    plant(
-        db,
-        "synced",
-        JsValue::from_str("stray"),
-        JsValue::from_str("{}"),
-    )
-    .await;
+    for (key, text) in [("todos\u{0}b", "{not json"), ("stray", "{}")] {
+        plant(db, "synced", key.into(), text.into()).await;
+    }
     assert_eq!(
         collections(store.load_synced().await.unwrap()),
         [("notes".to_owned(), 1)]
