@@ -99,39 +99,44 @@ impl TabCore {
 
     /// A part of a collection's rows from the leader ([`Message::SyncRows`], read by
     /// [`TabCore::receive`]; or, with a feed of its own, a snapshot it loaded). Parts are
-    /// gathered until the last (`more: false`); then the collection's rows are replaced,
-    /// unless the tab already has them at a later sequence number — or, when the server's
-    /// numbering restarted ([`RowsPart::restart`]), whatever it has: the tab's feed then starts
-    /// again from these rows, and entries of the old numbering it holds are dropped.
+    /// gathered, per collection and sequence number, until the last (`more: false`); then the
+    /// collection's rows are replaced, unless the tab already has them at a later sequence
+    /// number, or has just taken in these same rows (a second delivery, whose parts may have
+    /// gone into the first: the leader's broadcast and its answer to this tab travel apart) —
+    /// or, when the server's numbering restarted ([`RowsPart::restart`]), whatever it has: the
+    /// tab's feed then starts again from these rows, and entries of the old numbering it holds
+    /// are dropped.
     pub fn sync_rows(&mut self, part: RowsPart) -> Vec<TabOutput> {
         let restart = part.restart;
-        let gathering = self
-            .rows_parts
-            .entry(part.collection.clone())
+        let key = (part.collection.clone(), part.seq);
+        self.rows_parts
+            .entry(key.clone())
             .or_insert_with(|| CollectionSnapshot {
                 collection: part.collection.clone(),
                 seq: part.seq,
                 rows: Vec::new(),
-            });
-        if gathering.seq != part.seq {
-            gathering.seq = part.seq;
-            gathering.rows.clear();
-        }
-        gathering.rows.extend(part.rows);
+            })
+            .rows
+            .extend(part.rows);
         if part.more {
             return self.take();
         }
-        let Some(snap) = self.rows_parts.remove(&part.collection) else {
+        let Some(snap) = self.rows_parts.remove(&key) else {
             return self.take();
         };
+        // Parts of older rows of the collection still gathering will not be taken in.
+        self.rows_parts
+            .retain(|(c, seq), _| *c != snap.collection || *seq > snap.seq);
         if !restart
-            && self
+            && (self
                 .server
                 .seq(&snap.collection)
                 .is_some_and(|s| s > snap.seq)
+                || self.rows_taken.get(&snap.collection) == Some(&snap.seq))
         {
-            return self.take(); // older than what the tab has
+            return self.take(); // older than what the tab has, or taken in already
         }
+        self.rows_taken.insert(snap.collection.clone(), snap.seq);
         if restart {
             // Entries of the old numbering, applied or waiting behind a gap, mean nothing now
             // (the leader sends the restart's rows before any entry of the new numbering).

@@ -448,3 +448,56 @@ fn merge_is_not_asked_for_rows_without_pending_changes() {
     assert!(!out.iter().any(|o| matches!(o, TabOutput::Merge { .. })));
     assert_eq!(shown(&t), Some(&json!({"t": 1})));
 }
+
+fn part(seq: u64, keys: &[&str], more: bool) -> Message {
+    let mut m = rows(
+        seq,
+        &keys
+            .iter()
+            .map(|k| (*k, json!({ "t": seq })))
+            .collect::<Vec<_>>(),
+    );
+    if let Message::SyncRows { more: m, .. } = &mut m {
+        *m = more;
+    }
+    m
+}
+
+#[test]
+fn two_deliveries_of_rows_whose_parts_interleave_leave_every_row() {
+    // The leader broadcast the rows and answered this tab's ask with them too, over its own
+    // worker's port: the two deliveries' parts arrive mixed.
+    let mut t = tab(ConflictStrategy::Rebase);
+    for m in [
+        part(3, &["a", "b"], true),
+        part(3, &["a", "b"], true),
+        part(3, &["c", "d"], true),
+        part(3, &["c", "d"], true),
+        part(3, &["e"], false),
+    ] {
+        hear(&mut t, m);
+    }
+    assert_eq!(t.view().len("todos"), 5);
+    // The second delivery's last part alone is no reason to drop the rest.
+    hear(&mut t, part(3, &["e"], false));
+    assert_eq!(t.view().len("todos"), 5, "every row still there");
+    assert_eq!(t.feed_applied(), 3);
+
+    // Deliveries of different rows interleaved (an answer made after more was stored): each
+    // gathers apart, and the newer rows stay.
+    for m in [
+        part(5, &["a", "b"], true),
+        part(6, &["a", "b"], true),
+        part(5, &["c", "d"], true),
+        part(6, &["c", "d", "f"], true),
+        part(5, &["e"], false),
+    ] {
+        hear(&mut t, m);
+    }
+    assert_eq!(t.view().len("todos"), 5);
+    assert_eq!(t.feed_applied(), 5);
+    hear(&mut t, part(6, &["e"], false));
+    assert_eq!(t.view().len("todos"), 6, "{:?}", t.server_rows().seqs());
+    assert_eq!(t.feed_applied(), 6);
+    assert_eq!(t.view().get("todos", "a"), Some(&json!({"t": 6})));
+}

@@ -158,8 +158,13 @@ pub struct TabCore {
     held: BTreeSet<(String, String)>,
     /// Rows whose synced value is an app merge, until no unsettled transaction touches them.
     merged: BTreeSet<(String, String)>,
-    /// Rows from the leader arriving in parts, by collection, until the last part.
-    rows_parts: HashMap<String, CollectionSnapshot>,
+    /// Rows from the leader arriving in parts, by collection and sequence number, until the
+    /// last part. Two deliveries can interleave (one broadcast, one answering this tab over its
+    /// own worker's port): each sequence number gathers apart.
+    rows_parts: HashMap<(String, u64), CollectionSnapshot>,
+    /// The sequence number of each collection's last rows taken in whole: a delivery of the
+    /// same rows again is skipped (its parts may have gone into the first one).
+    rows_taken: HashMap<String, u64>,
     dropped: u64,
     stale: u64,
     forged: u64,
@@ -216,6 +221,7 @@ impl TabCore {
             held: BTreeSet::new(),
             merged: BTreeSet::new(),
             rows_parts: HashMap::new(),
+            rows_taken: HashMap::new(),
             dropped: 0,
             stale: 0,
             forged: 0,
