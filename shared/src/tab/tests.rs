@@ -799,20 +799,27 @@ fn new_leader_snapshot(
     hear(t, now + 1, &Envelope::reply(SCOPE, &second, &me, snapshot))
 }
 
-#[test]
-fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
+/// A tab that heard leader 1 say another tab's transactions `x` (key 7) and `y` (key 8) are
+/// in `state`.
+fn hearing_another_tabs_x_and_y(state: TransactionState) -> TabCore {
     let mut t = me();
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
-    // Two of another tab's transactions, mid-attempt under leader 1.
-    let running = |id: &str, key: &str| with_state(insert(id, key), TransactionState::Persisting);
+    let tx = |id: &str, key: &str| with_state(insert(id, key), state);
     hear(
         &mut t,
         1,
         &from_leader(Message::State {
             epoch: Epoch(1),
-            txs: vec![running("x", "7"), running("y", "8")],
+            txs: vec![tx("x", "7"), tx("y", "8")],
         }),
     );
+    t
+}
+
+#[test]
+fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
+    // Two of another tab's transactions, mid-attempt under leader 1.
+    let mut t = hearing_another_tabs_x_and_y(TransactionState::Persisting);
     assert!(t.view().is_pending(&"x".into()));
     // Leader 1 completed x and went away before saying so; leader 2 holds only y.
     new_leader_snapshot(
@@ -833,17 +840,7 @@ fn another_tabs_transaction_missing_from_a_new_leaders_snapshot_is_settled() {
 
 #[test]
 fn another_tabs_transaction_a_new_leaders_snapshot_names_as_removed_fails_and_rolls_back() {
-    let mut t = me();
-    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
-    let pending = |id: &str, key: &str| with_state(insert(id, key), TransactionState::Pending);
-    hear(
-        &mut t,
-        1,
-        &from_leader(Message::State {
-            epoch: Epoch(1),
-            txs: vec![pending("x", "7"), pending("y", "8")],
-        }),
-    );
+    let mut t = hearing_another_tabs_x_and_y(TransactionState::Pending);
     // Leader 1 removed x (the app asked) and went before saying so; leader 2 names it.
     let out = new_leader_snapshot(&mut t, 2, vec![], vec!["x".into(), "unknown".into()]);
     assert!(out.iter().any(
