@@ -47,7 +47,7 @@ struct Inner {
     ready_calls: RefCell<Calls>,
     /// The executor's batch requests made in this turn: function name, calls.
     ready_batches: RefCell<Vec<(String, Calls)>>,
-    aborts: RefCell<Vec<web_sys::AbortController>>,
+    aborts: RefCell<Aborts>,
     on_step_down: RefCell<Option<StepDownHook>>,
     on_signed_out: RefCell<Option<Box<dyn Fn()>>>,
     /// The app's `awaitSync(transaction)`, when it decides when a success is synced.
@@ -81,7 +81,7 @@ impl Driver {
             busy: Cell::new(false),
             ready_calls: RefCell::new(Vec::new()),
             ready_batches: RefCell::new(Vec::new()),
-            aborts: RefCell::new(Vec::new()),
+            aborts: RefCell::new(Aborts::default()),
             on_step_down: RefCell::new(None),
             on_signed_out: RefCell::new(None),
             await_sync: RefCell::new(None),
@@ -135,9 +135,8 @@ impl Driver {
     pub fn stop(&self) {
         self.dispatch(Event::Stop);
         self.0.timer.borrow_mut().clear();
-        for c in self.0.aborts.borrow_mut().drain(..) {
-            c.abort();
-        }
+        let running = std::mem::take(&mut *self.0.aborts.borrow_mut());
+        running.abort_all();
     }
 }
 
@@ -287,19 +286,22 @@ impl Inner {
         }
     }
 
-    fn abort_signal(this: &Rc<Self>) -> Option<web_sys::AbortSignal> {
-        let controller = web_sys::AbortController::new().ok()?;
-        let signal = controller.signal();
-        let mut aborts = this.aborts.borrow_mut();
-        aborts.retain(|c| !c.signal().aborted());
-        aborts.push(controller);
-        Some(signal)
+    /// The signal of a new call, and its number for [`Inner::call_done`].
+    fn abort_signal(this: &Rc<Self>) -> (u64, Option<web_sys::AbortSignal>) {
+        this.aborts.borrow_mut().start()
+    }
+
+    /// The call `number` has its outcome: stopping no longer aborts it.
+    fn call_done(weak: &Weak<Self>, number: u64) {
+        if let Some(inner) = weak.upgrade() {
+            inner.aborts.borrow_mut().running.remove(&number);
+        }
     }
 
     fn call_one(this: &Rc<Self>, tx: Transaction, attempt: u32) {
         let weak = Rc::downgrade(this);
         let fns = Rc::clone(&this.fns);
-        let signal = Self::abort_signal(this);
+        let (number, signal) = Self::abort_signal(this);
         // An HTTP request starts here, as the turn ends, rather than when its task first runs.
         let started = match (fns.route(&tx.mutation_fn), &signal) {
             (Route::Http(_), Some(signal)) => fns
@@ -317,6 +319,7 @@ impl Inner {
                 (None, Route::Unknown, _) | (None, Route::Http(_), Some(_)) => fns.unknown(&tx),
                 (None, _, None) => network_error("could not make an AbortController"),
             };
+            Self::call_done(&weak, number);
             dispatch_weak(
                 &weak,
                 Event::AttemptFinished {
@@ -331,9 +334,10 @@ impl Inner {
     fn call_batch(this: &Rc<Self>, name: String, group: Calls) {
         let weak = Rc::downgrade(this);
         let fns = Rc::clone(&this.fns);
-        let signal = Self::abort_signal(this);
+        let (number, signal) = Self::abort_signal(this);
         let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
         let Some(request) = fns.http_batch_request(&name, &txs) else {
+            Self::call_done(&weak, number);
             return;
         };
         // The request starts here, as the turn ends, rather than when its task first runs.
@@ -355,6 +359,7 @@ impl Inner {
                     .map(|id| (id.clone(), network_error("no AbortController")))
                     .collect(),
             };
+            Self::call_done(&weak, number);
             // One event for the whole answer: one write and one broadcast for all of it.
             let finished = outcomes
                 .into_iter()
@@ -367,6 +372,33 @@ impl Inner {
                 .collect();
             dispatch_weak(&weak, Event::AttemptsFinished { finished });
         });
+    }
+}
+
+/// The abort controllers of the calls under way, by number: [`Driver::stop`] aborts them, and
+/// each leaves when its call's outcome is in (kept until the term ended, a leader's grew by one
+/// per call, and stopping aborted the signals of calls long finished).
+#[derive(Debug, Default)]
+struct Aborts {
+    next: u64,
+    running: BTreeMap<u64, web_sys::AbortController>,
+}
+
+impl Aborts {
+    fn start(&mut self) -> (u64, Option<web_sys::AbortSignal>) {
+        self.next += 1;
+        let Ok(controller) = web_sys::AbortController::new() else {
+            return (self.next, None);
+        };
+        let signal = controller.signal();
+        self.running.insert(self.next, controller);
+        (self.next, Some(signal))
+    }
+
+    fn abort_all(self) {
+        for controller in self.running.into_values() {
+            controller.abort();
+        }
     }
 }
 

@@ -268,3 +268,93 @@ async fn the_requests_of_a_turn_are_on_their_way_when_it_ends() {
     );
     assert_eq!(number(&log, "calls"), 2.0, "and each once");
 }
+
+#[wasm_bindgen_test]
+async fn stopping_aborts_the_calls_under_way_and_not_those_that_finished() {
+    // `quick` answers at once, `slow` never; each notes the signal it was given.
+    let signals = js_sys::Array::new();
+    let noting = |body: &str| {
+        Function::new_with_args(
+            "signals",
+            &format!("return async (args) => {{ signals.push(args.signal); {body} }};"),
+        )
+        .call1(&JsValue::NULL, &signals)
+        .unwrap()
+        .into()
+    };
+    let mut fns = MutationFns::default();
+    fns.insert_fn("quick", noting("return {};"));
+    fns.insert_fn("slow", noting("return new Promise(() => {});"));
+    let store = Rc::new(MemoryStore::new());
+    let loaded = store.begin(0);
+    let epoch = loaded.epoch;
+    let completed: Rc<RefCell<BTreeSet<TransactionId>>> = Rc::default();
+    let seen = Rc::clone(&completed);
+    let driver = Driver::new(
+        Executor::new(ExecutorConfig::default(), Box::new(MathRandom)),
+        store,
+        Rc::new(fns),
+        Box::new(move |_, msg| {
+            if let Message::State { txs, .. } = msg {
+                let done = txs
+                    .into_iter()
+                    .filter(|t| t.state == TransactionState::Completed);
+                seen.borrow_mut().extend(done.map(|t| t.id));
+            }
+        }),
+    );
+    driver.dispatch(Event::BecameLeader(loaded));
+    let submit = |name: &str, i: usize| {
+        let tx = Transaction::new(
+            TransactionId(format!("{name}-{i}")),
+            name,
+            Strategy::Parallel,
+            vec![PendingMutation::insert(
+                "todos",
+                &format!("{name}-{i}"),
+                json!({ "id": i }),
+            )],
+            0,
+        );
+        driver.dispatch(Event::Submitted {
+            from: ClientId::from("tab"),
+            to: epoch,
+            tx: Box::new(tx),
+        });
+    };
+    for i in 0..20 {
+        submit("quick", i);
+    }
+    for _ in 0..200 {
+        if completed.borrow().len() == 20 {
+            break;
+        }
+        sleep(10).await;
+    }
+    assert_eq!(completed.borrow().len(), 20, "every quick call completed");
+    submit("slow", 0);
+    for _ in 0..200 {
+        if signals.length() == 21 {
+            break;
+        }
+        sleep(10).await;
+    }
+    assert_eq!(signals.length(), 21, "the slow call started");
+    driver.stop();
+
+    let aborted: Vec<bool> = signals
+        .iter()
+        .map(|s| {
+            Reflect::get(&s, &"aborted".into())
+                .unwrap()
+                .as_bool()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        aborted.iter().filter(|a| **a).count(),
+        1,
+        "only the call under way is aborted: {aborted:?}"
+    );
+    assert_eq!(aborted.last(), Some(&true), "the slow call is aborted");
+}
