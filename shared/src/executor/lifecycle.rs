@@ -53,7 +53,7 @@ impl Executor {
         // Acceptance order must hold across leaders, including against transactions an earlier
         // leader already completed (they are tombstones now, so their seqs are not loaded).
         let floor = self.epoch.0.saturating_mul(SEQ_PER_EPOCH);
-        self.next_seq = (txs.last().map_or(0, |t| t.seq) + 1).max(floor);
+        self.next_seq = txs.last().map_or(0, |t| t.seq.saturating_add(1)).max(floor);
         for mut tx in txs {
             let mut changed = false;
             if tx.state == TransactionState::Persisting {
@@ -170,7 +170,8 @@ impl Executor {
         tx.state = TransactionState::Pending;
         tx.queued_behind = None;
         tx.seq = self.next_seq;
-        self.next_seq += 1;
+        // Saturating: a corrupt stored seq or epoch near the top must not wrap the order round.
+        self.next_seq = self.next_seq.saturating_add(1);
         tx.epoch = self.epoch;
         tx.updated_at = now;
         if let Some(behind) = self.scheduler.enqueue(&id, tx.strategy, &tx.keys) {

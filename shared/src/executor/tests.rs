@@ -465,6 +465,22 @@ fn corrupt_records_are_quarantined_and_reported_and_the_rest_resumes() {
 }
 
 #[test]
+fn a_stored_seq_at_the_top_of_the_range_does_not_wrap_the_order_round() {
+    let mut store = MemOutboxStore::new();
+    let mut top = ordered("top", &["1"]);
+    top.seq = u64::MAX;
+    store.put_raw("top", top.to_record());
+    let mut r = Rig::with_store(ExecutorConfig::default(), store);
+    r.submit(ordered("n", &["2"]));
+    r.submit(ordered("m", &["3"]));
+    // Not below the stored one (it would run first), and no overflow.
+    assert_eq!(r.exec.get(&"n".into()).unwrap().seq, u64::MAX);
+    assert_eq!(r.exec.get(&"m".into()).unwrap().seq, u64::MAX);
+    r.settle();
+    assert_eq!(r.called(), vec!["top", "n", "m"]);
+}
+
+#[test]
 fn a_completed_transaction_resent_to_a_new_leader_is_answered_completed() {
     let mut r = Rig::new(ExecutorConfig::default());
     r.submit(ordered("a", &["1"]));
