@@ -129,7 +129,11 @@ impl Leader {
         let (steal_tx, steal_rx) = mpsc::unbounded();
         // A random share of a heartbeat on top, so that waiting workers rarely steal at once.
         let jitter = (js_sys::Math::random() * f64::from(options.heartbeat_ms)) as u64;
-        let takeover = u64::from(options.takeover_after_ms.max(2 * options.heartbeat_ms)) + jitter;
+        let takeover = u64::from(
+            options
+                .takeover_after_ms
+                .max(options.heartbeat_ms.saturating_mul(2)),
+        ) + jitter;
         let inner = Rc::new(Inner {
             watch: RefCell::new(LeaderWatch::new(monotonic(), takeover)),
             watch_timer: RefCell::new(None),
@@ -245,13 +249,14 @@ impl Leader {
         Inner::on_message(inner, env);
     }
 
-    /// Queue statistics while leading.
+    /// Queue statistics while leading (`None` if called from the app's code that the executor
+    /// calls, `beforeRetry`).
     pub fn stats(&self) -> Option<QueueStats> {
         self.0
             .term
             .borrow()
             .as_ref()
-            .map(|t| t.driver.with_executor(Executor::stats))
+            .and_then(|t| t.driver.with_executor(Executor::stats))
     }
 }
 
@@ -600,9 +605,12 @@ impl Inner {
         let weak: Weak<Self> = Rc::downgrade(this);
         Interval::new(this.options.heartbeat_ms.max(50), move || {
             let Some(inner) = weak.upgrade() else { return };
-            let (pending, paused) = inner.term.borrow().as_ref().map_or((0, false), |t| {
-                t.driver.with_executor(|e| (e.stats().size, e.is_paused()))
-            });
+            let (pending, paused) = inner
+                .term
+                .borrow()
+                .as_ref()
+                .and_then(|t| t.driver.with_executor(|e| (e.stats().size, e.is_paused())))
+                .unwrap_or((0, false));
             inner.send(None, Message::Heartbeat { epoch, pending });
             // Still waiting for credentials: ask again, for tabs that were not listening yet
             // (they join, or verify this leader, after the term's first call for them).

@@ -99,7 +99,8 @@ mod exports {
             self.0.from_tab(&data, port);
         }
 
-        /// Queue statistics while leading (`{size, bytes, inFlight, deadLetters}`), else `null`.
+        /// Queue statistics while leading (`{size, bytes, inFlight, deadLetters}`), else `null`
+        /// (also from inside `beforeRetry`).
         pub fn stats(&self) -> JsValue {
             self.0
                 .stats()

@@ -89,6 +89,9 @@ fn default_batch() -> usize {
     ExecutorConfig::default().max_batch
 }
 
+/// The longest delay `setTimeout` and `setInterval` take, in ms.
+const MAX_TIMER_MS: u32 = i32::MAX as u32;
+
 fn default_heartbeat() -> u32 {
     1000
 }
@@ -121,6 +124,17 @@ pub fn parse(options: &JsValue) -> Result<Parsed, String> {
         .map_err(|e| format!("options: {e}"))?;
     if plain.app.is_empty() {
         return Err("options.app must be a non-empty string".into());
+    }
+    for (name, ms) in [
+        ("heartbeatMs", plain.heartbeat_ms),
+        ("takeoverAfterMs", plain.takeover_after_ms),
+    ] {
+        // Timers take at most this; a longer one fires at once.
+        if ms > MAX_TIMER_MS {
+            return Err(format!(
+                "options.{name} must be at most {MAX_TIMER_MS} (ms), not {ms}"
+            ));
+        }
     }
     let fns = MutationFns::from_options(options)?;
     let before_retry = js_sys::Reflect::get(options, &"beforeRetry".into())

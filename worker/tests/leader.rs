@@ -101,6 +101,16 @@ async fn of_two_workers_exactly_one_leads_and_the_other_takes_over_when_it_resig
 }
 
 #[wasm_bindgen_test]
+async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhile() {
+    leader_cases::before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhile().await;
+}
+
+#[wasm_bindgen_test]
+async fn timer_options_a_timer_cannot_take_are_refused_by_name() {
+    leader_cases::timer_options_a_timer_cannot_take_are_refused_by_name().await;
+}
+
+#[wasm_bindgen_test]
 async fn an_unknown_mutation_function_fails_the_transaction_with_a_clear_code() {
     leader_cases::an_unknown_mutation_function_fails_the_transaction_with_a_clear_code().await;
 }

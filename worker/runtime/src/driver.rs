@@ -125,9 +125,10 @@ impl Driver {
         Inner::turn(&self.0);
     }
 
-    /// Reads the executor.
-    pub fn with_executor<R>(&self, f: impl FnOnce(&Executor) -> R) -> R {
-        f(&self.0.exec.borrow())
+    /// Reads the executor; `None` while it is at work (the app's code it calls, `beforeRetry`
+    /// say, may call back in here).
+    pub fn with_executor<R>(&self, f: impl FnOnce(&Executor) -> R) -> Option<R> {
+        self.0.exec.try_borrow().ok().map(|exec| f(&exec))
     }
 
     /// Stops: the executor ignores everything from now on, running calls are aborted, and the

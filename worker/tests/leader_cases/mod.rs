@@ -958,6 +958,60 @@ pub async fn an_unknown_mutation_function_fails_the_transaction_with_a_clear_cod
     assert_eq!(*seen.borrow(), vec!["sync".to_owned()]);
 }
 
+pub async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhile() {
+    let scope = unique("before-retry");
+    let calls = js_sys::Array::new();
+    let f = recording_fn(&calls, "throw new Error('flaky');");
+    let o = options("todos", &[("sync", &f)]);
+    let retry = js_sys::JSON::parse(r#"{"baseDelayMs": 1, "jitter": 0}"#).unwrap();
+    js_sys::Reflect::set(&o, &"retry".into(), &retry).unwrap();
+    // The hook reads the handle of its own leader (set once it has started), then says no.
+    let me: Rc<RefCell<Option<Leader>>> = Rc::default();
+    let asked = Rc::new(RefCell::new(Vec::<(String, bool)>::new()));
+    let (leader, record) = (me.clone(), asked.clone());
+    let hook =
+        wasm_bindgen::closure::Closure::<dyn FnMut(JsValue) -> bool>::new(move |tx: JsValue| {
+            let id = js_sys::Reflect::get(&tx, &"id".into())
+                .ok()
+                .and_then(|id| id.as_string())
+                .unwrap_or_default();
+            let stats = leader.borrow().as_ref().and_then(Leader::stats);
+            record.borrow_mut().push((id, stats.is_some()));
+            false
+        });
+    js_sys::Reflect::set(&o, &"beforeRetry".into(), hook.as_ref()).unwrap();
+    let leader = start(&scope, &o).await;
+    *me.borrow_mut() = Some(leader.clone());
+    let mut tab = Tab::open(&scope);
+    let epoch = tab.leader().await;
+    tab.post(Message::Submit {
+        epoch,
+        txs: vec![tx("b1", "1")],
+    });
+    let gone = tab.settled("b1").await;
+    assert_eq!(gone.error_code(), Some(ErrorCode::Removed));
+    assert_eq!(calls.to_vec(), vec![JsValue::from("b1#1")], "not retried");
+    // Asked once, and the stats read from inside it are none (the executor is at work), not
+    // a trap that took the worker down.
+    assert_eq!(*asked.borrow(), vec![("b1".to_owned(), false)]);
+    assert!(leader.stats().is_some(), "the leader goes on");
+}
+
+pub async fn timer_options_a_timer_cannot_take_are_refused_by_name() {
+    for (name, value) in [("heartbeatMs", 3e9), ("takeoverAfterMs", 2_147_483_648.0)] {
+        let o = options("todos", &[]);
+        js_sys::Reflect::set(&o, &name.into(), &JsValue::from(value)).unwrap();
+        let error = outbox_worker::options::parse(&o).unwrap_err();
+        assert!(error.contains(name), "{error}");
+    }
+    let o = options("todos", &[]);
+    js_sys::Reflect::set(&o, &"heartbeatMs".into(), &JsValue::from(2_147_483_647.0)).unwrap();
+    assert!(
+        outbox_worker::options::parse(&o).is_ok(),
+        "the longest a timer takes"
+    );
+}
+
 pub async fn the_built_in_http_function_posts_to_a_real_server_and_classifies_its_answer() {
     // The test runner's own HTTP server has no such route: a real 4xx answer, final.
     let scope = unique("http");
