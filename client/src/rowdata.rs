@@ -9,8 +9,8 @@
 use serde_json::{Map, Number, Value};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Deeper than this is taken for a cycle.
-const MAX_DEPTH: usize = 64;
+/// Deeper than this is taken for a cycle (and is more than a row may nest anywhere).
+const MAX_DEPTH: usize = outbox_shared::model::MAX_ROW_DEPTH;
 
 /// Reads `value` as JSON; `Err` names the offending part, starting from `path`.
 ///

@@ -2,6 +2,7 @@
 //! entries and answers the server sends.
 
 use crate::error::ApiError;
+use outbox_shared::model::{nested_within, MAX_ROW_DEPTH};
 use outbox_shared::{MutationKind, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -141,6 +142,13 @@ fn check(tx: &TxIn, collections: &HashSet<String>) -> Result<(), ApiError> {
         if m.key.is_empty() {
             return Err(ApiError::missing_key(format!(
                 "mutation {i} has an empty `key`"
+            )));
+        }
+        let too_deep = |v: &Value| !nested_within(v, MAX_ROW_DEPTH);
+        if too_deep(&m.changes) || m.modified.as_ref().is_some_and(too_deep) {
+            // Taken, it would go out in the change feed inside messages no tab can read.
+            return Err(ApiError::bad_request(format!(
+                "mutation {i}: a row may nest at most {MAX_ROW_DEPTH} levels"
             )));
         }
         let has_row = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
@@ -286,5 +294,35 @@ mod tests {
             assert_eq!(err.code, code, "{body}");
         }
         assert_eq!(parse_tx(b"{nope", &todos()).unwrap_err().code, BadRequest);
+    }
+
+    #[test]
+    fn a_row_nested_deeper_than_a_tab_reads_is_refused() {
+        let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }));
+        let body = |row: Value| {
+            json!({"id": "t", "mutations": [
+                {"collection": "todos", "key": "a", "kind": "insert", "changes": row}
+            ]})
+            .to_string()
+        };
+        // Within what serde_json reads whole, but past what a tab reads from the feed.
+        let err = parse_tx(body(nested(122)).as_bytes(), &todos()).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::BadRequest);
+        assert!(err.message.contains("64 levels"), "{}", err.message);
+        assert!(parse_tx(body(nested(MAX_ROW_DEPTH)).as_bytes(), &todos()).is_ok());
+        // A full transaction's `modified` is checked too.
+        let deep = Transaction::new(
+            "t".into(),
+            "sync",
+            outbox_shared::Strategy::Ordered,
+            vec![PendingMutation::insert(
+                "todos",
+                "a",
+                nested(MAX_ROW_DEPTH + 1),
+            )],
+            0,
+        );
+        let text = serde_json::to_string(&deep).unwrap();
+        assert!(parse_tx(text.as_bytes(), &todos()).is_err());
     }
 }

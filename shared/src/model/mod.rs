@@ -10,7 +10,7 @@ mod transaction;
 pub use attempt::{Attempt, AttemptId};
 pub use error::{ErrorCode, TxError};
 pub use ids::{ClientId, Epoch, Key, Millis, TransactionId};
-pub use mutation::{MutationKind, PendingMutation, Row};
+pub use mutation::{nested_within, MutationKind, PendingMutation, Row, MAX_ROW_DEPTH};
 pub use state::{TransactionState, TransitionError};
 pub use transaction::{
     EarlierAttempts, RecordError, Strategy, Transaction, ATTEMPTS_KEPT, RECORD_VERSION,

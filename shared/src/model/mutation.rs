@@ -10,6 +10,29 @@ use std::sync::Arc;
 /// the optimistic view shows from it are often the same value.
 pub type Row = Arc<Value>;
 
+/// The deepest a row may nest (arrays and objects inside one another). A row travels inside
+/// messages that add levels of their own, and every JSON reader here stops at 128: a row the
+/// server took at 122 levels could not be read by any tab from the change feed.
+pub const MAX_ROW_DEPTH: usize = 64;
+
+/// Whether `value` nests no deeper than `max` levels (a scalar is level 0; `[]` and `{}` are 1).
+pub fn nested_within(value: &Value, max: usize) -> bool {
+    // Iterative: the value may come from a reader without a depth limit.
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth + 1 > max {
+            return false;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    true
+}
+
 /// What a mutation does to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +184,23 @@ mod tests {
         let mut d = doc.clone();
         patch::apply(&mut d, &m.inverse).unwrap();
         d
+    }
+
+    /// `{"a": {"a": … 1 …}}`, `levels` objects deep.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn nesting_is_counted_in_levels_of_arrays_and_objects() {
+        assert!(nested_within(&json!(1), 0));
+        assert!(!nested_within(&json!([]), 0));
+        assert!(nested_within(&json!({"a": [1, {"b": 2}]}), 3));
+        assert!(!nested_within(&json!({"a": [1, {"b": 2}]}), 2));
+        assert!(nested_within(&nested(MAX_ROW_DEPTH), MAX_ROW_DEPTH));
+        assert!(!nested_within(&nested(MAX_ROW_DEPTH + 1), MAX_ROW_DEPTH));
+        // Deeper than any JSON reader here takes.
+        assert!(!nested_within(&nested(1_000), MAX_ROW_DEPTH));
     }
 
     #[test]
