@@ -4,8 +4,8 @@
 //! hands listeners the collection's rows): across a 500-row view, every insert used to convert
 //! all 500. The cache keeps, per collection, a JS array of frozen row objects in key order and
 //! the keys beside it; the view says which keys it recomputed since the cache last looked
-//! ([`outbox_shared::view::OptimisticView::take_changed`], which every change goes through),
-//! and only those rows are converted (together: [`to_js_array`]) and spliced in or out, or
+//! ([`outbox_shared::view::OptimisticView::take_changed`], which every change goes through;
+//! or that more changed than it has rows: then it starts again), and only those rows are converted (together: [`to_js_array`]) and spliced in or out, or
 //! appended when they all come after the last; many changes at once (a snapshot's part, a
 //! sync's batch) are merged with the rows in one pass instead of a splice each. Callers get a
 //! copy of the array (a native `slice`), so a row that has not changed is the same object as
@@ -40,16 +40,17 @@ impl RowCache {
     pub fn rows(&mut self, core: &mut TabCore, collection: &str) -> js_sys::Array {
         let changed = core.take_view_changes(collection);
         let view = core.view();
-        let rows = match self.collections.entry(collection.to_owned()) {
-            Entry::Occupied(rows) => rows.into_mut(),
-            Entry::Vacant(slot) => {
-                // Built from the view as it is now, which already has every change.
+        let (rows, changed) = match (self.collections.entry(collection.to_owned()), changed) {
+            (Entry::Occupied(rows), Some(changed)) => (rows.into_mut(), changed),
+            (entry, _) => {
+                // The first read, or more changed than there are rows: built from the view as
+                // it is now, which already has every change.
                 let (keys, values): (Vec<String>, Vec<&Value>) = view
                     .rows(collection)
                     .map(|(key, value)| (key.clone(), value))
                     .unzip();
                 let array = frozen_all(&values);
-                let rows = slot.insert(Rows { keys, array });
+                let rows = entry.insert_entry(Rows { keys, array }).into_mut();
                 return rows.array.slice(0, rows.keys.len() as u32);
             }
         };

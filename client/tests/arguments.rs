@@ -341,6 +341,43 @@ async fn many_changes_between_two_reads_of_rows_are_laid_in_in_key_order() {
 }
 
 #[wasm_bindgen_test]
+async fn more_changes_between_two_reads_than_there_are_rows_read_the_rows_again_whole() {
+    let scope = unique_scope("rowsagain");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    todos.insert(todo("kept", "kept")).unwrap();
+    let before = todos.rows();
+    assert_eq!(before.length(), 1);
+    // 200 rows come and 195 go without a read: more keys changed than the view keeps a list
+    // of, so the next read copies the rows whole.
+    for i in 0..200 {
+        todos.insert(todo(&format!("k{i:03}"), "new")).unwrap();
+    }
+    for i in 5..200 {
+        todos.delete(format!("k{i:03}").as_str().into()).unwrap();
+    }
+    let after = todos.rows();
+    let ids: Vec<Option<String>> = after.iter().map(|r| text(&r, "id")).collect();
+    let want: Vec<Option<String>> = ["k000", "k001", "k002", "k003", "k004", "kept"]
+        .iter()
+        .map(|k| Some((*k).to_owned()))
+        .collect();
+    assert_eq!(ids, want);
+    assert!(after.iter().all(|r| js_sys::Object::is_frozen(&r.into())));
+    // And from there on change by change again.
+    todos.delete("k000".into()).unwrap();
+    let last = todos.rows();
+    assert_eq!(last.length(), 5);
+    assert!(
+        js_sys::Object::is(&last.get(4), &after.get(5)),
+        "kept is the same object"
+    );
+    client.close();
+}
+
+#[wasm_bindgen_test]
 async fn every_kind_of_json_data_reads_back_as_given_and_anything_else_is_named() {
     let scope = unique_scope("rowdata");
     let log = Array::new();

@@ -291,9 +291,9 @@ impl TabCore {
         &self.view
     }
 
-    /// The keys of `collection` whose rows changed since the last call (see
-    /// [`OptimisticView::take_changed`]).
-    pub fn take_view_changes(&mut self, collection: &str) -> BTreeSet<String> {
+    /// The keys of `collection` whose rows changed since the last call, or `None`: copy the
+    /// rows whole (see [`OptimisticView::take_changed`]).
+    pub fn take_view_changes(&mut self, collection: &str) -> Option<BTreeSet<String>> {
         self.view.take_changed(collection)
     }
 

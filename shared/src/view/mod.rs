@@ -11,6 +11,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// How many more keys than its rows a collection's list of changes may hold before it is
+/// dropped for "everything changed" (see [`OptimisticView::take_changed`]).
+pub const CHANGED_SLACK: usize = 64;
+
 /// A row: its collection and key.
 pub type RowRef = (String, String);
 
@@ -32,8 +36,10 @@ pub struct OptimisticView {
     next_order: u64,
     /// Keys whose rows changed since the last [`OptimisticView::take_changed`], per collection
     /// that a reader has asked about: what a reader keeping its own copy of the rows must look
-    /// at again. A collection nobody asks about keeps no list (it would only grow).
-    changed: HashMap<String, BTreeSet<String>>,
+    /// at again. A collection nobody asks about keeps no list (it would only grow); `None`:
+    /// more changed than the collection has rows (the list was dropped, the reader copies the
+    /// rows whole), so a list its reader stopped taking stays bounded.
+    changed: HashMap<String, Option<BTreeSet<String>>>,
 }
 
 impl OptimisticView {
@@ -165,14 +171,20 @@ impl OptimisticView {
     /// The keys of `collection` whose rows changed (to a different value, added or removed)
     /// since the last call for it, and forgets them. Every change of the view goes through
     /// here, so a reader that applies these to its copy stays equal to
-    /// [`OptimisticView::rows`]. The first call for a collection starts the list and returns
-    /// nothing: the reader copies [`OptimisticView::rows`] then.
-    pub fn take_changed(&mut self, collection: &str) -> BTreeSet<String> {
+    /// [`OptimisticView::rows`]. `None` says to copy [`OptimisticView::rows`] whole instead:
+    /// the first call for a collection (which starts the list), and one after more keys
+    /// changed than [`CHANGED_SLACK`] past the collection's rows.
+    pub fn take_changed(&mut self, collection: &str) -> Option<BTreeSet<String>> {
         match self.changed.get_mut(collection) {
-            Some(keys) => std::mem::take(keys),
+            Some(Some(keys)) => Some(std::mem::take(keys)),
+            Some(slot) => {
+                *slot = Some(BTreeSet::new());
+                None
+            }
             None => {
-                self.changed.insert(collection.to_owned(), BTreeSet::new());
-                BTreeSet::new()
+                self.changed
+                    .insert(collection.to_owned(), Some(BTreeSet::new()));
+                None
             }
         }
     }
@@ -226,8 +238,13 @@ impl OptimisticView {
                     col.remove(key);
                 }
             }
-            if let Some(keys) = self.changed.get_mut(collection) {
-                keys.insert(key.clone());
+            if let Some(slot) = self.changed.get_mut(collection) {
+                if let Some(keys) = slot {
+                    keys.insert(key.clone());
+                    if keys.len() > col.len() + CHANGED_SLACK {
+                        *slot = None;
+                    }
+                }
             }
         }
     }
