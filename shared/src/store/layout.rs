@@ -185,7 +185,9 @@ pub enum QuarantineTarget {
 pub struct Layout {
     /// Where each stored id's current copy is.
     current: HashMap<TransactionId, Place>,
-    /// How many current copies each stored entry holds.
+    /// How many current records each stored record entry holds. Marks entries are not
+    /// counted: their ids are forgotten at once (see [`Layout::commit`]), so nothing would ever
+    /// count against them, and a leader would hold one number per write that settled anything.
     live: HashMap<EntryId, usize>,
     next: EntryId,
     /// The removals remembered in storage, oldest first.
@@ -296,7 +298,9 @@ impl Layout {
         let mut unspent: HashSet<EntryId> = HashSet::new();
         for (place, copy) in current.values() {
             if let Place::Entry(e) = place {
-                *live.entry(*e).or_default() += 1;
+                if matches!(copy, Copy::Record(_)) {
+                    *live.entry(*e).or_default() += 1;
+                }
                 if !spent(copy) {
                     unspent.insert(*e);
                 }
@@ -578,10 +582,11 @@ impl Planner<'_> {
     }
 
     fn put(&mut self, entry: EntryId, out: &EntryOut<'_>) -> Result<(), serde_json::Error> {
-        let n = out.puts.len() + out.done.len() + out.removed.len();
         self.ops
             .push(Op::PutEntry(entry, serde_json::to_string(out)?));
-        self.delta.created.push((entry, n));
+        if !out.puts.is_empty() {
+            self.delta.created.push((entry, out.puts.len()));
+        }
         Ok(())
     }
 
@@ -843,12 +848,40 @@ mod tests {
             "entry 1 beaten whole: it went; the marks stay"
         );
         assert!(known(&s).is_empty());
+        assert!(
+            s.layout.live.is_empty(),
+            "nor a count for the marks entries"
+        );
         // A new leader gets the tombstones (to answer resends) and keeps only records' places.
         let loaded = s.begin_leadership(10);
         assert_eq!(loaded.tombstones, vec![done("a", 5), done("c", 6)]);
         assert!(known(&s).is_empty());
+        assert!(s.layout.live.is_empty(), "{:?}", s.layout.live);
         s.write(&batch(loaded.epoch.0, vec![tx("d")])).unwrap();
         assert_eq!(known(&s), ["d"]);
+    }
+
+    #[test]
+    fn a_long_leadership_holds_nothing_per_write_that_settled() {
+        let mut s = MemOutboxStore::new();
+        let epoch = s.begin_leadership(0).epoch.0;
+        for i in 0..1_000 {
+            let id = format!("t{i}");
+            s.write(&batch(epoch, vec![tx(&id)])).unwrap();
+            let mut marks = batch(epoch, vec![]);
+            marks.completed.push(done(&id, i));
+            s.write(&marks).unwrap();
+        }
+        assert!(s.layout.current.is_empty());
+        assert!(
+            s.layout.live.is_empty(),
+            "{} entries counted",
+            s.layout.live.len()
+        );
+        // What storage holds is unchanged: the marks stay for the next leader.
+        assert_eq!(s.entry_count(), 1_000);
+        let loaded = s.begin_leadership(1_000);
+        assert_eq!(loaded.tombstones.len(), 1_000);
     }
 
     #[test]
