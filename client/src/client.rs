@@ -243,6 +243,7 @@ impl OutboxClient {
             .collections
             .borrow_mut()
             .insert(name.clone(), Rc::clone(&def));
+        inner.core.borrow_mut().define_collection(&name);
         if let Some(f) = merge_fn {
             inner.merge_fns.borrow_mut().insert(name.clone(), f);
         }

@@ -129,6 +129,9 @@ pub struct TabCore {
     view: OptimisticView,
     /// Collections whose synced rows come from a sync source rather than from completions.
     externally_synced: HashSet<String>,
+    /// Collections the app defined in this tab ([`TabCore::define_collection`]): other tabs'
+    /// completions fold into their synced rows, and only into theirs.
+    defined: HashSet<String>,
     /// Transactions still being built, by id: the overlay entries of their mutations so far.
     staged: HashMap<TransactionId, Vec<TransactionId>>,
     /// Unsettled transactions in the outbox, as the leader's last heartbeat said.
@@ -206,6 +209,7 @@ impl TabCore {
             known: HashMap::new(),
             view: OptimisticView::new(),
             externally_synced: HashSet::new(),
+            defined: HashSet::new(),
             staged: HashMap::new(),
             leader_pending: None,
             forgotten: forget::Forgotten::default(),
@@ -663,7 +667,8 @@ impl TabCore {
         }
         let rows = if settled {
             if tx.state == TransactionState::Completed {
-                self.fold_into_synced(&tx);
+                let own = self.known.get(&id).is_some_and(|k| k.own.is_some());
+                self.fold_into_synced(&tx, own);
             }
             self.view.remove_pending(&id)
         } else {

@@ -107,11 +107,24 @@ impl TabCore {
         (external && behind).then_some(seq)
     }
 
+    /// The app uses `collection` in this tab: other tabs' completed changes to it are kept
+    /// ([`TabCore::fold_into_synced`]).
+    pub fn define_collection(&mut self, collection: &str) {
+        if !self.defined.contains(collection) {
+            self.defined.insert(collection.to_owned());
+        }
+    }
+
     /// A completed transaction's effect becomes part of the synced rows of collections that have
-    /// no sync source of their own (there is nothing else that would ever show it).
-    pub(super) fn fold_into_synced(&mut self, tx: &Transaction) {
+    /// no sync source of their own (there is nothing else that would ever show it): those
+    /// this tab defined, and any its `own` transaction touched. Another tab's changes to a
+    /// collection this tab does not use are not kept (a tab would otherwise hold every row
+    /// any tab ever wrote, in every collection).
+    pub(super) fn fold_into_synced(&mut self, tx: &Transaction, own: bool) {
         for m in tx.mutations.iter() {
-            if self.externally_synced.contains(&m.collection) {
+            if self.externally_synced.contains(&m.collection)
+                || !(own || self.defined.contains(&m.collection))
+            {
                 continue;
             }
             let row = m.apply_to(self.view.synced(&m.collection, &m.key));

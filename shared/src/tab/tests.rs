@@ -803,6 +803,7 @@ fn new_leader_snapshot(
 /// in `state`.
 fn hearing_another_tabs_x_and_y(state: TransactionState) -> TabCore {
     let mut t = me();
+    t.define_collection("todos");
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
     let tx = |id: &str, key: &str| with_state(insert(id, key), state);
     hear(
@@ -814,6 +815,45 @@ fn hearing_another_tabs_x_and_y(state: TransactionState) -> TabCore {
         }),
     );
     t
+}
+
+#[test]
+fn another_tabs_completions_are_kept_only_in_collections_this_tab_defined() {
+    let mut t = me();
+    t.define_collection("todos");
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    let done = |id: &str, collection: &str| {
+        let row = json!({"id": "7"});
+        let mutations = vec![PendingMutation::insert(collection, "7", row)];
+        let tx = Transaction::new(id.into(), "sync", Strategy::Ordered, mutations, 0);
+        with_state(tx, TransactionState::Completed)
+    };
+    hear(
+        &mut t,
+        1,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![done("a", "todos"), done("b", "events")],
+        }),
+    );
+    assert_eq!(t.view().get("todos", "7"), Some(&json!({"id": "7"})));
+    assert_eq!(
+        t.view().len("events"),
+        0,
+        "a collection this tab does not use"
+    );
+    // Its own change is kept wherever it went.
+    let own = insert("mine", "9");
+    t.submit(own.clone());
+    hear(
+        &mut t,
+        2,
+        &from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![with_state(own, TransactionState::Completed)],
+        }),
+    );
+    assert_eq!(t.view().get("todos", "9"), Some(&json!({"id": "9"})));
 }
 
 #[test]
