@@ -36,11 +36,19 @@ impl ConvertError {
     }
 }
 
-/// `value` as a plain JS value (objects, arrays, numbers, strings, `null`).
+/// `value` as a plain JS value (objects, arrays, numbers, strings, `null`). A whole number
+/// past 2^53 (a server's 64-bit id in a reply, say), which the direct conversion refuses, is
+/// the nearest double, as `JSON.parse` reads it anywhere in JS: the value is not lost for one
+/// number (callers would put `null` in its place).
 pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, ConvertError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| ConvertError::ToJs(e.to_string()))
+        .or_else(|_| {
+            let text =
+                serde_json::to_string(value).map_err(|e| ConvertError::ToJs(e.to_string()))?;
+            js_sys::JSON::parse(&text)
+                .map_err(|e| ConvertError::ToJs(JsErrorInfo::from_js(&e).to_string()))
+        })
 }
 
 /// Below this many values, [`to_js_array`] converts them one by one.

@@ -247,6 +247,31 @@ async fn a_large_part_crosses_a_workers_port_as_bytes_and_arrives_equal() {
 }
 
 #[wasm_bindgen_test]
+fn a_number_past_2_53_crosses_as_the_nearest_double_not_as_null() {
+    let mut tx = transaction("t-big");
+    tx.server_seq = Some(18_446_744_073_709_551_615);
+    tx.created_at = 9_007_199_254_740_993;
+    let value = convert::to_js(&tx).unwrap();
+    assert_eq!(
+        get(&value, "serverSeq").as_f64(),
+        Some(18_446_744_073_709_551_615.0)
+    );
+    assert_eq!(
+        get(&value, "createdAt").as_f64(),
+        Some(9_007_199_254_740_992.0)
+    );
+    assert_eq!(
+        get(&value, "mutationFn").as_string().as_deref(),
+        Some("syncTodos")
+    );
+    let row = serde_json::json!({ "id": 12_345_678_901_234_567_891_u64 });
+    assert_eq!(
+        get(&convert::to_js(&row).unwrap(), "id").as_f64(),
+        Some(12_345_678_901_234_567_891.0)
+    );
+}
+
+#[wasm_bindgen_test]
 fn a_transaction_round_trips_through_js_with_camel_case_names() {
     let tx = transaction("t-js");
     let value = convert::to_js(&tx).unwrap();
