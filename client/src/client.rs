@@ -440,7 +440,7 @@ impl OutboxClient {
             return;
         }
         inner.leader_timer.borrow_mut().clear();
-        inner.flush_posts();
+        Inner::flush_posts(inner);
         drop(inner.channel.borrow_mut().take());
         let local = inner.local.borrow_mut().take();
         if let Some(local) = local {

@@ -20,13 +20,15 @@ use crate::rowcache::RowCache;
 use crate::worker::OwnWorker;
 use futures_channel::oneshot;
 use outbox_runtime::calls::MutationFns;
-use outbox_runtime::channel::Channel;
+use outbox_runtime::channel::{Channel, ChannelError};
 use outbox_runtime::clock::now;
 use outbox_runtime::convert::to_js;
 use outbox_runtime::locks::claim_holds;
 use outbox_runtime::timer::Timer;
-use outbox_shared::model::{ClientId, Epoch, Transaction, TransactionId, TransactionState};
-use outbox_shared::protocol::{Envelope, Message};
+use outbox_shared::model::{
+    ClientId, Epoch, ErrorCode, Transaction, TransactionId, TransactionState, TxError,
+};
+use outbox_shared::protocol::{oversized_transactions, Envelope, Message, MAX_MESSAGE_BYTES};
 use outbox_shared::tab::{TabCore, TabOutput};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -325,9 +327,7 @@ impl Inner {
             {
                 Ok(headers) => Self::send(&this, Message::Credentials { epoch, headers }),
                 Err(why) => this.emit(|| ClientEvent::Diagnostic {
-                    code: outbox_shared::model::ErrorCode::Unauthorized
-                        .as_str()
-                        .to_owned(),
+                    code: ErrorCode::Unauthorized.as_str().to_owned(),
                     message: format!("getCredentials() failed: {why}"),
                 }),
             }
@@ -373,7 +373,7 @@ impl Inner {
             Some(Ok(row)) => row,
             Some(Err(why)) => {
                 this.emit(|| ClientEvent::Diagnostic {
-                    code: outbox_shared::model::ErrorCode::Invalid.as_str().to_owned(),
+                    code: ErrorCode::Invalid.as_str().to_owned(),
                     message: format!("{collection}: the conflict merge of {key:?} failed ({why}); the server's row is shown"),
                 });
                 server
@@ -417,8 +417,8 @@ impl Inner {
         let Some(handle) = handle else { return };
         // Done, or taken out of the outbox: nothing more will happen to it, so neither the core
         // nor the client keeps it.
-        let done = tx.state == TransactionState::Completed
-            || tx.error_code() == Some(outbox_shared::model::ErrorCode::Removed);
+        let done =
+            tx.state == TransactionState::Completed || tx.error_code() == Some(ErrorCode::Removed);
         let id = tx.id.clone();
         handle.update(tx, later);
         if done {
@@ -507,36 +507,60 @@ impl Inner {
             let weak = Rc::downgrade(this);
             spawn_local(async move {
                 if let Some(this) = weak.upgrade() {
-                    this.flush_posts();
+                    Self::flush_posts(&this);
                 }
             });
         }
     }
 
     /// Posts what [`Inner::deliver`] queued. A failed post (the channel is closed) loses
-    /// nothing: submits are resent to every new leader, and requests time out.
-    pub fn flush_posts(&self) {
-        let posts = merge_submits(std::mem::take(&mut *self.posts.borrow_mut()));
-        let lane = if self.lane.get() {
-            self.worker.borrow().as_ref().and_then(OwnWorker::port)
+    /// nothing: submits are resent to every new leader, and requests time out. A transaction
+    /// too large for any receiver fails here at once (`OUTBOX_INVALID`), as if the leader had
+    /// refused it: posted, it was dropped by every receiver and never said so.
+    pub fn flush_posts(this: &Rc<Self>) {
+        let posts = merge_submits(std::mem::take(&mut *this.posts.borrow_mut()));
+        let mut refused: Vec<(TransactionId, usize)> = Vec::new();
+        let mut posted = 0;
+        let lane = if this.lane.get() {
+            this.worker.borrow().as_ref().and_then(OwnWorker::port)
         } else {
             None
         };
         if let Some(port) = lane {
             // To the tab's own worker, which leads; over the channel if the port is gone.
-            let mut rest = posts.iter().skip_while(|env| port.post(env).is_ok());
-            if let (Some(first), Some(channel)) = (rest.next(), self.channel.borrow().as_ref()) {
-                self.lane.set(false);
-                for env in std::iter::once(first).chain(rest) {
-                    let _ = channel.post(env);
+            for env in &posts {
+                match port.post(env) {
+                    Ok(()) => {}
+                    Err(ChannelError::TooLarge { .. }) => {
+                        refused.extend(oversized_transactions(env));
+                    }
+                    Err(_) => break,
+                }
+                posted += 1;
+            }
+            if posted < posts.len() {
+                this.lane.set(false);
+            }
+        }
+        if posted < posts.len() {
+            if let Some(channel) = this.channel.borrow().as_ref() {
+                for env in &posts[posted..] {
+                    if let Err(ChannelError::TooLarge { .. }) = channel.post(env) {
+                        refused.extend(oversized_transactions(env));
+                    }
                 }
             }
-            return;
         }
-        if let Some(channel) = self.channel.borrow().as_ref() {
-            for env in &posts {
-                let _ = channel.post(env);
-            }
+        for (id, len) in refused {
+            let error = TxError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "the transaction is {len} bytes as JSON; at most {MAX_MESSAGE_BYTES} reach \
+                     the leader"
+                ),
+            );
+            let out = this.core.borrow_mut().refuse(&id, error);
+            Self::apply(this, out);
         }
     }
 

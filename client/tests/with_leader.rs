@@ -112,6 +112,34 @@ async fn a_non_retriable_failure_rolls_back_in_both_tabs_and_rejects() {
 }
 
 #[wasm_bindgen_test]
+async fn a_transaction_too_large_for_the_leader_fails_at_once_and_the_rest_goes_on() {
+    let scope = unique_scope("toolarge");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    // 2.2 MB of title: in `changes` and `modified`, over the 4 MiB a message may be.
+    let huge = todos.insert(todo("big", &"x".repeat(2_200_000))).unwrap();
+    let small = todos.insert(todo("small", "fine")).unwrap();
+    assert!(has(&todos, "big"), "shown at once, like any change");
+    let error = match settle(huge.durable()).await {
+        Ok(v) => panic!("durable, though no leader can take it: {v:?}"),
+        Err(e) => e,
+    };
+    assert_eq!(code(&error), "OUTBOX_INVALID");
+    assert!(
+        text(&error, "message").is_some_and(|m| m.contains("bytes")),
+        "{error:?}"
+    );
+    assert_eq!(code(&rejection(&huge).await), "OUTBOX_INVALID");
+    assert!(!has(&todos, "big"), "rolled back");
+    assert_eq!(huge.state(), "failed");
+    settle(small.completed()).await.unwrap();
+    assert_eq!(log.length(), 1, "only the small one was called");
+    client.close();
+}
+
+#[wasm_bindgen_test]
 async fn dependents_fail_with_the_cause_named() {
     let scope = unique_scope("dependents");
     let (log, gate) = (Array::new(), Gate::new());

@@ -1,7 +1,7 @@
 //! Encoding and defensive decoding.
 
 use super::{Envelope, Message};
-use crate::model::{ErrorCode, Transaction};
+use crate::model::{ErrorCode, Transaction, TransactionId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -172,6 +172,32 @@ pub fn encode(env: &Envelope) -> String {
     serde_json::to_string(env).unwrap_or_default()
 }
 
+/// The transactions of a `submit` too large for any receiver to take: each alone, in a part
+/// of its own, would be over [`MAX_MESSAGE_BYTES`]. They can never reach a leader (a sender
+/// finds them when posting a part fails as too large, and fails them itself).
+pub fn oversized_transactions(env: &Envelope) -> Vec<(TransactionId, usize)> {
+    let Message::Submit { epoch, txs } = &env.body else {
+        return Vec::new();
+    };
+    let frame = encode(&Envelope {
+        v: env.v,
+        app: env.app.clone(),
+        from: env.from.clone(),
+        to: env.to.clone(),
+        body: Message::Submit {
+            epoch: *epoch,
+            txs: Vec::new(),
+        },
+    })
+    .len();
+    txs.iter()
+        .filter_map(|tx| {
+            let len = frame + serde_json::to_vec(tx).map_or(usize::MAX - frame, |t| t.len());
+            (len > MAX_MESSAGE_BYTES).then(|| (tx.id.clone(), len))
+        })
+        .collect()
+}
+
 /// Encodes one message as one or more texts of at most `max` bytes each: a `submit`, `state`,
 /// `durable`, `snapshot`, `sync_entries` or `sync_rows` too large for one message is split into
 /// parts (in order; snapshot and rows parts say `more` until the last), so no receiver has to
@@ -331,6 +357,54 @@ mod tests {
             )],
             0,
         )
+    }
+
+    #[test]
+    fn a_submit_names_the_transactions_no_receiver_could_take() {
+        let huge = |id: &str, bytes: usize| {
+            Transaction::new(
+                TransactionId(id.into()),
+                "todos",
+                Strategy::Ordered,
+                vec![PendingMutation::insert(
+                    "todos",
+                    id,
+                    json!({ "id": id, "blob": "x".repeat(bytes) }),
+                )],
+                0,
+            )
+        };
+        // An insert's row is in `changes` and `modified`: 2.1 MB of row is over 4 MiB.
+        let txs = vec![big_tx(1), huge("h", 2_100_000), huge("fits", 1_000_000)];
+        let env = Envelope::broadcast(
+            "todos",
+            &ClientId("tab".into()),
+            Message::Submit {
+                epoch: Epoch(1),
+                txs,
+            },
+        );
+        let over = oversized_transactions(&env);
+        assert_eq!(over.len(), 1, "{over:?}");
+        assert_eq!(over[0].0, TransactionId("h".into()));
+        assert!(over[0].1 > MAX_MESSAGE_BYTES);
+        // It is what a receiver refuses: alone in its part, too large to decode.
+        let parts = encode_parts_vec(&env);
+        let refused = parts.iter().filter(|p| decode(p, "todos").is_err()).count();
+        assert_eq!(refused, 1, "the part holding it, and only that one");
+        // Other kinds have none.
+        let heartbeat = Message::Heartbeat {
+            epoch: Epoch(1),
+            pending: 0,
+        };
+        let env = Envelope::broadcast("todos", &ClientId("tab".into()), heartbeat);
+        assert!(oversized_transactions(&env).is_empty());
+    }
+
+    fn encode_parts_vec(env: &Envelope) -> Vec<String> {
+        let mut parts = Vec::new();
+        encode_parts(env, PART_BYTES, &mut |p| parts.push(p));
+        parts
     }
 
     #[test]

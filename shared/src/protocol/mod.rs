@@ -11,8 +11,8 @@ mod lanes;
 mod message;
 
 pub use codec::{
-    decode, encode, encode_fitting, encode_parts, ProtocolError, MAX_MESSAGE_BYTES, PART_BYTES,
-    PROTOCOL_VERSION,
+    decode, encode, encode_fitting, encode_parts, oversized_transactions, ProtocolError,
+    MAX_MESSAGE_BYTES, PART_BYTES, PROTOCOL_VERSION,
 };
 pub use lanes::{Lanes, MAX_LANES};
 pub use message::{Envelope, Message, QueueStats, Request, Response};

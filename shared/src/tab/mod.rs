@@ -630,6 +630,21 @@ impl TabCore {
         self.take()
     }
 
+    /// This tab cannot send its transaction `id` (too large for any receiver to take, see
+    /// [`crate::protocol::oversized_transactions`]): it fails here at once with `error`, as one
+    /// the leader refused would, and its changes leave the view. One already durable is left
+    /// alone.
+    pub fn refuse(&mut self, id: &TransactionId, error: TxError) -> Vec<TabOutput> {
+        let sendable = self
+            .known
+            .get(id)
+            .is_some_and(|k| k.own.is_some() && !k.durable && !k.tx.state.is_settled());
+        if sendable {
+            self.rejected(id, error);
+        }
+        self.take()
+    }
+
     /// Whether the transaction failed without ever being in the outbox (the leader refused
     /// it, or it failed in the tab's own executor): only this tab knows it.
     pub fn is_local_failure(&self, id: &TransactionId) -> bool {

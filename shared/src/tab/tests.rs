@@ -989,6 +989,50 @@ fn a_snapshot_in_parts_settles_the_missing_only_after_its_last_part() {
 }
 
 #[test]
+fn a_transaction_this_tab_cannot_send_fails_here_and_is_not_sent_again() {
+    let mut t = me();
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    let big = insert("big", "1");
+    t.submit(big.clone());
+    assert!(t.view().get("todos", "1").is_some());
+    let error = TxError::new(ErrorCode::Invalid, "too large");
+    let out = t.refuse(&"big".into(), error.clone());
+    assert!(out.iter().any(|o| matches!(o,
+        TabOutput::StateChanged(tx) if tx.id.as_str() == "big"
+            && tx.state == TransactionState::Failed
+            && tx.error_code() == Some(ErrorCode::Invalid))));
+    assert_eq!(t.view().get("todos", "1"), None, "rolled back");
+    assert!(t.is_local_failure(&"big".into()));
+    assert_eq!(t.own_unsettled(), 0);
+    // A new leader is not sent it.
+    let second = ClientId("second".into());
+    let out = hear(
+        &mut t,
+        1,
+        &Envelope::broadcast(SCOPE, &second, Message::Leader { epoch: Epoch(2) }),
+    );
+    assert!(!out.iter().any(|o| matches!(o,
+        TabOutput::Send(Message::Submit { txs, .. }) if txs.iter().any(|tx| tx.id.as_str() == "big"))));
+    // Refusing again, or one that is durable, changes nothing.
+    assert!(t.refuse(&"big".into(), error.clone()).is_empty());
+    t.submit(insert("ok", "2"));
+    hear(
+        &mut t,
+        2,
+        &Envelope::broadcast(
+            SCOPE,
+            &second,
+            Message::Durable {
+                epoch: Epoch(2),
+                ids: vec!["ok".into()],
+            },
+        ),
+    );
+    assert!(t.refuse(&"ok".into(), error).is_empty());
+    assert!(t.view().get("todos", "2").is_some());
+}
+
+#[test]
 fn a_refused_transaction_can_be_dismissed_and_stays_gone() {
     let mut t = me();
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));

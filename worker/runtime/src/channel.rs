@@ -186,6 +186,13 @@ pub enum ChannelError {
     /// `postMessage` threw (for example on a closed channel).
     #[error("cannot post on BroadcastChannel: {0}")]
     Post(JsErrorInfo),
+    /// A part larger than any receiver takes ([`protocol::MAX_MESSAGE_BYTES`]: a single
+    /// transaction, entry or row that big) was not posted; the rest of the message was.
+    #[error("a part of {len} bytes is larger than any receiver takes")]
+    TooLarge {
+        /// The part's size.
+        len: usize,
+    },
 }
 
 /// The envelopes delivered to a channel opened with [`Channel::open_stream`]. Ends when the
@@ -301,17 +308,23 @@ impl Drop for Channel {
 
 /// Posts `env` as JSON text through `post`: large states and snapshots in parts that each fit
 /// what receivers accept, each posted as soon as it is encoded, stopping at the first failure.
+/// A part too large for any receiver is left out, and said ([`ChannelError::TooLarge`]).
 pub(crate) fn post_in_parts(
     env: &Envelope,
     mut post: impl FnMut(String) -> Result<(), ChannelError>,
 ) -> Result<(), ChannelError> {
     let mut posted = Ok(());
+    let mut too_large = None;
     protocol::encode_parts(env, protocol::PART_BYTES, &mut |text| {
-        if posted.is_ok() {
+        if text.len() > protocol::MAX_MESSAGE_BYTES {
+            // Every receiver would drop it, after a copy to each of them.
+            too_large = Some(text.len());
+        } else if posted.is_ok() {
             posted = post(text);
         }
     });
-    posted
+    posted?;
+    too_large.map_or(Ok(()), |len| Err(ChannelError::TooLarge { len }))
 }
 
 /// Reads a message event's data without copying an oversized message into wasm memory: a
