@@ -76,7 +76,7 @@ use wasm_bindgen_futures::JsFuture;
 
 /// `value` as a plain JS value; `OUTBOX_INVALID` when JS cannot hold it.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, OutboxError> {
-    Ok(outbox_runtime::convert::to_js(value)?)
+    Ok(outbox_runtime::convert::to_js_exact(value)?)
 }
 
 /// A `T` read from a JS value; `OUTBOX_INVALID` when it does not fit.

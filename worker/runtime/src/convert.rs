@@ -41,14 +41,19 @@ impl ConvertError {
 /// the nearest double, as `JSON.parse` reads it anywhere in JS: the value is not lost for one
 /// number (callers would put `null` in its place).
 pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, ConvertError> {
+    to_js_exact(value).or_else(|_| {
+        let text = serde_json::to_string(value).map_err(|e| ConvertError::ToJs(e.to_string()))?;
+        js_sys::JSON::parse(&text)
+            .map_err(|e| ConvertError::ToJs(JsErrorInfo::from_js(&e).to_string()))
+    })
+}
+
+/// `value` as a plain JS value, exactly: a whole number JS cannot hold (past 2^53) is an
+/// error, for values the app hands in (a row must read back as it was given).
+pub fn to_js_exact<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, ConvertError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .or_else(|_| {
-            let text =
-                serde_json::to_string(value).map_err(|e| ConvertError::ToJs(e.to_string()))?;
-            js_sys::JSON::parse(&text)
-                .map_err(|e| ConvertError::ToJs(JsErrorInfo::from_js(&e).to_string()))
-        })
+        .map_err(|e| ConvertError::ToJs(e.to_string()))
 }
 
 /// Below this many values, [`to_js_array`] converts them one by one.

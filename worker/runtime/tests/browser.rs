@@ -251,6 +251,7 @@ fn a_number_past_2_53_crosses_as_the_nearest_double_not_as_null() {
     let mut tx = transaction("t-big");
     tx.server_seq = Some(18_446_744_073_709_551_615);
     tx.created_at = 9_007_199_254_740_993;
+    assert!(convert::to_js_exact(&tx).is_err(), "not exactly");
     let value = convert::to_js(&tx).unwrap();
     assert_eq!(
         get(&value, "serverSeq").as_f64(),
