@@ -44,7 +44,12 @@ export type MutationFn = (call: {
   idempotencyKey: string;
   attempt: number;
   epoch: number;
+  /** What `epoch` counts in (the leader's outbox: another browser's counts its own); with
+   *  `epoch`, what a server fences by. Absent in online-only mode (epoch 0). */
+  lineage?: string;
   signal: AbortSignal;
+  /** The headers a tab gave as credentials (`{}` when none). */
+  credentials: Record<string, string>;
 }) => unknown | Promise<unknown>;
 
 export interface HttpEndpoint { url: string; headers?: Record<string, string>; batch?: boolean }

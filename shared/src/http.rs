@@ -20,6 +20,10 @@ use std::collections::HashMap;
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Header with the calling leader's epoch.
 pub const EPOCH_HEADER: &str = "Outbox-Epoch";
+/// The header naming the lineage `Outbox-Epoch` counts in (see
+/// [`crate::store::Loaded::lineage`]): a server fences epochs per lineage, so leaders of
+/// another browser's outbox, whose epochs count from 1 too, do not fence this one.
+pub const LINEAGE_HEADER: &str = "Outbox-Scope";
 /// Header a server sets when it refuses a deposed leader.
 pub const FENCED_HEADER: &str = "Outbox-Fenced";
 
@@ -46,6 +50,20 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: String,
+}
+
+impl HttpRequest {
+    /// The request with `Outbox-Scope: <lineage>` beside its `Outbox-Epoch` (one without an
+    /// epoch, a tab's online-only call, is not fenced and stays as it is).
+    pub fn in_lineage(mut self, lineage: Option<&str>) -> Self {
+        let fenced = self.headers.iter().any(|(k, _)| k == EPOCH_HEADER);
+        if let (Some(lineage), true) = (lineage, fenced) {
+            self.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case(LINEAGE_HEADER));
+            self.headers.push((LINEAGE_HEADER.into(), lineage.into()));
+        }
+        self
+    }
 }
 
 /// An answer received.
@@ -266,6 +284,33 @@ mod tests {
         assert!(
             r.headers.iter().all(|(k, _)| k != EPOCH_HEADER),
             "online-only is not fenced"
+        );
+    }
+
+    #[test]
+    fn a_fenced_request_names_its_lineage_and_an_unfenced_one_none() {
+        let ep = HttpEndpoint {
+            url: "/api/mutations".into(),
+            headers: [("outbox-scope".to_owned(), "app's".to_owned())].into(),
+            batch: true,
+        };
+        let r = ep.request(&tx("t1")).in_lineage(Some("L1"));
+        let scopes: Vec<&(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(LINEAGE_HEADER))
+            .collect();
+        assert_eq!(scopes, [&(LINEAGE_HEADER.to_owned(), "L1".to_owned())]);
+        let (a, b) = (tx("a"), tx("b"));
+        let br = ep.batch_request(&[&a, &b]).in_lineage(Some("L1"));
+        assert!(br.headers.contains(&(LINEAGE_HEADER.into(), "L1".into())));
+        let mut unled = tx("u");
+        unled.epoch = Epoch(0);
+        let r = ep.request(&unled).in_lineage(Some("L1"));
+        assert!(!r.headers.contains(&(LINEAGE_HEADER.into(), "L1".into())));
+        assert_eq!(
+            ep.request(&tx("t1")).in_lineage(None),
+            ep.request(&tx("t1"))
         );
     }
 

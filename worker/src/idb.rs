@@ -57,6 +57,8 @@ const SYNC_SEQS_KEY: &str = "syncSeqs";
 /// The recent removals, JSON text (see `outbox_shared::store::layout`): since session 20,
 /// ignored by builds before it.
 const REMOVALS_KEY: &str = "removals";
+/// This outbox's lineage (`Loaded::lineage`), a random id made by its first leader.
+const LINEAGE_KEY: &str = "lineage";
 
 /// The `synced` store's key of a row.
 fn synced_key(collection: &str, key: &str) -> String {
@@ -243,6 +245,10 @@ impl IdbStore {
             .get::<JsValue, _, _>(REMOVALS_KEY)
             .primitive()
             .map_err(|e| store_error(&e))?;
+        let lineage_req = meta
+            .get::<JsValue, _, _>(LINEAGE_KEY)
+            .primitive()
+            .map_err(|e| store_error(&e))?;
         let slots = issue_read_all(&outbox, limit)?;
         let pack_records = issue_read_all(&packs, limit)?;
         let entry_records = issue_read_all(&log, limit)?;
@@ -255,6 +261,24 @@ impl IdbStore {
             .await
             .map_err(|e| store_error(&e))?
             .and_then(|v: JsValue| v.as_string());
+        let lineage = match lineage_req
+            .await
+            .map_err(|e| store_error(&e))?
+            .and_then(|v: JsValue| v.as_string())
+        {
+            Some(id) if !id.is_empty() => id,
+            // The first leader (or the first of a build that keeps one) makes it.
+            _ => {
+                let id = outbox_runtime::clock::random_id();
+                if real {
+                    meta.put(id.as_str())
+                        .with_key(LINEAGE_KEY)
+                        .primitive()
+                        .map_err(|e| store_error(&e))?;
+                }
+                id
+            }
+        };
         if real {
             meta.put(epoch.0 as f64)
                 .with_key(EPOCH_KEY)
@@ -338,6 +362,7 @@ impl IdbStore {
             tombstones,
             removed,
             unreachable,
+            lineage: Some(lineage),
         });
         // Still inside the transaction (nothing was awaited since the last read): the term's
         // first writes go in with the epoch. Each is laid out after the one before.

@@ -395,6 +395,7 @@ impl Inner {
             .store
             .take_over(now(), |loaded| {
                 let epoch = loaded.epoch;
+                this.fns.set_lineage(loaded.lineage.clone());
                 let proof = request_lock(&proof_lock_name(&this.scope, epoch, &this.me));
                 let (exec, writes, commands) = this.executor_taking_over(loaded);
                 begun = Some((epoch, proof, exec, commands));

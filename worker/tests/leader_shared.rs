@@ -106,6 +106,11 @@ async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhile()
 }
 
 #[wasm_bindgen_test]
+async fn an_outbox_keeps_one_lineage_for_its_leaders_and_their_calls_name_it() {
+    leader_cases::an_outbox_keeps_one_lineage_for_its_leaders_and_their_calls_name_it().await;
+}
+
+#[wasm_bindgen_test]
 async fn timer_options_a_timer_cannot_take_are_refused_by_name() {
     leader_cases::timer_options_a_timer_cannot_take_are_refused_by_name().await;
 }

@@ -1,9 +1,11 @@
 //! Leader-epoch fencing. Outbox's leader sends each mutation request with its leadership epoch
-//! (`Outbox-Epoch`, which only grows when leadership moves) and its user scope
-//! (`Outbox-Scope`). The server keeps the highest epoch it has accepted per user and scope (the
-//! user is the request's authenticated one, `""` when anonymous) and refuses a lower one, so a
-//! deposed leader's late request cannot apply after a newer leader's. Each user's outbox has
-//! its own leaders: alice's epochs never fence bob's, whatever scope either sends.
+//! (`Outbox-Epoch`, which only grows when leadership moves) and the lineage that epoch counts
+//! in (`Outbox-Scope`: an id made with the outbox's database, so another browser's outbox,
+//! counting its own epochs from 1, is another lineage). The server keeps the highest epoch it
+//! has accepted per user and scope (the user is the request's authenticated one, `""` when
+//! anonymous) and refuses a lower one, so a deposed leader's late request cannot apply after a
+//! newer leader's. Each user's outbox has its own leaders: alice's epochs never fence bob's,
+//! whatever scope either sends.
 //!
 //! The writer thread checks and records epochs, one job at a time, inside the SQLite
 //! transaction that applies the job's transactions: the check and the apply cannot be

@@ -35,6 +35,7 @@ pub fn rehearse(config: ExecutorConfig) -> Vec<TransactionId> {
             tombstones: Vec::new(),
             removed: Vec::new(),
             unreachable: false,
+            lineage: None,
         }),
     );
     let submit = Envelope::broadcast(

@@ -99,6 +99,10 @@ pub struct Loaded {
     /// The last leader's last attempt got no answer at all (the server was unreachable): the
     /// new leader starts by probing, one attempt at a time.
     pub unreachable: bool,
+    /// Which outbox's epochs these are: an id made with the outbox's storage, the same for
+    /// every leader of it. Servers fence epochs per lineage (`Outbox-Scope`): another browser,
+    /// or another user's outbox, counts its own. `None` where storage keeps none.
+    pub lineage: Option<String>,
 }
 
 /// Why a write failed.
@@ -188,6 +192,7 @@ impl MemOutboxStore {
             tombstones: load.tombstones,
             removed,
             unreachable: self.unreachable,
+            lineage: None,
         }
     }
 

@@ -19,6 +19,8 @@ pub struct MutationFns {
     on_unknown: Option<js_sys::Function>,
     /// Headers a tab sent as credentials, added to every call. In memory only.
     credentials: RefCell<BTreeMap<String, String>>,
+    /// The outbox's lineage, sent beside the epoch ([`HttpRequest::in_lineage`]).
+    lineage: RefCell<Option<String>>,
 }
 
 /// How a call will be made.
@@ -79,6 +81,16 @@ impl MutationFns {
         self.credentials.borrow_mut().clear();
     }
 
+    /// The lineage of the outbox whose leader makes the calls (from its takeover).
+    pub fn set_lineage(&self, lineage: Option<String>) {
+        *self.lineage.borrow_mut() = lineage;
+    }
+
+    /// The lineage set by [`MutationFns::set_lineage`].
+    pub fn lineage(&self) -> Option<String> {
+        self.lineage.borrow().clone()
+    }
+
     /// The credentials now in force.
     pub fn credentials(&self) -> BTreeMap<String, String> {
         self.credentials.borrow().clone()
@@ -102,7 +114,13 @@ impl MutationFns {
     /// `None` when its name does not route to one.
     pub fn http_request(&self, tx: &Transaction) -> Option<HttpRequest> {
         match self.route(&tx.mutation_fn) {
-            Route::Http(endpoint) => Some(self.with_credentials(endpoint.request(tx))),
+            Route::Http(endpoint) => Some(
+                self.with_credentials(
+                    endpoint
+                        .request(tx)
+                        .in_lineage(self.lineage.borrow().as_deref()),
+                ),
+            ),
             _ => None,
         }
     }
@@ -111,7 +129,13 @@ impl MutationFns {
     /// `None` when `name` does not route to one.
     pub fn http_batch_request(&self, name: &str, txs: &[&Transaction]) -> Option<HttpRequest> {
         match self.route(name) {
-            Route::Http(endpoint) => Some(self.with_credentials(endpoint.batch_request(txs))),
+            Route::Http(endpoint) => Some(
+                self.with_credentials(
+                    endpoint
+                        .batch_request(txs)
+                        .in_lineage(self.lineage.borrow().as_deref()),
+                ),
+            ),
             _ => None,
         }
     }
@@ -162,8 +186,10 @@ impl MutationFns {
     }
 }
 
-/// Calls the app's function with `{transaction, idempotencyKey, attempt, epoch, signal,
-/// credentials}` (`credentials`: the headers a tab sent, `{}` when none) and reads
+/// Calls the app's function with `{transaction, idempotencyKey, attempt, epoch, lineage,
+/// signal, credentials}` (`lineage`: what the epoch counts in, to fence by it as the built-in
+/// HTTP function does with `Outbox-Scope`; `credentials`: the headers a tab sent, `{}` when
+/// none) and reads
 /// its result: a resolved value (optionally `{seq}`) is success; a rejection is classified by
 /// [`classify_js_error`].
 pub async fn call_js(
@@ -172,6 +198,7 @@ pub async fn call_js(
     attempt: u32,
     signal: &web_sys::AbortSignal,
     credentials: &BTreeMap<String, String>,
+    lineage: Option<&str>,
 ) -> AttemptOutcome {
     let arg = js_sys::Object::new();
     let set = |k: &str, v: &JsValue| {
@@ -181,6 +208,9 @@ pub async fn call_js(
     set("idempotencyKey", &JsValue::from_str(tx.id.as_str()));
     set("attempt", &JsValue::from(attempt));
     set("epoch", &JsValue::from(tx.epoch.0 as f64));
+    if let (Some(lineage), true) = (lineage, tx.epoch.0 > 0) {
+        set("lineage", &JsValue::from_str(lineage));
+    }
     set("signal", signal);
     set("credentials", &to_js(credentials).unwrap_or(JsValue::NULL));
     let result = match f.call1(&JsValue::NULL, &arg) {

@@ -314,7 +314,16 @@ impl Inner {
             let outcome = match (started, fns.route(&tx.mutation_fn), &signal) {
                 (Some(started), _, _) => calls::http_outcome(started).await,
                 (None, Route::Js(f), Some(signal)) => {
-                    calls::call_js(f, &tx, attempt, signal, &fns.credentials()).await
+                    let lineage = fns.lineage();
+                    calls::call_js(
+                        f,
+                        &tx,
+                        attempt,
+                        signal,
+                        &fns.credentials(),
+                        lineage.as_deref(),
+                    )
+                    .await
                 }
                 // No request for it (not an HTTP function after all).
                 (None, Route::Unknown, _) | (None, Route::Http(_), Some(_)) => fns.unknown(&tx),

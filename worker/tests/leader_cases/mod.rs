@@ -997,6 +997,36 @@ pub async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhi
     assert!(leader.stats().is_some(), "the leader goes on");
 }
 
+pub async fn an_outbox_keeps_one_lineage_for_its_leaders_and_their_calls_name_it() {
+    let scope = unique("lineage");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap().lineage.unwrap();
+    assert!(!first.is_empty());
+    let again = store.begin_leadership(0).await.unwrap().lineage;
+    assert_eq!(again.as_deref(), Some(first.as_str()), "every leader of it");
+    let elsewhere = IdbStore::open(&unique("lineage")).await.unwrap();
+    let other = elsewhere.begin_leadership(0).await.unwrap().lineage;
+    assert!(
+        other.is_some_and(|o| o != first),
+        "another outbox, another lineage"
+    );
+    // A leader's calls name it.
+    let calls = js_sys::Array::new();
+    let f = recording_fn(&calls, "calls.push(args.lineage); return {};");
+    let _leader = start(&scope, &options("todos", &[("sync", &f)])).await;
+    let mut tab = Tab::open(&scope);
+    let epoch = tab.leader().await;
+    tab.post(Message::Submit {
+        epoch,
+        txs: vec![tx("l1", "1")],
+    });
+    tab.settled("l1").await;
+    assert_eq!(
+        calls.to_vec(),
+        vec![JsValue::from("l1#1"), JsValue::from(first)]
+    );
+}
+
 pub async fn timer_options_a_timer_cannot_take_are_refused_by_name() {
     for (name, value) in [("heartbeatMs", 3e9), ("takeoverAfterMs", 2_147_483_648.0)] {
         let o = options("todos", &[]);
