@@ -9,6 +9,8 @@
 //! - [`SyncedRows`]: the server's rows, by collection and key, with a sequence number each;
 //! - [`LeaderSync`]: the leader's state machine (snapshots, feed, refetch, persist, fan-out).
 
+#[cfg(test)]
+mod crossing_tests;
 mod cursor;
 mod entry;
 mod leader;

@@ -103,9 +103,10 @@ impl TabCore {
     /// collection's rows are replaced, unless the tab already has them at a later sequence
     /// number, or has just taken in these same rows (a second delivery, whose parts may have
     /// gone into the first: the leader's broadcast and its answer to this tab travel apart) —
-    /// or, when the server's numbering restarted ([`RowsPart::restart`]), whatever it has: the
-    /// tab's feed then starts again from these rows, and entries of the old numbering it holds
-    /// are dropped.
+    /// or, when the server's numbering restarted ([`RowsPart::restart`]), whatever it has (once
+    /// per restart: a second delivery of the same restart's rows is skipped): the tab's feed
+    /// then starts again from these rows, and entries of the old numbering it holds are
+    /// dropped.
     pub fn sync_rows(&mut self, part: RowsPart) -> Vec<TabOutput> {
         let restart = part.restart;
         let key = (part.collection.clone(), part.seq);
@@ -127,16 +128,22 @@ impl TabCore {
         // Parts of older rows of the collection still gathering will not be taken in.
         self.rows_parts
             .retain(|(c, seq), _| *c != snap.collection || *seq > snap.seq);
-        if !restart
-            && (self
-                .server
+        let taken = if restart {
+            self.restarts_taken.get(&snap.collection) == Some(&snap.seq)
+        } else {
+            self.server
                 .seq(&snap.collection)
                 .is_some_and(|s| s > snap.seq)
-                || self.rows_taken.get(&snap.collection) == Some(&snap.seq))
-        {
+                || self.rows_taken.get(&snap.collection) == Some(&snap.seq)
+        };
+        if taken {
             return self.take(); // older than what the tab has, or taken in already
         }
         self.rows_taken.insert(snap.collection.clone(), snap.seq);
+        if restart {
+            self.restarts_taken
+                .insert(snap.collection.clone(), snap.seq);
+        }
         if restart {
             // Entries of the old numbering, applied or waiting behind a gap, mean nothing now
             // (the leader sends the restart's rows before any entry of the new numbering).

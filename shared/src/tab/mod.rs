@@ -168,6 +168,10 @@ pub struct TabCore {
     /// The sequence number of each collection's last rows taken in whole: a delivery of the
     /// same rows again is skipped (its parts may have gone into the first one).
     rows_taken: HashMap<String, u64>,
+    /// Per collection, the sequence number of the last rows taken in as a restart of the
+    /// server's numbering: a second delivery of them (the leader's broadcast, and its answer
+    /// to this tab's ask from the old numbering, travel apart) is not a second restart.
+    restarts_taken: HashMap<String, u64>,
     dropped: u64,
     stale: u64,
     forged: u64,
@@ -226,6 +230,7 @@ impl TabCore {
             merged: BTreeSet::new(),
             rows_parts: HashMap::new(),
             rows_taken: HashMap::new(),
+            restarts_taken: HashMap::new(),
             dropped: 0,
             stale: 0,
             forged: 0,

@@ -33,7 +33,7 @@
 //! | input | outputs |
 //! | --- | --- |
 //! | `start(restored)` | `LoadSnapshot` per collection not restored; if none, `SyncedTo` and `OpenFeed{since: min seq}` |
-//! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile) |
+//! | `snapshot_loaded` | `Persist` (replace); when the last is in: cursor reset, `OpenFeed` if closed (`CloseFeed` + `OpenFeed` if entries were dropped meanwhile); below the rows already had (history lost during a reload): as `head_known` below `since` |
 //! | `snapshot_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` again |
 //! | `feed_opened` | `CheckHead{since: applied}` (if anything is applied); `head_known(since, head)` with head below since: `CloseFeed`, `LoadSnapshot` ×all, then `OpenFeed` from the snapshots |
 //! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
@@ -209,6 +209,19 @@ impl LeaderSync {
     pub fn snapshot_loaded(&mut self, snap: CollectionSnapshot) -> Vec<LeaderSyncOutput> {
         if !self.running || !self.loading.remove(&snap.collection) {
             return Vec::new();
+        }
+        if let Some(had) = self
+            .rows
+            .seq(&snap.collection)
+            .filter(|had| snap.seq < *had)
+        {
+            // Rows older than those already had: the server lost history while the collection
+            // was being loaded again (a reload for a gap, say, that met a restored database),
+            // which no head check was asked about. Taken as a restart, as `head_known` does.
+            if !self.went_back {
+                // Every collection is loaded again (this one too), and the feed closes.
+                return self.head_known(had, snap.seq);
+            }
         }
         self.retry_loads.remove(&snap.collection);
         self.failures = 0;
