@@ -489,3 +489,30 @@ async fn an_event_stream_that_cannot_be_fetched_ends_with_a_network_error() {
     .unwrap();
     assert!(matches!(rx.await.unwrap(), StreamEnd::Network(_)));
 }
+
+#[wasm_bindgen_test]
+fn transaction_ids_are_unique_and_end_in_a_random_tag() {
+    use std::collections::HashSet;
+    let ids: Vec<String> = (0..1_000)
+        .map(|_| outbox_runtime::clock::unique_id())
+        .collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 1_000, "unique");
+    let parts = |id: &str| -> (String, u64, String) {
+        let (rest, tag) = id.rsplit_once('-').unwrap();
+        let (prefix, n) = rest.rsplit_once('-').unwrap();
+        (
+            prefix.to_owned(),
+            u64::from_str_radix(n, 16).unwrap(),
+            tag.to_owned(),
+        )
+    };
+    let (first, second) = (parts(&ids[0]), parts(&ids[1]));
+    assert_eq!(first.0, second.0, "one prefix per context");
+    assert_eq!(second.1, first.1 + 1, "a counter");
+    // The tag: 64 bits, not to be worked out from the ids before it.
+    let tags: HashSet<String> = ids.iter().map(|id| parts(id).2).collect();
+    assert_eq!(tags.len(), 1_000);
+    assert!(tags
+        .iter()
+        .all(|t| t.len() == 16 && t.chars().all(|c| c.is_ascii_hexdigit())));
+}
