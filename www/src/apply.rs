@@ -40,6 +40,11 @@ pub(crate) enum Outcome {
     Refused(ApiError),
 }
 
+/// The most a transaction's change-feed entry may hold of rows, in bytes of JSON: clients
+/// read the feed's entries in messages of at most
+/// [`outbox_shared::protocol::MAX_MESSAGE_BYTES`], with room left for the message around it.
+pub(crate) const MAX_ENTRY_BYTES: usize = outbox_shared::protocol::MAX_MESSAGE_BYTES - 256 * 1024;
+
 /// Applies `tx` for `user` (`""` = anonymous) as change number `seq`, unless its id was
 /// applied before: then the same user gets the first answer, and another user is refused with
 /// `403 IDEMPOTENCY_KEY_OF_ANOTHER_USER`. Keys stored before users existed (`NULL`) are the
@@ -69,6 +74,9 @@ pub(crate) fn apply_tx(
 
     let mut changes = Vec::with_capacity(tx.mutations.len());
     let mut row_keys = Vec::with_capacity(tx.mutations.len());
+    // The entry's size as it grows (each change holds its whole row): refused before it is
+    // built past what a client reads in one message.
+    let mut entry_bytes = 0usize;
     for (i, m) in tx.mutations.iter().enumerate() {
         let value = match m.kind {
             MutationKind::Delete => {
@@ -89,6 +97,10 @@ pub(crate) fn apply_tx(
                 };
                 let text = serde_json::to_string(&row)
                     .map_err(|e| ApiError::internal(format!("row to JSON: {e}")))?;
+                entry_bytes = entry_bytes.saturating_add(text.len());
+                if entry_bytes > MAX_ENTRY_BYTES {
+                    return Ok(Outcome::Refused(ApiError::entry_too_large(MAX_ENTRY_BYTES)));
+                }
                 conn.prepare_cached(
                     "INSERT INTO rows (collection, key, value, seq, by_user)
                      VALUES (?1, ?2, ?3, ?4, ?5)

@@ -19,6 +19,10 @@ pub enum ErrorCode {
     UnknownCollection,
     /// The request body is over the size limit (413).
     BodyTooLarge,
+    /// The change a transaction would make, as a change-feed entry, is over what clients read
+    /// in one message (413): rows grow as updates merge into them, and a short body can name
+    /// a large row many times.
+    EntryTooLarge,
     /// A mutation without a row key, or with an empty one (400).
     MissingKey,
     /// `Idempotency-Key` missing, or not equal to the transaction's id (400).
@@ -137,6 +141,17 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BodyTooLarge,
             format!("the request body is over the limit of {limit} bytes"),
+        )
+    }
+
+    /// `413 ENTRY_TOO_LARGE`.
+    pub fn entry_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::EntryTooLarge,
+            format!(
+                "the transaction's change, as a change-feed entry, would be over {limit} bytes"
+            ),
         )
     }
 

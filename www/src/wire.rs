@@ -128,9 +128,18 @@ fn from_loose(t: LooseTx) -> Result<TxIn, ApiError> {
     Ok(TxIn { id, mutations })
 }
 
+/// The longest transaction id and row key taken, in bytes (the client's ids are ~70; both are
+/// primary keys, looked up at every write).
+pub(crate) const MAX_ID_BYTES: usize = 1024;
+
 fn check(tx: &TxIn, collections: &HashSet<String>) -> Result<(), ApiError> {
     if tx.id.is_empty() {
         return Err(ApiError::bad_request("the transaction id is empty"));
+    }
+    if tx.id.len() > MAX_ID_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "the transaction id is over {MAX_ID_BYTES} bytes"
+        )));
     }
     if tx.mutations.is_empty() {
         return Err(ApiError::bad_request("a transaction without mutations"));
@@ -142,6 +151,11 @@ fn check(tx: &TxIn, collections: &HashSet<String>) -> Result<(), ApiError> {
         if m.key.is_empty() {
             return Err(ApiError::missing_key(format!(
                 "mutation {i} has an empty `key`"
+            )));
+        }
+        if m.key.len() > MAX_ID_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "mutation {i}: the `key` is over {MAX_ID_BYTES} bytes"
             )));
         }
         let too_deep = |v: &Value| !nested_within(v, MAX_ROW_DEPTH);

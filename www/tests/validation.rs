@@ -129,3 +129,63 @@ async fn unknown_collections_and_routes_are_404_with_a_code() {
     assert_eq!((status, body["seq"].clone()), (200, Value::from(0)));
     s.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_change_too_large_for_the_feed_is_refused_and_leaves_no_trace() {
+    let s = server(false).await;
+    let big = "x".repeat(100_000);
+    assert_eq!(
+        s.post(&tx(
+            "big",
+            vec![PendingMutation::insert(
+                "todos",
+                "big",
+                json!({"id": "big", "t": big})
+            )]
+        ))
+        .await
+        .status(),
+        200
+    );
+    // A 128 kB body naming that 100 kB row 2,000 times: a 200 MB change-feed entry.
+    let same = || PendingMutation {
+        changes: std::sync::Arc::new(json!({})),
+        ..PendingMutation::update("todos", "big", json!({"id": "big"}), json!({}))
+    };
+    let amplified = tx("amp", (0..2_000).map(|_| same()).collect());
+    let resp = s.post(&amplified).await;
+    assert_eq!(error_code(resp).await, (413, "ENTRY_TOO_LARGE".to_owned()));
+    let ids: Vec<Value> = s
+        .all_changes()
+        .await
+        .iter()
+        .map(|c| c["txId"].clone())
+        .collect();
+    assert_eq!(ids, [json!("big")], "nothing of it written");
+    // Refused, not applied: the same id is free for a transaction that fits.
+    let fits = tx("amp", (0..3).map(|_| same()).collect());
+    assert_eq!(s.post(&fits).await.status(), 200);
+    s.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_id_or_key_over_1_kb_is_a_bad_request() {
+    let s = server(false).await;
+    let long = "k".repeat(1_025);
+    let by_id = insert(&long, "a", "x");
+    assert_eq!(
+        error_code(s.post(&by_id).await).await,
+        (400, "BAD_REQUEST".to_owned())
+    );
+    let by_key = insert("t1", &long, "x");
+    assert_eq!(
+        error_code(s.post(&by_key).await).await,
+        (400, "BAD_REQUEST".to_owned())
+    );
+    assert_nothing_written(&s).await;
+    assert_eq!(
+        s.post(&insert(&"k".repeat(1_024), "a", "x")).await.status(),
+        200
+    );
+    s.server.shutdown().await;
+}
