@@ -871,9 +871,11 @@ impl outbox_runtime::sync::SyncHost for SyncHost {
                 Some(term) if term.epoch == epoch => term.sync.take(),
                 _ => return,
             };
+            // Tabs the stopped sync had not answered yet are asked of the next one.
+            let waiting = stopped.as_ref().map(SyncDriver::waiting_asks);
             drop(stopped);
             if let Some(term) = this.term.borrow_mut().as_mut() {
-                term.early_asks = Some(HashMap::new());
+                term.early_asks = Some(waiting.unwrap_or_default().into_iter().collect());
             }
             Inner::start_sync(&this, epoch).await;
         });

@@ -214,3 +214,47 @@ fn a_restart_delivered_again_after_a_new_entry_does_not_send_the_tab_back() {
     assert_eq!(shown(&t), [("k1".into(), json!(6))], "not back to 5");
     assert_eq!(t.feed_applied(), 6);
 }
+
+#[test]
+fn a_tab_waiting_for_rows_when_the_sync_is_replaced_is_answered_by_the_next() {
+    let mut config = LeaderSyncConfig::new(["todos"]);
+    config.log_entries = 2;
+    let mut first = leader(config.clone());
+    first.start(Some(vec![snap("todos", 50, &[("a", 50)])]));
+    first.feed_opened();
+    for seq in 51..=55 {
+        let out = first.feed_entry(put(seq, "a", seq));
+        first.persisted(persist_seq(&out).unwrap_or_default());
+    }
+    // A new tab (at 0) sees a gap in the broadcast of 56 and asks, while 57 is being written:
+    // it must wait for rows.
+    let mut t = tab();
+    let out = first.feed_entry(put(56, "a", 56));
+    let broadcast = first.persisted(persist_seq(&out).unwrap_or_default());
+    assert!(persist_seq(&first.feed_entry(put(57, "a", 57))).is_some());
+    deliver(&mut t, &broadcast);
+    assert!(
+        first.tab_asks(me(), 0).is_empty(),
+        "waits: a batch is in flight"
+    );
+    assert_eq!(first.waiting_asks(), [(me(), 0)]);
+    // Writing 57 fails: the host starts a new sync from storage (56), and asks it for the
+    // tabs the first had not answered.
+    let waiting = first.waiting_asks();
+    drop(first);
+    let mut next = leader(config);
+    next.start(Some(vec![snap("todos", 56, &[("a", 56)])]));
+    for (tab, applied) in waiting {
+        deliver(&mut t, &next.tab_asks(tab, applied));
+    }
+    next.feed_opened();
+    for seq in 57..=60 {
+        let out = next.feed_entry(put(seq, "a", seq));
+        deliver(
+            &mut t,
+            &next.persisted(persist_seq(&out).unwrap_or_default()),
+        );
+    }
+    assert_eq!(t.feed_applied(), 60);
+    assert_eq!(shown(&t), [("a".into(), json!(60))]);
+}

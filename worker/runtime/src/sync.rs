@@ -297,6 +297,11 @@ impl SyncDriver {
         Inner::run(&self.0, out);
     }
 
+    /// The tabs waiting for rows ([`LeaderSync::waiting_asks`]).
+    pub fn waiting_asks(&self) -> Vec<(ClientId, u64)> {
+        self.0.core.borrow().waiting_asks()
+    }
+
     /// The last sequence number applied (and, once persisted, broadcast).
     pub fn applied(&self) -> u64 {
         self.0.core.borrow().applied()

@@ -393,6 +393,14 @@ impl LeaderSync {
         self.take()
     }
 
+    /// The tabs waiting for rows (asked while something was unpersisted), with the position
+    /// each asked from: a host that replaces this sync (its storage failed) asks the new one
+    /// for them, or they would wait for an answer that never comes (a tab asks once for a
+    /// gap).
+    pub fn waiting_asks(&self) -> Vec<(ClientId, u64)> {
+        self.asks.iter().map(|(c, a)| (c.clone(), *a)).collect()
+    }
+
     /// Stops: the feed closes, and nothing more is done or answered.
     pub fn stop(&mut self) -> Vec<LeaderSyncOutput> {
         if !self.running {
