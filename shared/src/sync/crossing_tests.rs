@@ -258,3 +258,35 @@ fn a_tab_waiting_for_rows_when_the_sync_is_replaced_is_answered_by_the_next() {
     assert_eq!(t.feed_applied(), 60);
     assert_eq!(shown(&t), [("a".into(), json!(60))]);
 }
+
+#[test]
+fn rows_parts_dropped_while_a_new_leader_is_checked_do_not_make_a_partial_collection() {
+    let mut config = LeaderSyncConfig::new(["todos"]);
+    config.rows_per_part = 1;
+    let mut l = leader(config);
+    let rows: Vec<(String, i64)> = (0..70).map(|i| (format!("k{i:02}"), i)).collect();
+    let rows: Vec<(&str, i64)> = rows.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    l.start(None);
+    let out = l.snapshot_loaded(snap("todos", 10, &rows));
+    let broadcast = l.persisted(persist_seq(&out).unwrap_or_default());
+    // A new tab hears the claim and, while it checks it, the leader's 70 parts: more than it
+    // holds for a claim, so the first are dropped.
+    let mut t = TabCore::new(me(), "app");
+    t.follow_leader_feed(&["todos"]);
+    t.receive(0, env(Message::Leader { epoch: Epoch(1) }, None));
+    for (to, m) in messages(&broadcast) {
+        t.receive(0, env(m, to.as_ref()));
+    }
+    let asks: Vec<u64> = t
+        .leader_verified(0, Epoch(1), ClientId("leader".into()))
+        .into_iter()
+        .filter_map(|o| match o {
+            TabOutput::Send(Message::SyncFrom { applied }) => Some(applied),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asks, [0]);
+    deliver(&mut t, &l.tab_asks(me(), 0));
+    assert_eq!(t.view().rows("todos").count(), 70);
+    assert_eq!(t.feed_applied(), 10);
+}

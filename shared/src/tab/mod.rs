@@ -119,6 +119,10 @@ pub struct TabCore {
     refuted: VecDeque<(Epoch, ClientId)>,
     /// What each claimant said while its claim is checked, the latest [`MAX_UNVERIFIED`].
     unverified: HashMap<(Epoch, ClientId), VecDeque<Envelope>>,
+    /// Claims that said more than [`MAX_UNVERIFIED`] while checked (the oldest were dropped):
+    /// their held rows parts are not taken in (the tail of a delivery would be taken for the
+    /// whole collection); the tab's ask on verifying brings every row.
+    overflowed: HashSet<(Epoch, ClientId)>,
     last_heard: Option<Millis>,
     /// Own unsettled transactions, in creation order (keyed by a counter: taking one out
     /// when it settles costs a lookup, not a scan; a burst of 500 settling was quadratic).
@@ -207,6 +211,7 @@ impl TabCore {
             claims: HashSet::new(),
             refuted: VecDeque::new(),
             unverified: HashMap::new(),
+            overflowed: HashSet::new(),
             last_heard: None,
             own_order: BTreeMap::new(),
             own_next: 0,
@@ -534,10 +539,11 @@ impl TabCore {
         if !self.claims.contains(&claim) {
             return;
         }
-        let held = self.unverified.entry(claim).or_default();
+        let held = self.unverified.entry(claim.clone()).or_default();
         if held.len() >= MAX_UNVERIFIED {
             held.pop_front();
             self.dropped += 1;
+            self.overflowed.insert(claim);
         }
         held.push_back(env);
     }
@@ -548,12 +554,16 @@ impl TabCore {
     pub fn leader_verified(&mut self, now: Millis, epoch: Epoch, from: ClientId) -> Vec<TabOutput> {
         let claim = (epoch, from);
         self.claims.remove(&claim);
-        let held = self.unverified.remove(&claim).unwrap_or_default();
+        let mut held = self.unverified.remove(&claim).unwrap_or_default();
+        if self.overflowed.remove(&claim) {
+            held.retain(|env| !matches!(env.body, Message::SyncRows { .. }));
+        }
         if self.leader.is_some_and(|known| known >= epoch) {
             return Vec::new(); // a newer leader was verified first
         }
         // Claims of older epochs than this one are moot, and so is what they said.
         self.unverified.retain(|(e, _), _| *e > epoch);
+        self.overflowed.retain(|(e, _)| *e > epoch);
         let (epoch, from) = claim;
         self.leader = Some(epoch);
         self.leader_id = Some(from);
@@ -585,6 +595,7 @@ impl TabCore {
     pub fn leader_refuted(&mut self, epoch: Epoch, from: ClientId) {
         let claim = (epoch, from);
         self.unverified.remove(&claim);
+        self.overflowed.remove(&claim);
         if self.claims.remove(&claim) {
             self.forged += 1;
             if self.refuted.len() >= MAX_REFUTED {
