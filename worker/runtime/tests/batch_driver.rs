@@ -13,7 +13,7 @@ use outbox_runtime::driver::Driver;
 use outbox_runtime::store::MemoryStore;
 use outbox_shared::executor::{Command, Event, Executor, ExecutorConfig};
 use outbox_shared::http::HttpEndpoint;
-use outbox_shared::model::{ClientId, TransactionState};
+use outbox_shared::model::{ClientId, Epoch, TransactionState};
 use outbox_shared::protocol::Message;
 use outbox_shared::{PendingMutation, Strategy, Transaction, TransactionId};
 use serde_json::json;
@@ -66,6 +66,34 @@ fn fake_fetch(log: &JsValue) -> JsValue {
     make.call1(&JsValue::NULL, log).unwrap()
 }
 
+/// A driver of an executor with `config` calling `fns`, leading (epoch returned), and the ids
+/// of the transactions its states say completed.
+fn leading(
+    config: ExecutorConfig,
+    fns: MutationFns,
+) -> (Driver, Epoch, Rc<RefCell<BTreeSet<TransactionId>>>) {
+    let store = Rc::new(MemoryStore::new());
+    let loaded = store.begin(0);
+    let epoch = loaded.epoch;
+    let completed: Rc<RefCell<BTreeSet<TransactionId>>> = Rc::default();
+    let seen = Rc::clone(&completed);
+    let driver = Driver::new(
+        Executor::new(config, Box::new(MathRandom)),
+        store,
+        Rc::new(fns),
+        Box::new(move |_, msg| {
+            if let Message::State { txs, .. } = msg {
+                let done = txs
+                    .into_iter()
+                    .filter(|t| t.state == TransactionState::Completed);
+                seen.borrow_mut().extend(done.map(|t| t.id));
+            }
+        }),
+    );
+    driver.dispatch(Event::BecameLeader(loaded));
+    (driver, epoch, completed)
+}
+
 async fn sleep(ms: u32) {
     let wait = Function::new_with_args("ms", "return new Promise((done) => setTimeout(done, ms))");
     let promise: Promise = wait.call1(&JsValue::NULL, &ms.into()).unwrap().into();
@@ -95,25 +123,7 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
         ..ExecutorConfig::default()
     };
     assert_eq!(config.batching, BTreeSet::from(["todos".to_owned()]));
-    let store = Rc::new(MemoryStore::new());
-    let loaded = store.begin(0);
-    let epoch = loaded.epoch;
-    let completed: Rc<RefCell<BTreeSet<TransactionId>>> = Rc::default();
-    let seen = Rc::clone(&completed);
-    let driver = Driver::new(
-        Executor::new(config, Box::new(MathRandom)),
-        store,
-        Rc::new(fns),
-        Box::new(move |_, msg| {
-            if let Message::State { txs, .. } = msg {
-                let done = txs
-                    .into_iter()
-                    .filter(|t| t.state == TransactionState::Completed);
-                seen.borrow_mut().extend(done.map(|t| t.id));
-            }
-        }),
-    );
-    driver.dispatch(Event::BecameLeader(loaded));
+    let (driver, epoch, completed) = leading(config, fns);
     for i in 0..20 {
         let row = json!({ "id": i.to_string() });
         let tx = Transaction::new(
@@ -285,25 +295,7 @@ async fn stopping_aborts_the_calls_under_way_and_not_those_that_finished() {
     let mut fns = MutationFns::default();
     fns.insert_fn("quick", noting("return {};"));
     fns.insert_fn("slow", noting("return new Promise(() => {});"));
-    let store = Rc::new(MemoryStore::new());
-    let loaded = store.begin(0);
-    let epoch = loaded.epoch;
-    let completed: Rc<RefCell<BTreeSet<TransactionId>>> = Rc::default();
-    let seen = Rc::clone(&completed);
-    let driver = Driver::new(
-        Executor::new(ExecutorConfig::default(), Box::new(MathRandom)),
-        store,
-        Rc::new(fns),
-        Box::new(move |_, msg| {
-            if let Message::State { txs, .. } = msg {
-                let done = txs
-                    .into_iter()
-                    .filter(|t| t.state == TransactionState::Completed);
-                seen.borrow_mut().extend(done.map(|t| t.id));
-            }
-        }),
-    );
-    driver.dispatch(Event::BecameLeader(loaded));
+    let (driver, epoch, completed) = leading(ExecutorConfig::default(), fns);
     let submit = |name: &str, i: usize| {
         let tx = Transaction::new(
             TransactionId(format!("{name}-{i}")),
