@@ -63,37 +63,7 @@ fn tab() -> TabCore {
 /// The messages of the leader's fan-out outputs, with their addressee.
 fn messages(outs: &[Out]) -> Vec<(Option<ClientId>, Message)> {
     outs.iter()
-        .flat_map(|o| match o.clone() {
-            Out::Broadcast(entries) => vec![(
-                None,
-                Message::SyncEntries {
-                    epoch: Epoch(1),
-                    entries,
-                },
-            )],
-            Out::SendEntries { to, entries } => vec![(
-                Some(to),
-                Message::SyncEntries {
-                    epoch: Epoch(1),
-                    entries,
-                },
-            )],
-            Out::SendRows { to, parts } => parts
-                .into_iter()
-                .map(|p| {
-                    let rows = Message::SyncRows {
-                        epoch: Epoch(1),
-                        collection: p.collection,
-                        seq: p.seq,
-                        rows: p.rows,
-                        more: p.more,
-                        restart: p.restart,
-                    };
-                    (to.clone(), rows)
-                })
-                .collect(),
-            _ => Vec::new(),
-        })
+        .flat_map(|o| o.clone().into_messages(Epoch(1)).unwrap_or_default())
         .collect()
 }
 

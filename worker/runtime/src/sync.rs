@@ -208,31 +208,10 @@ pub enum Delivery {
 impl Delivery {
     /// The channel messages (or executor event) of a fan-out output, from the leader of `epoch`.
     pub fn of(epoch: Epoch, output: LeaderSyncOutput) -> Self {
-        match output {
-            LeaderSyncOutput::Broadcast(entries) => {
-                Self::Send(vec![(None, Message::SyncEntries { epoch, entries })])
-            }
-            LeaderSyncOutput::SendEntries { to, entries } => {
-                Self::Send(vec![(Some(to), Message::SyncEntries { epoch, entries })])
-            }
-            LeaderSyncOutput::SendRows { to, parts } => Self::Send(
-                parts
-                    .into_iter()
-                    .map(|p| {
-                        let msg = Message::SyncRows {
-                            epoch,
-                            collection: p.collection,
-                            seq: p.seq,
-                            rows: p.rows,
-                            more: p.more,
-                            restart: p.restart,
-                        };
-                        (to.clone(), msg)
-                    })
-                    .collect(),
-            ),
-            LeaderSyncOutput::SyncedTo { seq } => Self::SyncedTo(seq),
-            _ => Self::Nothing,
+        match output.into_messages(epoch) {
+            Ok(messages) => Self::Send(messages),
+            Err(LeaderSyncOutput::SyncedTo { seq }) => Self::SyncedTo(seq),
+            Err(_) => Self::Nothing,
         }
     }
 }

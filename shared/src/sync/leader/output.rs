@@ -1,6 +1,7 @@
 //! What the leader's sync is configured with, and what it asks the glue to do.
 
-use crate::model::{ClientId, Millis};
+use crate::model::{ClientId, Epoch, Millis};
+use crate::protocol::Message;
 use crate::retry::RetryPolicy;
 use crate::sync::{CollectionSnapshot, FeedEntry, RowsPart, DEFAULT_MAX_BUFFERED};
 use serde_json::Value;
@@ -142,4 +143,33 @@ pub enum LeaderSyncOutput {
         /// The entries it misses, in order.
         entries: Vec<FeedEntry>,
     },
+}
+
+impl LeaderSyncOutput {
+    /// A fan-out output ([`LeaderSyncOutput::Broadcast`], `SendEntries`, `SendRows`) as the
+    /// channel messages of the leader of `epoch`, each with its addressee (`None`: every tab),
+    /// in order; any other output back as it was.
+    pub fn into_messages(self, epoch: Epoch) -> Result<Vec<(Option<ClientId>, Message)>, Self> {
+        match self {
+            Self::Broadcast(entries) => Ok(vec![(None, Message::SyncEntries { epoch, entries })]),
+            Self::SendEntries { to, entries } => {
+                Ok(vec![(Some(to), Message::SyncEntries { epoch, entries })])
+            }
+            Self::SendRows { to, parts } => Ok(parts
+                .into_iter()
+                .map(|p| {
+                    let msg = Message::SyncRows {
+                        epoch,
+                        collection: p.collection,
+                        seq: p.seq,
+                        rows: p.rows,
+                        more: p.more,
+                        restart: p.restart,
+                    };
+                    (to.clone(), msg)
+                })
+                .collect()),
+            other => Err(other),
+        }
+    }
 }
