@@ -5,11 +5,11 @@
 //! all 500. The cache keeps, per collection, a JS array of frozen row objects in key order and
 //! the keys beside it; the view says which keys it recomputed since the cache last looked
 //! ([`outbox_shared::view::OptimisticView::take_changed`], which every change goes through;
-//! or that more changed than it has rows: then it starts again), and only those rows are converted (together: [`to_js_array`]) and spliced in or out, or
-//! appended when they all come after the last; many changes at once (a snapshot's part, a
-//! sync's batch) are merged with the rows in one pass instead of a splice each. Callers get a
-//! copy of the array (a native `slice`), so a row that has not changed is the same object as
-//! last time.
+//! or that more changed than it has rows: then it starts again), and only those rows are
+//! converted (together: [`to_js_array`]) and spliced in or out, or appended when they all come
+//! after the last; many changes at once (a snapshot's part, a sync's batch) are merged with the
+//! rows in one pass instead of a splice each. Callers get a copy of the array (a native
+//! `slice`), so a row that has not changed is the same object as last time.
 
 use outbox_runtime::convert::{json_to_js, to_js_array};
 use outbox_shared::tab::TabCore;
