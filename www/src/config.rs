@@ -11,6 +11,9 @@ const RESERVED_COLLECTIONS: [&str; 6] =
 /// PBKDF2-HMAC-SHA256 rounds for new password hashes (OWASP's 2023 advice).
 pub const PASSWORD_ITERATIONS: u32 = 600_000;
 
+/// The default [`Config::page_bytes`]: 4 MiB, about what a tab reads in one message.
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Everything the server needs to start. [`Config::default`] is what the binary runs with when
 /// given no flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,10 @@ pub struct Config {
     /// How many live feed entries wait for a slow subscriber before it falls back to reading
     /// the database (no flag; default 1024).
     pub feed_buffer: usize,
+    /// The most bytes of entries one read of the change log holds (no flag; default
+    /// [`PAGE_BYTES`]): a `GET /api/changes` answer, or a page of the feed's backlog. A read
+    /// always holds at least one entry, so an answer may be larger by one entry.
+    pub page_bytes: usize,
     /// Who may call the API (`--auth required|optional|off`, default `optional`).
     pub auth: AuthMode,
     /// Whether the demo users alice and bob exist, with the well-known tokens `demo-alice` and
@@ -56,6 +63,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             faults: false,
             feed_buffer: 1024,
+            page_bytes: PAGE_BYTES,
             auth: AuthMode::default(),
             demo_users: true,
             password_iterations: PASSWORD_ITERATIONS,
@@ -233,6 +241,9 @@ impl Config {
         }
         if self.feed_buffer == 0 {
             return Err(bad("feed_buffer", "0", "must be at least 1"));
+        }
+        if self.page_bytes == 0 {
+            return Err(bad("page_bytes", "0", "must be at least 1"));
         }
         if self.max_body_bytes == 0 {
             return Err(bad("--max-body-bytes", "0", "must be at least 1"));

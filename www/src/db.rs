@@ -93,12 +93,18 @@ const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// Opens (creating when needed) the database at `path` for writing, in WAL mode with
-/// `synchronous=NORMAL`, and brings its schema up to [`SCHEMA_VERSION`].
+/// `synchronous=FULL`, and brings its schema up to [`SCHEMA_VERSION`].
+///
+/// `FULL` syncs the log at every commit. With `NORMAL` a commit is safe from a crash of the
+/// server but not of the machine: an acknowledged transaction could be lost, its outbox entry
+/// already deleted, and its sequence number given to another change that tabs past it would
+/// skip. Measured with the `bench` example, three runs each alternating: one request at a time
+/// 0.27 → 0.40 ms (medians), batches of 100 44,600 → 38,500 transactions/s.
 pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     migrate(&conn)?;
     Ok(conn)
 }
@@ -247,47 +253,63 @@ impl Readers {
         .await
     }
 
-    /// Up to `limit` change entries with a sequence number above `since`, in order, and the
-    /// current sequence number.
-    pub async fn changes_since(&self, since: u64, limit: u32) -> Result<ChangeRange, DbError> {
+    /// Up to `limit` change entries with a sequence number above `since`, in order, as many
+    /// as fit in `max_bytes` (at least one), and the current sequence number.
+    pub async fn changes_since(
+        &self,
+        since: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<ChangeRange, DbError> {
         self.with(move |conn| {
             let tx = conn.transaction()?;
             let seq = max_seq(&tx)?;
-            let mut changes = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT payload FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )?;
-                let mut q = stmt.query((to_i64(since), i64::from(limit)))?;
-                while let Some(r) = q.next()? {
-                    changes.push(RawValue::from_string(r.get(0)?)?);
-                }
-            }
+            let changes = read_entries(&tx, since, limit, max_bytes)?
+                .into_iter()
+                .map(|(_, payload)| RawValue::from_string(payload))
+                .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
             Ok(ChangeRange { seq, changes })
         })
         .await
     }
 
-    /// Up to `limit` entries above `since`, each with its sequence number (for the feed).
+    /// Up to `limit` entries above `since`, as many as fit in `max_bytes` (at least one),
+    /// each with its sequence number (for the feed).
     pub async fn entries_since(
         &self,
         since: u64,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<Vec<(u64, String)>, DbError> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, payload FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let rows = stmt
-                .query_map((to_i64(since), i64::from(limit)), |r| {
-                    Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.with(move |conn| read_entries(conn, since, limit, max_bytes))
+            .await
     }
+}
+
+/// Up to `limit` entries above `since` in order, stopping before the one that would take their
+/// payloads past `max_bytes` (the first is always read): a reader's memory is bounded by the
+/// bytes, not only the count, since one entry may be megabytes.
+fn read_entries(
+    conn: &Connection,
+    since: u64,
+    limit: u32,
+    max_bytes: usize,
+) -> Result<Vec<(u64, String)>, DbError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, payload FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+    let mut q = stmt.query((to_i64(since), i64::from(limit)))?;
+    let mut entries = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(r) = q.next()? {
+        let payload: String = r.get(1)?;
+        bytes = bytes.saturating_add(payload.len());
+        if bytes > max_bytes && !entries.is_empty() {
+            break;
+        }
+        entries.push((to_u64(r.get(0)?), payload));
+    }
+    Ok(entries)
 }
 
 fn open_reader(path: &Path) -> Result<Connection, DbError> {
@@ -302,6 +324,21 @@ fn open_reader(path: &Path) -> Result<Connection, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_syncs_every_commit_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_writer(&dir.path().join("db.sqlite3")).unwrap();
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 2 is FULL (1 NORMAL).
+        let sync: i64 = c
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2);
+    }
 
     #[test]
     fn schema_is_created_once_and_versioned() {

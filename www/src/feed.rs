@@ -22,8 +22,11 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// How often an idle feed sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Entries read from the database per page.
+/// Entries read from the database per page (fewer when over [`Config::page_bytes`](crate::Config::page_bytes)).
 const PAGE: u32 = 500;
+/// Events a feed holds for a subscriber that reads slower than they come. With a page, this
+/// bounds what a subscriber that stops reading holds on the server (an entry may be megabytes).
+const QUEUED: usize = 4;
 /// Entries `GET /api/changes` returns when no limit is given, and the most it returns.
 const DEFAULT_LIMIT: u32 = 1000;
 const MAX_LIMIT: u32 = 10_000;
@@ -49,7 +52,9 @@ fn query(q: Result<Query<SinceQuery>, QueryRejection>) -> Result<SinceQuery, Api
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))
 }
 
-/// `GET /api/changes?since=N[&limit=M]` → `{"seq": current, "changes": [entries > N]}`.
+/// `GET /api/changes?since=N[&limit=M]` → `{"seq": current, "changes": [entries > N]}`: up
+/// to M entries, fewer when they would be over [`Config::page_bytes`](crate::Config::page_bytes)
+/// (at least one).
 pub(crate) async fn changes(
     State(app): State<AppState>,
     q: Result<Query<SinceQuery>, QueryRejection>,
@@ -58,7 +63,7 @@ pub(crate) async fn changes(
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let range = app
         .readers
-        .changes_since(q.since.unwrap_or(0), limit)
+        .changes_since(q.since.unwrap_or(0), limit, app.config.page_bytes)
         .await?;
     Ok(Json(range))
 }
@@ -79,7 +84,7 @@ pub(crate) async fn feed(
     let since = last_event_id.or(q.since).unwrap_or(0);
     // Subscribe before reading the backlog, so nothing committed in between is missed.
     let live = app.feed.subscribe();
-    let (out, rx) = mpsc::channel(64);
+    let (out, rx) = mpsc::channel(QUEUED);
     tokio::spawn(pump(app, live, since, out));
     Ok(Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -106,22 +111,25 @@ async fn pump(
     loop {
         // Catch up from the database.
         loop {
-            let page = match app.readers.entries_since(last, PAGE).await {
+            let page = match app
+                .readers
+                .entries_since(last, PAGE, app.config.page_bytes)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("outbox-server: feed read failed: {e}");
                     return;
                 }
             };
-            let full = page.len() >= PAGE as usize;
+            if page.is_empty() {
+                break;
+            }
             for (seq, json) in page {
                 if out.send(event(seq, &json)).await.is_err() {
                     return;
                 }
                 last = seq;
-            }
-            if !full {
-                break;
             }
         }
         // Then live, as long as the broadcast keeps up without gaps.

@@ -100,3 +100,47 @@ async fn changes_range_lists_entries_after_since_up_to_limit() {
     assert_eq!(status, 400);
     s.server.shutdown().await;
 }
+
+/// The sequence numbers of a `GET /api/changes` answer.
+fn seqs_of(body: &Value) -> Vec<u64> {
+    body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_u64().unwrap())
+        .collect()
+}
+
+// An entry may be megabytes: a read of the change log is bounded by bytes as well as by count,
+// so that a range or a feed subscriber that stops reading holds a page, not 500 entries.
+#[tokio::test]
+async fn a_read_of_the_change_log_stops_at_its_byte_budget_and_the_feed_still_sends_everything() {
+    let s = server_with(false, |c| c.page_bytes = 2_500).await;
+    let title = "x".repeat(1_000);
+    for i in 1..=5 {
+        let r = s
+            .post(&insert(&format!("t{i}"), &format!("k{i}"), &title))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    // Each entry is over 1,000 bytes: two fit in 2,500, a third would not.
+    let (status, body) = s.get_json("/api/changes?since=0&limit=10").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["seq"], 5);
+    assert_eq!(seqs_of(&body), [1, 2]);
+    let (_, body) = s.get_json("/api/changes?since=4&limit=10").await;
+    assert_eq!(seqs_of(&body), [5]);
+    // One entry over the whole budget still comes, alone: a range always moves on.
+    let big = "y".repeat(3_000);
+    assert_eq!(s.post(&insert("t6", "k6", &big)).await.status(), 200);
+    let (_, body) = s.get_json("/api/changes?since=5&limit=10").await;
+    assert_eq!(seqs_of(&body), [6]);
+    // The feed reads its backlog in such pages and sends all of it, in order, then goes live.
+    let mut feed = open_feed(&s, "?since=0", None).await;
+    for want in 1..=6 {
+        assert_eq!(feed.next().await.unwrap().data["seq"], want);
+    }
+    assert_eq!(s.post(&insert("t7", "k7", "z")).await.status(), 200);
+    assert_eq!(feed.next().await.unwrap().data["seq"], 7);
+    s.server.shutdown().await;
+}
