@@ -725,6 +725,11 @@ fn apply(
                 .map(drop)
                 .map_err(|e| store_error(&e))?,
             Op::DeleteEntry(entry) => delete(log, entry as f64)?,
+            Op::DeleteEntries { from, below } => log
+                .delete(from as f64..below as f64)
+                .primitive()
+                .map(drop)
+                .map_err(|e| store_error(&e))?,
             Op::DeleteSlot(id) => delete(outbox, id.as_str())?,
             Op::PutRemovals(text) => meta
                 .put(text)

@@ -28,6 +28,11 @@ async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_count
 }
 
 #[wasm_bindgen_test]
+async fn a_long_leadership_deletes_expired_marks_from_the_log_in_one_range() {
+    leader_cases::a_long_leadership_deletes_expired_marks_from_the_log_in_one_range().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_takeover_commits_its_first_writes_with_the_epoch() {
     leader_cases::a_takeover_commits_its_first_writes_with_the_epoch().await;
 }

@@ -483,7 +483,7 @@ fn approx_bytes(tx: &Transaction) -> u64 {
 }
 
 /// How far an event's time may be below the latest event's before the wall clock counts as set
-/// back ([`Executor::clock_went_back`]): smaller steps (a clock slewed by NTP, timestamps of
+/// back (see `Executor::clock_went_back`): smaller steps (a clock slewed by NTP, timestamps of
 /// events handled out of order) change nothing.
 pub const CLOCK_SLACK_MS: Millis = 1_000;
 

@@ -18,6 +18,12 @@
 //! become current again). A tombstone therefore lives at least [`TOMBSTONE_TTL_MS`], sometimes
 //! longer.
 //!
+//! A leader that leads for days does the same as it goes, in the writes that settle something
+//! ([`Op::DeleteEntries`]): it remembers its marks entries in spans of an hour (their keys and
+//! newest tombstone time, not one number per entry), and deletes the oldest spans, as one key
+//! range, once every tombstone in them has expired and no record entry, nor any entry that does
+//! not read, is older (their ids' marks may beat copies in them).
+//!
 //! **Removals** are remembered apart from the log, in one record of their own (the ids and
 //! times of those of the last [`TOMBSTONE_TTL_MS`], at most [`REMOVALS_KEPT`]:
 //! [`Op::PutRemovals`]), rewritten by every write that removes something: a log entry with a
@@ -34,7 +40,7 @@ use super::{Removal, StoredRecord, Tombstone, WriteBatch, TOMBSTONE_TTL_MS};
 use crate::model::{Millis, Transaction, TransactionId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// An entry's key: entries are read in this order.
 pub type EntryId = u64;
@@ -135,6 +141,14 @@ pub enum Op {
     PutEntry(EntryId, String),
     /// Delete an entry.
     DeleteEntry(EntryId),
+    /// Delete every entry with a key from `from` up to, not including, `below` (in one
+    /// request: a range of marks entries whose tombstones have all expired).
+    DeleteEntries {
+        /// The first key.
+        from: EntryId,
+        /// The key after the last.
+        below: EntryId,
+    },
     /// Delete the slot of this id.
     DeleteSlot(TransactionId),
     /// Replace the record of recent removals with this JSON text (`[[id, removedAt], …]`).
@@ -162,7 +176,28 @@ pub struct Delta {
     dropped: Vec<EntryId>,
     /// The recent removals as written, when this write rewrote them.
     removed: Option<Vec<Removal>>,
+    /// The marks entry this write puts, and the newest time in it.
+    marked: Option<(EntryId, Millis)>,
+    /// The entries below this key are deleted (their marks spans compacted).
+    compacted_below: Option<EntryId>,
 }
+
+/// Marks entries in a row of keys, written within [`SPAN_MS`] of each other: the layout
+/// remembers this much of them, not one number per entry, to delete them once every
+/// tombstone in them has expired ([`Op::DeleteEntries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MarksSpan {
+    first: EntryId,
+    last: EntryId,
+    /// The time of its first entry.
+    opened: Millis,
+    /// The newest time of a tombstone in it.
+    newest: Millis,
+}
+
+/// How long one [`MarksSpan`] spans: an hour, so a leader remembers ~24 of them (a day of
+/// tombstones), and a marks entry is deleted at most an hour after it expires.
+const SPAN_MS: Millis = TOMBSTONE_TTL_MS / 24;
 
 /// Where a record to quarantine is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +223,14 @@ pub struct Layout {
     /// How many current records each stored record entry holds. Marks entries are not
     /// counted: their ids are forgotten at once (see [`Layout::commit`]), so nothing would ever
     /// count against them, and a leader would hold one number per write that settled anything.
-    live: HashMap<EntryId, usize>,
+    live: BTreeMap<EntryId, usize>,
+    /// The marks entries in storage, in spans, oldest first. Once a span's tombstones have
+    /// all expired and no record entry (nor any entry that does not read) is older than its
+    /// last, a write deletes everything up to it: a leader that leads for days keeps a day of
+    /// tombstones in storage, as a new leader's load would, not all of them.
+    marks: VecDeque<MarksSpan>,
+    /// Entries that do not read, found by the load: never in a range deleted.
+    pinned: BTreeSet<EntryId>,
     next: EntryId,
     /// The removals remembered in storage, oldest first.
     removed: Vec<Removal>,
@@ -263,6 +305,9 @@ impl Layout {
         // The entries holding a copy of each id, current or not.
         let mut holders: HashMap<String, Vec<EntryId>> = HashMap::new();
         let mut readable: Vec<EntryId> = Vec::new();
+        let mut pinned: BTreeSet<EntryId> = BTreeSet::new();
+        // The newest tombstone time in each entry.
+        let mut newest: HashMap<EntryId, Millis> = HashMap::new();
         for (entry, value) in &entries {
             let parsed = match value {
                 StoredRecord::Text(text) => serde_json::from_str::<EntryIn<'_>>(text).ok(),
@@ -271,9 +316,13 @@ impl Layout {
             let Some(parsed) = parsed else {
                 load.records
                     .push((format!("{BAD_ENTRY_PREFIX}{entry}"), value.clone()));
+                pinned.insert(*entry);
                 continue;
             };
             readable.push(*entry);
+            if let Some(at) = parsed.done.iter().map(|(_, at)| *at).max() {
+                newest.insert(*entry, at);
+            }
             let place = Place::Entry(*entry);
             let copies = parsed
                 .puts
@@ -294,7 +343,7 @@ impl Layout {
         };
         // Entries whose current copies are all spent may go, unless one of those ids has a
         // copy in an entry that stays: until no such entry is left out.
-        let mut live: HashMap<EntryId, usize> = HashMap::new();
+        let mut live: BTreeMap<EntryId, usize> = BTreeMap::new();
         let mut unspent: HashSet<EntryId> = HashSet::new();
         for (place, copy) in current.values() {
             if let Place::Entry(e) = place {
@@ -333,6 +382,7 @@ impl Layout {
         }
         let mut layout = Layout {
             next,
+            pinned,
             ..Layout::default()
         };
         for (id, (place, copy)) in current {
@@ -369,9 +419,13 @@ impl Layout {
         let mut dropped: Vec<EntryId> = dropping.into_iter().collect();
         dropped.sort_unstable();
         for e in readable {
-            if !dropped.contains(&e) {
-                if let Some(n) = live.get(&e) {
-                    layout.live.insert(e, *n);
+            if dropped.binary_search(&e).is_err() {
+                match live.get(&e) {
+                    Some(n) => {
+                        layout.live.insert(e, *n);
+                    }
+                    // Kept and holding no current record: marks.
+                    None => layout.add_marks(e, newest.get(&e).copied().unwrap_or(0)),
                 }
             }
         }
@@ -474,11 +528,40 @@ impl Layout {
             let entry = plan.new_entry();
             debug_assert_eq!(entry, marks);
             plan.put(entry, &out)?;
+            let at = out.done.iter().map(|(_, at)| *at).max().unwrap_or(0);
+            plan.delta.marked = Some((entry, at));
         }
         if remember && !batch.deletes.is_empty() {
             plan.remember(&batch.deletes)?;
         }
+        if remember {
+            let now = batch
+                .completed
+                .iter()
+                .map(|t| t.completed_at)
+                .chain(batch.deletes.iter().map(|r| r.removed_at))
+                .max();
+            if let Some(now) = now {
+                plan.compact(now);
+            }
+        }
         Ok(plan.finish())
+    }
+
+    /// Remembers a marks entry kept in storage, with the newest tombstone time in it.
+    fn add_marks(&mut self, entry: EntryId, at: Millis) {
+        match self.marks.back_mut() {
+            Some(span) if at.saturating_sub(span.opened) < SPAN_MS => {
+                span.last = entry;
+                span.newest = span.newest.max(at);
+            }
+            _ => self.marks.push_back(MarksSpan {
+                first: entry,
+                last: entry,
+                opened: at,
+                newest: at,
+            }),
+        }
     }
 
     /// Where the record loaded under `key` is, to quarantine it.
@@ -549,6 +632,14 @@ impl Layout {
         if let Some(removed) = delta.removed {
             self.removed = removed;
         }
+        if let Some(below) = delta.compacted_below {
+            while self.marks.front().is_some_and(|span| span.last < below) {
+                self.marks.pop_front();
+            }
+        }
+        if let Some((entry, at)) = delta.marked {
+            self.add_marks(entry, at);
+        }
     }
 }
 
@@ -615,6 +706,36 @@ impl Planner<'_> {
             .push(Op::PutRemovals(serde_json::to_string(&listed)?));
         self.delta.removed = Some(removed);
         Ok(())
+    }
+
+    /// Deletes, as of `now`, the oldest spans of marks entries whose tombstones have all
+    /// expired, as long as nothing older must stay: a record entry (its ids' copies in those
+    /// marks beat its records, which would be current again), or an entry that does not read.
+    /// Slots are older than every entry and are not in the range.
+    fn compact(&mut self, now: Millis) {
+        let cutoff = now.saturating_sub(TOMBSTONE_TTL_MS);
+        let kept = [
+            self.layout.live.keys().next(),
+            self.layout.pinned.iter().next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .copied();
+        let Some(from) = self.layout.marks.front().map(|span| span.first) else {
+            return;
+        };
+        let mut below = None;
+        for span in &self.layout.marks {
+            if span.newest >= cutoff || kept.is_some_and(|k| span.last >= k) {
+                break;
+            }
+            below = Some(span.last + 1);
+        }
+        if let Some(below) = below {
+            self.ops.push(Op::DeleteEntries { from, below });
+            self.delta.compacted_below = Some(below);
+        }
     }
 
     /// Deletes the entries whose last current copies this write beats.
@@ -882,6 +1003,115 @@ mod tests {
         assert_eq!(s.entry_count(), 1_000);
         let loaded = s.begin_leadership(1_000);
         assert_eq!(loaded.tombstones.len(), 1_000);
+    }
+
+    /// Settles `n` transactions named `{prefix}{i}`, one every `step` from `start`, each put
+    /// and then marked done in a write of its own (as the executor does); checks after each
+    /// that storage holds no more than `most` entries, if given.
+    fn settle_over_time(
+        s: &mut MemOutboxStore,
+        epoch: u64,
+        prefix: &str,
+        (start, step, n): (Millis, Millis, u64),
+        most: Option<usize>,
+    ) {
+        for i in 0..n {
+            let id = format!("{prefix}{i}");
+            s.write(&batch(epoch, vec![tx(&id)])).unwrap();
+            let mut marks = batch(epoch, vec![]);
+            marks.completed.push(done(&id, start + i * step));
+            s.write(&marks).unwrap();
+            if let Some(most) = most {
+                assert!(
+                    s.entry_count() <= most,
+                    "{} entries after {id}",
+                    s.entry_count()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_leadership_deletes_its_marks_once_their_tombstones_expire() {
+        let mut s = MemOutboxStore::new();
+        let epoch = s.begin_leadership(0).epoch.0;
+        // Three days, a transaction settled every ten minutes: a day of marks entries is 144,
+        // and a span (an hour) more may wait to go.
+        let step = SPAN_MS / 6;
+        let n = 3 * 24 * 6;
+        settle_over_time(&mut s, epoch, "t", (0, step, n), Some(144 + 6 + 1));
+        assert!(s.layout.marks.len() <= 26, "{} spans", s.layout.marks.len());
+        assert!(s.entry_count() >= 144, "a day of tombstones stays");
+        // Nothing that had not expired went: a new leader gets every tombstone of the last
+        // day, as it would have from the whole log.
+        let now = (n - 1) * step;
+        let loaded = s.begin_leadership(now);
+        let want: Vec<Tombstone> = (0..n)
+            .filter(|i| i * step >= now - TOMBSTONE_TTL_MS)
+            .map(|i| done(&format!("t{i}"), i * step))
+            .collect();
+        let mut got = loaded.tombstones.clone();
+        got.sort_by_key(|t| t.completed_at);
+        assert_eq!(got, want);
+        // The load's layout goes on compacting what it kept.
+        let epoch = loaded.epoch.0;
+        settle_over_time(
+            &mut s,
+            epoch,
+            "u",
+            (now + step, step, 2 * 24 * 6),
+            Some(144 + 6 + 1),
+        );
+    }
+
+    #[test]
+    fn marks_stay_in_storage_while_an_older_record_or_an_entry_that_does_not_read_stays() {
+        let step = SPAN_MS / 6;
+        let day = 24 * 6;
+        // A transaction still pending from the start: its record entry is older than every
+        // marks entry, and some of them may beat copies in it (here "a", which shared its
+        // entry): nothing is deleted past it.
+        let mut s = MemOutboxStore::new();
+        let epoch = s.begin_leadership(0).epoch.0;
+        s.write(&batch(epoch, vec![tx("a"), tx("stuck")])).unwrap();
+        let mut a = batch(epoch, vec![]);
+        a.completed.push(done("a", 0));
+        s.write(&a).unwrap();
+        settle_over_time(&mut s, epoch, "t", (step, step, 2 * day), None);
+        assert_eq!(s.entry_count(), 2 + 2 * day as usize, "nothing deleted");
+        assert!(s.is_completed(&"a".into()));
+        // Once it settles, the next write deletes every expired span.
+        let now = 2 * day * step + step;
+        let mut b = batch(epoch, vec![]);
+        b.completed.push(done("stuck", now));
+        s.write(&b).unwrap();
+        let mut c = batch(epoch, vec![]);
+        c.completed.push(done("last", now));
+        s.write(&c).unwrap();
+        assert!(
+            s.entry_count() <= day as usize + 6 + 2,
+            "{}",
+            s.entry_count()
+        );
+        let loaded = s.begin_leadership(now);
+        assert!(loaded
+            .tombstones
+            .iter()
+            .all(|t| t.completed_at >= now - TOMBSTONE_TTL_MS));
+        assert_eq!(
+            loaded.tombstones.len(),
+            s.entry_count(),
+            "every marks entry left holds one unexpired tombstone"
+        );
+        // An entry that does not read stays for the quarantine, and so do the marks after it.
+        let mut s = MemOutboxStore::new();
+        s.put_raw_entry(1, StoredRecord::Text("{\"p\": [[\"x\", {\"trunc".into()));
+        let epoch = s.begin_leadership(0).epoch.0;
+        settle_over_time(&mut s, epoch, "t", (0, step, 2 * day), None);
+        assert_eq!(s.entry_count(), 1 + 2 * day as usize, "nothing deleted");
+        s.quarantine("\u{0}log:1");
+        let loaded = s.begin_leadership(2 * day * step);
+        assert_eq!(loaded.tombstones.len(), s.entry_count());
     }
 
     #[test]

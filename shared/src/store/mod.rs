@@ -236,6 +236,9 @@ impl MemOutboxStore {
                 Op::DeleteEntry(key) => {
                     self.log.remove(&key);
                 }
+                Op::DeleteEntries { from, below } => {
+                    self.log.retain(|key, _| *key < from || *key >= below);
+                }
                 Op::DeleteSlot(id) => {
                     self.slots.remove(id.as_str());
                 }

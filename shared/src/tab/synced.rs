@@ -108,7 +108,7 @@ impl TabCore {
     }
 
     /// The app uses `collection` in this tab: other tabs' completed changes to it are kept
-    /// ([`TabCore::fold_into_synced`]).
+    /// (see `TabCore::fold_into_synced`).
     pub fn define_collection(&mut self, collection: &str) {
         if !self.defined.contains(collection) {
             self.defined.insert(collection.to_owned());

@@ -410,6 +410,51 @@ pub async fn a_completed_record_becomes_its_tombstone_and_old_tombstones_still_c
     );
 }
 
+pub async fn a_long_leadership_deletes_expired_marks_from_the_log_in_one_range() {
+    let scope = unique("compact");
+    let store = IdbStore::open(&scope).await.unwrap();
+    let first = store.begin_leadership(0).await.unwrap();
+    let hour = TOMBSTONE_TTL_MS / 24;
+    let mut write_id = 0;
+    // Settles `id` at `at`: its record's entry, then its marks' entry.
+    let mut settle = async |id: &str, at: u64| {
+        let mut t = tx(id, id);
+        t.epoch = first.epoch;
+        write_id += 2;
+        let done = Tombstone {
+            id: id.into(),
+            completed_at: at,
+        };
+        store
+            .write(&batch(write_id - 1, first.epoch, vec![t], vec![], None))
+            .await
+            .unwrap();
+        store
+            .write(&batch(write_id, first.epoch, vec![], vec![done], None))
+            .await
+            .unwrap();
+    };
+    settle("a", 0).await;
+    settle("b", 2 * hour).await;
+    assert_eq!(
+        keys_in(&store, "log").await,
+        ["2", "4"],
+        "the marks entries"
+    );
+    // A day after b's: both its and a's tombstones have expired; c's write deletes their
+    // entries, in one range.
+    settle("c", TOMBSTONE_TTL_MS + 2 * hour + 1).await;
+    assert_eq!(keys_in(&store, "log").await, ["6"]);
+    let loaded = IdbStore::open(&scope)
+        .await
+        .unwrap()
+        .begin_leadership(TOMBSTONE_TTL_MS + 2 * hour + 1)
+        .await
+        .unwrap();
+    let ids: Vec<_> = loaded.tombstones.iter().map(|t| t.id.0.clone()).collect();
+    assert_eq!(ids, ["c"]);
+}
+
 pub async fn a_removal_is_remembered_for_the_next_leader_and_a_value_it_did_not_write_is_none() {
     let scope = unique("removals");
     let store = IdbStore::open(&scope).await.unwrap();
