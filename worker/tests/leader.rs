@@ -33,6 +33,11 @@ async fn a_long_leadership_deletes_expired_marks_from_the_log_in_one_range() {
 }
 
 #[wasm_bindgen_test]
+async fn a_leader_that_resigns_inside_before_retry_makes_no_call_after() {
+    leader_cases::a_leader_that_resigns_inside_before_retry_makes_no_call_after().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_takeover_commits_its_first_writes_with_the_epoch() {
     leader_cases::a_takeover_commits_its_first_writes_with_the_epoch().await;
 }

@@ -1042,6 +1042,60 @@ pub async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhi
     assert!(leader.stats().is_some(), "the leader goes on");
 }
 
+pub async fn a_leader_that_resigns_inside_before_retry_makes_no_call_after() {
+    let scope = unique("resign-in-hook");
+    let calls = js_sys::Array::new();
+    let f = recording_fn(
+        &calls,
+        "if (calls.length > 1) return {}; throw new Error('flaky');",
+    );
+    let o = options("todos", &[("sync", &f)]);
+    let retry = js_sys::JSON::parse(r#"{"baseDelayMs": 1, "jitter": 0}"#).unwrap();
+    js_sys::Reflect::set(&o, &"retry".into(), &retry).unwrap();
+    // The hook resigns its own leader the first time (the tab is being closed, say), then
+    // says yes.
+    let me: Rc<RefCell<Option<Leader>>> = Rc::default();
+    let leader = me.clone();
+    let hook = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue) -> bool>::new(move |_| {
+        if let Some(l) = leader.borrow_mut().take() {
+            l.resign();
+        }
+        true
+    });
+    js_sys::Reflect::set(&o, &"beforeRetry".into(), hook.as_ref()).unwrap();
+    let leader = start(&scope, &o).await;
+    *me.borrow_mut() = Some(leader.clone());
+    let mut tab = Tab::open(&scope);
+    let epoch = tab.leader().await;
+    tab.post(Message::Submit {
+        epoch,
+        txs: vec![tx("r1", "1")],
+    });
+    // The resignation reaches the tab over the channel, after everything the hook's turn
+    // started. (The retry's call would wait for its attempt's record to be written, and a
+    // stopped executor ignores that the write is done.)
+    tab.until(|m| matches!(m, Message::Resign { epoch: e } if *e == epoch).then_some(()))
+        .await;
+    assert_eq!(leader.epoch(), None);
+    assert_eq!(
+        calls.to_vec(),
+        vec![JsValue::from("r1#1")],
+        "the retry the hook allowed is not made by a leader that has resigned"
+    );
+    // The next leader makes it, with the same key.
+    leader.resume();
+    let done = tab.settled("r1").await;
+    assert_eq!(done.state, TransactionState::Completed);
+    let made: Vec<String> = calls
+        .to_vec()
+        .iter()
+        .filter_map(JsValue::as_string)
+        .collect();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(made[1].starts_with("r1#"), "{made:?}");
+    drop(hook);
+}
+
 pub async fn an_outbox_keeps_one_lineage_for_its_leaders_and_their_calls_name_it() {
     let scope = unique("lineage");
     let store = IdbStore::open(&scope).await.unwrap();
