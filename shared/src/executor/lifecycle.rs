@@ -167,6 +167,18 @@ impl Executor {
             }
             return;
         }
+        // A resend from an executor that stopped mid-call (an online-only tab's, handing over):
+        // that attempt was cut off, as a dead leader's is at a takeover. Closed the same way, it
+        // does not count against the budget, and the record shows no attempt still running.
+        if let Some(a) = tx.attempts.last_mut() {
+            if a.completed_at.is_none() {
+                a.completed_at = Some(now);
+                a.error = Some(TxError::new(
+                    ErrorCode::LeaderLost,
+                    "the executor running this attempt stopped; retrying with the same key",
+                ));
+            }
+        }
         tx.state = TransactionState::Pending;
         tx.queued_behind = None;
         tx.seq = self.next_seq;

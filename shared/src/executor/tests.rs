@@ -378,6 +378,50 @@ fn a_new_leader_retries_an_interrupted_attempt_with_the_same_key_without_spendin
     assert_eq!(a.epoch, r2.exec.epoch());
 }
 
+// An online-only tab's own executor hands over to a leader that appeared: the call it was
+// making is cut off, and the tab resends the transaction as it stands, its attempt open.
+#[test]
+fn a_resent_transaction_s_cut_off_attempt_is_closed_and_does_not_spend_the_new_leaders_budget() {
+    let mut own = Rig::new(ExecutorConfig::default());
+    own.submit(ordered("a", &["1"]));
+    own.settle();
+    assert_eq!(own.calls, vec![("a".into(), 1)]);
+    let mut resent = own.exec.get(&"a".into()).unwrap().clone();
+    assert!(resent.attempts[0].completed_at.is_none(), "still running");
+    resent.state = TransactionState::Pending;
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.now = 50;
+    r.submit(resent);
+    r.settle();
+    assert_eq!(
+        r.calls,
+        vec![("a".into(), 2)],
+        "the same key, the next attempt"
+    );
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.attempts[0].completed_at, Some(50));
+    assert_eq!(
+        a.attempts[0].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::LeaderLost)
+    );
+    assert_eq!(
+        a.counted_attempts(),
+        1,
+        "only the leader's own attempt counts"
+    );
+    // So it makes the whole budget of calls before it gives up.
+    for n in 2..=6u32 {
+        r.finish("a", n, Err(AttemptError::retriable("503")));
+        if let Some(due) = r.timer {
+            r.now = due;
+            r.feed(Event::TimerFired);
+            r.settle();
+        }
+    }
+    assert_eq!(r.calls.len(), 5);
+    assert_eq!(r.state("a"), Some(TransactionState::Failed));
+}
+
 #[test]
 fn a_fenced_write_makes_the_stale_leader_step_down() {
     let mut old = Rig::new(ExecutorConfig::default());
