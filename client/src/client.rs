@@ -2,15 +2,17 @@
 
 use crate::building::{Action, Building, OutboxTransaction};
 use crate::collection::{parse_strategy, Collection, CollectionDef};
-use crate::errors::invalid;
+use crate::errors::{invalid, Mode};
 use crate::handle::Deferred;
 use crate::inner::Inner;
 use crate::notify::{bound_method, call_listener, unsubscribe_fn, Topic};
 use crate::rowdata::to_json;
 use js_sys::{Function, Promise};
+use outbox_runtime::convert::js_error;
 use outbox_shared::model::TransactionId;
 use outbox_shared::protocol::{Message, Request};
 use outbox_shared::tab::ConflictStrategy;
+use outbox_shared::ErrorCode;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -23,7 +25,15 @@ pub struct OutboxClient(pub(crate) Rc<Inner>);
 
 /// Why `drain()` rejects once the client is closed.
 const DRAIN_CLOSED: &str =
-    "drain(): this OutboxClient was closed (its transactions stay in the outbox)";
+    "drain(): this OutboxClient was closed (with a leader, its transactions stay in the outbox)";
+
+/// Why a transaction's promises reject once the client is closed, with a leader ...
+const CLOSED_WITH_LEADER: &str = "this OutboxClient was closed before the transaction settled; \
+    it stays in the outbox and the leader goes on with it";
+/// ... and online-only.
+const CLOSED_ONLINE_ONLY: &str = "this OutboxClient was closed before the transaction \
+    settled, online-only: it had no outbox to stay in and is dropped (a call under way may \
+    still reach the server)";
 
 /// A field of an options object, `None` when absent, `undefined` or `null`.
 fn field(options: &JsValue, name: &str) -> Option<JsValue> {
@@ -91,7 +101,7 @@ impl OutboxClient {
     /// The leader's epoch, once one is known (offline-enabled mode).
     #[wasm_bindgen(getter, js_name = leaderEpoch)]
     pub fn leader_epoch(&self) -> Option<f64> {
-        if self.0.mode.get() != crate::errors::Mode::OfflineEnabled {
+        if self.0.mode.get() != Mode::OfflineEnabled {
             return None;
         }
         self.0.core.borrow().leader().map(|e| e.0 as f64)
@@ -433,7 +443,9 @@ impl OutboxClient {
     }
 
     /// Disconnects: stops listening, stops the tab's worker or executor, rejects requests
-    /// waiting for answers, and stops sync sources. The client cannot be used afterwards.
+    /// waiting for answers and the promises of transactions not settled yet
+    /// (`OUTBOX_CLOSED`: with a leader they stay in the outbox; online-only they are
+    /// dropped), and stops sync sources. The client cannot be used afterwards.
     pub fn close(&self) {
         let inner = &self.0;
         if inner.closed.replace(true) {
@@ -459,6 +471,19 @@ impl OutboxClient {
         let drains = std::mem::take(&mut *inner.drains.borrow_mut());
         let error = invalid(DRAIN_CLOSED);
         inner.later(drains.iter().filter_map(|d| d.reject_later(error.clone())));
+        // Handles still waiting would wait for good: nothing reaches a closed client.
+        let handles: Vec<_> = inner.handles.borrow_mut().drain().map(|(_, h)| h).collect();
+        let why = if inner.mode.get() == Mode::OnlineOnly {
+            CLOSED_ONLINE_ONLY
+        } else {
+            CLOSED_WITH_LEADER
+        };
+        let error: JsValue = js_error(ErrorCode::Closed, why).into();
+        let mut settle = Vec::new();
+        for h in handles {
+            h.closed(&error, &mut settle);
+        }
+        inner.later(settle);
         let cleanups: Vec<Function> = inner
             .collections
             .borrow()

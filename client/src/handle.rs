@@ -167,6 +167,15 @@ impl HandleState {
         out.extend(self.durable.resolve_later(JsValue::UNDEFINED));
     }
 
+    /// The client was closed before the transaction settled: its promises reject with
+    /// `error` (`durable` only if it was not durable yet).
+    pub fn closed(&self, error: &JsValue, out: &mut Vec<Later>) {
+        if !self.is_durable.get() {
+            out.extend(self.durable.reject_later(error.clone()));
+        }
+        out.extend(self.completed.reject_later(error.clone()));
+    }
+
     /// The transaction moved on: listeners are told, and a settled one settles `completed`
     /// (and `durable`, if it never became durable: it was refused, or rolled back).
     pub fn update(&self, tx: Transaction, out: &mut Vec<Later>) {

@@ -79,6 +79,34 @@ async fn no_leader_within_the_timeout_means_online_only_and_mutations_still_run(
 }
 
 #[wasm_bindgen_test]
+async fn closing_an_online_only_client_rejects_its_unsent_transactions_as_dropped() {
+    let scope = unique_scope("closed-alone");
+    let (log, never) = (Array::new(), Gate::new());
+    let client = connect(
+        &scope,
+        &[
+            ("leaderTimeoutMs", JsValue::from(100)),
+            (
+                "mutationFns",
+                fns(&[("todos", &refusing_after(&never.promise, &log))]),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(client.mode(), "online-only");
+    let tx = todos(&client).insert(todo("1", "never answered")).unwrap();
+    settle(tx.durable()).await.unwrap();
+    client.close();
+    let error = rejection(&tx).await;
+    assert_eq!(code(&error), "OUTBOX_CLOSED");
+    assert!(
+        text(&error, "message").is_some_and(|m| m.contains("dropped")),
+        "{error:?}"
+    );
+    assert_eq!(log.length(), 1, "the call was under way");
+}
+
+#[wasm_bindgen_test]
 async fn a_leader_appearing_later_takes_over_unsettled_transactions() {
     let scope = unique_scope("hand-over");
     let (mut tab_calls, leader_log) = (Calls::new(), Array::new());

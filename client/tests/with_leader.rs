@@ -140,6 +140,30 @@ async fn a_transaction_too_large_for_the_leader_fails_at_once_and_the_rest_goes_
 }
 
 #[wasm_bindgen_test]
+async fn closing_the_client_rejects_what_waits_and_the_leader_goes_on_with_it() {
+    let scope = unique_scope("closed");
+    let (log, gate) = (Array::new(), Gate::new());
+    let _leader = start_leader(&scope, &[("todos", &refusing_after(&gate.promise, &log))]).await;
+    let client = connect(&scope, &[]).await;
+    let tx = todos(&client).insert(todo("1", "still sending")).unwrap();
+    settle(tx.durable()).await.unwrap();
+    client.close();
+    let error = rejection(&tx).await;
+    assert_eq!(code(&error), "OUTBOX_CLOSED");
+    assert!(
+        text(&error, "message").is_some_and(|m| m.contains("stays in the outbox")),
+        "{error:?}"
+    );
+    // The leader has it still: another client of the scope sees it in the outbox.
+    let other = connect(&scope, &[]).await;
+    let outbox: Array = settle(other.peek_outbox()).await.unwrap().into();
+    assert_eq!(outbox.length(), 1);
+    assert_eq!(text(&outbox.get(0), "id"), Some(tx.id()));
+    gate.open();
+    other.close();
+}
+
+#[wasm_bindgen_test]
 async fn dependents_fail_with_the_cause_named() {
     let scope = unique_scope("dependents");
     let (log, gate) = (Array::new(), Gate::new());

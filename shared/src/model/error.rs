@@ -60,6 +60,12 @@ pub enum ErrorCode {
     /// The transaction was rejected after it was persisted (the sync said no).
     #[serde(rename = "OUTBOX_SYNC_REJECTED")]
     SyncRejected,
+    /// The app closed its client before the transaction settled (its handle's promises reject
+    /// with this). With a leader the transaction stays in the outbox and the leader goes on
+    /// with it; online-only it had no outbox to stay in and is dropped (a call under way may
+    /// still reach the server).
+    #[serde(rename = "OUTBOX_CLOSED")]
+    Closed,
 }
 
 impl ErrorCode {
@@ -81,6 +87,7 @@ impl ErrorCode {
             Self::Storage => "OUTBOX_STORAGE",
             Self::Invalid => "OUTBOX_INVALID",
             Self::SyncRejected => "OUTBOX_SYNC_REJECTED",
+            Self::Closed => "OUTBOX_CLOSED",
         }
     }
 }
