@@ -53,7 +53,9 @@ export type MutationFn = (call: {
   credentials: Record<string, string>;
 }) => unknown | Promise<unknown>;
 
-export interface HttpEndpoint { url: string; headers?: Record<string, string>; batch?: boolean }
+export interface HttpEndpoint {
+  url: string; headers?: Record<string, string>; batch?: boolean; maxBatchBytes?: number
+}
 
 export interface RetryPolicy {
   maxRetries?: number; baseDelayMs?: number; maxDelayMs?: number; factor?: number; jitter?: number;

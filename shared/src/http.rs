@@ -39,7 +39,18 @@ pub struct HttpEndpoint {
     /// Send transactions that are ready together in one request to `<url>/batch`.
     #[serde(default)]
     pub batch: bool,
+    /// The most bytes a batch request's body may hold (default [`MAX_BATCH_BYTES`]): a
+    /// batch is cut into requests under it, since a server refuses a body over its limit
+    /// whole, and that answer is every transaction's in it. A transaction larger alone goes
+    /// alone.
+    #[serde(default)]
+    pub max_batch_bytes: Option<usize>,
 }
+
+/// The default [`HttpEndpoint::max_batch_bytes`]: 512 KiB, half the reference server's
+/// default body limit. A transaction's record counts each row two or three times (`original`,
+/// `modified`, `changes`), so 100 edits of rows of 4 kB are ~1.6 MB.
+pub const MAX_BATCH_BYTES: usize = 512 * 1024;
 
 /// A request to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +90,14 @@ pub struct HttpAnswer {
     pub body: String,
 }
 
+/// A batch body without its transactions: `{"transactions":[]}`.
+const BATCH_FRAME: &str = "{\"transactions\":[]}";
+
+/// A transaction as a request body carries it.
+fn tx_json(tx: &Transaction) -> String {
+    serde_json::to_string(tx).unwrap_or_default()
+}
+
 impl HttpEndpoint {
     /// Epoch 0 is no leadership (a tab running online-only): it sends no `Outbox-Epoch`, so
     /// servers do not fence it.
@@ -101,21 +120,48 @@ impl HttpEndpoint {
         HttpRequest {
             url: self.url.clone(),
             headers,
-            body: serde_json::to_string(tx).unwrap_or_default(),
+            body: tx_json(tx),
         }
     }
 
-    /// The request for several transactions at once (all from one leader).
+    /// The request for several transactions at once (all from one leader), whatever its size.
     pub fn batch_request(&self, txs: &[&Transaction]) -> HttpRequest {
-        #[derive(Serialize)]
-        struct Batch<'a> {
-            transactions: &'a [&'a Transaction],
-        }
+        let texts: Vec<String> = txs.iter().map(|t| tx_json(t)).collect();
+        self.batch_of(txs.first().map_or(0, |t| t.epoch.0), &texts)
+    }
+
+    /// The requests for several transactions (all from one leader), in order, each with how
+    /// many of them it carries: as many as fit in [`HttpEndpoint::max_batch_bytes`], and at
+    /// least one.
+    pub fn batch_requests(&self, txs: &[&Transaction]) -> Vec<(HttpRequest, usize)> {
+        let cap = self.max_batch_bytes.unwrap_or(MAX_BATCH_BYTES);
         let epoch = txs.first().map_or(0, |t| t.epoch.0);
+        let mut requests = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        let mut bytes = BATCH_FRAME.len();
+        for tx in txs {
+            let text = tx_json(tx);
+            // One comma between transactions.
+            if !texts.is_empty() && bytes + 1 + text.len() > cap {
+                requests.push((self.batch_of(epoch, &texts), texts.len()));
+                texts.clear();
+                bytes = BATCH_FRAME.len();
+            }
+            bytes += text.len() + usize::from(!texts.is_empty());
+            texts.push(text);
+        }
+        if !texts.is_empty() {
+            requests.push((self.batch_of(epoch, &texts), texts.len()));
+        }
+        requests
+    }
+
+    /// The batch request carrying these transactions' JSON texts.
+    fn batch_of(&self, epoch: u64, texts: &[String]) -> HttpRequest {
         HttpRequest {
             url: format!("{}/batch", self.url.trim_end_matches('/')),
             headers: self.base_headers(epoch),
-            body: serde_json::to_string(&Batch { transactions: txs }).unwrap_or_default(),
+            body: format!("{{\"transactions\":[{}]}}", texts.join(",")),
         }
     }
 }
@@ -263,6 +309,7 @@ mod tests {
             url: "/api/mutations".into(),
             headers: [("Authorization".to_owned(), "Bearer x".to_owned())].into(),
             batch: false,
+            max_batch_bytes: None,
         };
         let r = ep.request(&tx("t1"));
         assert_eq!(r.url, "/api/mutations");
@@ -288,11 +335,67 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_cut_into_requests_under_the_byte_cap_and_a_large_transaction_goes_alone() {
+        let big = |id: &str, n: usize| {
+            let mut t = tx(id);
+            t.mutations = vec![PendingMutation::insert(
+                "todos",
+                id,
+                json!({"id": id, "note": "x".repeat(n)}),
+            )]
+            .into();
+            t
+        };
+        let one = tx_json(&big("a", 1_000)).len();
+        let ep = HttpEndpoint {
+            url: "/api/mutations".into(),
+            headers: HashMap::new(),
+            batch: true,
+            max_batch_bytes: Some(3 * one + 100),
+        };
+        let txs: Vec<Transaction> = (0..7)
+            .map(|i| big(&format!("t{i}"), 1_000))
+            .chain([big("huge", 10_000), big("last", 1_000)])
+            .collect();
+        let refs: Vec<&Transaction> = txs.iter().collect();
+        let requests = ep.batch_requests(&refs);
+        let counts: Vec<usize> = requests.iter().map(|(_, n)| *n).collect();
+        assert_eq!(
+            counts,
+            [3, 3, 1, 1, 1],
+            "the huge one alone, and after it the rest"
+        );
+        let mut ids = Vec::new();
+        for (r, n) in &requests {
+            assert_eq!(r.url, "/api/mutations/batch");
+            assert!(r.headers.contains(&(EPOCH_HEADER.into(), "7".into())));
+            let v: Value = serde_json::from_str(&r.body).unwrap();
+            let listed = v["transactions"].as_array().unwrap();
+            assert_eq!(listed.len(), *n);
+            if *n > 1 {
+                assert!(r.body.len() <= 3 * one + 100, "{}", r.body.len());
+            }
+            ids.extend(listed.iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        }
+        let want: Vec<String> = txs.iter().map(|t| t.id.0.clone()).collect();
+        assert_eq!(ids, want, "each once, in order");
+        // Under the default cap, the body is what one request of all of them would be.
+        let all = HttpEndpoint {
+            max_batch_bytes: None,
+            ..ep
+        };
+        let requests = all.batch_requests(&refs);
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].0, all.batch_request(&refs));
+    }
+
+    #[test]
     fn a_fenced_request_names_its_lineage_and_an_unfenced_one_none() {
         let ep = HttpEndpoint {
             url: "/api/mutations".into(),
             headers: [("outbox-scope".to_owned(), "app's".to_owned())].into(),
             batch: true,
+            max_batch_bytes: None,
         };
         let r = ep.request(&tx("t1")).in_lineage(Some("L1"));
         let scopes: Vec<&(String, String)> = r

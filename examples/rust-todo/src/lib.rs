@@ -70,6 +70,7 @@ async fn run() -> Result<App, AppError> {
         url: "/api/mutations".into(),
         headers: Default::default(),
         batch: true,
+        max_batch_bytes: None,
     };
     // `http` and `sync` serve only when this tab must send its changes and follow the feed
     // itself (online-only); otherwise the leader in /worker.js does both.

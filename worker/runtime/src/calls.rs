@@ -125,17 +125,29 @@ impl MutationFns {
         }
     }
 
-    /// The request of a batch of calls to the HTTP function `name`, credentials added;
+    /// The requests of a batch of calls to the HTTP function `name`, each with how many of
+    /// the calls (in order) it carries, credentials added (see
+    /// [`HttpEndpoint::batch_requests`](outbox_shared::http::HttpEndpoint::batch_requests));
     /// `None` when `name` does not route to one.
-    pub fn http_batch_request(&self, name: &str, txs: &[&Transaction]) -> Option<HttpRequest> {
+    pub fn http_batch_requests(
+        &self,
+        name: &str,
+        txs: &[&Transaction],
+    ) -> Option<Vec<(HttpRequest, usize)>> {
         match self.route(name) {
-            Route::Http(endpoint) => Some(
-                self.with_credentials(
+            Route::Http(endpoint) => {
+                let lineage = self.lineage.borrow();
+                Some(
                     endpoint
-                        .batch_request(txs)
-                        .in_lineage(self.lineage.borrow().as_deref()),
-                ),
-            ),
+                        .batch_requests(txs)
+                        .into_iter()
+                        .map(|(request, n)| {
+                            let request = request.in_lineage(lineage.as_deref());
+                            (self.with_credentials(request), n)
+                        })
+                        .collect(),
+                )
+            }
             _ => None,
         }
     }
@@ -305,16 +317,22 @@ pub fn build_request(
 pub fn build_requests(fns: &MutationFns, commands: &[Command]) -> usize {
     let mut built = 0;
     for c in commands {
-        let req = match c {
-            Command::Call { tx, .. } => fns.http_request(tx),
+        let requests = match c {
+            Command::Call { tx, .. } => fns.http_request(tx).into_iter().collect(),
             Command::CallBatch { mutation_fn, calls } => {
                 let txs: Vec<&Transaction> = calls.iter().map(|(t, _)| t).collect();
-                fns.http_batch_request(mutation_fn, &txs)
+                fns.http_batch_requests(mutation_fn, &txs)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(request, _)| request)
+                    .collect()
             }
-            _ => None,
+            _ => Vec::new(),
         };
-        if req.is_some_and(|req| build_request(&req, None).is_ok()) {
-            built += 1;
+        for request in requests {
+            if build_request(&request, None).is_ok() {
+                built += 1;
+            }
         }
     }
     built

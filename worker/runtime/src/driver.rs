@@ -12,7 +12,7 @@ use crate::clock::now;
 use crate::store::AsyncStore;
 use crate::timer::Timer;
 use outbox_shared::executor::{Command, Event, Executor, FinishedAttempt};
-use outbox_shared::http::{batch_outcomes, network_error};
+use outbox_shared::http::{batch_outcomes, network_error, HttpRequest};
 use outbox_shared::model::{ClientId, Transaction, TxError};
 use outbox_shared::protocol::Message;
 use std::cell::{Cell, RefCell};
@@ -341,15 +341,24 @@ impl Inner {
         });
     }
 
-    fn call_batch(this: &Rc<Self>, name: String, group: Calls) {
-        let weak = Rc::downgrade(this);
-        let fns = Rc::clone(&this.fns);
-        let (number, signal) = Self::abort_signal(this);
+    /// Sends a batch of calls to the HTTP function `name`: one request, or several when the
+    /// batch is over the endpoint's bytes.
+    fn call_batch(this: &Rc<Self>, name: String, mut group: Calls) {
         let txs: Vec<&Transaction> = group.iter().map(|(t, _)| t).collect();
-        let Some(request) = fns.http_batch_request(&name, &txs) else {
-            Self::call_done(&weak, number);
+        let Some(requests) = this.fns.http_batch_requests(&name, &txs) else {
             return;
         };
+        for (request, n) in requests {
+            let rest = group.split_off(n.min(group.len()));
+            Self::send_batch(this, request, group);
+            group = rest;
+        }
+    }
+
+    /// Sends one batch request carrying `group`; its answer finishes their attempts.
+    fn send_batch(this: &Rc<Self>, request: HttpRequest, group: Calls) {
+        let weak = Rc::downgrade(this);
+        let (number, signal) = Self::abort_signal(this);
         // The request starts here, as the turn ends, rather than when its task first runs.
         let started = signal
             .as_ref()

@@ -55,7 +55,9 @@ fn fake_fetch(log: &JsValue) -> JsValue {
         "return async (request) => {
             log.running++;
             log.most = Math.max(log.most, log.running);
-            const txs = JSON.parse(await request.text()).transactions;
+            const text = await request.text();
+            if (log.bytes) log.bytes.push(text.length);
+            const txs = JSON.parse(text).transactions;
             log.sizes.push(txs.length);
             await new Promise((done) => setTimeout(done, 5));
             log.running--;
@@ -114,6 +116,7 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
         url: "/api/mutations".into(),
         headers: Default::default(),
         batch: true,
+        max_batch_bytes: None,
     };
     fns.insert_http("todos", endpoint);
     let config = ExecutorConfig {
@@ -167,12 +170,75 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
     );
 }
 
+#[wasm_bindgen_test]
+async fn a_batch_over_the_endpoints_bytes_goes_in_several_requests_under_them() {
+    let log =
+        js_sys::JSON::parse(r#"{"sizes": [], "bytes": [], "running": 0, "most": 0}"#).unwrap();
+    let _fetch = StandInFetch::install(&fake_fetch(&log));
+    let mut fns = MutationFns::default();
+    fns.insert_http(
+        "todos",
+        HttpEndpoint {
+            max_batch_bytes: Some(8_000),
+            ..endpoint(true)
+        },
+    );
+    let config = ExecutorConfig {
+        max_concurrency: 1,
+        max_batch: 100,
+        batching: fns.batching(),
+        ..ExecutorConfig::default()
+    };
+    let (driver, epoch, completed) = leading(config, fns);
+    // Twenty rows of 1 kB, each in `modified` and `changes`: ~2.5 kB a transaction, ~50 kB in
+    // all, submitted at once (they are made ready together, as after a reconnect).
+    let events = (0..20)
+        .map(|i| {
+            let row = json!({ "id": i.to_string(), "note": "x".repeat(1_000) });
+            Event::Submitted {
+                from: ClientId::from("tab"),
+                to: epoch,
+                tx: Box::new(Transaction::new(
+                    TransactionId::from(format!("t{i:02}").as_str()),
+                    "todos",
+                    Strategy::Parallel,
+                    vec![PendingMutation::insert("todos", &i.to_string(), row)],
+                    0,
+                )),
+            }
+        })
+        .collect();
+    driver.dispatch_all(events);
+    for _ in 0..200 {
+        if completed.borrow().len() == 20 {
+            break;
+        }
+        sleep(10).await;
+    }
+    driver.stop();
+    assert_eq!(completed.borrow().len(), 20, "every transaction completed");
+    let list = |key: &str| -> Vec<f64> {
+        js_sys::Array::from(&Reflect::get(&log, &key.into()).unwrap())
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .collect()
+    };
+    let (sizes, bytes) = (list("sizes"), list("bytes"));
+    assert_eq!(sizes.iter().sum::<f64>(), 20.0, "each sent once: {sizes:?}");
+    assert!(
+        sizes.len() >= 7,
+        "cut by bytes, not by max_batch: {sizes:?}"
+    );
+    assert!(bytes.iter().all(|b| *b <= 8_000.0), "{bytes:?}");
+}
+
 /// The built-in HTTP function at `/api/mutations`, batching or not.
 fn endpoint(batch: bool) -> HttpEndpoint {
     HttpEndpoint {
         url: "/api/mutations".into(),
         headers: Default::default(),
         batch,
+        max_batch_bytes: None,
     }
 }
 
