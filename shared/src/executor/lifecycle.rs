@@ -529,6 +529,15 @@ impl Executor {
                     if let Some(a) = e.tx.attempts.last_mut() {
                         a.retry_scheduled_for = Some(due);
                     }
+                    match err.retry_after_ms {
+                        Some(wait) => {
+                            self.server_waits
+                                .insert(id.clone(), now.saturating_add(wait));
+                        }
+                        None => {
+                            self.server_waits.remove(id);
+                        }
+                    }
                     let no_answer = err.error.code == ErrorCode::Network;
                     e.tx.error = Some(err.error);
                     let _ = e.tx.move_to(TransactionState::Pending, now);

@@ -57,6 +57,10 @@ pub struct Executor {
     ready: BTreeSet<(u64, TransactionId)>,
     /// Transactions waiting for a scheduled retry, by due time.
     waiting: BTreeSet<(Millis, u64, TransactionId)>,
+    /// Of those, the ones whose wait the server set (`Retry-After`), until when: a retry
+    /// trigger ([`Executor::bring_forward`]) does not bring them before it. Kept in memory: a
+    /// new leader starts them at once, as it does every retry.
+    server_waits: HashMap<TransactionId, Millis>,
     /// Calls and batch requests running.
     calls: CallsInFlight,
     writes: WritePipeline,
@@ -135,6 +139,7 @@ impl Executor {
             scheduler: KeyScheduler::new(),
             ready: BTreeSet::new(),
             waiting: BTreeSet::new(),
+            server_waits: HashMap::new(),
             calls: CallsInFlight::default(),
             writes: WritePipeline::default(),
             tombstones: Completed::default(),
@@ -329,6 +334,7 @@ impl Executor {
                 break;
             }
             self.waiting.remove(&first);
+            self.server_waits.remove(&first.2);
             self.make_ready(now, &first.2);
         }
         self.writes.retry_due(now);
@@ -356,6 +362,9 @@ impl Executor {
             }
             self.waiting.insert((due, seq, id));
         }
+        for until in self.server_waits.values_mut() {
+            *until = until.saturating_sub(by);
+        }
         let back = |at: Option<Millis>| at.map(|t| t.saturating_sub(by));
         self.unreachable_until = back(self.unreachable_until);
         self.resume_at = back(self.resume_at);
@@ -365,11 +374,20 @@ impl Executor {
     }
 
     /// A retry trigger (online, visible, notify-online, start-up, a success): every scheduled
-    /// retry becomes due now.
+    /// retry becomes due now, but those the server asked to wait (`Retry-After`): another
+    /// transaction's success or the network coming back says nothing of a rate limit, and a
+    /// retry before it would be refused again, spending an attempt each time.
     fn bring_forward(&mut self, now: Millis) {
         self.unreachable_until = None;
+        let txs = &self.txs;
+        self.server_waits
+            .retain(|id, until| *until > now && txs.contains_key(id));
         let waiting = std::mem::take(&mut self.waiting);
-        for (_, _, id) in waiting {
+        for (due, seq, id) in waiting {
+            if self.server_waits.contains_key(&id) {
+                self.waiting.insert((due, seq, id));
+                continue;
+            }
             if let Some(e) = self.txs.get_mut(&id) {
                 if let Some(a) = e.tx.attempts.last_mut() {
                     a.retry_scheduled_for = Some(now);

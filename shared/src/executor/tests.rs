@@ -358,6 +358,42 @@ fn retry_after_is_honoured() {
     assert_eq!(r.timer, Some(30_000));
 }
 
+// A rate limiter says "not before": another transaction's success, the network coming back or
+// a tab shown must not bring the retry before it (each early retry would be refused again and
+// spend an attempt: five `Retry-After: 60` answers dead-lettered a transaction in 100 ms).
+#[test]
+fn a_servers_retry_after_holds_against_every_retry_trigger() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.submit(ordered("b", &["2"]));
+    r.settle();
+    assert_eq!(r.called(), vec!["a", "b"]);
+    let mut limited = AttemptError::retriable("429");
+    limited.retry_after_ms = Some(60_000);
+    r.finish("a", 1, Err(limited));
+    r.now = 100;
+    r.ok("b", 1);
+    for trigger in [Event::Online, Event::NotifyOnline, Event::TabVisible] {
+        r.feed(trigger);
+        r.settle();
+    }
+    assert_eq!(
+        r.called(),
+        vec!["a", "b"],
+        "a waits out the server's minute"
+    );
+    assert_eq!(r.timer, Some(60_000));
+    r.now = 60_000;
+    r.feed(Event::TimerFired);
+    r.settle();
+    assert_eq!(r.called(), vec!["a", "b", "a"]);
+    // Our own backoff (no Retry-After) is still brought forward by a trigger.
+    r.finish("a", 2, Err(AttemptError::retriable("503")));
+    r.feed(Event::Online);
+    r.settle();
+    assert_eq!(r.called(), vec!["a", "b", "a", "a"]);
+}
+
 #[test]
 fn a_new_leader_retries_an_interrupted_attempt_with_the_same_key_without_spending_budget() {
     let mut r = Rig::new(ExecutorConfig::default());
