@@ -39,7 +39,8 @@ export interface OutboxDiagnostic {
 
 /** A mutation function: resolve on success (optionally `{ seq }`), throw to fail. Throw an
  *  error named `NonRetriableError` (or with `retriable: false`, or a 4xx `status`) to fail
- *  for good. */
+ *  for good, one with `code: 'OUTBOX_NETWORK'` (or without a `status` while offline) for no
+ *  answer at all: retried for as long as it takes, without using up the attempts. */
 export type MutationFn = (call: {
   transaction: OutboxTransactionRecord;
   idempotencyKey: string;

@@ -251,6 +251,9 @@ pub async fn call_js(
 
 /// Reads what a mutation function threw, by kind, never by message text:
 /// - `code === "OUTBOX_FENCED"`: the server refused a deposed leader;
+/// - `code === "OUTBOX_NETWORK"`, or no `status` while the browser is offline
+///   (`navigator.onLine` false; `fetch` rejects so then): no answer at all, retried for as long
+///   as it takes without using up the retry budget, as the built-in HTTP function's are;
 /// - `name === "NonRetriableError"` or `retriable === false`: final;
 /// - a numeric `status`: classified like an HTTP answer (4xx final except 408/429), with
 ///   `retryAfterMs` honoured;
@@ -265,17 +268,21 @@ pub fn classify_js_error(e: &JsValue) -> AttemptError {
         }
     };
     let message = info.to_string();
-    if field("code").and_then(|c| c.as_string()).as_deref() == Some(ErrorCode::Fenced.as_str()) {
+    let code = field("code").and_then(|c| c.as_string());
+    if code.as_deref() == Some(ErrorCode::Fenced.as_str()) {
         return AttemptError::fenced(message);
+    }
+    let status = field("status")
+        .and_then(|s| s.as_f64())
+        .filter(|s| (100.0..600.0).contains(s));
+    if code.as_deref() == Some(ErrorCode::Network.as_str()) || (status.is_none() && offline()) {
+        return AttemptError::network(message);
     }
     let retry_after = field("retryAfterMs")
         .and_then(|v| v.as_f64())
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| v as u64);
-    let mut err = if let Some(status) = field("status")
-        .and_then(|s| s.as_f64())
-        .filter(|s| (100.0..600.0).contains(s))
-    {
+    let mut err = if let Some(status) = status {
         classify_http(status as u16, retry_after).unwrap_or_else(|| AttemptError::retriable(""))
     } else {
         let mut e = AttemptError::retriable("");
@@ -290,6 +297,16 @@ pub fn classify_js_error(e: &JsValue) -> AttemptError {
     }
     err.error.message = message;
     err
+}
+
+/// Whether the browser says it is offline (`navigator.onLine` false, in a page or a worker).
+fn offline() -> bool {
+    js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .ok()
+        .filter(JsValue::is_object)
+        .and_then(|n| js_sys::Reflect::get(&n, &"onLine".into()).ok())
+        .and_then(|v| v.as_bool())
+        == Some(false)
 }
 
 /// The browser's request for `req`, not sent. A standby builds one in its rehearsal (see

@@ -516,3 +516,29 @@ fn transaction_ids_are_unique_and_end_in_a_random_tag() {
         .iter()
         .all(|t| t.len() == 16 && t.chars().all(|c| c.is_ascii_hexdigit())));
 }
+
+#[wasm_bindgen_test]
+fn a_mutation_function_may_say_it_got_no_answer_and_that_spends_no_attempt() {
+    use outbox_runtime::calls::classify_js_error;
+    let thrown = |js: &str| js_sys::eval(&format!("({js})")).unwrap();
+    let none = classify_js_error(&thrown("{ code: 'OUTBOX_NETWORK', message: 'offline' }"));
+    assert_eq!(none.error.code, ErrorCode::Network);
+    assert!(none.is_retriable());
+    let attempt = Attempt {
+        id: "t#1".into(),
+        number: 1,
+        started_at: 0,
+        completed_at: Some(1),
+        error: Some(none.error.clone()),
+        retry_scheduled_for: None,
+        epoch: Epoch(1),
+    };
+    assert!(!attempt.counts_against_budget());
+    // Online (the test's browser is), an error without a status is an ordinary failure, and
+    // a status still decides.
+    let plain = classify_js_error(&thrown("new TypeError('boom')"));
+    assert_eq!(plain.error.code, ErrorCode::Retriable);
+    let unavailable = classify_js_error(&thrown("{ status: 503, code: 'X' }"));
+    assert_eq!(unavailable.error.code, ErrorCode::Retriable);
+    assert_eq!(unavailable.error.status, Some(503));
+}
