@@ -450,12 +450,18 @@ impl Executor {
             }
         }
         self.calls.finish(id);
-        self.unauthorized_in_a_row = match &outcome {
+        match &outcome {
             Err(err) if err.kind == ErrorKind::Unauthorized => {
-                self.unauthorized_in_a_row.saturating_add(1)
+                let started = e.tx.last_attempt().map_or(now, |a| a.started_at);
+                if started >= self.credentials_since
+                    && self.counted_for != Some(self.credentials_since)
+                {
+                    self.unauthorized_in_a_row = self.unauthorized_in_a_row.saturating_add(1);
+                    self.counted_for = Some(self.credentials_since);
+                }
             }
-            _ => 0,
-        };
+            _ => self.unauthorized_in_a_row = 0,
+        }
         if self.config.batching.contains(&e.tx.mutation_fn) {
             let answered = !matches!(&outcome, Err(err) if err.error.code == ErrorCode::Network);
             self.calls.answered(&e.tx.mutation_fn, answered);

@@ -85,6 +85,12 @@ pub struct Executor {
     /// ([`credentials_retry_wait`]): an app whose `getCredentials()` keeps handing out a token
     /// the server refuses would otherwise loop, 401 after 401, as fast as the network allows.
     unauthorized_in_a_row: u32,
+    /// When credentials last came in (the outbox resumed): a 401 counts toward the streak
+    /// only for an attempt started since, and once per credentials (the calls in flight under
+    /// one expired token are one refusal, not eight).
+    credentials_since: Millis,
+    /// The `credentials_since` a 401 was last counted for.
+    counted_for: Option<Millis>,
     /// Credentials came in after repeated 401s: unpaused at this time.
     resume_at: Option<Millis>,
     /// The time of the latest event: an event's time well below it means the wall clock was
@@ -151,6 +157,8 @@ impl Executor {
             stored_unreachable: false,
             paused: false,
             unauthorized_in_a_row: 0,
+            credentials_since: 0,
+            counted_for: None,
             resume_at: None,
             clock: 0,
             signed_out: false,
@@ -343,6 +351,7 @@ impl Executor {
     /// Credentials came in: attempts start again, at once.
     fn resume(&mut self, now: Millis) {
         self.paused = false;
+        self.credentials_since = now;
         self.resume_at = None;
         self.bring_forward(now);
     }
@@ -365,6 +374,8 @@ impl Executor {
         for until in self.server_waits.values_mut() {
             *until = until.saturating_sub(by);
         }
+        self.credentials_since = self.credentials_since.saturating_sub(by);
+        self.counted_for = self.counted_for.map(|t| t.saturating_sub(by));
         let back = |at: Option<Millis>| at.map(|t| t.saturating_sub(by));
         self.unreachable_until = back(self.unreachable_until);
         self.resume_at = back(self.resume_at);

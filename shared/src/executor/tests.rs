@@ -1073,6 +1073,41 @@ fn credentials_the_server_keeps_refusing_are_tried_after_a_growing_wait_not_in_a
     assert_eq!(r.called().iter().filter(|c| **c == "b").count(), 2);
 }
 
+// A token expires with eight calls in flight: eight 401s, but one refusal of one token. Fresh
+// credentials resume at once (the streak counted eight and waited a minute).
+#[test]
+fn the_calls_in_flight_under_one_expired_token_count_as_one_refusal() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    let ids: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        r.submit(ordered(id, &[&i.to_string()]));
+    }
+    r.settle();
+    assert_eq!(r.called().len(), 8);
+    r.now = 1_000;
+    for id in &ids {
+        r.finish(id, 1, Err(AttemptError::unauthorized("401")));
+    }
+    assert!(r.exec.is_paused());
+    r.feed(Event::Credentials);
+    r.settle();
+    assert!(!r.exec.is_paused(), "resumed at once");
+    assert_eq!(
+        r.called().len(),
+        16,
+        "each tried again with the fresh token"
+    );
+    // The fresh token refused too: that is the second refusal in a row, a second's wait.
+    r.now = 2_000;
+    for id in &ids {
+        r.finish(id, 2, Err(AttemptError::unauthorized("401")));
+    }
+    r.feed(Event::Credentials);
+    r.settle();
+    assert!(r.exec.is_paused());
+    assert_eq!(r.timer, Some(3_000));
+}
+
 #[test]
 fn an_outbox_that_needs_credentials_calls_nothing_before_they_come() {
     let config = ExecutorConfig {
