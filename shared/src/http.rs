@@ -29,7 +29,8 @@ pub const FENCED_HEADER: &str = "Outbox-Fenced";
 
 /// Where and how to send one mutation function's transactions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// Unknown fields are refused: a misspelt one (`batched`) would be ignored without a word.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpEndpoint {
     /// The URL transactions are POSTed to.
     pub url: String,
@@ -387,6 +388,20 @@ mod tests {
         let requests = all.batch_requests(&refs);
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].0, all.batch_request(&refs));
+    }
+
+    #[test]
+    fn an_endpoint_or_a_retry_policy_with_a_field_it_does_not_know_is_refused_by_name() {
+        let ok: HttpEndpoint =
+            serde_json::from_value(json!({"url": "/api", "batch": true, "maxBatchBytes": 9}))
+                .unwrap();
+        assert_eq!((ok.batch, ok.max_batch_bytes), (true, Some(9)));
+        let e = serde_json::from_value::<HttpEndpoint>(json!({"url": "/api", "batched": true}))
+            .unwrap_err();
+        assert!(e.to_string().contains("batched"), "{e}");
+        let e = serde_json::from_value::<crate::retry::RetryPolicy>(json!({"maxAttempts": 2}))
+            .unwrap_err();
+        assert!(e.to_string().contains("maxAttempts"), "{e}");
     }
 
     #[test]

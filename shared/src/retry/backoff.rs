@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 /// The retry policy. Defaults: 4 retries (5 attempts), delay `min(1000·2^n, 60000)` ms after the
 /// n-th failure (n from 0), plus up to 30 % jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+// Unknown fields are refused: a misspelt one (`maxAttempts`) would leave the default in place
+// without a word.
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Retries after the first attempt; attempts in all = `max_retries + 1`.
     pub max_retries: u32,

@@ -24,7 +24,9 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// Where the server's sync endpoints are (the reference server's shape).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// Unknown fields are refused (`source`, read apart, is taken out first): a misspelt one
+// (`baseURL`) would be ignored without a word.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncOptions {
     /// The collections to sync.
     pub collections: Vec<String>,
