@@ -452,6 +452,7 @@ impl OutboxClient {
             return;
         }
         inner.leader_timer.borrow_mut().clear();
+        drop(inner.leader_watch.borrow_mut().take());
         Inner::flush_posts(inner);
         drop(inner.channel.borrow_mut().take());
         let local = inner.local.borrow_mut().take();

@@ -24,7 +24,7 @@ use outbox_runtime::channel::{Channel, ChannelError};
 use outbox_runtime::clock::now;
 use outbox_runtime::convert::to_js;
 use outbox_runtime::locks::claim_holds;
-use outbox_runtime::timer::Timer;
+use outbox_runtime::timer::{Interval, Timer};
 use outbox_shared::model::{
     ClientId, Epoch, ErrorCode, Transaction, TransactionId, TransactionState, TxError,
 };
@@ -85,6 +85,11 @@ pub(crate) struct Inner {
     pub leader_tab: Cell<bool>,
     /// The tab's own worker said `outbox:ready`.
     pub worker_ready: Cell<bool>,
+    /// The tab's own worker failed (an error event, or `outbox:error`): it cannot take over.
+    pub worker_failed: Cell<bool>,
+    /// While a leader serves the tab: checks that it is still there (see
+    /// `Inner::check_leader`).
+    pub leader_watch: RefCell<Option<Interval>>,
     /// The tab's own worker's id on the channel, when it offers its port as a lane
     /// (`outbox:ready` with `lane: true`; see `outbox_runtime::lane`).
     pub worker_id: RefCell<Option<ClientId>>,
@@ -141,6 +146,8 @@ impl Inner {
             asking_credentials: Cell::new(false),
             leader_tab: Cell::new(false),
             worker_ready: Cell::new(false),
+            worker_failed: Cell::new(false),
+            leader_watch: RefCell::new(None),
             worker_id: RefCell::new(None),
             lane: Cell::new(false),
             channel: RefCell::new(None),

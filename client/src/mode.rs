@@ -8,13 +8,14 @@
 //! takes over: the tab's executor stops, and the tab core resends every unsettled transaction
 //! to the leader (same ids, so nothing runs twice at a server that dedups by idempotency key).
 
-use crate::errors::{Diagnostic, Mode};
+use crate::errors::{Diagnostic, DiagnosticCode, Mode};
 use crate::events::ClientEvent;
 use crate::inner::Inner;
 use crate::notify::{later_call_all, Topic};
 use crate::online_only::LocalExecutor;
 use outbox_runtime::clock::now;
 use outbox_runtime::locks::claim_holds;
+use outbox_runtime::timer::Interval;
 use outbox_shared::model::Epoch;
 use outbox_shared::protocol::{Envelope, Message};
 use std::rc::Rc;
@@ -69,7 +70,54 @@ impl Inner {
         if this.mode.get() == Mode::Connecting {
             this.leader_timer.borrow_mut().clear();
             Self::set_mode(this, Mode::OfflineEnabled, None);
+            Self::watch_leader(this);
         }
+    }
+
+    /// While a leader serves the tab, checks twice per `leaderTimeoutMs` that it is still
+    /// there ([`Inner::check_leader`]).
+    fn watch_leader(this: &Rc<Self>) {
+        let weak = Rc::downgrade(this);
+        let every = (this.options.leader_timeout_ms / 2).max(50);
+        *this.leader_watch.borrow_mut() = Interval::new(every, move || {
+            if let Some(inner) = weak.upgrade() {
+                Self::check_leader(&inner);
+            }
+        });
+    }
+
+    /// The leader went away (closed without a word, or resigned) and none followed within
+    /// `leaderTimeoutMs`: a tab whose own worker waits to take over waits for it; one with no
+    /// worker, or a failed one (its leader was another tab's), would wait for good, every
+    /// change it makes shown and never sent. If it has mutation functions of its own
+    /// (`mutationFns` or `http` in `connect`), it goes online-only, as if it had found no leader
+    /// when it connected: its own executor sends its unsettled transactions (the same ids: a
+    /// leader that has them in its outbox later sends nothing twice to a server that dedups),
+    /// and a leader heard later takes over again.
+    fn check_leader(this: &Rc<Self>) {
+        if this.closed.get() || this.mode.get() != Mode::OfflineEnabled {
+            drop(this.leader_watch.borrow_mut().take());
+            return;
+        }
+        let can_take_over = this.worker.borrow().is_some() && !this.worker_failed.get();
+        let timeout = u64::from(this.options.leader_timeout_ms);
+        // A tab given no mutation function of its own could send nothing itself: it waits.
+        if can_take_over || this.fns.is_empty() || !this.core.borrow().leader_gone(now(), timeout) {
+            return;
+        }
+        drop(this.leader_watch.borrow_mut().take());
+        this.core.borrow_mut().forget_leader();
+        let message = format!(
+            "the leader went away and none followed within {timeout} ms; this tab has no \
+             worker of its own to take over"
+        );
+        Self::set_mode(
+            this,
+            Mode::OnlineOnly,
+            Some(Diagnostic::new(DiagnosticCode::NoLeader, message)),
+        );
+        LocalExecutor::start(this);
+        Self::pump(this);
     }
 
     /// Online-only, a leader speaks: if its proof lock is held, hand over to it, then let the
@@ -101,10 +149,11 @@ impl Inner {
         this.clear_incoming();
         this.core.borrow_mut().forget_leader();
         Self::set_mode(this, Mode::OfflineEnabled, None);
+        Self::watch_leader(this);
     }
 
-    /// No leader can serve the tab (decided while connecting only: once a leader serves, a
-    /// failing worker of this tab changes nothing).
+    /// No leader can serve the tab (decided while connecting; once a leader serves, a failing
+    /// worker of this tab changes nothing until that leader goes: see `check_leader`).
     pub fn go_online_only(this: &Rc<Self>, diagnostic: Diagnostic) {
         if this.closed.get() || this.mode.get() != Mode::Connecting {
             this.emit(|| ClientEvent::Diagnostic {

@@ -140,6 +140,7 @@ fn listen(
 }
 
 fn worker_failed(inner: &Rc<Inner>, message: String) {
+    inner.worker_failed.set(true);
     Inner::go_online_only(
         inner,
         Diagnostic::new(DiagnosticCode::WorkerFailed, message),

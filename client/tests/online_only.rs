@@ -107,6 +107,44 @@ async fn closing_an_online_only_client_rejects_its_unsent_transactions_as_droppe
 }
 
 #[wasm_bindgen_test]
+async fn a_tab_with_no_worker_of_its_own_goes_online_only_when_its_leader_goes_and_none_follows() {
+    let scope = unique_scope("stranded");
+    let (leader_log, own_log) = (Array::new(), Array::new());
+    let leader = start_leader(&scope, &[("todos", &succeeding(&leader_log))]).await;
+    // No workerUrl: this tab's leader is another's (here the page's own, started above).
+    let client = connect(
+        &scope,
+        &[
+            ("leaderTimeoutMs", JsValue::from(300)),
+            ("mutationFns", fns(&[("todos", &succeeding(&own_log))])),
+        ],
+    )
+    .await;
+    assert_eq!(client.mode(), "offline-enabled");
+    let todos = todos(&client);
+    let a = todos.insert(todo("a", "through the leader")).unwrap();
+    settle(a.completed()).await.unwrap();
+    assert_eq!(leader_log.length(), 1);
+    let mut changed = None;
+    let went = js_sys::Promise::new(&mut |resolve, _| changed = Some(resolve));
+    let _unsubscribe = client.on_mode_change(changed.unwrap());
+    // The leader's tab is closed: it resigns, and no worker waits to follow it.
+    leader.resign();
+    let mode = settle(went).await.unwrap();
+    assert_eq!(mode.as_string().as_deref(), Some("online-only"));
+    assert_eq!(
+        text(&client.diagnostic(), "code").as_deref(),
+        Some("OUTBOX_NO_LEADER")
+    );
+    // What the tab does now is sent by its own executor, not left waiting for good.
+    let b = todos.insert(todo("b", "sent from the tab")).unwrap();
+    settle(b.completed()).await.unwrap();
+    assert_eq!(own_log.to_vec(), vec![JsValue::from_str(&b.id())]);
+    assert_eq!(leader_log.length(), 1);
+    client.close();
+}
+
+#[wasm_bindgen_test]
 async fn a_leader_appearing_later_takes_over_unsettled_transactions() {
     let scope = unique_scope("hand-over");
     let (mut tab_calls, leader_log) = (Calls::new(), Array::new());

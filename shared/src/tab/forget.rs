@@ -54,6 +54,9 @@ impl TabCore {
         self.leader_id = None;
         self.refuted.clear();
         self.last_heard = None;
+        self.resigned_at = None;
+        self.last_heartbeat = None;
+        self.heartbeat_gap = None;
         self.leader_pending = None;
     }
 

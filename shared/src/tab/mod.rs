@@ -124,6 +124,11 @@ pub struct TabCore {
     /// whole collection); the tab's ask on verifying brings every row.
     overflowed: HashSet<(Epoch, ClientId)>,
     last_heard: Option<Millis>,
+    /// When the leader said it resigns, until another speaks ([`TabCore::leader_gone`]).
+    resigned_at: Option<Millis>,
+    /// The leader's last heartbeat, and the gap before it: how often it speaks when idle.
+    last_heartbeat: Option<Millis>,
+    heartbeat_gap: Option<Millis>,
     /// Own unsettled transactions, in creation order (keyed by a counter: taking one out
     /// when it settles costs a lookup, not a scan; a burst of 500 settling was quadratic).
     own_order: BTreeMap<u64, TransactionId>,
@@ -213,6 +218,9 @@ impl TabCore {
             unverified: HashMap::new(),
             overflowed: HashSet::new(),
             last_heard: None,
+            resigned_at: None,
+            last_heartbeat: None,
+            heartbeat_gap: None,
             own_order: BTreeMap::new(),
             own_next: 0,
             known: HashMap::new(),
@@ -272,6 +280,18 @@ impl TabCore {
     /// When a leader last spoke.
     pub fn last_heard(&self) -> Option<Millis> {
         self.last_heard
+    }
+
+    /// Whether the leader this tab follows is gone, as of `now`: silent for `timeout` (or three
+    /// of its heartbeat gaps, if longer: a leader may beat slower than tabs wait), or resigned
+    /// that long ago with no leader since. A tab whose own worker cannot take over then serves
+    /// itself; nothing else would send what it has.
+    pub fn leader_gone(&self, now: Millis, timeout: Millis) -> bool {
+        let Some(since) = self.last_heard.or(self.resigned_at) else {
+            return false;
+        };
+        let limit = timeout.max(self.heartbeat_gap.unwrap_or(0).saturating_mul(3));
+        now.saturating_sub(since) >= limit
     }
 
     /// Unsettled transactions in the outbox, as the leader's last heartbeat said.
@@ -450,9 +470,14 @@ impl TabCore {
             Message::Heartbeat { pending, .. } => {
                 self.last_heard = Some(now);
                 self.leader_pending = Some(pending);
+                self.heartbeat_gap = self.last_heartbeat.map(|at| now.saturating_sub(at));
+                self.last_heartbeat = Some(now);
             }
             Message::Resign { epoch } => {
                 self.last_heard = None;
+                self.resigned_at = Some(now);
+                self.last_heartbeat = None;
+                self.heartbeat_gap = None;
                 self.out.push(TabOutput::LeaderResigned(epoch));
             }
             Message::Response { req, result } if to_me => {
@@ -570,6 +595,9 @@ impl TabCore {
         self.leader_pending = None;
         self.snapshot_ids = None;
         self.last_heard = Some(now);
+        self.resigned_at = None;
+        self.last_heartbeat = None;
+        self.heartbeat_gap = None;
         self.out.push(TabOutput::LeaderChanged(epoch));
         self.out.push(TabOutput::Send(Message::SnapshotRequest));
         let resend: Vec<Transaction> = self

@@ -349,6 +349,49 @@ fn heartbeats_tell_the_outbox_size_and_a_resignation_is_reported() {
 }
 
 #[test]
+fn a_leader_silent_or_resigned_for_the_timeout_is_gone_and_a_slow_beat_waits_longer() {
+    let beat = || {
+        from_leader(Message::Heartbeat {
+            epoch: Epoch(2),
+            pending: 0,
+        })
+    };
+    let mut t = me();
+    assert!(
+        !t.leader_gone(10_000, 3_000),
+        "no leader yet: connecting decides"
+    );
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(2) }));
+    for at in [1_000, 2_000, 3_000] {
+        hear(&mut t, at, &beat());
+        assert!(!t.leader_gone(at + 2_999, 3_000));
+    }
+    assert!(t.leader_gone(6_000, 3_000), "silent for the timeout");
+    // A leader that beats every 5 s is given three beats.
+    hear(&mut t, 8_000, &beat());
+    hear(&mut t, 13_000, &beat());
+    assert!(!t.leader_gone(27_999, 3_000));
+    assert!(t.leader_gone(28_000, 3_000));
+    // A resignation: gone once no successor has spoken for the timeout.
+    hear(
+        &mut t,
+        29_000,
+        &from_leader(Message::Resign { epoch: Epoch(2) }),
+    );
+    assert!(!t.leader_gone(29_500, 3_000));
+    assert!(t.leader_gone(32_000, 3_000));
+    hear(
+        &mut t,
+        31_000,
+        &from_leader(Message::Leader { epoch: Epoch(3) }),
+    );
+    assert!(!t.leader_gone(32_000, 3_000), "a successor spoke");
+    // The tab's own executor gone and the leader forgotten: nothing to wait for.
+    t.forget_leader();
+    assert!(!t.leader_gone(100_000, 3_000));
+}
+
+#[test]
 fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again() {
     let mut t = me();
     hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(5) }));

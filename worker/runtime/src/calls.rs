@@ -152,6 +152,12 @@ impl MutationFns {
         }
     }
 
+    /// Whether it has no function at all, JS or HTTP (a tab connected without any relies on
+    /// a leader for every call).
+    pub fn is_empty(&self) -> bool {
+        self.fns.is_empty() && self.http.is_empty()
+    }
+
     /// How a transaction's mutation function is reached. JS functions win over HTTP.
     pub fn route(&self, name: &str) -> Route<'_> {
         if let Some(f) = self.fns.get(name) {
