@@ -101,18 +101,25 @@ impl Building {
         let args: js_sys::Array = args.iter().collect();
         let result = f.apply(&JsValue::NULL, &args);
         *inner.building.borrow_mut() = None;
+        // The callback may have rolled the transaction back itself (`rollback()` inside it):
+        // then there is nothing left to take back or to commit, and what it threw stands.
+        let open = self.stage.get() == Stage::Open;
         match result {
             Err(thrown) => {
-                self.rollback(inner)?;
+                if open {
+                    self.rollback(inner)?;
+                }
                 Err(thrown)
             }
             Ok(v) if v.is_instance_of::<js_sys::Promise>() => {
-                self.rollback(inner)?;
+                if open {
+                    self.rollback(inner)?;
+                }
                 Err(invalid(
                     "mutate(): the callback must be synchronous (changes made after an await would be lost); it was rolled back",
                 ))
             }
-            Ok(_) if self.auto_commit => self.commit(inner),
+            Ok(_) if self.auto_commit && open => self.commit(inner),
             Ok(_) => Ok(TransactionHandle(Rc::clone(&self.handle))),
         }
     }
@@ -187,15 +194,22 @@ impl Building {
 
 impl Inner {
     /// A collection call: joins the transaction being built, or makes a transaction of its own.
+    /// Refused inside a `mutate()` whose transaction was rolled back (its change would show
+    /// for good, never sent).
     pub fn mutate(
         this: &Rc<Self>,
         def: &CollectionDef,
         mutations: Vec<PendingMutation>,
-    ) -> TransactionHandle {
+    ) -> Result<TransactionHandle, JsValue> {
         let building = this.building.borrow().clone();
         if let Some(b) = building {
+            if b.stage.get() != Stage::Open {
+                return Err(invalid(
+                    "this change is inside the mutate() of a transaction already rolled back",
+                ));
+            }
             b.stage(this, def, mutations);
-            return TransactionHandle(Rc::clone(&b.handle));
+            return Ok(TransactionHandle(Rc::clone(&b.handle)));
         }
         let tx = Transaction::new(
             TransactionId(unique_id()),
@@ -206,7 +220,7 @@ impl Inner {
         );
         let handle = HandleState::new(tx.clone());
         Self::submit(this, tx, Rc::clone(&handle));
-        TransactionHandle(handle)
+        Ok(TransactionHandle(handle))
     }
 }
 

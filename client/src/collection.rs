@@ -128,7 +128,7 @@ impl Collection {
             }
             mutations.push(PendingMutation::insert(&self.def.name, &key, row));
         }
-        Ok(Inner::mutate(&self.inner, &self.def, mutations))
+        Inner::mutate(&self.inner, &self.def, mutations)
     }
 
     /// Changes a row: `changes` is an object of the fields to set, or a function that edits a
@@ -170,7 +170,7 @@ impl Collection {
         // The draft function ran app code: read the row again, it is what the change applies to.
         let original = self.current(&key).unwrap_or(row);
         let m = PendingMutation::update(&self.def.name, &key, original, changes);
-        Ok(Inner::mutate(&self.inner, &self.def, vec![m]))
+        Inner::mutate(&self.inner, &self.def, vec![m])
     }
 
     /// Deletes a row.
@@ -181,7 +181,7 @@ impl Collection {
         self.inner.ensure_open()?;
         let (key, row) = self.existing(&key, "delete")?;
         let m = PendingMutation::delete(&self.def.name, &key, row);
-        Ok(Inner::mutate(&self.inner, &self.def, vec![m]))
+        Inner::mutate(&self.inner, &self.def, vec![m])
     }
 
     /// The row with this key, or `undefined`.

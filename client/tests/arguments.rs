@@ -172,6 +172,54 @@ async fn a_mutate_callback_that_throws_rolls_back_everything_it_staged() {
 }
 
 #[wasm_bindgen_test]
+async fn a_rollback_inside_mutate_ends_the_transaction_there_and_nothing_after_it_stays() {
+    let scope = unique_scope("mutate-rollback");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let todos = todos(&client);
+    let (client_js, todos_js): (JsValue, JsValue) = (client.clone().into(), todos.clone().into());
+    // Runs `body` (which may call `t.rollback()`) in `t.mutate()` of a new transaction:
+    // what mutate threw (null if nothing), and the promise of the code `completed` rejects with.
+    let run = |body: &str| {
+        js_call(
+            "client, todos",
+            &format!(
+                "const t = client.transaction(); let threw = null; \
+                 try {{ t.mutate(() => {{ {body} }}); }} catch (e) {{ threw = e; }} \
+                 return {{ threw, code: t.handle.completed.then(() => 'ok', (e) => e.code) }};"
+            ),
+            &[&client_js, &todos_js],
+        )
+    };
+
+    // The app changes its mind half way: mutate returns, nothing is committed or shown.
+    let r = run("todos.insert({ id: 'a' }); t.rollback();");
+    assert!(prop(&r, "threw").is_null(), "{:?}", prop(&r, "threw"));
+    assert_eq!(todos.rows().length(), 0);
+    let rejected = settle(prop(&r, "code").into()).await.unwrap();
+    assert_eq!(rejected.as_string().as_deref(), Some("OUTBOX_REMOVED"));
+
+    // A change after the rollback is refused: it would show for good, never sent.
+    let r = run("t.rollback(); todos.insert({ id: 'b' });");
+    let threw = prop(&r, "threw");
+    assert_eq!(code(&threw), "OUTBOX_INVALID");
+    assert!(
+        text(&threw, "message").is_some_and(|m| m.contains("already rolled back")),
+        "{threw:?}"
+    );
+    assert_eq!(todos.rows().length(), 0, "no row b");
+    settle(todos.insert(todo("b", "now it goes")).unwrap().completed())
+        .await
+        .unwrap();
+
+    // The app's own error after its rollback is what the app gets.
+    let r = run("t.rollback(); throw new RangeError('validation');");
+    assert!(prop(&r, "threw").is_instance_of::<js_sys::RangeError>());
+    assert_eq!(log.length(), 1, "only b was sent");
+}
+
+#[wasm_bindgen_test]
 async fn bad_options_reject_connect() {
     let no_app = OutboxClient::connect(obj(&[])).await;
     refused(no_app, "options.app");
