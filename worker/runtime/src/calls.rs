@@ -361,31 +361,61 @@ pub fn build_requests(fns: &MutationFns, commands: &[Command]) -> usize {
     built
 }
 
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unanswered {
+    /// It could not be made at all (a header value the browser refuses, such as one with a
+    /// character past U+00FF or a line break, or a bad URL): the same request never will be.
+    Unbuildable(String),
+    /// The network failed, or it was aborted.
+    Network(String),
+}
+
+impl Unanswered {
+    /// The attempt's outcome: a request that cannot be made fails for good (`OUTBOX_INVALID`,
+    /// naming why; it was taken for the network being down, and retried for ever); no answer
+    /// is a network error.
+    pub fn outcome(&self) -> AttemptOutcome {
+        match self {
+            Self::Unbuildable(why) => {
+                let mut e =
+                    AttemptError::non_retriable(format!("the request could not be made: {why}"));
+                e.error.code = ErrorCode::Invalid;
+                Err(e)
+            }
+            Self::Network(why) => http::network_error(why),
+        }
+    }
+}
+
 /// Starts `req` with the global `fetch` (called before this returns); [`answer`] awaits it.
 pub fn start_fetch(
     req: &HttpRequest,
     signal: &web_sys::AbortSignal,
-) -> Result<js_sys::Promise, String> {
-    let request = build_request(req, Some(signal))?;
-    let promise = call_global("fetch", &[&request]).map_err(|e| describe(&e))?;
+) -> Result<js_sys::Promise, Unanswered> {
+    let request = build_request(req, Some(signal)).map_err(Unanswered::Unbuildable)?;
+    let promise =
+        call_global("fetch", &[&request]).map_err(|e| Unanswered::Network(describe(&e)))?;
     Ok(js_sys::Promise::from(promise))
 }
 
-/// The answer to a request [`start_fetch`] started. `Err` is a network failure (no answer at
-/// all).
-pub async fn answer(started: Result<js_sys::Promise, String>) -> Result<HttpAnswer, String> {
+/// The answer to a request [`start_fetch`] started.
+pub async fn answer(
+    started: Result<js_sys::Promise, Unanswered>,
+) -> Result<HttpAnswer, Unanswered> {
+    let network = |e: JsValue| Unanswered::Network(describe(&e));
     let response: web_sys::Response = JsFuture::from(started?)
         .await
-        .map_err(|e| describe(&e))?
+        .map_err(network)?
         .dyn_into()
-        .map_err(|e| describe(&e))?;
+        .map_err(network)?;
     let text = match response.text() {
         Ok(p) => JsFuture::from(p)
             .await
-            .map_err(|e| describe(&e))?
+            .map_err(network)?
             .as_string()
             .unwrap_or_default(),
-        Err(e) => return Err(describe(&e)),
+        Err(e) => return Err(network(e)),
     };
     let h = response.headers();
     Ok(HttpAnswer {
@@ -398,10 +428,10 @@ pub async fn answer(started: Result<js_sys::Promise, String>) -> Result<HttpAnsw
 
 /// The outcome of one transaction's request (started by [`start_fetch`]) to the built-in HTTP
 /// function its name routes to.
-pub async fn http_outcome(started: Result<js_sys::Promise, String>) -> AttemptOutcome {
+pub async fn http_outcome(started: Result<js_sys::Promise, Unanswered>) -> AttemptOutcome {
     match answer(started).await {
         Ok(answer) => http::outcome(&answer, crate::clock::now()),
-        Err(e) => http::network_error(&e),
+        Err(e) => e.outcome(),
     }
 }
 

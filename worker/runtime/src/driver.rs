@@ -368,10 +368,7 @@ impl Inner {
             let outcomes = match started {
                 Some(started) => match calls::answer(started).await {
                     Ok(answer) => batch_outcomes(&answer, &ids, now()),
-                    Err(e) => ids
-                        .iter()
-                        .map(|id| (id.clone(), network_error(&e)))
-                        .collect(),
+                    Err(e) => ids.iter().map(|id| (id.clone(), e.outcome())).collect(),
                 },
                 None => ids
                     .iter()

@@ -542,3 +542,39 @@ fn a_mutation_function_may_say_it_got_no_answer_and_that_spends_no_attempt() {
     assert_eq!(unavailable.error.code, ErrorCode::Retriable);
     assert_eq!(unavailable.error.status, Some(503));
 }
+
+#[wasm_bindgen_test]
+async fn a_request_the_browser_cannot_make_fails_for_good_and_is_not_taken_for_the_network() {
+    use outbox_runtime::calls::{http_outcome, start_fetch, Unanswered};
+    use outbox_shared::http::HttpRequest;
+    let controller = web_sys::AbortController::new().unwrap();
+    // A header value past U+00FF: `Headers.append` refuses it, so no request is ever made.
+    let request = HttpRequest {
+        url: "/api/mutations".into(),
+        headers: vec![("X-User".into(), "Łukasz".into())],
+        body: "{}".into(),
+    };
+    let started = start_fetch(&request, &controller.signal());
+    assert!(
+        matches!(started, Err(Unanswered::Unbuildable(_))),
+        "{started:?}"
+    );
+    let error = http_outcome(started).await.unwrap_err();
+    assert_eq!(error.error.code, ErrorCode::Invalid);
+    assert!(!error.is_retriable());
+    assert!(
+        error.error.message.contains("could not be made"),
+        "{}",
+        error.error.message
+    );
+    // An aborted request is still no answer at all.
+    controller.abort();
+    let ok = HttpRequest {
+        headers: vec![],
+        ..request
+    };
+    let aborted = http_outcome(start_fetch(&ok, &controller.signal()))
+        .await
+        .unwrap_err();
+    assert_eq!(aborted.error.code, ErrorCode::Network);
+}
