@@ -89,6 +89,9 @@ export interface ConnectOptions {
   /** The change feed (as the worker's `sync` option): followed by this tab itself when it is
    *  online-only. */
   sync?: FeedOptions;
+  /** Asked for the headers every call carries (kept in the leader's memory only) whenever the
+   *  leader needs credentials: at its start, and after a 401. */
+  getCredentials?: () => Record<string, string> | Promise<Record<string, string>>;
 }
 
 /** One change feed for the origin: `GET {baseUrl}/<collection>` snapshots, the Server-Sent

@@ -22,8 +22,9 @@ export async function app(render: (rows: Row[]) => void): Promise<void> {
     app: 'todos',
     workerUrl: '/worker.js',
     sharedWorker: 'auto',
-    http: { todos: { url: '/api/mutations', batch: true } },
+    http: { todos: { url: '/api/mutations', batch: true, maxBatchBytes: 256 * 1024 } },
     retry: { maxRetries: 4 },
+    getCredentials: async () => ({ Authorization: 'Bearer demo-alice' }),
   };
   const client = await OutboxClient.connect(options);
   const mode: OutboxMode = client.mode;

@@ -96,6 +96,16 @@ fn leading(
     (driver, epoch, completed)
 }
 
+/// Waits (two seconds at most) until `n` transactions have completed.
+async fn until_completed(completed: &Rc<RefCell<BTreeSet<TransactionId>>>, n: usize) {
+    for _ in 0..200 {
+        if completed.borrow().len() == n {
+            return;
+        }
+        sleep(10).await;
+    }
+}
+
 async fn sleep(ms: u32) {
     let wait = Function::new_with_args("ms", "return new Promise((done) => setTimeout(done, ms))");
     let promise: Promise = wait.call1(&JsValue::NULL, &ms.into()).unwrap().into();
@@ -142,12 +152,7 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
             tx: Box::new(tx),
         });
     }
-    for _ in 0..200 {
-        if completed.borrow().len() == 20 {
-            break;
-        }
-        sleep(10).await;
-    }
+    until_completed(&completed, 20).await;
     driver.stop();
 
     assert_eq!(completed.borrow().len(), 20, "every transaction completed");
@@ -209,12 +214,7 @@ async fn a_batch_over_the_endpoints_bytes_goes_in_several_requests_under_them() 
         })
         .collect();
     driver.dispatch_all(events);
-    for _ in 0..200 {
-        if completed.borrow().len() == 20 {
-            break;
-        }
-        sleep(10).await;
-    }
+    until_completed(&completed, 20).await;
     driver.stop();
     assert_eq!(completed.borrow().len(), 20, "every transaction completed");
     let list = |key: &str| -> Vec<f64> {
@@ -383,12 +383,7 @@ async fn stopping_aborts_the_calls_under_way_and_not_those_that_finished() {
     for i in 0..20 {
         submit("quick", i);
     }
-    for _ in 0..200 {
-        if completed.borrow().len() == 20 {
-            break;
-        }
-        sleep(10).await;
-    }
+    until_completed(&completed, 20).await;
     assert_eq!(completed.borrow().len(), 20, "every quick call completed");
     submit("slow", 0);
     for _ in 0..200 {
