@@ -6,7 +6,7 @@
 //! bring it back. Only news that it is live again (a dead letter retried) does.
 
 use super::TabCore;
-use crate::model::TransactionId;
+use crate::model::{Epoch, TransactionId, TransactionState};
 use std::collections::{HashSet, VecDeque};
 
 /// How many forgotten ids are remembered.
@@ -48,8 +48,16 @@ impl Forgotten {
 
 impl TabCore {
     /// Forgets the leader (the tab's own stand-in executor stopped, say): the next leader heard,
-    /// whatever its epoch, is taken as new and gets every unsettled transaction again.
+    /// whatever its epoch, is taken as new and gets every unsettled transaction again. A dead
+    /// letter of the tab's own executor (epoch 0: online-only) was never in any leader's
+    /// outbox, so from now on it is this tab's alone to dismiss
+    /// ([`TabCore::is_local_failure`]); a leader asked would not know it.
     pub fn forget_leader(&mut self) {
+        for k in self.known.values_mut() {
+            if k.tx.state == TransactionState::Failed && k.tx.epoch == Epoch(0) {
+                k.durable = false;
+            }
+        }
         self.leader = None;
         self.leader_id = None;
         self.refuted.clear();

@@ -391,6 +391,68 @@ fn a_leader_silent_or_resigned_for_the_timeout_is_gone_and_a_slow_beat_waits_lon
     assert!(!t.leader_gone(100_000, 3_000));
 }
 
+// Online-only, the tab's own executor (epoch 0) failed a transaction for good; then a leader
+// appeared. That leader never had it: removing it must not ask the leader (which answered "no
+// transaction in the outbox", and it stayed listed until a reload).
+#[test]
+fn a_dead_letter_of_the_tabs_own_executor_is_the_tabs_to_dismiss_after_the_hand_over() {
+    let own = ClientId("tab-executor".into());
+    let mut t = me();
+    t.receive(
+        0,
+        Envelope::broadcast(SCOPE, &own, Message::Leader { epoch: Epoch(0) }),
+    );
+    t.leader_verified(0, Epoch(0), own.clone());
+    let tx = insert("a", "1");
+    t.submit(tx.clone());
+    let said = |body| Envelope::broadcast(SCOPE, &own, body);
+    t.receive(
+        1,
+        said(Message::Durable {
+            ids: vec!["a".into()],
+            epoch: Epoch(0),
+        }),
+    );
+    let mut failed = with_state(tx, TransactionState::Failed);
+    failed.error = Some(TxError::new(ErrorCode::NonRetriable, "422"));
+    t.receive(
+        2,
+        said(Message::State {
+            epoch: Epoch(0),
+            txs: vec![failed],
+        }),
+    );
+    assert!(!t.is_local_failure(&"a".into()), "its executor holds it");
+    // The hand-over to a leader.
+    t.forget_leader();
+    hear(&mut t, 3, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    assert!(t.is_local_failure(&"a".into()));
+    t.removed(&"a".into());
+    assert_eq!(t.transactions().count(), 0);
+    // A leader's own dead letter stays the leader's.
+    let mut theirs = with_state(insert("b", "2"), TransactionState::Failed);
+    theirs.epoch = Epoch(3);
+    t.submit(insert("b", "2"));
+    hear(
+        &mut t,
+        4,
+        &from_leader(Message::Durable {
+            ids: vec!["b".into()],
+            epoch: Epoch(3),
+        }),
+    );
+    hear(
+        &mut t,
+        5,
+        &from_leader(Message::State {
+            epoch: Epoch(3),
+            txs: vec![theirs],
+        }),
+    );
+    t.forget_leader();
+    assert!(!t.is_local_failure(&"b".into()));
+}
+
 #[test]
 fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again() {
     let mut t = me();
