@@ -228,10 +228,20 @@ impl OutboxClient {
                 }
             }
         };
+        let sync = field(&options, "sync");
+        let conflict_given = field(&options, "conflict");
         if let Some(def) = existing {
+            // `sync` and `conflict` left out take the first definition's; given, they must be
+            // the same (the same string, or the very same source object or merge function).
+            let same = |given: &Option<JsValue>, first: &Option<JsValue>| match given {
+                None => true,
+                Some(g) => first.as_ref().is_some_and(|f| js_sys::Object::is(g, f)),
+            };
             if def.key_field != key_field
                 || def.strategy != strategy
                 || def.mutation_fn != mutation_fn
+                || !same(&sync, &def.sync)
+                || !same(&conflict_given, &def.conflict)
             {
                 return Err(invalid(format!(
                     "{what} is already defined with other options"
@@ -248,6 +258,8 @@ impl OutboxClient {
             strategy,
             mutation_fn,
             sync_cleanup: RefCell::new(None),
+            sync: sync.clone(),
+            conflict: conflict_given,
         });
         inner
             .collections
@@ -261,7 +273,7 @@ impl OutboxClient {
             let out = inner.core.borrow_mut().set_conflict(&name, conflict);
             Inner::apply(inner, out);
         }
-        if let Some(sync) = field(&options, "sync") {
+        if let Some(sync) = sync {
             if let Err(e) = crate::sync::start(inner, &def, &sync) {
                 inner.collections.borrow_mut().remove(&name);
                 return Err(e);

@@ -31,6 +31,10 @@ pub(crate) struct CollectionDef {
     pub mutation_fn: String,
     /// What the sync source's `setup` returned to stop it, if a function.
     pub sync_cleanup: RefCell<Option<Function>>,
+    /// The `sync` and `conflict` options it was defined with (`'leader'`, a source object, a
+    /// strategy's name or a merge function), to refuse a definition again with others.
+    pub sync: Option<JsValue>,
+    pub conflict: Option<JsValue>,
 }
 
 /// Reads `'ordered'` / `'parallel'` (absent: ordered).

@@ -109,6 +109,41 @@ async fn bad_rows_and_keys_throw_at_the_call_and_change_nothing() {
         client.collection("todos".into(), Some(obj(&[("key", "uuid".into())]))),
         "already defined with other options",
     );
+    // Defined again asking for a feed or a conflict strategy it was not defined with: refused,
+    // where it returned the first definition (no feed) without a word. Left out, they are the
+    // first definition's; given the same, fine.
+    let with = |pairs: &[(&str, JsValue)]| client.collection("todos".into(), Some(obj(pairs)));
+    refused(
+        with(&[("sync", "leader".into())]),
+        "already defined with other options",
+    );
+    refused(
+        with(&[("conflict", "hold".into())]),
+        "already defined with other options",
+    );
+    let merge: JsValue = js_fn("", "return (a, b) => b;", &[]).into();
+    client
+        .collection(
+            "notes".into(),
+            Some(obj(&[
+                ("conflict", merge.clone()),
+                ("sync", "leader".into()),
+            ])),
+        )
+        .unwrap();
+    let notes_with =
+        |pairs: &[(&str, JsValue)]| client.collection("notes".into(), Some(obj(pairs)));
+    notes_with(&[("conflict", merge.clone()), ("sync", "leader".into())]).unwrap();
+    notes_with(&[]).unwrap();
+    let another: JsValue = js_fn("", "return (a, b) => a;", &[]).into();
+    refused(
+        notes_with(&[("conflict", another)]),
+        "already defined with other options",
+    );
+    refused(
+        notes_with(&[("sync", "other".into())]),
+        "already defined with other options",
+    );
 
     assert_eq!(todos.rows().length(), 1);
     assert_eq!(
