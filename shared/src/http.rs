@@ -125,12 +125,6 @@ impl HttpEndpoint {
         }
     }
 
-    /// The request for several transactions at once (all from one leader), whatever its size.
-    pub fn batch_request(&self, txs: &[&Transaction]) -> HttpRequest {
-        let texts: Vec<String> = txs.iter().map(|t| tx_json(t)).collect();
-        self.batch_of(txs.first().map_or(0, |t| t.epoch.0), &texts)
-    }
-
     /// The requests for several transactions (all from one leader), in order, each with how
     /// many of them it carries: as many as fit in [`HttpEndpoint::max_batch_bytes`], and at
     /// least one.
@@ -322,7 +316,9 @@ mod tests {
         let body: Transaction = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body, tx("t1"));
         let (a, b) = (tx("a"), tx("b"));
-        let br = ep.batch_request(&[&a, &b]);
+        let mut batch = ep.batch_requests(&[&a, &b]);
+        assert_eq!(batch.len(), 1);
+        let (br, _) = batch.remove(0);
         assert_eq!(br.url, "/api/mutations/batch");
         let v: Value = serde_json::from_str(&br.body).unwrap();
         assert_eq!(v["transactions"].as_array().unwrap().len(), 2);
@@ -380,14 +376,15 @@ mod tests {
         }
         let want: Vec<String> = txs.iter().map(|t| t.id.0.clone()).collect();
         assert_eq!(ids, want, "each once, in order");
-        // Under the default cap, the body is what one request of all of them would be.
+        // Under the default cap, one request carries all of them, as `{"transactions":[…]}`.
         let all = HttpEndpoint {
             max_batch_bytes: None,
             ..ep
         };
         let requests = all.batch_requests(&refs);
         assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].0, all.batch_request(&refs));
+        let body: Value = serde_json::from_str(&requests[0].0.body).unwrap();
+        assert_eq!(body, json!({ "transactions": txs }));
     }
 
     #[test]
@@ -420,7 +417,8 @@ mod tests {
             .collect();
         assert_eq!(scopes, [&(LINEAGE_HEADER.to_owned(), "L1".to_owned())]);
         let (a, b) = (tx("a"), tx("b"));
-        let br = ep.batch_request(&[&a, &b]).in_lineage(Some("L1"));
+        let (br, _) = ep.batch_requests(&[&a, &b]).remove(0);
+        let br = br.in_lineage(Some("L1"));
         assert!(br.headers.contains(&(LINEAGE_HEADER.into(), "L1".into())));
         let mut unled = tx("u");
         unled.epoch = Epoch(0);

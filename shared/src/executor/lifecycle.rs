@@ -58,11 +58,7 @@ impl Executor {
             let mut changed = false;
             if tx.state == TransactionState::Persisting {
                 if let Some(a) = tx.attempts.last_mut() {
-                    a.completed_at = Some(now);
-                    a.error = Some(TxError::new(
-                        ErrorCode::LeaderLost,
-                        "the leader running this attempt went away; retrying with the same key",
-                    ));
+                    cut_off(a, now, "the leader running this attempt went away");
                 }
                 changed |= tx.move_to(TransactionState::Pending, now).is_ok();
             }
@@ -170,14 +166,8 @@ impl Executor {
         // A resend from an executor that stopped mid-call (an online-only tab's, handing over):
         // that attempt was cut off, as a dead leader's is at a takeover. Closed the same way, it
         // does not count against the budget, and the record shows no attempt still running.
-        if let Some(a) = tx.attempts.last_mut() {
-            if a.completed_at.is_none() {
-                a.completed_at = Some(now);
-                a.error = Some(TxError::new(
-                    ErrorCode::LeaderLost,
-                    "the executor running this attempt stopped; retrying with the same key",
-                ));
-            }
+        if let Some(a) = tx.attempts.last_mut().filter(|a| a.completed_at.is_none()) {
+            cut_off(a, now, "the executor running this attempt stopped");
         }
         tx.state = TransactionState::Pending;
         tx.queued_behind = None;
@@ -731,4 +721,14 @@ impl Executor {
             self.settle_success(now, &id);
         }
     }
+}
+
+/// Closes an attempt whose executor went away mid-call (`why`), as `OUTBOX_LEADER_LOST`: it does
+/// not count against the retry budget, and the next one goes with the same key.
+fn cut_off(attempt: &mut Attempt, now: Millis, why: &str) {
+    attempt.completed_at = Some(now);
+    attempt.error = Some(TxError::new(
+        ErrorCode::LeaderLost,
+        format!("{why}; retrying with the same key"),
+    ));
 }
