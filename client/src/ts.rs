@@ -40,7 +40,8 @@ export interface OutboxDiagnostic {
 /** A mutation function: resolve on success (optionally `{ seq }`), throw to fail. Throw an
  *  error named `NonRetriableError` (or with `retriable: false`, or a 4xx `status`) to fail
  *  for good, one with `code: 'OUTBOX_NETWORK'` (or without a `status` while offline) for no
- *  answer at all: retried for as long as it takes, without using up the attempts. */
+ *  answer at all, or with `status` 502, 503 or 504 for a server that is down: retried for as
+ *  long as it takes, without using up the attempts. */
 export type MutationFn = (call: {
   transaction: OutboxTransactionRecord;
   idempotencyKey: string;
@@ -55,7 +56,9 @@ export type MutationFn = (call: {
 }) => unknown | Promise<unknown>;
 
 export interface HttpEndpoint {
-  url: string; headers?: Record<string, string>; batch?: boolean; maxBatchBytes?: number
+  url: string; headers?: Record<string, string>; batch?: boolean; maxBatchBytes?: number;
+  /** A request unanswered this long (default 30000; 0: no limit) is aborted and retried. */
+  timeoutMs?: number;
 }
 
 export interface RetryPolicy {

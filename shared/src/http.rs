@@ -46,7 +46,17 @@ pub struct HttpEndpoint {
     /// alone.
     #[serde(default)]
     pub max_batch_bytes: Option<usize>,
+    /// How long a request may go unanswered, in ms (default [`REQUEST_TIMEOUT_MS`]; 0 for no
+    /// limit). One that runs over is aborted and taken as no answer (`OUTBOX_NETWORK`): retried
+    /// with the same idempotency key, without spending the retry budget. Without a limit, a
+    /// request that never answers (a connection that hangs) held its transactions' keys for
+    /// the whole term.
+    #[serde(default)]
+    pub timeout_ms: Option<Millis>,
 }
+
+/// The default [`HttpEndpoint::timeout_ms`]: 30 s.
+pub const REQUEST_TIMEOUT_MS: Millis = 30_000;
 
 /// The default [`HttpEndpoint::max_batch_bytes`]: 512 KiB, half the reference server's
 /// default body limit. A transaction's record counts each row two or three times (`original`,
@@ -62,6 +72,8 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: String,
+    /// Aborted (and taken as no answer) after this long; `None` for no limit.
+    pub timeout_ms: Option<Millis>,
 }
 
 impl HttpRequest {
@@ -100,6 +112,15 @@ fn tx_json(tx: &Transaction) -> String {
 }
 
 impl HttpEndpoint {
+    /// The limit a request of this endpoint gets ([`HttpEndpoint::timeout_ms`]).
+    fn timeout(&self) -> Option<Millis> {
+        match self.timeout_ms {
+            None => Some(REQUEST_TIMEOUT_MS),
+            Some(0) => None,
+            Some(ms) => Some(ms),
+        }
+    }
+
     /// Epoch 0 is no leadership (a tab running online-only): it sends no `Outbox-Epoch`, so
     /// servers do not fence it.
     fn base_headers(&self, tx_epoch: u64) -> Vec<(String, String)> {
@@ -122,6 +143,7 @@ impl HttpEndpoint {
             url: self.url.clone(),
             headers,
             body: tx_json(tx),
+            timeout_ms: self.timeout(),
         }
     }
 
@@ -157,6 +179,7 @@ impl HttpEndpoint {
             url: format!("{}/batch", self.url.trim_end_matches('/')),
             headers: self.base_headers(epoch),
             body: format!("{{\"transactions\":[{}]}}", texts.join(",")),
+            timeout_ms: self.timeout(),
         }
     }
 }
@@ -305,10 +328,12 @@ mod tests {
             headers: [("Authorization".to_owned(), "Bearer x".to_owned())].into(),
             batch: false,
             max_batch_bytes: None,
+            timeout_ms: None,
         };
         let r = ep.request(&tx("t1"));
         assert_eq!(r.url, "/api/mutations");
         assert!(r.headers.contains(&(IDEMPOTENCY_KEY.into(), "t1".into())));
+        assert_eq!(r.timeout_ms, Some(REQUEST_TIMEOUT_MS), "a limit by default");
         assert!(r.headers.contains(&(EPOCH_HEADER.into(), "7".into())));
         assert!(r
             .headers
@@ -349,6 +374,7 @@ mod tests {
             headers: HashMap::new(),
             batch: true,
             max_batch_bytes: Some(3 * one + 100),
+            timeout_ms: None,
         };
         let txs: Vec<Transaction> = (0..7)
             .map(|i| big(&format!("t{i}"), 1_000))
@@ -393,6 +419,13 @@ mod tests {
             serde_json::from_value(json!({"url": "/api", "batch": true, "maxBatchBytes": 9}))
                 .unwrap();
         assert_eq!((ok.batch, ok.max_batch_bytes), (true, Some(9)));
+        // A timeout of its own, or none (0).
+        for (given, limit) in [(json!(5_000), Some(5_000)), (json!(0), None)] {
+            let ep: HttpEndpoint =
+                serde_json::from_value(json!({"url": "/api", "timeoutMs": given})).unwrap();
+            assert_eq!(ep.request(&tx("t")).timeout_ms, limit);
+            assert_eq!(ep.batch_requests(&[&tx("t")])[0].0.timeout_ms, limit);
+        }
         let e = serde_json::from_value::<HttpEndpoint>(json!({"url": "/api", "batched": true}))
             .unwrap_err();
         assert!(e.to_string().contains("batched"), "{e}");
@@ -408,6 +441,7 @@ mod tests {
             headers: [("outbox-scope".to_owned(), "app's".to_owned())].into(),
             batch: true,
             max_batch_bytes: None,
+            timeout_ms: None,
         };
         let r = ep.request(&tx("t1")).in_lineage(Some("L1"));
         let scopes: Vec<&(String, String)> = r

@@ -22,7 +22,7 @@ export async function app(render: (rows: Row[]) => void): Promise<void> {
     app: 'todos',
     workerUrl: '/worker.js',
     sharedWorker: 'auto',
-    http: { todos: { url: '/api/mutations', batch: true, maxBatchBytes: 256 * 1024 } },
+    http: { todos: { url: '/api/mutations', batch: true, maxBatchBytes: 256 * 1024, timeoutMs: 10000 } },
     retry: { maxRetries: 4 },
     getCredentials: async () => ({ Authorization: 'Bearer demo-alice' }),
   };

@@ -71,6 +71,7 @@ async fn run() -> Result<App, AppError> {
         headers: Default::default(),
         batch: true,
         max_batch_bytes: None,
+        timeout_ms: None,
     };
     // `http` and `sync` serve only when this tab must send its changes and follow the feed
     // itself (online-only); otherwise the leader in /worker.js does both.

@@ -453,21 +453,28 @@ impl Executor {
             _ => self.unauthorized_in_a_row = 0,
         }
         if self.config.batching.contains(&e.tx.mutation_fn) {
-            let answered = !matches!(&outcome, Err(err) if err.error.code == ErrorCode::Network);
+            let answered = !matches!(&outcome, Err(err) if err.error.is_unanswered());
             self.calls.answered(&e.tx.mutation_fn, answered);
         }
         if let Some(a) = e.tx.attempts.last_mut() {
             a.completed_at = Some(now);
         }
-        // No answer at all: hold further attempts (see `unreachable_until`). Any answer, even
-        // an error, means the server is reachable again.
-        self.unreachable_until = match &outcome {
-            Err(err) if err.error.code == ErrorCode::Network => Some(
-                self.unreachable_until
+        // No answer (none at all, or the server said it is unavailable): hold further
+        // attempts (see `unreachable_until`), for as long as the server asked if it did. Any
+        // other answer, even an error, means the server is taking requests again.
+        (self.unreachable_until, self.server_gate) = match &outcome {
+            Err(err) if err.error.is_unanswered() => {
+                let asked = err
+                    .retry_after_ms
+                    .map(|wait| now.saturating_add(wait.min(self.config.retry.max_delay_ms)));
+                let until = self
+                    .unreachable_until
                     .unwrap_or(now)
-                    .max(now.saturating_add(self.config.probe_interval_ms)),
-            ),
-            _ => None,
+                    .max(now.saturating_add(self.config.probe_interval_ms))
+                    .max(asked.unwrap_or(0));
+                (Some(until), asked.max(self.server_gate))
+            }
+            _ => (None, None),
         };
         let unreachable = self.unreachable_until.is_some();
         if unreachable != self.stored_unreachable {
@@ -534,12 +541,12 @@ impl Executor {
                             self.server_waits.remove(id);
                         }
                     }
-                    let no_answer = err.error.code == ErrorCode::Network;
+                    let no_answer = err.error.is_unanswered();
                     e.tx.error = Some(err.error);
                     let _ = e.tx.move_to(TransactionState::Pending, now);
                     self.waiting.insert((due, e.tx.seq, id.clone()));
                     if no_answer {
-                        // Offline: the failure is stored with the next write that happens
+                        // No answer: the failure is stored with the next write that happens
                         // anyway (a submit's, a retry's), not in a write of its own that the
                         // next submit would wait behind; the tabs hear of it at the end of
                         // this event.

@@ -75,6 +75,9 @@ pub struct Executor {
     /// and then one at a time (a probe) until the server answers. Without it an outbox of
     /// thousands offline tried every one of them back to back, each a doomed request.
     unreachable_until: Option<Millis>,
+    /// The server said it is unavailable and when to come back (`Retry-After` on a 503): a
+    /// retry trigger reopens the gate no sooner.
+    server_gate: Option<Millis>,
     /// Whether storage says (or the next write will say) the server was unreachable.
     stored_unreachable: bool,
     /// Waiting for credentials (a 401, or a term that needs them before its first call): no
@@ -154,6 +157,7 @@ impl Executor {
             next_seq: 1,
             timer_at: None,
             unreachable_until: None,
+            server_gate: None,
             stored_unreachable: false,
             paused: false,
             unauthorized_in_a_row: 0,
@@ -378,6 +382,7 @@ impl Executor {
         self.counted_for = self.counted_for.map(|t| t.saturating_sub(by));
         let back = |at: Option<Millis>| at.map(|t| t.saturating_sub(by));
         self.unreachable_until = back(self.unreachable_until);
+        self.server_gate = back(self.server_gate);
         self.resume_at = back(self.resume_at);
         self.writes.clock_went_back(by);
         // Re-armed at the end of this event, from the moved times.
@@ -389,7 +394,8 @@ impl Executor {
     /// transaction's success or the network coming back says nothing of a rate limit, and a
     /// retry before it would be refused again, spending an attempt each time.
     fn bring_forward(&mut self, now: Millis) {
-        self.unreachable_until = None;
+        self.server_gate = self.server_gate.filter(|&until| until > now);
+        self.unreachable_until = self.server_gate;
         let txs = &self.txs;
         self.server_waits
             .retain(|id, until| *until > now && txs.contains_key(id));

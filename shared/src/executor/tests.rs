@@ -3,7 +3,7 @@
 use super::*;
 use crate::model::{ClientId, ErrorCode, PendingMutation, Strategy, Transaction, ATTEMPTS_KEPT};
 use crate::protocol::{Message, Request, Response};
-use crate::retry::{AttemptError, SplitMix64};
+use crate::retry::{classify_http, AttemptError, SplitMix64};
 use crate::store::{MemOutboxStore, StoreError, WriteBatch, TOMBSTONE_TTL_MS};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -987,6 +987,96 @@ fn attempts_that_get_no_answer_back_off_but_never_exhaust_the_budget() {
     assert_eq!(a.error_code(), Some(ErrorCode::RetriesExhausted));
     assert_eq!(a.attempt_count(), 17);
     assert_eq!(a.attempts.len(), ATTEMPTS_KEPT, "the oldest folded");
+}
+
+#[test]
+fn a_server_that_is_down_502_503_504_spends_no_attempts_and_a_500_still_does() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    r.submit(ordered("a", &["1"]));
+    r.settle();
+    // A deploy, a gateway with no upstream: twenty answers saying the server is unavailable.
+    // Before, the fifth dead-lettered it (an outage of ~18 s failed everything ready).
+    for n in 1..=20u32 {
+        assert_eq!(r.calls.last(), Some(&("a".into(), n)));
+        let status = [502, 503, 504][n as usize % 3];
+        let err = classify_http(status, None).unwrap();
+        r.finish("a", n, Err(err));
+        let a = r.exec.get(&"a".into()).unwrap();
+        assert_eq!(a.state, TransactionState::Pending, "{n}");
+        assert_eq!(a.error_code(), Some(ErrorCode::Retriable));
+        assert_eq!(a.counted_attempts(), 0);
+        r.now = r.timer.unwrap();
+        r.feed(Event::TimerFired);
+        r.settle();
+    }
+    // The backoff still grew to its cap.
+    let a = r.exec.get(&"a".into()).unwrap();
+    let last = a.attempts.iter().rev().nth(1).unwrap();
+    let waited = last.retry_scheduled_for.unwrap() - last.completed_at.unwrap();
+    assert!((60_000..=78_000).contains(&waited), "{waited}");
+    // What the server says about the transaction itself counts: five 500s end it.
+    for n in 21..=25u32 {
+        r.finish("a", n, Err(classify_http(500, None).unwrap()));
+        if n < 25 {
+            r.now = r.timer.unwrap();
+            r.feed(Event::TimerFired);
+            r.settle();
+        }
+    }
+    let a = r.exec.get(&"a".into()).unwrap();
+    assert_eq!(a.state, TransactionState::Failed);
+    assert_eq!(a.error_code(), Some(ErrorCode::RetriesExhausted));
+}
+
+#[test]
+fn a_server_that_is_down_is_probed_one_attempt_at_a_time_as_long_as_it_asks() {
+    let mut r = Rig::new(ExecutorConfig::default());
+    for i in 0..20 {
+        r.submit(ordered(&format!("t{i}"), &[&format!("k{i}")]));
+    }
+    r.settle();
+    let first: Vec<_> = std::mem::take(&mut r.calls);
+    assert_eq!(first.len(), 8);
+    for (id, n) in &first {
+        r.finish(id.as_str(), *n, Err(classify_http(503, None).unwrap()));
+    }
+    assert!(
+        r.calls.is_empty(),
+        "twelve ready, none sent to a server that is down"
+    );
+    r.now += 1_000;
+    r.feed(Event::TimerFired);
+    r.settle();
+    assert_eq!(r.called(), vec!["t8"], "one probe");
+    // The probe is told to come back in 30 s: nothing goes before then.
+    let probe = r.calls.remove(0);
+    r.finish(
+        probe.0.as_str(),
+        probe.1,
+        Err(classify_http(503, Some(30_000)).unwrap()),
+    );
+    let gate = r.now + 30_000;
+    // Nor at a retry trigger (a tab shown, the network back): the server said when.
+    r.now += 500;
+    for trigger in [Event::TabVisible, Event::Online, Event::NotifyOnline] {
+        r.feed(trigger);
+        r.settle();
+        assert!(r.calls.is_empty(), "{:?}", r.called());
+    }
+    while let Some(at) = r.timer.filter(|&at| at < gate) {
+        r.now = at;
+        r.feed(Event::TimerFired);
+        r.settle();
+        assert!(r.calls.is_empty(), "at {}: {:?}", r.now, r.called());
+    }
+    r.now = gate;
+    r.feed(Event::TimerFired);
+    r.settle();
+    assert_eq!(r.calls.len(), 1, "the next probe: {:?}", r.called());
+    // The server is back: everything ready goes.
+    let probe = r.calls.remove(0);
+    r.ok(probe.0.as_str(), probe.1);
+    assert_eq!(r.calls.len(), 8, "{:?}", r.called());
 }
 
 fn credentials_asked(r: &Rig) -> usize {

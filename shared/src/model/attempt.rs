@@ -32,12 +32,13 @@ pub struct Attempt {
 
 impl Attempt {
     /// Whether this attempt counts against the retry budget. Attempts cut short by a leader
-    /// going away do not (the retry reuses the same key), nor do attempts that got no answer at
-    /// all: the budget is for what the server says, and an offline outbox waits, it does not
-    /// give up.
+    /// going away do not (the retry reuses the same key), nor do attempts that got no answer
+    /// ([`TxError::is_unanswered`]: none at all, or 502/503/504): the budget is for what the
+    /// server says about the transaction, and an offline outbox, or one whose server is down,
+    /// waits, it does not give up.
     pub fn counts_against_budget(&self) -> bool {
-        use super::ErrorCode::{LeaderLost, Network, Unauthorized};
-        !matches!(&self.error, Some(e) if matches!(e.code, LeaderLost | Network | Unauthorized))
+        use super::ErrorCode::{LeaderLost, Unauthorized};
+        !matches!(&self.error, Some(e) if matches!(e.code, LeaderLost | Unauthorized) || e.is_unanswered())
     }
 
     /// Whether this attempt makes the next wait longer: every failure does but a leader going

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 /// How the server misbehaves during the fault phase.
 #[derive(Debug, Clone)]
 pub struct Faults {
-    /// Answer 503 before applying.
+    /// Answer 500 or 503 before applying (one spends an attempt, the other does not).
     pub p_unavailable: f64,
     /// Apply, then lose the reply (the client sees a network error).
     pub p_drop_reply: f64,
@@ -50,10 +50,10 @@ impl Server {
         let delay = faults.map_or(0, |f| rng.below(f.max_delay + 1)) + 1 + rng.below(5);
         if let Some(f) = faults {
             if rng.chance(f.p_unavailable) {
+                let status = if rng.chance(0.5) { 500 } else { 503 };
                 return Handled {
-                    outcome: Err(
-                        classify_http(503, None).unwrap_or_else(|| AttemptError::retriable("503"))
-                    ),
+                    outcome: Err(classify_http(status, None)
+                        .unwrap_or_else(|| AttemptError::retriable("5xx"))),
                     reply_lost: false,
                     delay,
                 };

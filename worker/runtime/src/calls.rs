@@ -4,7 +4,7 @@ use crate::convert::to_js;
 use crate::timer::call_global;
 use outbox_shared::executor::{AttemptOutcome, AttemptSuccess, Command};
 use outbox_shared::http::{self, HttpAnswer, HttpEndpoint, HttpRequest, FENCED_HEADER};
-use outbox_shared::model::{ErrorCode, Transaction};
+use outbox_shared::model::{ErrorCode, Millis, Transaction};
 use outbox_shared::retry::{classify_http, AttemptError, ErrorKind};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -389,21 +389,50 @@ impl Unanswered {
 }
 
 /// Starts `req` with the global `fetch` (called before this returns); [`answer`] awaits it.
+/// The request is aborted when `signal` is, or when its time limit runs out.
 pub fn start_fetch(
     req: &HttpRequest,
     signal: &web_sys::AbortSignal,
 ) -> Result<js_sys::Promise, Unanswered> {
-    let request = build_request(req, Some(signal)).map_err(Unanswered::Unbuildable)?;
+    let signal = req
+        .timeout_ms
+        .and_then(|ms| with_time_limit(signal, ms))
+        .unwrap_or_else(|| signal.clone());
+    let request = build_request(req, Some(&signal)).map_err(Unanswered::Unbuildable)?;
     let promise =
         call_global("fetch", &[&request]).map_err(|e| Unanswered::Network(describe(&e)))?;
     Ok(js_sys::Promise::from(promise))
+}
+
+/// A signal that aborts when `signal` does or `ms` have passed, whichever comes first (the
+/// second with a `TimeoutError`): `AbortSignal.any` of it and `AbortSignal.timeout(ms)`.
+/// `None` where the browser lacks either (the request then has no limit).
+fn with_time_limit(signal: &web_sys::AbortSignal, ms: Millis) -> Option<web_sys::AbortSignal> {
+    let class = js_sys::Reflect::get(&js_sys::global(), &"AbortSignal".into()).ok()?;
+    let method = |name: &str| {
+        js_sys::Reflect::get(&class, &name.into())
+            .ok()?
+            .dyn_into::<js_sys::Function>()
+            .ok()
+    };
+    let (timeout, any) = (method("timeout")?, method("any")?);
+    let limit = timeout.call1(&class, &JsValue::from_f64(ms as f64)).ok()?;
+    let both = js_sys::Array::of2(signal, &limit);
+    any.call1(&class, &both).ok()?.dyn_into().ok()
 }
 
 /// The answer to a request [`start_fetch`] started.
 pub async fn answer(
     started: Result<js_sys::Promise, Unanswered>,
 ) -> Result<HttpAnswer, Unanswered> {
-    let network = |e: JsValue| Unanswered::Network(describe(&e));
+    let network = |e: JsValue| {
+        let info = crate::convert::JsErrorInfo::from_js(&e);
+        Unanswered::Network(if info.name == "TimeoutError" {
+            format!("no answer within the request's time limit (timeoutMs): {info}")
+        } else {
+            info.to_string()
+        })
+    };
     let response: web_sys::Response = JsFuture::from(started?)
         .await
         .map_err(network)?

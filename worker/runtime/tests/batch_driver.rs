@@ -127,6 +127,7 @@ async fn a_batching_endpoint_gets_requests_of_at_most_max_batch_and_max_concurre
         headers: Default::default(),
         batch: true,
         max_batch_bytes: None,
+        timeout_ms: None,
     };
     fns.insert_http("todos", endpoint);
     let config = ExecutorConfig {
@@ -185,6 +186,7 @@ async fn a_batch_over_the_endpoints_bytes_goes_in_several_requests_under_them() 
         "todos",
         HttpEndpoint {
             max_batch_bytes: Some(8_000),
+            timeout_ms: None,
             ..endpoint(true)
         },
     );
@@ -239,6 +241,7 @@ fn endpoint(batch: bool) -> HttpEndpoint {
         headers: Default::default(),
         batch,
         max_batch_bytes: None,
+        timeout_ms: None,
     }
 }
 

@@ -553,6 +553,7 @@ async fn a_request_the_browser_cannot_make_fails_for_good_and_is_not_taken_for_t
         url: "/api/mutations".into(),
         headers: vec![("X-User".into(), "Łukasz".into())],
         body: "{}".into(),
+        timeout_ms: None,
     };
     let started = start_fetch(&request, &controller.signal());
     assert!(
@@ -577,4 +578,58 @@ async fn a_request_the_browser_cannot_make_fails_for_good_and_is_not_taken_for_t
         .await
         .unwrap_err();
     assert_eq!(aborted.error.code, ErrorCode::Network);
+}
+
+#[wasm_bindgen_test]
+async fn a_request_that_hangs_is_aborted_at_its_time_limit_and_taken_as_no_answer() {
+    use outbox_runtime::calls::{http_outcome, start_fetch};
+    use outbox_shared::http::HttpRequest;
+    // A server that never answers: the stand-in holds every request until its signal aborts,
+    // as the browser's `fetch` does, and counts the ones still hanging.
+    let global = js_sys::global();
+    let real = Reflect::get(&global, &"fetch".into()).unwrap();
+    let hung = js_sys::Function::new_no_args(
+        "globalThis.__hanging = 0;
+         return (request) => new Promise((_, fail) => {
+             globalThis.__hanging++;
+             request.signal.addEventListener('abort', () => {
+                 globalThis.__hanging--;
+                 fail(request.signal.reason);
+             });
+         });",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap();
+    Reflect::set(&global, &"fetch".into(), &hung).unwrap();
+    let controller = web_sys::AbortController::new().unwrap();
+    let request = HttpRequest {
+        url: "/api/mutations".into(),
+        headers: vec![],
+        body: "{}".into(),
+        timeout_ms: Some(50),
+    };
+    let outcome = http_outcome(start_fetch(&request, &controller.signal())).await;
+    // One without a limit is still hanging (before, every request was such): stopping the
+    // term's calls ends it.
+    let unlimited = HttpRequest {
+        timeout_ms: None,
+        ..request
+    };
+    let stopped = start_fetch(&unlimited, &controller.signal());
+    let hanging = Reflect::get(&global, &"__hanging".into()).unwrap();
+    controller.abort();
+    let stopped = http_outcome(stopped).await;
+    Reflect::set(&global, &"fetch".into(), &real).unwrap();
+    let error = outcome.unwrap_err();
+    assert_eq!(error.error.code, ErrorCode::Network, "{error:?}");
+    assert!(error.is_retriable());
+    assert!(
+        error.error.message.contains("time limit"),
+        "{}",
+        error.error.message
+    );
+    assert_eq!(hanging.as_f64(), Some(1.0), "the one without a limit");
+    let stopped = stopped.unwrap_err();
+    assert_eq!(stopped.error.code, ErrorCode::Network);
+    assert!(!stopped.error.message.contains("time limit"));
 }
