@@ -116,6 +116,11 @@ async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhile()
 }
 
 #[wasm_bindgen_test]
+async fn a_server_that_is_down_for_longer_than_the_retry_budget_loses_nothing() {
+    leader_cases::a_server_that_is_down_for_longer_than_the_retry_budget_loses_nothing().await;
+}
+
+#[wasm_bindgen_test]
 async fn an_outbox_keeps_one_lineage_for_its_leaders_and_their_calls_name_it() {
     leader_cases::an_outbox_keeps_one_lineage_for_its_leaders_and_their_calls_name_it().await;
 }

@@ -1042,6 +1042,44 @@ pub async fn before_retry_decides_a_retry_and_may_read_the_leaders_stats_meanwhi
     assert!(leader.stats().is_some(), "the leader goes on");
 }
 
+pub async fn a_server_that_is_down_for_longer_than_the_retry_budget_loses_nothing() {
+    let scope = unique("server-down");
+    let calls = js_sys::Array::new();
+    // A gateway with no upstream, a deploy, a gateway timeout: three answers saying the server
+    // is not taking requests, then it is back.
+    let f = recording_fn(
+        &calls,
+        "const down = [502, 503, 504][calls.length - 1];
+         if (down) throw { status: down, message: 'unavailable' };
+         return {};",
+    );
+    let o = options("todos", &[("sync", &f)]);
+    // A budget of two attempts: before, the second of those answers dead-lettered it.
+    let retry = js_sys::JSON::parse(r#"{"maxRetries": 1, "baseDelayMs": 1, "jitter": 0}"#).unwrap();
+    js_sys::Reflect::set(&o, &"retry".into(), &retry).unwrap();
+    let _leader = start(&scope, &o).await;
+    let mut tab = Tab::open(&scope);
+    let epoch = tab.leader().await;
+    tab.post(Message::Submit {
+        epoch,
+        txs: vec![tx("d1", "1")],
+    });
+    let done = tab.settled("d1").await;
+    assert_eq!(done.state, TransactionState::Completed, "{:?}", done.error);
+    assert_eq!(calls.length(), 4);
+    let statuses: Vec<Option<u16>> = done
+        .attempts
+        .iter()
+        .map(|a| a.error.as_ref().and_then(|e| e.status))
+        .collect();
+    assert_eq!(statuses, [Some(502), Some(503), Some(504), None]);
+    assert_eq!(
+        done.counted_attempts(),
+        1,
+        "only the answer about the transaction"
+    );
+}
+
 pub async fn a_leader_that_resigns_inside_before_retry_makes_no_call_after() {
     let scope = unique("resign-in-hook");
     let calls = js_sys::Array::new();
