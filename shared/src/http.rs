@@ -101,6 +101,9 @@ pub struct HttpAnswer {
     pub fenced: bool,
     /// The body text.
     pub body: String,
+    /// Where the browser was redirected to on the way, if it was (`Response.redirected`, with
+    /// its final `url`).
+    pub redirected_to: Option<String>,
 }
 
 /// A batch body without its transactions: `{"transactions":[]}`.
@@ -196,6 +199,17 @@ pub fn outcome(answer: &HttpAnswer, now: Millis) -> AttemptOutcome {
         .retry_after
         .as_deref()
         .and_then(|v| parse_retry_after(v, now));
+    if let (Some(to), true) = (&answer.redirected_to, (200..300).contains(&answer.status)) {
+        // A 301/302/303 turns the POST into a GET without its body (a session that expired
+        // and a sign-in page answering 200, say): the endpoint never had the transaction, and
+        // taking the page for a success lost it without a word.
+        return Err(AttemptError::non_retriable(format!(
+            "the request was redirected to {to}, whose answer ({}) is not the endpoint's: a \
+             redirected POST may arrive as a GET without its body (a sign-in page?); give the \
+             URL that answers it",
+            answer.status
+        )));
+    }
     match classify_http(answer.status, retry_after) {
         Some(mut err) => {
             if let Some(msg) = error_message(&answer.body) {
@@ -263,6 +277,7 @@ pub fn batch_outcomes(
                 .and_then(Value::as_str)
                 .is_some_and(|c| c == "STALE_EPOCH"),
             body: item.body.to_string(),
+            redirected_to: None,
         };
         by_id.insert(id, outcome(&item_answer, now));
     }
@@ -432,6 +447,34 @@ mod tests {
         let e = serde_json::from_value::<crate::retry::RetryPolicy>(json!({"maxAttempts": 2}))
             .unwrap_err();
         assert!(e.to_string().contains("maxAttempts"), "{e}");
+    }
+
+    #[test]
+    fn an_answer_from_where_a_redirect_led_is_not_a_success() {
+        let ids: Vec<TransactionId> = vec!["a".into(), "b".into()];
+        let mut page = answer(200, json!({ "results": [] }));
+        page.body = "<html>Sign in</html>".into();
+        page.redirected_to = Some("https://app.example/login".into());
+        let err = outcome(&page, 0).unwrap_err();
+        assert_eq!(err.error.code, ErrorCode::NonRetriable);
+        assert!(
+            err.error.message.contains("/login"),
+            "{}",
+            err.error.message
+        );
+        for (_, o) in batch_outcomes(&page, &ids, 0) {
+            assert_eq!(o.unwrap_err().error.code, ErrorCode::NonRetriable);
+        }
+        // Not redirected, the same answer is a success; redirected to an error, the error
+        // decides.
+        page.redirected_to = None;
+        assert!(outcome(&page, 0).is_ok());
+        let mut refused = answer(401, json!({}));
+        refused.redirected_to = Some("https://app.example/api/v2".into());
+        assert_eq!(
+            outcome(&refused, 0).unwrap_err().error.code,
+            ErrorCode::Unauthorized
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct FaultSettings {
     pub drop_replies: u32,
     /// Every `/api` connection is closed at once, with no answer, open ones included.
     pub offline: bool,
+    /// Every mutation request (a `POST` under `/api`) is answered `302 Found` to this path,
+    /// as a proxy does whose session expired (to its sign-in page).
+    pub redirect: Option<String>,
 }
 
 /// Fail the next `count` mutation requests with `status`.
@@ -52,6 +55,8 @@ pub struct FaultPatch {
     unavailable: Option<bool>,
     drop_replies: Option<u32>,
     offline: Option<bool>,
+    #[serde(default, with = "serde_with_null")]
+    redirect: Option<Option<String>>,
 }
 
 /// `"failNext": null` clears it; a missing field keeps it.
@@ -133,8 +138,17 @@ impl Faults {
         lock(&self.settings).clone()
     }
 
-    /// Applies `patch`; a bad `failNext` status is refused.
+    /// Applies `patch`; a bad `failNext` status, or a `redirect` that is not a path, is
+    /// refused.
     pub fn update(&self, patch: FaultPatch) -> Result<FaultSettings, ApiError> {
+        if let Some(Some(to)) = &patch.redirect {
+            let path = to.starts_with('/') && to.bytes().all(|b| b.is_ascii_graphic());
+            if !path {
+                return Err(ApiError::bad_request(
+                    "redirect must be a path, such as /login",
+                ));
+            }
+        }
         if let Some(Some(f)) = &patch.fail_next {
             if !(400..=599).contains(&f.status) {
                 return Err(ApiError::bad_request("failNext.status must be 400-599"));
@@ -155,6 +169,9 @@ impl Faults {
         }
         if let Some(v) = patch.offline {
             s.offline = v;
+        }
+        if let Some(v) = patch.redirect {
+            s.redirect = v;
         }
         self.offline.send_replace(s.offline);
         Ok(s.clone())
@@ -284,6 +301,13 @@ pub(crate) async fn api_gate(State(app): State<AppState>, req: Request, next: Ne
     let settings = faults.settings();
     if settings.unavailable {
         return ApiError::unavailable("made unavailable by the fault switch").into_response();
+    }
+    if let (Some(to), true) = (&settings.redirect, req.method() == Method::POST) {
+        return (
+            StatusCode::FOUND,
+            [(axum::http::header::LOCATION, to.as_str())],
+        )
+            .into_response();
     }
     let resp = next.run(req).await;
     if settings.delay_ms > 0 {

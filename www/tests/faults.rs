@@ -31,6 +31,45 @@ async fn fail_next_n_answers_the_status_and_applies_nothing() {
 }
 
 #[tokio::test]
+async fn redirect_answers_every_mutation_302_to_its_path_until_cleared() {
+    let s = server(true).await;
+    let manual = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    s.set_faults(json!({"redirect": "/login"})).await;
+    let body = insert("t1", "a", "x");
+    let moved = manual
+        .post(s.at("/api/mutations"))
+        .header("Idempotency-Key", "t1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 302);
+    assert_eq!(moved.headers()["location"], "/login");
+    assert!(s.all_changes().await.is_empty(), "nothing applied");
+    assert_eq!(
+        s.get_json("/api/todos").await.0,
+        200,
+        "reads are not redirected"
+    );
+    // Only a path is taken.
+    let refused = s
+        .client
+        .post(s.at("/_test/faults"))
+        .json(&json!({"redirect": "https://elsewhere.example/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    s.set_faults(json!({"redirect": null})).await;
+    assert_eq!(s.post(&body).await.status(), 200);
+    assert_eq!(s.stats().await["keys"]["t1"]["applied"], 1);
+    s.server.shutdown().await;
+}
+
+#[tokio::test]
 async fn unavailable_answers_503_until_cleared_on_api_only() {
     let s = server(true).await;
     s.set_faults(json!({"unavailable": true})).await;

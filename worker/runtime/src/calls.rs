@@ -452,6 +452,7 @@ pub async fn answer(
         retry_after: h.get("Retry-After").ok().flatten(),
         fenced: h.has(FENCED_HEADER).unwrap_or(false),
         body: text,
+        redirected_to: response.redirected().then(|| response.url()),
     })
 }
 
