@@ -103,6 +103,9 @@ export interface FeedOptions {
   collections: string[];
   /** Default '/api'. */
   baseUrl?: string;
+  /** A feed silent this long (no event, no comment) is taken for a dead connection and
+   *  reopened from the last applied number. Default 60000; 0: never. */
+  feedSilenceMs?: number;
   /** The app's own feed instead of the reference server's endpoints (see the worker's
    *  `sync.source`). */
   source?: {

@@ -1,9 +1,12 @@
 //! Server-Sent Events over `fetch` (headers included, in a worker as in a page), and plain JSON
 //! GETs: what a change feed needs from the network. Parsing is [`outbox_shared::sse`]'s.
 
-use crate::timer::call_global;
+use crate::clock::now;
+use crate::timer::{call_global, Interval};
 use outbox_shared::sse::{SseEvent, SseParser};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
@@ -28,10 +31,15 @@ pub struct EventStream {
 impl EventStream {
     /// Opens `GET url` with `headers` and `Accept: text/event-stream`. `on_open` runs once the
     /// server answered 200, `on_event` for each event in order, `on_end` once, at the end
-    /// (never after a close).
+    /// (never after a close). A stream that brings not a byte (no event, no comment) for
+    /// `silence_ms` is taken for a dead connection and ends with [`StreamEnd::Network`]: a
+    /// connection whose other end went away without a word (a laptop asleep, a network
+    /// changed, a proxy that stalls) otherwise hangs until the operating system gives up on
+    /// it, hours later, and nothing more comes meanwhile.
     pub fn open(
         url: &str,
         headers: &BTreeMap<String, String>,
+        silence_ms: Option<u32>,
         on_open: impl FnOnce() + 'static,
         mut on_event: impl FnMut(SseEvent) + 'static,
         on_end: impl FnOnce(StreamEnd) + 'static,
@@ -41,7 +49,21 @@ impl EventStream {
         let mut headers = headers.clone();
         headers.insert("accept".into(), "text/event-stream".into());
         let request = get_request(url, &headers, &signal)?;
+        // The watchdog: checks a few times per `silence_ms` when the last bytes came, and
+        // aborts the request once they are that old (`silent` tells that abort from a close).
+        let heard = Rc::new(Cell::new(now()));
+        let silent = Rc::new(Cell::new(false));
+        let watchdog = silence_ms.filter(|&ms| ms > 0).and_then(|ms| {
+            let (heard, silent, abort) = (Rc::clone(&heard), Rc::clone(&silent), abort.clone());
+            Interval::new((ms / 4).max(1), move || {
+                if !silent.get() && now().saturating_sub(heard.get()) >= u64::from(ms) {
+                    silent.set(true);
+                    abort.abort();
+                }
+            })
+        });
         spawn_local(async move {
+            let _watchdog = watchdog;
             let end = async {
                 let response = send(&request).await.map_err(StreamEnd::Network)?;
                 if response.status() != 200 {
@@ -60,6 +82,7 @@ impl EventStream {
                     let chunk = JsFuture::from(reader.read())
                         .await
                         .map_err(|e| StreamEnd::Network(describe(&e)))?;
+                    heard.set(now());
                     let done = js_sys::Reflect::get(&chunk, &"done".into())
                         .ok()
                         .and_then(|d| d.as_bool())
@@ -81,7 +104,12 @@ impl EventStream {
                 }
             }
             .await;
-            if let Err(end) = end {
+            if silent.get() {
+                let ms = silence_ms.unwrap_or_default();
+                on_end(StreamEnd::Network(format!(
+                    "the stream brought nothing for {ms} ms (no event, no comment): taken for a dead connection"
+                )));
+            } else if let Err(end) = end {
                 if !signal.aborted() {
                     on_end(end);
                 }

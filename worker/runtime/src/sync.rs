@@ -35,7 +35,17 @@ pub struct SyncOptions {
     /// `GET {baseUrl}/changes?since=N&limit=M`. Default `/api`.
     #[serde(default = "default_base")]
     pub base_url: String,
+    /// A feed that brings nothing, not an event nor a comment, for this long (ms) is taken for
+    /// a dead connection and reopened from the last applied number (default
+    /// [`FEED_SILENCE_MS`]; 0: never). A server sends a comment more often than that when it
+    /// has nothing to say (the reference server: every 15 s).
+    #[serde(default)]
+    pub feed_silence_ms: Option<u32>,
 }
+
+/// The default [`SyncOptions::feed_silence_ms`]: 60 s, four of the reference server's
+/// keep-alive comments.
+pub const FEED_SILENCE_MS: u32 = 60_000;
 
 fn default_base() -> String {
     "/api".into()
@@ -439,9 +449,11 @@ impl Inner {
             Rc::downgrade(this),
             Rc::downgrade(this),
         );
+        let silence = this.options.feed_silence_ms.unwrap_or(FEED_SILENCE_MS);
         let stream = EventStream::open(
             &url,
             &headers,
+            Some(silence),
             move || Self::with(&opened, LeaderSync::feed_opened),
             move |event| {
                 if event.event != "change" {

@@ -447,6 +447,7 @@ async fn an_event_stream_delivers_each_event_in_order_then_says_it_closed() {
     let _stream = EventStream::open(
         &url,
         &Default::default(),
+        Some(60_000),
         move || *o.borrow_mut() = true,
         move |ev| e.borrow_mut().push((ev.event, ev.data, ev.id)),
         move |end| {
@@ -480,6 +481,7 @@ async fn an_event_stream_that_cannot_be_fetched_ends_with_a_network_error() {
     let _stream = EventStream::open(
         "blob:http://nowhere.invalid/0",
         &Default::default(),
+        None,
         || panic!("never opened"),
         |_| panic!("no events"),
         move |end| {
@@ -488,6 +490,52 @@ async fn an_event_stream_that_cannot_be_fetched_ends_with_a_network_error() {
     )
     .unwrap();
     assert!(matches!(rx.await.unwrap(), StreamEnd::Network(_)));
+}
+
+#[wasm_bindgen_test]
+async fn an_event_stream_that_goes_silent_is_taken_for_a_dead_connection() {
+    use outbox_runtime::stream::{EventStream, StreamEnd};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    // A server that sends one event and then, its connection gone without a word, nothing:
+    // the stand-in's body stays open and silent (until the request is aborted).
+    let global = js_sys::global();
+    let real = Reflect::get(&global, &"fetch".into()).unwrap();
+    let silent = js_sys::Function::new_no_args(
+        "return (request) => {
+             const body = new ReadableStream({
+                 start(c) {
+                     c.enqueue(new TextEncoder().encode('event: change\\nid: 1\\ndata: {}\\n\\n'));
+                     request.signal.addEventListener('abort', () => c.error(request.signal.reason));
+                 },
+             });
+             return Promise.resolve(new Response(body, { status: 200 }));
+         };",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap();
+    Reflect::set(&global, &"fetch".into(), &silent).unwrap();
+    let events = Rc::new(RefCell::new(0));
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let e = Rc::clone(&events);
+    let stream = EventStream::open(
+        "/feed",
+        &Default::default(),
+        Some(150),
+        || {},
+        move |_| *e.borrow_mut() += 1,
+        move |end| {
+            let _ = tx.send(end);
+        },
+    );
+    let end = rx.await;
+    Reflect::set(&global, &"fetch".into(), &real).unwrap();
+    drop(stream);
+    match end.unwrap() {
+        StreamEnd::Network(why) => assert!(why.contains("150 ms"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*events.borrow(), 1);
 }
 
 #[wasm_bindgen_test]
