@@ -40,7 +40,7 @@ export interface OutboxDiagnostic {
 /** A mutation function: resolve on success (optionally `{ seq }`), throw to fail. Throw an
  *  error named `NonRetriableError` (or with `retriable: false`, or a 4xx `status`) to fail
  *  for good, one with `code: 'OUTBOX_NETWORK'` (or without a `status` while offline) for no
- *  answer at all, or with `status` 502, 503 or 504 for a server that is down: retried for as
+ *  answer at all, or with `status` 429, 502, 503 or 504 for a server that says "not now": retried for as
  *  long as it takes, without using up the attempts. */
 export type MutationFn = (call: {
   transaction: OutboxTransactionRecord;

@@ -33,7 +33,7 @@ pub struct Attempt {
 impl Attempt {
     /// Whether this attempt counts against the retry budget. Attempts cut short by a leader
     /// going away do not (the retry reuses the same key), nor do attempts that got no answer
-    /// ([`TxError::is_unanswered`]: none at all, or 502/503/504): the budget is for what the
+    /// ([`TxError::is_unanswered`]: none at all, or 429/502/503/504): the budget is for what the
     /// server says about the transaction, and an offline outbox, or one whose server is down,
     /// waits, it does not give up.
     pub fn counts_against_budget(&self) -> bool {

@@ -127,13 +127,13 @@ impl TxError {
 
     /// Whether the attempt got no answer about the transaction: none at all
     /// ([`ErrorCode::Network`]), or the server, or a gateway before it, said it is not taking
-    /// requests just now (502, 503, 504). Such attempts are retried for as long as it takes
+    /// requests just now (429, 502, 503, 504: "not now", not "no"). Such attempts are retried for as long as it takes
     /// without spending the retry budget, which is for what the server says about the
     /// transaction (an outage of a minute dead-lettered everything ready, before), and while
     /// they last the leader probes one attempt at a time. Decided by code and status.
     pub fn is_unanswered(&self) -> bool {
         self.code == ErrorCode::Network
-            || (self.code == ErrorCode::Retriable && matches!(self.status, Some(502..=504)))
+            || (self.code == ErrorCode::Retriable && matches!(self.status, Some(429 | 502..=504)))
     }
 
     /// A dependency failure naming its cause.
