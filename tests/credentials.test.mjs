@@ -2,11 +2,11 @@
 // 401, which pauses the whole outbox (nothing fails, nothing is retried in a storm) and asks the
 // tabs for credentials; once a tab provides a bearer token the outbox drains, each change
 // applied once and recorded as the user's. Signing out with `keep` leaves what is pending for
-// the next sign-in; with `discard` it is gone.
+// the next sign-in; with `discard` it is gone. A 401 on the change feed asks the tabs too.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually, withDemo } from './harness.mjs';
-import { insertDurable, openTab, settledRoles } from './tabs.mjs';
+import { hasRow, insertDurable, openTab, settledRoles } from './tabs.mjs';
 
 test('a 401 pauses the outbox until a tab provides a token; then each change is applied once, as that user', async (t) => {
   await withDemo(
@@ -71,4 +71,29 @@ test('signOut keeps or discards what is pending, and every tab of the scope clos
     await server.faults({ unavailable: false });
     assert.equal((await server.stats()).applied, 0, 'nothing discarded was sent');
   });
+});
+
+test('a 401 on the change feed asks the tabs for credentials: a tab that only reads is not left behind', async (t) => {
+  await withDemo(
+    t,
+    async ({ server, browser }) => {
+      // Someone else's row, on the server before the tab opens.
+      const id = `server-${crypto.randomUUID()}`;
+      const row = { id: 'from-bob', title: 'from bob', done: false, createdAt: Date.now() };
+      const mutation = { collection: 'todos', key: row.id, kind: 'insert', modified: row, changes: row };
+      await server.post('/api/mutations', { id, mutations: [mutation] }, { 'Idempotency-Key': id, authorization: 'Bearer demo-bob' });
+      const a = await openTab(browser, server, { dedicated: true });
+      await settledRoles([a]);
+      // No change of its own: only the sync's reads were refused, and the tab is asked. Before,
+      // nothing asked, and the feed retried the stale (here: no) token for good.
+      await eventually(
+        () => a.evaluate(() => window.__events.some((e) => e.type === 'credentials_needed')),
+        { what: 'the call for credentials', timeout: 15_000 },
+      );
+      assert.equal(await hasRow(a, row.id), false);
+      await a.evaluate(() => window.outboxDemo.client.provideCredentials({ authorization: 'Bearer demo-alice' }));
+      await eventually(() => hasRow(a, row.id), { what: "bob's row, through the feed" });
+    },
+    { serverArgs: ['--auth', 'required'] },
+  );
 });

@@ -849,6 +849,12 @@ impl outbox_runtime::sync::SyncHost for SyncHost {
         }
     }
 
+    fn credentials_refused(&self) {
+        if let Some(inner) = self.leader.upgrade() {
+            inner.send(None, Message::CredentialsNeeded { epoch: self.epoch });
+        }
+    }
+
     fn trouble(&self, message: String) {
         web_sys::console::warn_1(&format!("outbox: {message}").into());
         // The feed stopped: it starts again from what storage holds (the tabs have heard only

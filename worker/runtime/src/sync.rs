@@ -134,6 +134,14 @@ async fn call_json(f: &js_sys::Function, args: &[JsValue]) -> Result<String, Str
         .map_err(|e| crate::convert::JsErrorInfo::from_js(&e).to_string())
 }
 
+/// A feed entry that does not read is passed over, with a word on the console: the next
+/// entry is then a gap, refetched, and a range that does not read either reloads the
+/// snapshots, which go past it. Taken for a failed feed, before, it was met again first
+/// thing at every reopening: the feed stopped for good, and every tab with it.
+fn skipped(why: &dyn std::fmt::Display) {
+    web_sys::console::warn_1(&format!("outbox: a feed entry passed over: {why}").into());
+}
+
 /// Where a snapshot or a range is read from.
 enum Origin {
     /// The app's function, called with these arguments.
@@ -145,19 +153,21 @@ enum Origin {
 }
 
 impl Origin {
-    /// The answer as JSON text; `None` if it failed (or there is nowhere to ask).
+    /// The answer as JSON text; `Err` if it failed (or there is nowhere to ask), with the
+    /// server's status if it answered.
     async fn read(
         self,
         headers: &BTreeMap<String, String>,
         signal: &web_sys::AbortSignal,
-    ) -> Option<String> {
+    ) -> Result<String, Option<u16>> {
         match self {
-            Self::App(f, args) => call_json(&f, &args).await.ok(),
+            Self::App(f, args) => call_json(&f, &args).await.map_err(|_| None),
             Self::Http(url) => match get_text(&url, headers, signal).await {
-                Ok((200, text)) => Some(text),
-                _ => None,
+                Ok((200, text)) => Ok(text),
+                Ok((status, _)) => Err(Some(status)),
+                Err(_) => Err(None),
             },
-            Self::Nowhere => None,
+            Self::Nowhere => Err(None),
         }
     }
 }
@@ -203,6 +213,10 @@ pub trait SyncHost {
     /// The synced rows could not be stored: the feed has stopped (nothing after what was
     /// stored reached the tabs). The host may start a new one from storage.
     fn trouble(&self, message: String);
+    /// The server answered a read of the feed 401: the credentials are stale. A leader asks
+    /// the tabs for fresh ones, as it does when a call is refused (the feed retries with
+    /// what they give). Nothing, by default.
+    fn credentials_refused(&self) {}
 }
 
 /// What a host does with a fan-out output ([`SyncHost::deliver`]).
@@ -386,13 +400,33 @@ impl Inner {
         let (headers, signal) = (this.host.headers(), this.abort.signal());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let text = from.read(&headers, &signal).await;
+            let text = Self::read(&weak, from, &headers, &signal).await;
             let loaded = text.and_then(|t| CollectionSnapshot::parse(&collection, &t).ok());
             Self::with(&weak, |core| match loaded {
                 Some(snap) => core.snapshot_loaded(snap),
                 None => core.snapshot_failed(&collection),
             });
         });
+    }
+
+    /// Reads `from`: the answer, or `None`. A 401 asks the host for fresh credentials (a
+    /// user who only reads stopped hearing of others' changes once the token expired: nothing
+    /// asked the tabs for a new one but a call of their own refused).
+    async fn read(
+        weak: &Weak<Self>,
+        from: Origin,
+        headers: &BTreeMap<String, String>,
+        signal: &web_sys::AbortSignal,
+    ) -> Option<String> {
+        match from.read(headers, signal).await {
+            Ok(text) => Some(text),
+            Err(status) => {
+                if let (Some(401), Some(this)) = (status, weak.upgrade()) {
+                    this.host.credentials_refused();
+                }
+                None
+            }
+        }
     }
 
     /// Where the changes after `since` are read from (at most `limit`).
@@ -416,7 +450,7 @@ impl Inner {
         let (headers, signal) = (this.host.headers(), this.abort.signal());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let text = from.read(&headers, &signal).await;
+            let text = Self::read(&weak, from, &headers, &signal).await;
             if let Some(range) = text.and_then(|t| parse_range(&t).ok()) {
                 Self::with(&weak, |core| core.head_known(since, range.seq));
             }
@@ -428,7 +462,7 @@ impl Inner {
         let (headers, signal) = (this.host.headers(), this.abort.signal());
         let weak = Rc::downgrade(this);
         spawn_local(async move {
-            let text = from.read(&headers, &signal).await;
+            let text = Self::read(&weak, from, &headers, &signal).await;
             let loaded = text.and_then(|t| parse_range(&t).ok());
             Self::with(&weak, |core| match loaded {
                 Some(range) => core.range_loaded(range.changes),
@@ -459,15 +493,19 @@ impl Inner {
                 if event.event != "change" {
                     return;
                 }
-                // An entry that does not parse cannot be skipped (the next would be a gap):
-                // the feed is reopened from the last applied number.
-                // (`feed_error` closes it: `CloseFeed`.)
                 match parse_entry(&event.data) {
                     Ok(entry) => Self::with(&events, |core| core.feed_entry(entry)),
-                    Err(_) => Self::with(&events, LeaderSync::feed_error),
+                    Err(e) => skipped(&e),
                 }
             },
-            move |_end: StreamEnd| Self::with(&ended, LeaderSync::feed_error),
+            move |end: StreamEnd| {
+                if end == StreamEnd::Status(401) {
+                    if let Some(this) = ended.upgrade() {
+                        this.host.credentials_refused();
+                    }
+                }
+                Self::with(&ended, LeaderSync::feed_error)
+            },
         );
         match stream {
             Ok(s) => *this.stream.borrow_mut() = Some(Feed::Stream(s)),
@@ -490,7 +528,8 @@ impl Inner {
             spawn_local(async move {
                 match text.as_deref().map(parse_entry) {
                     Some(Ok(entry)) => Self::with(&events, |core| core.feed_entry(entry)),
-                    _ => Self::app_feed_failed(&events),
+                    Some(Err(e)) => skipped(&e),
+                    None => skipped(&"an entry that is not JSON"),
                 }
             });
         });

@@ -39,7 +39,7 @@
 //! | `feed_entry` | in order: `Persist`; a gap: `FetchRange{since, limit}` (one at a time); buffer full: `LoadSnapshot` ×all |
 //! | `feed_error` | `CloseFeed`, `SetTimer` (backoff); `timer_fired` → `OpenFeed{since: applied}` |
 //! | `range_loaded` | entries applied (`Persist`); gap left with progress: `FetchRange`; without: `LoadSnapshot` ×all |
-//! | `range_failed` | `LoadSnapshot` ×all |
+//! | `range_failed` | `SetTimer` (backoff); `timer_fired` → `LoadSnapshot` ×all |
 //! | `persisted(seq)` | `SendRows{to: None}` for reloaded collections, `Broadcast(entries)`, `SyncedTo{seq}`, next `Persist`, waiting tabs' `SendRows` |
 //! | `tab_asks(from, applied)` | nothing (up to date), `SendEntries` (log covers it), or `SendRows{to: from}` (now if nothing is unpersisted, else later) |
 //! | `stop` | `CloseFeed`; every later input is ignored |
@@ -85,6 +85,8 @@ pub struct LeaderSync {
     config: LeaderSyncConfig,
     rng: Box<dyn RandomSource>,
     running: bool,
+    /// [`LeaderSync::stop`] was called.
+    stopped: bool,
     rows: SyncedRows,
     cursor: FeedCursor,
     /// Snapshots asked for and not loaded yet.
@@ -135,6 +137,7 @@ impl LeaderSync {
             config,
             rng,
             running: false,
+            stopped: false,
             rows: SyncedRows::new(),
             cursor,
             loading: BTreeSet::new(),
@@ -254,6 +257,10 @@ impl LeaderSync {
     pub fn feed_opened(&mut self) -> Vec<LeaderSyncOutput> {
         if self.running && self.feed == Feed::Opening {
             self.feed = Feed::Open;
+            // The server took the feed: a later cut (a proxy's limit on a request's length, a
+            // deploy) starts the backoff afresh. Only entries reset it, before, so on a quiet
+            // server every cut waited longer, up to a minute behind.
+            self.failures = 0;
             let since = self.cursor.applied();
             if since > 0 {
                 self.out.push(LeaderSyncOutput::CheckHead { since });
@@ -335,11 +342,18 @@ impl LeaderSync {
         self.take()
     }
 
-    /// A refetch failed: every snapshot is reloaded.
+    /// A refetch failed: every snapshot is reloaded, after a backoff (a range that keeps
+    /// failing, a source without `changes`, reloaded everything back to back, before).
     pub fn range_failed(&mut self) -> Vec<LeaderSyncOutput> {
         if self.running {
             self.range = None;
-            self.reload();
+            if self.loading.is_empty() {
+                for c in &self.config.collections {
+                    self.loading.insert(c.clone());
+                    self.retry_loads.insert(c.clone());
+                }
+                self.backoff();
+            }
         }
         self.take()
     }
@@ -387,6 +401,11 @@ impl LeaderSync {
     /// unpersisted. A tab already up to date gets nothing.
     pub fn tab_asks(&mut self, from: ClientId, applied: u64) -> Vec<LeaderSyncOutput> {
         if !self.running {
+            if self.stopped {
+                // For the sync that replaces this one ([`LeaderSync::waiting_asks`]): a tab
+                // asks once for a gap.
+                self.asks.insert(from, applied);
+            }
             return Vec::new();
         }
         self.answer(from, applied);
@@ -407,6 +426,7 @@ impl LeaderSync {
             return Vec::new();
         }
         self.running = false;
+        self.stopped = true;
         if self.feed != Feed::Closed {
             self.feed = Feed::Closed;
             self.out.push(LeaderSyncOutput::CloseFeed);
@@ -483,7 +503,12 @@ impl LeaderSync {
 
     /// Applies what a cursor made ready, and follows up on a gap or a full buffer.
     fn take_in(&mut self, intake: Intake) {
-        for e in intake.ready {
+        for mut e in intake.ready {
+            // A feed may carry collections this app does not sync (the reference server's
+            // carries every one): kept, they were stored, sent to every tab, and, sitting at
+            // the feed's position, held the cursor behind a gap a reload had closed.
+            e.changes
+                .retain(|c| self.config.collections.contains(&c.collection));
             for c in self.rows.apply(&e) {
                 self.pending.writes.push(match c.value {
                     Some(value) => RowWrite::Put {

@@ -150,8 +150,14 @@ fn a_gap_is_fetched_once_and_a_range_that_makes_no_progress_reloads() {
 fn a_failed_range_reloads_and_a_full_buffer_reloads() {
     let mut l = streaming(1);
     l.feed_entry(put(4, "todos", "a", 4));
+    // After a backoff, not back to back with the failure.
+    let out = l.range_failed();
+    assert!(
+        matches!(out.as_slice(), [Out::SetTimer { after_ms }] if *after_ms >= 1_000),
+        "{out:?}"
+    );
     assert_eq!(
-        l.range_failed(),
+        l.timer_fired(),
         [Out::LoadSnapshot {
             collection: "todos".into()
         }]
@@ -386,4 +392,90 @@ fn a_head_answered_while_the_feed_went_on_is_not_taken_for_a_server_that_went_ba
         out.iter().any(|o| matches!(o, Out::Persist(_))),
         "the feed goes on: {out:?}"
     );
+}
+
+/// The server's feed carries every collection; the app syncs only `todos`. An entry for
+/// `notes` is not kept: kept, it was stored and sent to every tab, and, sitting at the feed's
+/// position, it held the cursor behind a gap that a reload of `todos` had closed, so the gap
+/// was fetched again, failed again, and everything reloaded again, for good.
+#[test]
+fn a_collection_nobody_syncs_is_not_kept_and_does_not_hold_the_cursor_behind_a_gap() {
+    let mut l = streaming(5);
+    let out = l.feed_entry(put(6, "notes", "n", 1));
+    l.persisted(persist_seq(&out).unwrap());
+    assert_eq!(l.rows().seq("notes"), None, "not kept");
+    assert_eq!(l.applied(), 6, "its entry still moves the feed on");
+    let out = l.feed_entry(put(9, "todos", "a", 9));
+    assert!(
+        out.contains(&Out::FetchRange { since: 6, limit: 2 }),
+        "{out:?}"
+    );
+    l.range_failed();
+    assert_eq!(
+        l.timer_fired(),
+        [Out::LoadSnapshot {
+            collection: "todos".into()
+        }]
+    );
+    // The snapshot at 12 covers the gap (7..8): no refetch, the feed goes on from 12.
+    let out = l.snapshot_loaded(snap("todos", 12, &[("a", 12)]));
+    assert!(
+        !out.iter().any(|o| matches!(o, Out::FetchRange { .. })),
+        "{out:?}"
+    );
+    assert_eq!(l.applied(), 12);
+    // A tab that joins is sent the rows of `todos` alone.
+    if let Some(s) = persist_seq(&out) {
+        l.persisted(s);
+    }
+    let out = l.tab_asks(ClientId("late".into()), 0);
+    let sent: Vec<String> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::SendRows { parts, .. } => Some(parts.iter().map(|p| p.collection.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(sent, ["todos"]);
+}
+
+/// A quiet server behind a proxy that cuts long requests: each cut follows a feed that
+/// opened, so the reconnect waits the first step of the backoff, not a longer one each time
+/// (1, 2, 5, 9, 18, 34, 68 s before: the tabs a minute behind after every cut).
+#[test]
+fn a_feed_that_opened_starts_its_backoff_afresh_when_it_is_cut() {
+    let mut l = streaming(5);
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        for o in l.feed_error() {
+            if let Out::SetTimer { after_ms } = o {
+                waits.push(after_ms);
+            }
+        }
+        assert!(l.timer_fired().contains(&Out::OpenFeed { since: 5 }));
+        l.feed_opened();
+    }
+    assert!(waits.iter().all(|w| *w <= 1_300), "{waits:?}");
+    // A feed that never opens still backs off further each time.
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        for o in l.feed_error() {
+            if let Out::SetTimer { after_ms } = o {
+                waits.push(after_ms);
+            }
+        }
+        l.timer_fired();
+    }
+    assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+}
+
+/// A tab's ask that reaches a sync stopped by a storage failure (it waits out its backoff
+/// before the next starts) is kept for the next one, which answers it: a tab asks once.
+#[test]
+fn an_ask_that_reaches_a_stopped_sync_is_handed_to_the_next() {
+    let mut l = streaming(5);
+    l.stop();
+    assert!(l.tab_asks(ClientId("reloaded".into()), 0).is_empty());
+    assert_eq!(l.waiting_asks(), vec![(ClientId("reloaded".into()), 0)]);
 }
