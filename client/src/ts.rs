@@ -82,7 +82,8 @@ export interface ConnectOptions {
   maxBatch?: number;
   /** Default 3000. */
   leaderTimeoutMs?: number;
-  /** Default 5000. */
+  /** How long `peekOutbox`, `removeFromOutbox`, `retryDeadLetter`, `queueStats` and `signOut`
+   *  wait for the leader's answer before rejecting with `OUTBOX_LEADER_LOST`. Default 5000. */
   requestTimeoutMs?: number;
   /** Default 1000. */
   backOffThreshold?: number;

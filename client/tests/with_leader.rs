@@ -233,6 +233,35 @@ async fn dead_letters_can_be_peeked_retried_and_removed() {
     assert_eq!(code(&unknown), "OUTBOX_INVALID");
 }
 
+#[wasm_bindgen_test]
+async fn a_request_no_leader_answers_rejects_as_leader_lost() {
+    let scope = unique_scope("unanswered");
+    let leader = start_leader(&scope, &[("todos", &succeeding(&Array::new()))]).await;
+    // The tab waits a minute before it takes the leader for gone: its requests time out first.
+    let client = connect(
+        &scope,
+        &[
+            ("requestTimeoutMs", JsValue::from(100)),
+            ("leaderTimeoutMs", JsValue::from(60_000)),
+        ],
+    )
+    .await;
+    settle(client.queue_stats()).await.unwrap();
+    leader.resign();
+    let error = settle(client.peek_outbox()).await.unwrap_err();
+    assert_eq!(
+        code(&error),
+        "OUTBOX_LEADER_LOST",
+        "no answer: the leader went, not a mistake of the app"
+    );
+    assert!(error.is_instance_of::<js_sys::Error>());
+    assert_eq!(
+        client.mode(),
+        "offline-enabled",
+        "still waiting for a leader"
+    );
+}
+
 /// A leader whose `todos` function logs each call's key and then waits for the gate, and a
 /// client of its scope.
 async fn held_at_a_gate(name: &str) -> (Array, Gate, Leader, OutboxClient) {
