@@ -18,6 +18,7 @@
 
 mod feed;
 mod forget;
+mod resubmit;
 mod staging;
 mod synced;
 #[cfg(test)]
