@@ -424,6 +424,50 @@ async fn a_sync_source_feeds_synced_rows() {
 }
 
 #[wasm_bindgen_test]
+async fn a_sync_setup_that_throws_leaves_the_collection_unsynced_and_says_why() {
+    let scope = unique_scope("sync-setup-throws");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let source = json("{}");
+    let setup = js_fn(
+        "source",
+        "return ({ onUpdate }) => { source.onUpdate = onUpdate; \
+         throw new TypeError('no socket'); }",
+        &[&source],
+    );
+    Reflect_set(&source, "setup", &setup);
+    let error = client
+        .collection(
+            "todos".into(),
+            Some(obj(&[("key", "id".into()), ("sync", source.clone())])),
+        )
+        .unwrap_err();
+    // Defined again without a sync, the collection keeps what completes.
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    settle(tx.completed()).await.unwrap();
+    assert!(
+        has(&todos, "1"),
+        "not marked synced: a completion stays in the view"
+    );
+    assert_eq!(code(&error), "OUTBOX_INVALID", "{error:?}");
+    assert!(text(&error, "message").is_some_and(|m| m.contains("no socket")));
+    assert_eq!(
+        text(&prop(&error, "cause"), "name").as_deref(),
+        Some("TypeError"),
+        "what setup threw"
+    );
+    // The failed source syncs nothing.
+    let on_update: Function = prop(&source, "onUpdate").into();
+    let refused = on_update
+        .call1(&JsValue::NULL, &json(r#"{"type": "delete", "key": "1"}"#))
+        .unwrap_err();
+    assert_eq!(code(&refused), "OUTBOX_INVALID");
+    assert!(has(&todos, "1"));
+}
+
+#[wasm_bindgen_test]
 async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
     let scope = unique_scope("awaitsync");
     // The server's reply names the sequence number of the applied change.

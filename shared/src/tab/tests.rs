@@ -677,6 +677,48 @@ fn a_completion_the_sync_has_not_shown_yet_keeps_its_overlay_until_it_has() {
 }
 
 #[test]
+fn a_sync_source_that_failed_to_start_leaves_completions_to_keep_their_rows() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let mut done = with_state(insert("a", "1"), TransactionState::Completed);
+    done.server_seq = Some(5);
+    let completed = |tx| {
+        from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![tx],
+        })
+    };
+    hear(&mut t, 1, &completed(done));
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync),
+        "held for the sync"
+    );
+    // Its setup threw: no sync will ever show it.
+    let out = t.sync_source_failed("todos");
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(tx) if tx.state == TransactionState::Completed)
+    ));
+    assert_eq!(t.own_unsettled(), 0, "drain() is not held up");
+    assert!(!t.view().is_pending(&"a".into()));
+    assert_eq!(
+        t.view().get("todos", "1"),
+        Some(&json!({"id": "1"})),
+        "its change is in the synced rows"
+    );
+    // And later completions fold in as for a collection without a sync.
+    t.submit(insert("b", "2"));
+    hear(
+        &mut t,
+        2,
+        &completed(with_state(insert("b", "2"), TransactionState::Completed)),
+    );
+    assert_eq!(t.view().get("todos", "2"), Some(&json!({"id": "2"})));
+}
+
+#[test]
 fn a_sync_that_reports_no_sequence_numbers_is_not_waited_for() {
     let mut t = me();
     t.set_externally_synced("todos");
