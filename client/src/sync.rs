@@ -1,6 +1,9 @@
 //! A collection's sync source: where synced rows come from. `sync: 'leader'` follows the
 //! origin's one change feed, which the leader holds and fans out to every tab (see
-//! `outbox_shared::sync`); or the app plugs in its own source, `sync: { setup({ onUpdate }) }`:
+//! `outbox_shared::sync`; the leader says which collections its feed follows, and one it does
+//! not is reported as an `OUTBOX_INVALID` diagnostic and synced by completions, see
+//! `TabCore::follow_leader_feed`); or the app plugs in its own source,
+//! `sync: { setup({ onUpdate }) }`:
 //!
 //! `onUpdate` takes one change `{type: 'insert' | 'update' | 'delete', key?, value?, seq?}` (for
 //! insert and update `value` is the whole row, and `key` may be left out), an array of such

@@ -232,6 +232,41 @@ async fn a_dead_letter_of_the_tabs_own_executor_retried_after_the_hand_over_is_s
     assert_eq!(client.transactions().length(), 0);
 }
 
+/// Online-only, connected without `sync`: the tab's own executor follows no feed, so a
+/// completion of a `sync: 'leader'` collection that names a server sequence number waited for
+/// good.
+#[wasm_bindgen_test]
+async fn sync_leader_online_only_without_a_feed_is_reported_and_does_not_wait() {
+    let scope = unique_scope("alone-no-feed");
+    let replies_seq_9 = js_fn("", "return () => ({ seq: 9 });", &[]);
+    let client = connect(
+        &scope,
+        &[
+            ("leaderTimeoutMs", JsValue::from(50)),
+            ("mutationFns", fns(&[("todos", &replies_seq_9)])),
+        ],
+    )
+    .await;
+    assert_eq!(client.mode(), "online-only");
+    let (said, _unsubscribe) = diagnostics_of(&client);
+    let todos = client
+        .collection(
+            "todos".into(),
+            Some(obj(&[("key", "id".into()), ("sync", "leader".into())])),
+        )
+        .unwrap();
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    within(5_000, "completed", tx.completed()).await.unwrap();
+    assert!(has(&todos, "1"));
+    within(5_000, "drain", client.drain()).await.unwrap();
+    assert!(
+        said.iter()
+            .any(|e| text(&e, "code").as_deref() == Some("OUTBOX_INVALID")),
+        "{:?}",
+        said.to_vec()
+    );
+}
+
 #[wasm_bindgen_test]
 async fn a_worker_reporting_an_error_makes_the_tab_online_only() {
     let scope = unique_scope("worker-error");

@@ -514,6 +514,39 @@ async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
     );
 }
 
+/// The leader started without a `sync` option: no feed follows `todos`. A completion that names
+/// the server's sequence number waited for that feed for good, and `drain()` with it, without
+/// a word.
+#[wasm_bindgen_test]
+async fn sync_leader_on_a_collection_no_feed_follows_is_reported_and_does_not_wait() {
+    let scope = unique_scope("no-feed");
+    let replies_seq_9 = js_fn("", "return () => ({ seq: 9 });", &[]);
+    let _leader = start_leader(&scope, &[("todos", &replies_seq_9)]).await;
+    let client = connect(&scope, &[]).await;
+    let (said, _unsubscribe) = diagnostics_of(&client);
+    let todos = client
+        .collection(
+            "todos".into(),
+            Some(obj(&[("key", "id".into()), ("sync", "leader".into())])),
+        )
+        .unwrap();
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    within(5_000, "completed", tx.completed()).await.unwrap();
+    assert!(has(&todos, "1"), "kept as it completed");
+    within(5_000, "drain", client.drain()).await.unwrap();
+    let told: Vec<_> = said
+        .iter()
+        .filter(|e| text(e, "code").as_deref() == Some("OUTBOX_INVALID"))
+        .filter_map(|e| text(&e, "message"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("\"todos\"") && told[0].contains("sync"),
+        "{}",
+        told[0]
+    );
+}
+
 /// Posts `data` on the scope's channel from a script of the page's own (a hostile one).
 fn post_raw(scope: &str, data: &JsValue) {
     js_call(
