@@ -365,10 +365,25 @@ impl OutboxClient {
         Inner::request(&self.0, "removeFromOutbox", Request::Remove { id })
     }
 
-    /// Puts a dead letter back in line with a fresh retry budget.
+    /// Puts a dead letter back in line with a fresh retry budget. One that was never in the
+    /// leader's outbox (the leader refused it, or this tab's own executor failed it while the
+    /// tab was online-only) is submitted to the leader again, as the same transaction.
     #[wasm_bindgen(js_name = retryDeadLetter, unchecked_return_type = "Promise<void>")]
     pub fn retry_dead_letter(&self, id: String) -> Promise {
         let id = TransactionId(id);
+        if let Err(e) = self.0.ensure_open() {
+            return Promise::reject(&e);
+        }
+        let retried = self
+            .0
+            .core
+            .borrow_mut()
+            .retry_local_failure(&id, outbox_runtime::clock::now());
+        if let Some(out) = retried {
+            // No leader has it to put back in line: it is submitted again.
+            Inner::apply(&self.0, out);
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
         Inner::request(&self.0, "retryDeadLetter", Request::RetryDeadLetter { id })
     }
 

@@ -1,15 +1,17 @@
 //! Requests to the leader (`peekOutbox`, `removeFromOutbox`, `retryDeadLetter`, `queueStats`):
 //! a `request` message out, a Promise settled by the matching `response`, or rejected with
-//! `OUTBOX_INVALID` when no answer comes within `requestTimeoutMs`.
+//! `OUTBOX_LEADER_LOST` when no answer comes within `requestTimeoutMs` (the leader went, or none
+//! serves the tab now: the request is not the app's mistake).
 
 use crate::errors::invalid;
 use crate::inner::Inner;
 use crate::notify::Later;
 use js_sys::{Function, Promise};
-use outbox_runtime::convert::{to_js, ToJsError};
+use outbox_runtime::convert::{js_error, to_js, ToJsError};
 use outbox_runtime::timer::Timer;
 use outbox_shared::model::TransactionId;
 use outbox_shared::protocol::{Message, Request, Response};
+use outbox_shared::ErrorCode;
 use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
@@ -90,9 +92,11 @@ impl Requests {
 
     fn timed_out(&mut self, req: u64, what: &str, ms: u32) -> Option<Later> {
         let w = self.waiting.remove(&req)?;
-        let error = invalid(format!(
-            "{what}: no answer from the leader within {ms} ms (is a leader running?)"
-        ));
+        let error: JsValue = js_error(
+            ErrorCode::LeaderLost,
+            &format!("{what}: no answer from the leader within {ms} ms (is a leader running?)"),
+        )
+        .into();
         Some(Box::new(move || {
             let _ = w.reject.call1(&JsValue::NULL, &error);
         }))

@@ -1,6 +1,9 @@
 //! A collection's sync source: where synced rows come from. `sync: 'leader'` follows the
 //! origin's one change feed, which the leader holds and fans out to every tab (see
-//! `outbox_shared::sync`); or the app plugs in its own source, `sync: { setup({ onUpdate }) }`:
+//! `outbox_shared::sync`; the leader says which collections its feed follows, and one it does
+//! not is reported as an `OUTBOX_INVALID` diagnostic and synced by completions, see
+//! `TabCore::follow_leader_feed`); or the app plugs in its own source,
+//! `sync: { setup({ onUpdate }) }`:
 //!
 //! `onUpdate` takes one change `{type: 'insert' | 'update' | 'delete', key?, value?, seq?}` (for
 //! insert and update `value` is the whole row, and `key` may be left out), an array of such
@@ -11,6 +14,11 @@
 //! `persisted_awaiting_sync`, until the sync reaches it, so nothing flickers back; a source whose
 //! first update has no `seq` is taken to give none, and is not waited for. Bad updates
 //! throw `OUTBOX_INVALID` and change nothing.
+//!
+//! A `setup` that throws leaves no collection behind: `collection()` throws `OUTBOX_INVALID`
+//! (what `setup` threw is its `cause`), nothing is taken from that source's `onUpdate` any more
+//! (it throws `OUTBOX_INVALID`), and the collection is not marked synced in the tab core, so
+//! defined again without a sync its completed changes stay in the view.
 
 use crate::collection::CollectionDef;
 use crate::errors::invalid;
@@ -19,7 +27,10 @@ use crate::listen::string_field;
 use crate::notify::bound_method;
 use crate::rowdata::{key_from_js, key_of, to_json};
 use js_sys::{Array, Function};
+use outbox_runtime::convert::{js_error, JsErrorInfo};
+use outbox_shared::ErrorCode;
 use serde_json::Value;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -38,6 +49,8 @@ enum Change {
 pub struct SyncSink {
     inner: Weak<Inner>,
     def: Rc<CollectionDef>,
+    /// False once the source's `setup` threw: it syncs nothing.
+    live: Rc<Cell<bool>>,
 }
 
 #[wasm_bindgen]
@@ -47,6 +60,12 @@ impl SyncSink {
         let Some(inner) = self.inner.upgrade() else {
             return Ok(());
         };
+        if !self.live.get() {
+            return Err(invalid(format!(
+                "{}: sync onUpdate: this source's setup threw, so it syncs nothing",
+                self.def.name
+            )));
+        }
         let items: Vec<JsValue> = if Array::is_array(&update) {
             update.unchecked_ref::<Array>().iter().collect()
         } else {
@@ -127,7 +146,8 @@ impl SyncSink {
 }
 
 /// Calls the source's `setup({ onUpdate, collection })` and marks the collection as synced
-/// from outside. Whatever `setup` throws is rethrown.
+/// from outside. If `setup` throws, the collection is not synced after all and the error is
+/// `OUTBOX_INVALID`, with what `setup` threw as its `cause`.
 pub(crate) fn start(
     inner: &Rc<Inner>,
     def: &Rc<CollectionDef>,
@@ -150,9 +170,11 @@ pub(crate) fn start(
             ))
         })?;
     inner.core.borrow_mut().set_externally_synced(&def.name);
+    let live = Rc::new(Cell::new(true));
     let sink = SyncSink {
         inner: Rc::downgrade(inner),
         def: Rc::clone(def),
+        live: Rc::clone(&live),
     };
     let params = js_sys::Object::new();
     let _ = js_sys::Reflect::set(
@@ -161,7 +183,24 @@ pub(crate) fn start(
         &bound_method(sink.into(), "update"),
     );
     let _ = js_sys::Reflect::set(&params, &"collection".into(), &JsValue::from_str(&def.name));
-    let cleanup = setup.call1(sync, &params)?;
+    let cleanup = match setup.call1(sync, &params) {
+        Ok(cleanup) => cleanup,
+        Err(thrown) => {
+            live.set(false);
+            let out = inner.core.borrow_mut().sync_source_failed(&def.name);
+            Inner::apply(inner, out);
+            let error = js_error(
+                ErrorCode::Invalid,
+                &format!(
+                    "{}: the sync source's setup threw ({}); the collection is not defined",
+                    def.name,
+                    JsErrorInfo::from_js(&thrown)
+                ),
+            );
+            let _ = js_sys::Reflect::set(&error, &"cause".into(), &thrown);
+            return Err(error.into());
+        }
+    };
     if let Ok(f) = cleanup.dyn_into::<Function>() {
         *def.sync_cleanup.borrow_mut() = Some(f);
     }

@@ -85,7 +85,8 @@ export interface ConnectOptions {
   maxBatch?: number;
   /** Default 3000. */
   leaderTimeoutMs?: number;
-  /** Default 5000. */
+  /** How long `peekOutbox`, `removeFromOutbox`, `retryDeadLetter`, `queueStats` and `signOut`
+   *  wait for the leader's answer before rejecting with `OUTBOX_LEADER_LOST`. Default 5000. */
   requestTimeoutMs?: number;
   /** Default 1000. */
   backOffThreshold?: number;
@@ -133,8 +134,10 @@ export interface CollectionOptions {
   strategy?: 'ordered' | 'parallel';
   /** Default: the collection's name. */
   mutationFn?: string;
-  /** 'leader': the origin's change feed, which the leader holds and hands to every tab; or
-   *  the app's own source. */
+  /** 'leader': the origin's change feed, which the leader holds and hands to every tab (a
+   *  collection the leader's feed does not follow is reported once, an `onEvent` diagnostic
+   *  with code `OUTBOX_INVALID`, and its completed changes are kept as they completed); or
+   *  the app's own source (a `setup` that throws makes `collection()` throw `OUTBOX_INVALID`). */
   sync?: 'leader' | SyncSource;
   /** What a server change does to a row with pending changes: 'rebase' (default: they are
    *  laid over the new row), 'server-wins' (the server's row shows), 'hold' (it waits until

@@ -189,6 +189,85 @@ async fn a_leader_appearing_later_takes_over_unsettled_transactions() {
 }
 
 #[wasm_bindgen_test]
+async fn a_dead_letter_of_the_tabs_own_executor_retried_after_the_hand_over_is_sent_by_the_leader()
+{
+    let scope = unique_scope("retry-own-dead-letter");
+    let (tab_log, leader_log, open) = (Array::new(), Array::new(), Gate::new());
+    open.open();
+    let client = connect(
+        &scope,
+        &[
+            ("leaderTimeoutMs", JsValue::from(50)),
+            (
+                "mutationFns",
+                fns(&[("todos", &refusing_after(&open.promise, &tab_log))]),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(client.mode(), "online-only");
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "refused at first")).unwrap();
+    assert_eq!(code(&rejection(&tx).await), "OUTBOX_NON_RETRIABLE");
+    assert!(!has(&todos, "1"), "rolled back");
+
+    let mut modes = Calls::new();
+    let _unsubscribe = client.on_mode_change(modes.f.clone());
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&leader_log))]).await;
+    modes
+        .until(|m| m.as_string().as_deref() == Some("offline-enabled"))
+        .await;
+    // The leader never had it; the tab submits it again.
+    settle(client.retry_dead_letter(tx.id())).await.unwrap();
+    assert!(has(&todos, "1"), "its change shows again at once");
+    state_until(&tx, "completed").await;
+    assert_eq!(
+        leader_log.to_vec(),
+        vec![JsValue::from_str(&tx.id())],
+        "sent by the leader, with the same idempotency key"
+    );
+    assert_eq!(tab_log.length(), 1);
+    assert!(has(&todos, "1"), "and it stays");
+    settle(client.drain()).await.unwrap();
+    assert_eq!(client.transactions().length(), 0);
+}
+
+/// Online-only, connected without `sync`: the tab's own executor follows no feed, so a
+/// completion of a `sync: 'leader'` collection that names a server sequence number waited for
+/// good.
+#[wasm_bindgen_test]
+async fn sync_leader_online_only_without_a_feed_is_reported_and_does_not_wait() {
+    let scope = unique_scope("alone-no-feed");
+    let replies_seq_9 = js_fn("", "return () => ({ seq: 9 });", &[]);
+    let client = connect(
+        &scope,
+        &[
+            ("leaderTimeoutMs", JsValue::from(50)),
+            ("mutationFns", fns(&[("todos", &replies_seq_9)])),
+        ],
+    )
+    .await;
+    assert_eq!(client.mode(), "online-only");
+    let (said, _unsubscribe) = diagnostics_of(&client);
+    let todos = client
+        .collection(
+            "todos".into(),
+            Some(obj(&[("key", "id".into()), ("sync", "leader".into())])),
+        )
+        .unwrap();
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    within(5_000, "completed", tx.completed()).await.unwrap();
+    assert!(has(&todos, "1"));
+    within(5_000, "drain", client.drain()).await.unwrap();
+    assert!(
+        said.iter()
+            .any(|e| text(&e, "code").as_deref() == Some("OUTBOX_INVALID")),
+        "{:?}",
+        said.to_vec()
+    );
+}
+
+#[wasm_bindgen_test]
 async fn a_worker_reporting_an_error_makes_the_tab_online_only() {
     let scope = unique_scope("worker-error");
     let url = worker_url(

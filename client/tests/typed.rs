@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use support::{js_fn, refusing_after, start_leader, succeeding, unique_scope, worker_url, Gate};
+use support::{
+    js_fn, refusing_after, start_leader, start_leader_with, succeeding, unique_scope, worker_url,
+    Gate,
+};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -344,10 +347,29 @@ async fn subscriptions_fire_and_stop_when_dropped() {
 #[wasm_bindgen_test]
 async fn a_collection_on_the_leaders_feed_keeps_a_completed_change_until_the_feed_has_it() {
     let scope = unique_scope("typed-sync-leader");
-    // The server applied each change as number 3 of its feed; this leader follows no feed, so
-    // the feed never gets there.
-    let applied = outbox_client::typed::js_mutation_fn(|_| async { Ok(Applied { seq: Some(3) }) });
-    let _leader = start_leader(&scope, &[("todos", &applied)]).await;
+    // The server applied each change of `todos` as number 3 of its feed; this leader's feed
+    // follows `todos` from a source that never answers, so the feed never gets there. (A leader
+    // with no feed for `todos` is not waited for: the tab is told, and keeps the change.) A
+    // change of `notes` names no number: nothing waits for it.
+    let applied = outbox_client::typed::js_mutation_fn(|call| {
+        let on_feed = call
+            .transaction
+            .mutations
+            .iter()
+            .any(|m| m.collection == "todos");
+        async move {
+            Ok(Applied {
+                seq: on_feed.then_some(3),
+            })
+        }
+    });
+    let silent = support::js_call(
+        "",
+        "return { collections: ['todos'], source: { \
+           snapshot: () => new Promise(() => {}), subscribe: () => () => {} } };",
+        &[],
+    );
+    let _leader = start_leader_with(&scope, &[("todos", &applied)], &[("sync", silent)]).await;
     let outbox = Outbox::connect(Config::new(&scope).sync(["todos"]))
         .await
         .unwrap();

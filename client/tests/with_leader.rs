@@ -233,6 +233,35 @@ async fn dead_letters_can_be_peeked_retried_and_removed() {
     assert_eq!(code(&unknown), "OUTBOX_INVALID");
 }
 
+#[wasm_bindgen_test]
+async fn a_request_no_leader_answers_rejects_as_leader_lost() {
+    let scope = unique_scope("unanswered");
+    let leader = start_leader(&scope, &[("todos", &succeeding(&Array::new()))]).await;
+    // The tab waits a minute before it takes the leader for gone: its requests time out first.
+    let client = connect(
+        &scope,
+        &[
+            ("requestTimeoutMs", JsValue::from(100)),
+            ("leaderTimeoutMs", JsValue::from(60_000)),
+        ],
+    )
+    .await;
+    settle(client.queue_stats()).await.unwrap();
+    leader.resign();
+    let error = settle(client.peek_outbox()).await.unwrap_err();
+    assert_eq!(
+        code(&error),
+        "OUTBOX_LEADER_LOST",
+        "no answer: the leader went, not a mistake of the app"
+    );
+    assert!(error.is_instance_of::<js_sys::Error>());
+    assert_eq!(
+        client.mode(),
+        "offline-enabled",
+        "still waiting for a leader"
+    );
+}
+
 /// A leader whose `todos` function logs each call's key and then waits for the gate, and a
 /// client of its scope.
 async fn held_at_a_gate(name: &str) -> (Array, Gate, Leader, OutboxClient) {
@@ -395,6 +424,50 @@ async fn a_sync_source_feeds_synced_rows() {
 }
 
 #[wasm_bindgen_test]
+async fn a_sync_setup_that_throws_leaves_the_collection_unsynced_and_says_why() {
+    let scope = unique_scope("sync-setup-throws");
+    let log = Array::new();
+    let _leader = start_leader(&scope, &[("todos", &succeeding(&log))]).await;
+    let client = connect(&scope, &[]).await;
+    let source = json("{}");
+    let setup = js_fn(
+        "source",
+        "return ({ onUpdate }) => { source.onUpdate = onUpdate; \
+         throw new TypeError('no socket'); }",
+        &[&source],
+    );
+    Reflect_set(&source, "setup", &setup);
+    let error = client
+        .collection(
+            "todos".into(),
+            Some(obj(&[("key", "id".into()), ("sync", source.clone())])),
+        )
+        .unwrap_err();
+    // Defined again without a sync, the collection keeps what completes.
+    let todos = todos(&client);
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    settle(tx.completed()).await.unwrap();
+    assert!(
+        has(&todos, "1"),
+        "not marked synced: a completion stays in the view"
+    );
+    assert_eq!(code(&error), "OUTBOX_INVALID", "{error:?}");
+    assert!(text(&error, "message").is_some_and(|m| m.contains("no socket")));
+    assert_eq!(
+        text(&prop(&error, "cause"), "name").as_deref(),
+        Some("TypeError"),
+        "what setup threw"
+    );
+    // The failed source syncs nothing.
+    let on_update: Function = prop(&source, "onUpdate").into();
+    let refused = on_update
+        .call1(&JsValue::NULL, &json(r#"{"type": "delete", "key": "1"}"#))
+        .unwrap_err();
+    assert_eq!(code(&refused), "OUTBOX_INVALID");
+    assert!(has(&todos, "1"));
+}
+
+#[wasm_bindgen_test]
 async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
     let scope = unique_scope("awaitsync");
     // The server's reply names the sequence number of the applied change.
@@ -438,6 +511,39 @@ async fn a_completion_waits_for_a_sequence_aware_sync_so_nothing_flickers() {
         text(&todos.get("1".into()).unwrap(), "title").as_deref(),
         Some("server's"),
         "the synced row, the overlay gone"
+    );
+}
+
+/// The leader started without a `sync` option: no feed follows `todos`. A completion that names
+/// the server's sequence number waited for that feed for good, and `drain()` with it, without
+/// a word.
+#[wasm_bindgen_test]
+async fn sync_leader_on_a_collection_no_feed_follows_is_reported_and_does_not_wait() {
+    let scope = unique_scope("no-feed");
+    let replies_seq_9 = js_fn("", "return () => ({ seq: 9 });", &[]);
+    let _leader = start_leader(&scope, &[("todos", &replies_seq_9)]).await;
+    let client = connect(&scope, &[]).await;
+    let (said, _unsubscribe) = diagnostics_of(&client);
+    let todos = client
+        .collection(
+            "todos".into(),
+            Some(obj(&[("key", "id".into()), ("sync", "leader".into())])),
+        )
+        .unwrap();
+    let tx = todos.insert(todo("1", "mine")).unwrap();
+    within(5_000, "completed", tx.completed()).await.unwrap();
+    assert!(has(&todos, "1"), "kept as it completed");
+    within(5_000, "drain", client.drain()).await.unwrap();
+    let told: Vec<_> = said
+        .iter()
+        .filter(|e| text(e, "code").as_deref() == Some("OUTBOX_INVALID"))
+        .filter_map(|e| text(&e, "message"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("\"todos\"") && told[0].contains("sync"),
+        "{}",
+        told[0]
     );
 }
 

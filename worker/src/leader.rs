@@ -749,6 +749,18 @@ impl Inner {
             }
             Message::SnapshotRequest => Event::SnapshotRequested { from },
             Message::SyncFrom { applied } => {
+                // What the feed follows first (nothing, without a `sync` option): a tab that
+                // follows another collection is not left waiting for it.
+                let collections = this
+                    .options
+                    .sync
+                    .as_ref()
+                    .map(|s| s.collections.clone())
+                    .unwrap_or_default();
+                this.send(
+                    Some(from.clone()),
+                    Message::FeedCollections { epoch, collections },
+                );
                 let starting = match this.term.borrow_mut().as_mut() {
                     Some(Term {
                         early_asks: Some(early),

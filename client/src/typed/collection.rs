@@ -27,7 +27,9 @@ pub struct CollectionOptions {
     /// Rows come from the origin's change feed, which the leader follows and hands to every
     /// tab (JS `sync: 'leader'`; the leader's worker names the collection in its `sync`
     /// option, and [`Config::sync`](super::Config::sync) does for an online-only tab). A
-    /// completed change then shows as the server's row once the feed has brought it.
+    /// completed change then shows as the server's row once the feed has brought it. A
+    /// collection the leader's feed does not follow is reported once (an `on_event` diagnostic,
+    /// `OUTBOX_INVALID`), and its completed changes are kept as they completed.
     pub sync_leader: bool,
 }
 

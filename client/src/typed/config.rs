@@ -68,7 +68,7 @@ impl Config {
     }
 
     /// How long to wait for answers to [`peek_outbox`](super::Outbox::peek_outbox) and the
-    /// like (default 5000 ms).
+    /// like before failing with `OUTBOX_LEADER_LOST` (default 5000 ms).
     pub fn request_timeout_ms(mut self, ms: u32) -> Self {
         self.request_timeout_ms = Some(ms);
         self

@@ -106,14 +106,26 @@ impl Gate {
 
 /// Starts the real leader for `scope` in this page, with these mutation functions.
 pub async fn start_leader(scope: &str, fns: &[(&str, &Function)]) -> Leader {
+    start_leader_with(scope, fns, &[]).await
+}
+
+/// Starts the real leader for `scope` in this page, with these mutation functions and other
+/// options of the worker.
+pub async fn start_leader_with(
+    scope: &str,
+    fns: &[(&str, &Function)],
+    extra: &[(&str, JsValue)],
+) -> Leader {
     let mutation_fns = Object::new();
     for (name, f) in fns {
         Reflect::set(&mutation_fns, &JsValue::from_str(name), f).unwrap();
     }
-    let options = obj(&[
+    let mut pairs = vec![
         ("app", JsValue::from_str(scope)),
         ("mutationFns", mutation_fns.into()),
-    ]);
+    ];
+    pairs.extend(extra.iter().cloned());
+    let options = obj(&pairs);
     let parsed = outbox_worker::options::parse(&options).unwrap();
     Leader::start(scope.to_owned(), parsed).await.unwrap()
 }
@@ -221,4 +233,28 @@ pub fn has(c: &Collection, key: &str) -> bool {
 /// The error's `code`.
 pub fn code(e: &JsValue) -> String {
     text(e, "code").unwrap_or_default()
+}
+
+/// Awaits a promise for at most `ms` milliseconds: a test of something that used to hang fails
+/// (rejects with `what`) rather than hangs.
+pub async fn within(ms: u32, what: &str, p: Promise) -> Result<JsValue, JsValue> {
+    let bounded = js_call(
+        "p, ms, what",
+        "return Promise.race([p, new Promise((_, reject) => \
+           setTimeout(() => reject(new Error(`still waiting after ${ms} ms: ${what}`)), ms))]);",
+        &[&p, &JsValue::from(ms), &JsValue::from_str(what)],
+    );
+    settle(bounded.unchecked_into()).await
+}
+
+/// Collects `onEvent` events of type `diagnostic`.
+pub fn diagnostics_of(client: &OutboxClient) -> (Array, Function) {
+    let seen = Array::new();
+    let f = js_fn(
+        "seen",
+        "return (e) => { if (e.type === 'diagnostic') seen.push(e); };",
+        &[&seen],
+    );
+    let unsubscribe = client.on_event(f);
+    (seen, unsubscribe)
 }

@@ -467,6 +467,14 @@ mod tests {
                 entries: vec![entry(1), entry(2)],
             },
             Message::SyncFrom { applied: 41 },
+            Message::FeedCollections {
+                epoch: Epoch(2),
+                collections: vec!["todos".into()],
+            },
+            Message::FeedCollections {
+                epoch: Epoch(2),
+                collections: vec![],
+            },
             Message::SyncRows {
                 epoch: Epoch(2),
                 collection: "todos".into(),

@@ -191,6 +191,17 @@ pub enum Message {
         /// The last sequence number the tab applied.
         applied: u64,
     },
+    /// The collections the leader's change feed follows (none: it has no feed), to a tab that
+    /// asked for the feed ([`Message::SyncFrom`]), before the entries or rows. A tab following
+    /// a collection with `sync: 'leader'` that is not among them learns that no feed will
+    /// bring it, rather than waiting for one for good. Leader-only. Builds before session 24
+    /// neither send nor read it (they count it as a kind they do not know, and drop it).
+    FeedCollections {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// The collections, as the leader's `sync` option names them.
+        collections: Vec<String>,
+    },
     /// Some of a collection's synced rows, from the leader: to one tab that asked, or to every
     /// tab after the leader reloaded the collection. A collection too large for one message
     /// comes in parts, in order; the last says `more: false`. Leader-only.
@@ -247,12 +258,13 @@ impl Message {
             Self::Diagnostic { .. } => "diagnostic",
             Self::SyncEntries { .. } => "sync_entries",
             Self::SyncFrom { .. } => "sync_from",
+            Self::FeedCollections { .. } => "feed_collections",
             Self::SyncRows { .. } => "sync_rows",
         }
     }
 
     /// Every kind this version knows.
-    pub const KINDS: [&'static str; 23] = [
+    pub const KINDS: [&'static str; 24] = [
         "hello",
         "leader",
         "heartbeat",
@@ -275,6 +287,7 @@ impl Message {
         "diagnostic",
         "sync_entries",
         "sync_from",
+        "feed_collections",
         "sync_rows",
     ];
 }

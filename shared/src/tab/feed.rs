@@ -9,12 +9,12 @@
 //! transactions complete in every tab at the same point of the feed.
 
 use super::{TabCore, TabOutput};
-use crate::model::TransactionState;
+use crate::model::{ErrorCode, TransactionState};
 use crate::protocol::Message;
 use crate::sync::{CollectionSnapshot, FeedCursor, FeedEntry, RowsPart};
 use crate::view::RowRef;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 #[cfg(test)]
 #[path = "feed_tests.rs"]
@@ -47,17 +47,69 @@ pub enum ConflictStrategy {
 impl TabCore {
     /// Follow the leader's feed for these collections: they are synced externally (a
     /// completion waits for the feed to show it), and on every new leader, and now if one is
-    /// known, the tab asks it for what follows its position.
+    /// known, the tab asks it for what follows its position. The leader answers first with the
+    /// collections its feed follows ([`Message::FeedCollections`]): one it does not follow is
+    /// reported, and not waited for (see `check_coverage`).
     pub fn follow_leader_feed<S: AsRef<str>>(&mut self, collections: &[S]) -> Vec<TabOutput> {
         for c in collections {
             self.set_externally_synced(c.as_ref());
             self.followed.insert(c.as_ref().to_owned());
         }
         self.follows_feed = true;
+        self.check_coverage();
         if self.leader.is_some() {
             self.ask_feed();
         }
         self.take()
+    }
+
+    /// The leader says which collections its feed follows ([`Message::FeedCollections`]).
+    pub(super) fn leader_feed_covers(&mut self, collections: Vec<String>) {
+        self.feed_covers = Some(collections.into_iter().collect());
+        self.check_coverage();
+    }
+
+    /// Followed collections the leader's feed does not follow get no feed: each is reported
+    /// once (a [`TabOutput::Diagnostic`], `OUTBOX_INVALID`), and synced by completions as a
+    /// collection without a sync is, so its completed changes stay in the view and nothing
+    /// waits for a feed that will not come (a completion held for it is released). One the
+    /// feed follows again (a later leader's) waits for the feed again.
+    fn check_coverage(&mut self) {
+        let Some(covers) = &self.feed_covers else {
+            return;
+        };
+        let (now_covered, now_uncovered): (BTreeSet<String>, BTreeSet<String>) = self
+            .followed
+            .iter()
+            .cloned()
+            .partition(|c| covers.contains(c));
+        let mut changed = false;
+        for c in now_covered {
+            if self.uncovered.remove(&c) {
+                self.set_externally_synced(&c);
+                changed = true;
+            }
+        }
+        for c in now_uncovered {
+            if !self.uncovered.insert(c.clone()) {
+                continue;
+            }
+            changed = true;
+            self.externally_synced.remove(&c);
+            self.out.push(TabOutput::Diagnostic {
+                code: ErrorCode::Invalid,
+                message: format!(
+                    "collection {c:?} has sync: 'leader', but the leader's change feed does not \
+                     follow it (list it in the worker's sync: {{ collections }} option, and in \
+                     connect's for a tab that may run online-only): no feed will bring its \
+                     rows, so its completed changes are kept as they completed and not waited for"
+                ),
+            });
+        }
+        if changed {
+            self.release_unsynced();
+            self.rebase_on_rows();
+        }
     }
 
     /// How a collection resolves server changes to rows with pending changes (default
@@ -155,6 +207,13 @@ impl TabCore {
         let changed = self.server.load(snap);
         let rows: Vec<RowRef> = changed.into_iter().map(|c| (c.collection, c.key)).collect();
         self.server_rows_changed(rows);
+        self.rebase_on_rows();
+        self.take()
+    }
+
+    /// Once every followed collection's rows have come in, the feed goes on from where they
+    /// are all current.
+    fn rebase_on_rows(&mut self) {
         if let Some(base) = self.feed_base() {
             if base != self.feed.applied() {
                 let intake = self.feed.reset(base);
@@ -165,7 +224,6 @@ impl TabCore {
             }
             self.settle_feed();
         }
-        self.take()
     }
 
     /// Forgets partly received rows (a new leader will send its own).
@@ -177,9 +235,13 @@ impl TabCore {
     }
 
     /// Where the tab's rows are all current: the lowest sequence number of its collections,
-    /// once every followed collection has come in.
+    /// once every followed collection the feed follows has come in.
     fn feed_base(&self) -> Option<u64> {
-        if self.followed.iter().any(|c| self.server.seq(c).is_none()) {
+        if self
+            .followed
+            .iter()
+            .any(|c| !self.uncovered.contains(c) && self.server.seq(c).is_none())
+        {
             return None;
         }
         self.server.min_seq()

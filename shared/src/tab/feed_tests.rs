@@ -501,3 +501,138 @@ fn two_deliveries_of_rows_whose_parts_interleave_leave_every_row() {
     assert_eq!(t.feed_applied(), 6);
     assert_eq!(t.view().get("todos", "a"), Some(&json!({"t": 6})));
 }
+
+fn covers(collections: &[&str]) -> Message {
+    Message::FeedCollections {
+        epoch: Epoch(1),
+        collections: collections.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+fn diagnostics(out: &[TabOutput]) -> Vec<&str> {
+    out.iter()
+        .filter_map(|o| match o {
+            TabOutput::Diagnostic {
+                code: ErrorCode::Invalid,
+                message,
+            } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn insert_note(id: &str, key: &str) -> Transaction {
+    Transaction::new(
+        id.into(),
+        "notes",
+        Strategy::Ordered,
+        vec![PendingMutation::insert("notes", key, json!({ "id": key }))],
+        0,
+    )
+}
+
+/// The leader's feed follows no `notes` (the worker started without them in its `sync`
+/// option): a `notes` completion that names a server sequence number waited for that feed for
+/// good, and `drain()` with it, without a word.
+#[test]
+fn a_collection_the_leaders_feed_does_not_follow_is_reported_and_not_waited_for() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    t.follow_leader_feed(&["notes"]);
+    let tx = insert_note("n1", "1");
+    t.submit(tx.clone());
+    // It completes before the leader's word on its feed arrives: held for the feed.
+    state(&mut t, &tx, TransactionState::Completed, Some(7));
+    assert_eq!(
+        t.get(&"n1".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+    let out = hear(&mut t, covers(&["todos"]));
+    let said = diagnostics(&out);
+    assert_eq!(said.len(), 1, "{out:?}");
+    assert!(said[0].contains("\"notes\""), "{}", said[0]);
+    assert!(out.iter().any(|o| matches!(o,
+        TabOutput::StateChanged(tx) if tx.id.as_str() == "n1" && tx.state == TransactionState::Completed)));
+    assert_eq!(t.own_unsettled(), 0, "drain() is not held up");
+    assert_eq!(
+        t.view().get("notes", "1"),
+        Some(&json!({"id": "1"})),
+        "kept"
+    );
+    // Said once, however often the leader answers.
+    assert!(diagnostics(&hear(&mut t, covers(&["todos"]))).is_empty());
+    // Later completions of it keep their rows at once.
+    let tx = insert_note("n2", "2");
+    t.submit(tx.clone());
+    state(&mut t, &tx, TransactionState::Completed, Some(8));
+    assert_eq!(
+        t.get(&"n2".into()).map(|x| x.state),
+        Some(TransactionState::Completed)
+    );
+    assert_eq!(t.view().get("notes", "2"), Some(&json!({"id": "2"})));
+    // The collections it does follow still wait for it.
+    let mut a = mine("x", "mine");
+    a.mutations = vec![PendingMutation::insert("todos", "b", json!({"id": "b"}))].into();
+    t.submit(a.clone());
+    state(&mut t, &a, TransactionState::Completed, Some(9));
+    assert_eq!(
+        t.get(&"x".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync)
+    );
+}
+
+/// Rows of the collections the feed follows came in, but one followed collection never would:
+/// the tab's feed waited for its rows before going on, for good.
+#[test]
+fn a_collection_the_feed_does_not_follow_does_not_hold_up_the_ones_it_does() {
+    let mut t = TabCore::new(ClientId("me".into()), SCOPE);
+    t.follow_leader_feed(&["todos", "notes"]);
+    t.receive(0, leader_says(Message::Leader { epoch: Epoch(1) }));
+    t.leader_verified(0, Epoch(1), ClientId("leader".into()));
+    let tx = mine("m", "mine");
+    t.submit(tx.clone());
+    state(&mut t, &tx, TransactionState::Completed, Some(3));
+    hear(&mut t, covers(&["todos"]));
+    let out = hear(&mut t, rows(3, &[("a", json!({"t": "mine"}))]));
+    assert!(out.contains(&TabOutput::FeedAdvanced(3)), "{out:?}");
+    assert_eq!(
+        t.get(&"m".into()).map(|x| x.state),
+        Some(TransactionState::Completed)
+    );
+    hear(&mut t, entries(vec![entry(4, "a", Some(json!({"t": 4})))]));
+    assert_eq!(t.feed_applied(), 4);
+}
+
+/// A later leader whose feed follows the collection: it waits for the feed again.
+#[test]
+fn a_collection_a_new_leaders_feed_follows_waits_for_the_feed_again() {
+    let mut t = tab(ConflictStrategy::Rebase);
+    hear(&mut t, covers(&[]));
+    assert!(diagnostics(&hear(&mut t, covers(&[]))).is_empty());
+    t.receive(1, leader_says(Message::Leader { epoch: Epoch(2) }));
+    t.leader_verified(1, Epoch(2), ClientId("leader".into()));
+    let out = hear(
+        &mut t,
+        Message::FeedCollections {
+            epoch: Epoch(2),
+            collections: vec!["todos".into()],
+        },
+    );
+    assert!(diagnostics(&out).is_empty());
+    let tx = mine("m", "mine");
+    t.submit(tx.clone());
+    let mut done = tx.clone();
+    done.state = TransactionState::Completed;
+    done.server_seq = Some(5);
+    hear(
+        &mut t,
+        Message::State {
+            epoch: Epoch(2),
+            txs: vec![done],
+        },
+    );
+    assert_eq!(
+        t.get(&"m".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync),
+        "waits for the feed"
+    );
+}

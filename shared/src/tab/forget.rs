@@ -66,6 +66,7 @@ impl TabCore {
         self.last_heartbeat = None;
         self.heartbeat_gap = None;
         self.leader_pending = None;
+        self.feed_covers = None;
     }
 
     /// Forgets a settled transaction (the app has what it needs of it, or removed it from the

@@ -18,6 +18,7 @@
 
 mod feed;
 mod forget;
+mod resubmit;
 mod staging;
 mod synced;
 #[cfg(test)]
@@ -160,6 +161,12 @@ pub struct TabCore {
     follows_feed: bool,
     /// The collections it follows there.
     followed: BTreeSet<String>,
+    /// The collections the leader's feed follows, once the leader has said
+    /// ([`Message::FeedCollections`]; leaders before session 24 do not).
+    feed_covers: Option<BTreeSet<String>>,
+    /// Followed collections the leader's feed does not follow (the app was told): synced by
+    /// completions meanwhile, and not waited for.
+    uncovered: BTreeSet<String>,
     /// The tab's intake of the leader's feed entries.
     feed: FeedCursor,
     /// The server's rows as the leader's feed has brought them.
@@ -236,6 +243,8 @@ impl TabCore {
             awaiting_sync: HashMap::new(),
             follows_feed: false,
             followed: BTreeSet::new(),
+            feed_covers: None,
+            uncovered: BTreeSet::new(),
             feed: FeedCursor::new(0),
             server: SyncedRows::new(),
             conflicts: HashMap::new(),
@@ -405,6 +414,7 @@ impl TabCore {
             | Message::CredentialsNeeded { epoch }
             | Message::SignedOut { epoch }
             | Message::SyncEntries { epoch, .. }
+            | Message::FeedCollections { epoch, .. }
             | Message::SyncRows { epoch, .. } => Some(*epoch),
             Message::Rejected { .. } | Message::Response { .. } => None,
             Message::Diagnostic { code, message } => {
@@ -504,6 +514,9 @@ impl TabCore {
                 let out = self.sync_entries(entries);
                 self.out = out;
             }
+            Message::FeedCollections { collections, .. } => {
+                self.leader_feed_covers(collections);
+            }
             Message::SyncRows {
                 collection,
                 seq,
@@ -594,6 +607,7 @@ impl TabCore {
         self.leader_id = Some(from);
         self.leader_pending = None;
         self.snapshot_ids = None;
+        self.feed_covers = None;
         self.last_heard = Some(now);
         self.resigned_at = None;
         self.last_heartbeat = None;

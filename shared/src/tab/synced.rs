@@ -13,6 +13,42 @@ impl TabCore {
         self.externally_synced.insert(collection.to_owned());
     }
 
+    /// The collection's sync source failed to start (its `setup` threw): nothing will sync it,
+    /// so it is synced by completions again, as a collection without a sync source is (a
+    /// completed change stays in the view instead of leaving it for a sync that never comes),
+    /// and completions of it held for the sync are released.
+    pub fn sync_source_failed(&mut self, collection: &str) -> Vec<TabOutput> {
+        self.externally_synced.remove(collection);
+        self.release_unsynced();
+        self.take()
+    }
+
+    /// Completions held for a sync ([`TabCore::must_await_sync`]) whose collections no sync
+    /// source follows any more complete now.
+    pub(super) fn release_unsynced(&mut self) {
+        let mut released: Vec<(u64, TransactionId)> = self
+            .awaiting_sync
+            .iter()
+            .filter(|(id, _)| {
+                self.known.get(*id).is_none_or(|k| {
+                    !k.tx
+                        .mutations
+                        .iter()
+                        .any(|m| self.externally_synced.contains(&m.collection))
+                })
+            })
+            .map(|(id, s)| (*s, id.clone()))
+            .collect();
+        released.sort();
+        for (_, id) in released {
+            self.awaiting_sync.remove(&id);
+            if let Some(mut done) = self.known.get(&id).map(|k| k.tx.clone()) {
+                done.state = TransactionState::Completed;
+                self.update(done, true);
+            }
+        }
+    }
+
     /// Sets a synced row (from the collection's sync source).
     pub fn set_synced(
         &mut self,

@@ -453,6 +453,124 @@ fn a_dead_letter_of_the_tabs_own_executor_is_the_tabs_to_dismiss_after_the_hand_
     assert!(!t.is_local_failure(&"b".into()));
 }
 
+// The same dead letter, retried by the app after the hand-over: the leader never had it (asked
+// to retry it, it answered "no transaction in the outbox"), so the tab submits it to the leader
+// again, as the same transaction with a fresh budget.
+#[test]
+fn a_dead_letter_of_the_tabs_own_executor_retried_after_the_hand_over_is_submitted_to_the_leader() {
+    let own = ClientId("tab-executor".into());
+    let mut t = me();
+    let said = |body| Envelope::broadcast(SCOPE, &own, body);
+    t.receive(0, said(Message::Leader { epoch: Epoch(0) }));
+    t.leader_verified(0, Epoch(0), own.clone());
+    t.submit(insert("a", "1"));
+    t.receive(
+        1,
+        said(Message::Durable {
+            ids: vec!["a".into()],
+            epoch: Epoch(0),
+        }),
+    );
+    let mut failed = with_state(insert("a", "1"), TransactionState::Failed);
+    failed.error = Some(TxError::new(ErrorCode::NonRetriable, "422"));
+    failed.attempts = vec![crate::model::Attempt {
+        id: "a#1".into(),
+        number: 1,
+        started_at: 1,
+        completed_at: Some(2),
+        error: failed.error.clone(),
+        retry_scheduled_for: None,
+        epoch: Epoch(0),
+    }];
+    failed.budget_start = 0;
+    t.receive(
+        2,
+        said(Message::State {
+            epoch: Epoch(0),
+            txs: vec![failed],
+        }),
+    );
+    let id = TransactionId::from("a");
+    assert!(
+        t.retry_local_failure(&id, 3).is_none(),
+        "its executor holds it: the executor retries it"
+    );
+    assert_eq!(t.view().get("todos", "1"), None, "rolled back");
+    t.forget_leader();
+    hear(&mut t, 4, &from_leader(Message::Leader { epoch: Epoch(3) }));
+    let out = t.retry_local_failure(&id, 5).expect("the tab's to retry");
+    let [Message::Submit { epoch, txs }] = &sent(&out)[..] else {
+        panic!("one submit: {out:?}")
+    };
+    assert_eq!(*epoch, Epoch(3));
+    assert_eq!(txs.len(), 1);
+    let again = &txs[0];
+    assert_eq!(
+        again.id, id,
+        "the same transaction: the same idempotency key"
+    );
+    assert_eq!(again.state, TransactionState::Pending);
+    assert_eq!(again.error, None);
+    assert_eq!(again.attempts.len(), 1, "its attempts stay listed");
+    assert_eq!(again.budget_start, 1, "a fresh retry budget");
+    assert!(out.iter().any(|o| matches!(o,
+        TabOutput::StateChanged(tx) if tx.id == id && tx.state == TransactionState::Pending)));
+    assert_eq!(
+        t.view().get("todos", "1"),
+        Some(&json!({"id": "1"})),
+        "shows again"
+    );
+    assert_eq!(t.own_unsettled(), 1, "drain() waits for it");
+    assert!(!t.is_local_failure(&id));
+    assert!(
+        t.retry_local_failure(&id, 6).is_none(),
+        "not a dead letter now"
+    );
+    // The leader takes it like any submit.
+    let out = hear(
+        &mut t,
+        7,
+        &from_leader(Message::Durable {
+            ids: vec!["a".into()],
+            epoch: Epoch(3),
+        }),
+    );
+    assert!(out.contains(&TabOutput::Durable(id.clone())));
+    let mut done = with_state(insert("a", "1"), TransactionState::Completed);
+    done.epoch = Epoch(3);
+    hear(
+        &mut t,
+        8,
+        &from_leader(Message::State {
+            epoch: Epoch(3),
+            txs: vec![done],
+        }),
+    );
+    assert_eq!(t.own_unsettled(), 0);
+    assert_eq!(t.view().get("todos", "1"), Some(&json!({"id": "1"})));
+    // A leader's own dead letter is the leader's to retry.
+    t.submit(insert("b", "2"));
+    hear(
+        &mut t,
+        9,
+        &from_leader(Message::Durable {
+            ids: vec!["b".into()],
+            epoch: Epoch(3),
+        }),
+    );
+    let mut theirs = with_state(insert("b", "2"), TransactionState::Failed);
+    theirs.epoch = Epoch(3);
+    hear(
+        &mut t,
+        10,
+        &from_leader(Message::State {
+            epoch: Epoch(3),
+            txs: vec![theirs],
+        }),
+    );
+    assert!(t.retry_local_failure(&"b".into(), 11).is_none());
+}
+
 #[test]
 fn after_forgetting_the_leader_any_epoch_gets_the_unsettled_transactions_again() {
     let mut t = me();
@@ -556,6 +674,48 @@ fn a_completion_the_sync_has_not_shown_yet_keeps_its_overlay_until_it_has() {
         t.view().get("todos", "1"),
         Some(&json!({"id": "1", "server": true}))
     );
+}
+
+#[test]
+fn a_sync_source_that_failed_to_start_leaves_completions_to_keep_their_rows() {
+    let mut t = me();
+    t.set_externally_synced("todos");
+    hear(&mut t, 0, &from_leader(Message::Leader { epoch: Epoch(1) }));
+    t.submit(insert("a", "1"));
+    let mut done = with_state(insert("a", "1"), TransactionState::Completed);
+    done.server_seq = Some(5);
+    let completed = |tx| {
+        from_leader(Message::State {
+            epoch: Epoch(1),
+            txs: vec![tx],
+        })
+    };
+    hear(&mut t, 1, &completed(done));
+    assert_eq!(
+        t.get(&"a".into()).map(|x| x.state),
+        Some(TransactionState::PersistedAwaitingSync),
+        "held for the sync"
+    );
+    // Its setup threw: no sync will ever show it.
+    let out = t.sync_source_failed("todos");
+    assert!(out.iter().any(
+        |o| matches!(o, TabOutput::StateChanged(tx) if tx.state == TransactionState::Completed)
+    ));
+    assert_eq!(t.own_unsettled(), 0, "drain() is not held up");
+    assert!(!t.view().is_pending(&"a".into()));
+    assert_eq!(
+        t.view().get("todos", "1"),
+        Some(&json!({"id": "1"})),
+        "its change is in the synced rows"
+    );
+    // And later completions fold in as for a collection without a sync.
+    t.submit(insert("b", "2"));
+    hear(
+        &mut t,
+        2,
+        &completed(with_state(insert("b", "2"), TransactionState::Completed)),
+    );
+    assert_eq!(t.view().get("todos", "2"), Some(&json!({"id": "2"})));
 }
 
 #[test]

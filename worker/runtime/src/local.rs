@@ -60,6 +60,9 @@ pub struct LocalExecutor {
     say: Say,
     /// The tab's own change feed, when started with `sync`.
     feed: Rc<RefCell<Feed>>,
+    /// The collections that feed follows (none without `sync`), told to the tab core when it
+    /// asks for the feed.
+    feed_collections: Rc<[String]>,
 }
 
 /// The tab's own change feed.
@@ -119,6 +122,12 @@ impl LocalExecutor {
             scope: config.scope,
             fns: config.fns,
             say,
+            feed_collections: config
+                .sync
+                .as_ref()
+                .map(|s| s.collections.clone())
+                .unwrap_or_default()
+                .into(),
             feed: Rc::new(RefCell::new(Feed::Waiting(config.sync, config.sync_source))),
         }
     }
@@ -158,6 +167,13 @@ impl LocalExecutor {
             }
             Message::SnapshotRequest => Event::SnapshotRequested { from },
             Message::SyncFrom { applied } => {
+                self.say(
+                    Some(&from),
+                    Message::FeedCollections {
+                        epoch: Self::EPOCH,
+                        collections: self.feed_collections.to_vec(),
+                    },
+                );
                 if let Feed::Running(sync) = &*self.feed.borrow() {
                     sync.tab_asks(from, applied);
                 }
