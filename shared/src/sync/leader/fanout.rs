@@ -74,10 +74,18 @@ impl LeaderSync {
         // since restarted (storage is never behind a tab otherwise): it gets every row, to
         // replace its own.
         let ahead = self.announced.is_some_and(|a| applied > a);
-        if !ahead && self.announced.is_some_and(|a| applied >= a) {
+        // A tab at 0 has no rows: it gets them, even from a server whose rows are at 0 (its
+        // change log empty: data from before the feed, an import), where it was told it was up
+        // to date and showed nothing.
+        let bare = applied == 0
+            && self
+                .rows
+                .collections()
+                .any(|c| self.rows.rows(c).next().is_some());
+        if !ahead && !bare && self.announced.is_some_and(|a| applied >= a) {
             return; // up to date with what tabs were told
         }
-        if !ahead && self.log.front().is_some_and(|f| f.prev_seq <= applied) {
+        if !ahead && !bare && self.log.front().is_some_and(|f| f.prev_seq <= applied) {
             let entries: Vec<FeedEntry> = self
                 .log
                 .iter()

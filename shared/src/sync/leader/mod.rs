@@ -187,7 +187,6 @@ impl LeaderSync {
                 self.rows.load(snap);
             }
         }
-        self.announced = self.rows.min_seq();
         let missing: Vec<String> = self
             .config
             .collections
@@ -195,6 +194,15 @@ impl LeaderSync {
             .filter(|c| self.rows.seq(c).is_none())
             .cloned()
             .collect();
+        // With a collection to load, storage does not hold every collection yet: the
+        // position is said (`SyncedTo`) once it does, by the first batch persisted. Set here,
+        // it was never said, and what the last leader left awaiting the feed at or below it
+        // waited for the next entry.
+        self.announced = if missing.is_empty() {
+            self.rows.min_seq()
+        } else {
+            None
+        };
         self.load(missing);
         if self.loading.is_empty() {
             if let Some(seq) = self.announced {

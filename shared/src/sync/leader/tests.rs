@@ -479,3 +479,51 @@ fn an_ask_that_reaches_a_stopped_sync_is_handed_to_the_next() {
     assert!(l.tab_asks(ClientId("reloaded".into()), 0).is_empty());
     assert_eq!(l.waiting_asks(), vec![(ClientId("reloaded".into()), 0)]);
 }
+
+/// A server whose change log is empty while it has rows answers its snapshot at seq 0: a tab
+/// that joins later (at 0, with no rows) is sent them, where it was told it was up to date.
+#[test]
+fn a_tab_that_joins_after_a_snapshot_at_seq_0_is_sent_its_rows() {
+    let mut l = leader(&["todos"]);
+    l.start(None);
+    let out = l.snapshot_loaded(snap("todos", 0, &[("a", 1), ("b", 2)]));
+    l.persisted(persist_seq(&out).unwrap());
+    l.feed_opened();
+    let out = l.tab_asks(ClientId("late".into()), 0);
+    let rows: usize = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::SendRows { parts, .. } => Some(parts.iter().map(|p| p.rows.len()).sum::<usize>()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(rows, 2, "{out:?}");
+}
+
+/// A new leader restores `todos` at 200 and loads `notes` (newly configured): once `notes` is
+/// stored, the executor hears that storage holds everything up to 200, for what the last
+/// leader left awaiting the feed.
+#[test]
+fn a_leader_that_loads_one_collection_at_start_says_synced_to_once_it_is_stored() {
+    let mut l = leader(&["todos", "notes"]);
+    let out = l.start(Some(vec![snap("todos", 200, &[("a", 1)])]));
+    assert_eq!(
+        out,
+        [Out::LoadSnapshot {
+            collection: "notes".into()
+        }]
+    );
+    let out = l.snapshot_loaded(snap("notes", 250, &[]));
+    let mut synced: Vec<Out> = out
+        .iter()
+        .filter(|o| matches!(o, Out::SyncedTo { .. }))
+        .cloned()
+        .collect();
+    let out = l.persisted(persist_seq(&out).unwrap());
+    synced.extend(
+        out.iter()
+            .filter(|o| matches!(o, Out::SyncedTo { .. }))
+            .cloned(),
+    );
+    assert_eq!(synced, [Out::SyncedTo { seq: 200 }]);
+}
