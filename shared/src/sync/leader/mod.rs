@@ -247,7 +247,13 @@ impl LeaderSync {
         if self.loading.is_empty() {
             self.all_loaded();
         }
-        self.persist_next();
+        if !self.went_back {
+            // After the server went back, the reloaded collections are stored together, once
+            // all are in: stored one by one, a leader gone between two left storage with
+            // collections of two numberings, and the next, starting from the lowest, never
+            // noticed (the old one skipped every entry until the server passed it again).
+            self.persist_next();
+        }
         self.take()
     }
 

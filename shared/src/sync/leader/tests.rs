@@ -527,3 +527,39 @@ fn a_leader_that_loads_one_collection_at_start_says_synced_to_once_it_is_stored(
     );
     assert_eq!(synced, [Out::SyncedTo { seq: 200 }]);
 }
+
+/// The server went back and the leader reloads both collections; it dies after `todos` came
+/// in and before `notes` did. Nothing of the reload is stored until both are in, so the next
+/// leader finds storage all of the old numbering, and its head check sees the restart again.
+#[test]
+fn after_the_server_went_back_the_reloaded_collections_are_stored_together() {
+    let mut l = leader(&["todos", "notes"]);
+    l.start(None);
+    for c in ["todos", "notes"] {
+        let out = l.snapshot_loaded(snap(c, 1000, &[("a", 1)]));
+        if let Some(s) = persist_seq(&out) {
+            l.persisted(s);
+        }
+    }
+    l.feed_opened();
+    let out = l.head_known(1000, 3);
+    assert!(out.contains(&Out::LoadSnapshot {
+        collection: "notes".into()
+    }));
+    let out = l.snapshot_loaded(snap("todos", 3, &[("a", 3)]));
+    assert_eq!(persist_seq(&out), None, "not stored alone: {out:?}");
+    let out = l.snapshot_loaded(snap("notes", 3, &[("n", 3)]));
+    let Some(Out::Persist(batch)) = out.iter().find(|o| matches!(o, Out::Persist(_))) else {
+        panic!("{out:?}")
+    };
+    let replaced: Vec<&str> = batch
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            RowWrite::Replace(s) => Some(s.collection.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replaced, ["todos", "notes"]);
+    assert!(batch.seqs.values().all(|s| *s == 3), "{:?}", batch.seqs);
+}
