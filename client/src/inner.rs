@@ -404,6 +404,13 @@ impl Inner {
             let held = holds.await;
             let Some(this) = weak.upgrade() else { return };
             if held {
+                if this.mode.get() == Mode::OnlineOnly && !this.closed.get() {
+                    // The claim checked out just after `leaderTimeoutMs` sent the tab
+                    // online-only: hand over to it first. Followed while still online-only,
+                    // the tab sent its changes to its own executor, whose answers the core
+                    // dropped (not from the leader it followed) until the next heartbeat.
+                    Self::hand_over(&this);
+                }
                 let out = this.core.borrow_mut().leader_verified(now(), epoch, from);
                 Self::apply(&this, out);
             } else {

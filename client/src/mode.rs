@@ -141,7 +141,7 @@ impl Inner {
 
     /// A leader appeared while the tab ran online-only: stop the tab's executor and let the
     /// tab core resend everything unsettled to the leader.
-    fn hand_over(this: &Rc<Self>) {
+    pub(crate) fn hand_over(this: &Rc<Self>) {
         let local = this.local.borrow_mut().take();
         if let Some(local) = local {
             local.stop();
