@@ -537,18 +537,21 @@ impl IdbStore {
         let meta = tx.object_store(META).map_err(|e| store_error(&e))?;
         check_fence(read_epoch(&meta).await?, epoch)?;
         let synced = tx.object_store(SYNCED).map_err(|e| store_error(&e))?;
-        let mut existing: Option<Vec<String>> = None;
         for write in &batch.writes {
             match write {
                 RowWrite::Replace(snap) => {
-                    if existing.is_none() {
-                        let (keys, _) = read_all(&synced).await?;
-                        existing = Some(keys.into_iter().filter_map(|k| k.as_string()).collect());
-                    }
-                    let prefix = synced_key(&snap.collection, "");
-                    for k in existing.iter().flatten().filter(|k| k.starts_with(&prefix)) {
-                        delete(&synced, k.as_str())?;
-                    }
+                    // The collection's keys are `<collection>\0<key>`: every one of them is in
+                    // `[<collection>\0, <collection>\u{1})`, one ranged delete (every stored
+                    // row of every collection was read, values and all, to find them).
+                    let (from, below) = (
+                        synced_key(&snap.collection, ""),
+                        format!("{}\u{1}", snap.collection),
+                    );
+                    synced
+                        .delete(from..below)
+                        .primitive()
+                        .map(drop)
+                        .map_err(|e| store_error(&e))?;
                     for (key, row) in &snap.rows {
                         let text = serde_json::to_string(row).map_err(other)?;
                         synced

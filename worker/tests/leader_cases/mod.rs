@@ -564,6 +564,34 @@ pub async fn a_collection_with_a_stored_row_that_does_not_read_is_loaded_again_w
         collections(store.load_synced().await.unwrap()),
         [("todos".to_owned(), 2)]
     );
+    // A replace deletes its own collection's rows, in one range, and no neighbour's (names
+    // that share its prefix included).
+    let batch = PersistBatch {
+        seq: 9,
+        seqs: [
+            ("todos".to_owned(), 9),
+            ("todo".to_owned(), 9),
+            ("todos2".to_owned(), 9),
+        ]
+        .into(),
+        writes: vec![
+            RowWrite::Replace(snap("todo", &["x"])),
+            RowWrite::Replace(snap("todos2", &["y", "z"])),
+            RowWrite::Replace(snap("todos", &["c"])),
+        ],
+    };
+    store.write_synced(epoch, &batch).await.unwrap();
+    assert_eq!(
+        keys_in(&store, "synced").await,
+        [
+            "notes\u{0}n",
+            "stray",
+            "todo\u{0}x",
+            "todos\u{0}c",
+            "todos2\u{0}y",
+            "todos2\u{0}z"
+        ]
+    );
 }
 
 /// The keys in the object store `name` of `store`'s database (numbers in decimal).
