@@ -636,3 +636,26 @@ fn a_collection_a_new_leaders_feed_follows_waits_for_the_feed_again() {
         "waits for the feed"
     );
 }
+
+/// A tab that follows no collection of the feed (its collections have no `sync: 'leader'`)
+/// leaves the leader's broadcasts alone: it asked for what it missed at every one (its cursor
+/// at 0) and was sent, and kept, every row of every collection.
+#[test]
+fn a_tab_that_follows_nothing_neither_asks_for_the_feed_nor_keeps_its_rows() {
+    let mut t = TabCore::new(ClientId("me".into()), SCOPE);
+    t.receive(0, leader_says(Message::Leader { epoch: Epoch(1) }));
+    t.leader_verified(0, Epoch(1), ClientId("leader".into()));
+    let out = hear(&mut t, entries(vec![entry(7, "a", Some(json!({"t": 7})))]));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, TabOutput::Send(Message::SyncFrom { .. }))),
+        "{out:?}"
+    );
+    hear(&mut t, rows(7, &[("a", json!({"t": 7}))]));
+    assert_eq!(t.server_rows().seq("todos"), None);
+    // Once it follows `todos`, it asks from 0 and takes the rows in.
+    let out = t.follow_leader_feed(&["todos"]);
+    assert!(out.contains(&TabOutput::Send(Message::SyncFrom { applied: 0 })));
+    hear(&mut t, rows(7, &[("a", json!({"t": 7}))]));
+    assert_eq!(shown(&t), Some(&json!({"t": 7})));
+}

@@ -509,6 +509,12 @@ impl TabCore {
                 self.out.push(TabOutput::CredentialsNeeded(epoch));
             }
             Message::SignedOut { epoch } => self.out.push(TabOutput::SignedOut(epoch)),
+            // A tab that follows no collection of the feed leaves it alone: it asked for what
+            // it missed (its cursor at 0, every broadcast a gap) and was sent, and kept, every
+            // row of every collection.
+            Message::SyncEntries { .. } | Message::SyncRows { .. } if !self.follows_feed => {
+                self.last_heard = Some(now);
+            }
             Message::SyncEntries { entries, .. } => {
                 self.last_heard = Some(now);
                 let out = self.sync_entries(entries);
