@@ -56,6 +56,8 @@ test('the Vite app without Web Locks: online-only, the executor imported into th
     });
     const page = await browser.open(server.url + '/');
     await page.locator('[role=status][data-mode="online-only"]').waitFor({ timeout: 15_000 });
+    await page.locator('[data-testid=mode][data-mode="online-only"][data-code="OUTBOX_NO_WEB_LOCKS"]').waitFor({ state: 'attached' });
+    const modeRenders = await page.evaluate(() => window.__renders.mode);
     await page.getByRole('textbox', { name: 'New todo' }).fill('bread');
     await page.getByRole('button', { name: 'Add' }).click();
     const rows = await eventually(async () => {
@@ -64,6 +66,10 @@ test('the Vite app without Web Locks: online-only, the executor imported into th
     }, { what: 'the row on the server' });
     assert.deepEqual(rows.map((r) => r.value.title), ['bread']);
     await texts(page.getByRole('list', { name: 'Transactions' }).getByRole('listitem'), []);
+    await page.locator('[data-testid=count][data-count="1"]').waitFor({ state: 'attached' });
+    // useOutboxStatus renders again only when what it holds changes: the online-only
+    // diagnostic, a new object at every read, rendered it again at every event before.
+    assert.equal(await page.evaluate(() => window.__renders.mode), modeRenders, 'no render of the unchanged mode');
     const stats = await server.stats();
     assert.deepEqual(stats.overApplied, []);
     assert.equal(stats.applied, 1);
@@ -106,6 +112,9 @@ async function twoTabs({ server, browser, dedicated }) {
   const stats = await server.stats();
   assert.deepEqual(stats.overApplied, []);
   assert.equal(stats.applied, 1);
+  // A component that looks its collection up as it renders counts it too (it looped, React's
+  // "Maximum update depth exceeded", before).
+  for (const page of [a, b]) await page.locator('[data-testid=count][data-count="1"]').waitFor({ state: 'attached' });
   // useTransactions: once completed, no transaction is left in either tab; the row stays.
   for (const u of [ua, ub]) {
     await texts(u.transactions, []);

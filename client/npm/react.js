@@ -8,10 +8,20 @@
 //   const { mode, isLeaderTab, leaderEpoch, queueStats } = useOutboxStatus(client, { queueStats: true });
 import { useMemo, useSyncExternalStore } from 'react';
 
+/** Whether two snapshots hold the same things: the same object, or arrays of the same objects. */
+function sameSnapshot(a, b) {
+  if (Object.is(a, b)) return true;
+  return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
+}
+
 /**
  * A store for useSyncExternalStore: `listen(changed)` subscribes to the source and returns its
  * unsubscribe function; `changed(value?)` takes `value` as the new snapshot (else `read()`).
- * Subscribing reads afresh, since the source may have changed between render and subscribe.
+ * Subscribing reads afresh, since the source may have changed between render and subscribe,
+ * and keeps the snapshot rendered if nothing in it did: `rows()` is a new array at every call
+ * (of the same row objects), and taking it for a change rendered every component once more
+ * on mount, and looped (React's "Maximum update depth exceeded") for a component that looks
+ * its collection up as it renders.
  */
 function store(read, listen) {
   let snapshot;
@@ -23,7 +33,8 @@ function store(read, listen) {
         fresh = true;
         onChange();
       });
-      snapshot = read();
+      const now = read();
+      if (!fresh || !sameSnapshot(snapshot, now)) snapshot = now;
       fresh = true;
       return off;
     },
@@ -78,11 +89,15 @@ export function useTransactions(client) {
 export function useOutboxStatus(client, { queueStats = false } = {}) {
   const roleStore = useMemo(() => {
     let last = null;
-    // The same object while nothing it holds has changed.
+    // The same object while nothing it holds has changed. `client.diagnostic` is a new object
+    // at every read: the last one is kept while it says the same (compared by identity, it
+    // rendered a status component again at every event of an online-only tab).
+    const sameDiagnostic = (prev, next) =>
+      prev && next && prev.code === next.code && prev.message === next.message ? prev : next;
     const read = () => {
       const next = {
         mode: client.mode,
-        diagnostic: client.diagnostic ?? null,
+        diagnostic: sameDiagnostic(last && last.diagnostic, client.diagnostic ?? null),
         isLeaderTab: client.isLeaderTab,
         leaderEpoch: client.leaderEpoch ?? null,
       };

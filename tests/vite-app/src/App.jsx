@@ -1,4 +1,5 @@
-// Three components, one per hook of outbox/react. The end-to-end test reads what they render.
+// Components on the hooks of outbox/react. The end-to-end test reads what they render, and how
+// often two of them did (`window.__renders`).
 import { useState } from 'react';
 import { useCollection, useOutboxStatus, useTransactions } from 'outbox/react';
 
@@ -6,7 +7,9 @@ export function App({ client, todos }) {
   return (
     <main>
       <Status client={client} />
+      <Mode client={client} />
       <Todos todos={todos} />
+      <Count client={client} />
       <Transactions client={client} />
     </main>
   );
@@ -20,6 +23,22 @@ function Status({ client }) {
       {isLeaderTab ? ' · this tab leads' : ''} · outbox {queueStats ? queueStats.size : '?'}
     </p>
   );
+}
+
+const renders = () => (window.__renders ??= { mode: 0, count: 0 });
+
+// The mode alone: nothing it shows changes while the tab's transactions come and go.
+function Mode({ client }) {
+  const { mode, diagnostic } = useOutboxStatus(client);
+  renders().mode++;
+  return <p data-testid="mode" data-mode={mode} data-code={diagnostic?.code ?? ''} />;
+}
+
+// Looks its collection up as it renders (a new wrapper each time, of the same collection).
+function Count({ client }) {
+  const { rows } = useCollection(client.collection('todos'));
+  renders().count++;
+  return <p data-testid="count" data-count={rows.length} />;
 }
 
 function Todos({ todos }) {
