@@ -207,10 +207,10 @@ impl OutboxClient {
                     ))
                 });
         }
-        let key_field = optional_string(&options, "key", &what)?.unwrap_or_else(|| "id".into());
-        let strategy = parse_strategy(field(&options, "strategy"), &what)?;
-        let mutation_fn =
-            optional_string(&options, "mutationFn", &what)?.unwrap_or_else(|| name.clone());
+        let key_given = optional_string(&options, "key", &what)?;
+        let strategy_given = field(&options, "strategy");
+        let strategy = parse_strategy(strategy_given.clone(), &what)?;
+        let mutation_fn_given = optional_string(&options, "mutationFn", &what)?;
         let merge_fn = field(&options, "conflict").and_then(|c| c.dyn_into::<Function>().ok());
         let conflict = if merge_fn.is_some() {
             Some(ConflictStrategy::Merge)
@@ -231,15 +231,18 @@ impl OutboxClient {
         let sync = field(&options, "sync");
         let conflict_given = field(&options, "conflict");
         if let Some(def) = existing {
-            // `sync` and `conflict` left out take the first definition's; given, they must be
-            // the same (the same string, or the very same source object or merge function).
+            // Options left out take the first definition's (a left-out `key` was taken for
+            // `'id'`, and refused against a first `{ key: 'uuid' }`); given, they must be the
+            // same (the same string, or the very same source object or merge function).
             let same = |given: &Option<JsValue>, first: &Option<JsValue>| match given {
                 None => true,
                 Some(g) => first.as_ref().is_some_and(|f| js_sys::Object::is(g, f)),
             };
-            if def.key_field != key_field
-                || def.strategy != strategy
-                || def.mutation_fn != mutation_fn
+            if key_given.as_ref().is_some_and(|k| *k != def.key_field)
+                || (strategy_given.is_some() && def.strategy != strategy)
+                || mutation_fn_given
+                    .as_ref()
+                    .is_some_and(|m| *m != def.mutation_fn)
                 || !same(&sync, &def.sync)
                 || !same(&conflict_given, &def.conflict)
             {
@@ -254,9 +257,9 @@ impl OutboxClient {
         }
         let def = Rc::new(CollectionDef {
             name: name.clone(),
-            key_field,
+            key_field: key_given.unwrap_or_else(|| "id".into()),
             strategy,
-            mutation_fn,
+            mutation_fn: mutation_fn_given.unwrap_or_else(|| name.clone()),
             sync_cleanup: RefCell::new(None),
             sync: sync.clone(),
             conflict: conflict_given,

@@ -228,4 +228,15 @@ export type OutboxEvent = { at: number } & (
   | { type: 'diagnostic'; code: string; message: string }
   | { type: 'worker_ready' }
 );
+
+// Calls whose options may be left out. wasm-bindgen declares a parameter with a type of its
+// own as required, optional or not; these overloads (merged into the classes) say it may be
+// left out: `client.collection('todos')` looks up a collection already defined.
+export interface OutboxClient {
+  collection(name: string): Collection;
+  transaction(): OutboxTransaction;
+}
+export interface OutboxTestKit {
+  failNextPersist(): void;
+}
 "#;

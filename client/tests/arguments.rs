@@ -135,6 +135,35 @@ async fn bad_rows_and_keys_throw_at_the_call_and_change_nothing() {
         |pairs: &[(&str, JsValue)]| client.collection("notes".into(), Some(obj(pairs)));
     notes_with(&[("conflict", merge.clone()), ("sync", "leader".into())]).unwrap();
     notes_with(&[]).unwrap();
+    // A `key`, `strategy` or `mutationFn` left out is the first definition's too (it was taken
+    // for the default, and refused against a first `{ key: 'uuid' }`); given, it must agree.
+    client
+        .collection(
+            "people".into(),
+            Some(obj(&[
+                ("key", "uuid".into()),
+                ("strategy", "parallel".into()),
+                ("mutationFn", "users".into()),
+            ])),
+        )
+        .unwrap();
+    let people_with =
+        |pairs: &[(&str, JsValue)]| client.collection("people".into(), Some(obj(pairs)));
+    people_with(&[]).unwrap();
+    people_with(&[("key", "uuid".into())]).unwrap();
+    people_with(&[("strategy", "parallel".into())]).unwrap();
+    refused(
+        people_with(&[("key", "id".into())]),
+        "already defined with other options",
+    );
+    refused(
+        people_with(&[("strategy", "ordered".into())]),
+        "already defined with other options",
+    );
+    refused(
+        people_with(&[("mutationFn", "people".into())]),
+        "already defined with other options",
+    );
     let another: JsValue = js_fn("", "return (a, b) => a;", &[]).into();
     refused(
         notes_with(&[("conflict", another)]),

@@ -163,6 +163,28 @@ async fn update_update_with_and_delete() {
         "only what the edit changed"
     );
 
+    // A field set to `None` that serde leaves out: it becomes `null` (the old value stayed, and
+    // `Ok` was returned for a change that never happened).
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Dated {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<String>,
+    }
+    let dated = outbox.collection::<Dated>("todos", "id").unwrap();
+    dated.update("1", &json!({ "due": "2026-12-24" })).unwrap();
+    let cleared = dated.update_with("1", |d| d.due = None).unwrap();
+    assert_eq!(dated.get("1").unwrap().unwrap().due, None);
+    assert_eq!(
+        *cleared.transaction().unwrap().mutations[0].changes,
+        json!({ "due": null })
+    );
+    assert_eq!(
+        todos.get("1").unwrap().unwrap().title,
+        "oat milk",
+        "fields `Dated` does not know stay"
+    );
+
     let deleted = todos.delete("1").unwrap();
     assert_eq!(todos.get("1").unwrap(), None);
     assert!(todos.is_empty());
@@ -170,7 +192,7 @@ async fn update_update_with_and_delete() {
         tx.completed().await.unwrap();
     }
     assert_eq!(todos.rows().unwrap(), vec![]);
-    assert_eq!(log.length(), 4);
+    assert_eq!(log.length(), 6);
 
     // Numeric keys.
     #[derive(Debug, PartialEq, Serialize, Deserialize)]

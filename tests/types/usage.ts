@@ -45,6 +45,10 @@ export async function app(render: (rows: Row[]) => void): Promise<void> {
   }
   todos.update(todo.id, { done: true });
   todos.delete(todo.id);
+  // Options may be left out: a lookup of a collection already defined, a transaction of the
+  // default function.
+  const again = client.collection('todos');
+  client.transaction().mutate(() => again.update(todo.id, { title: 'Buy oat milk' }));
 
   const stats = await client.queueStats();
   console.log(stats.size, stats.inFlight, stats.deadLetters, client.shouldBackOff());

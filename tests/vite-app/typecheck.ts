@@ -27,6 +27,10 @@ export async function page(): Promise<OutboxClient> {
 }
 
 export function worker(): void {
-  const options: OutboxWorkerOptions = { app: 'todos', http: { todos: { url: '/api/mutations', batch: true } } };
+  const options: OutboxWorkerOptions = {
+    app: 'todos',
+    http: { todos: { url: '/api/mutations', batch: true, timeoutMs: 10000 } },
+    sync: { collections: ['todos'], feedSilenceMs: 30000 },
+  };
   startOutboxWorker(options).then((leader) => console.log(leader.isLeader, leader.epoch));
 }

@@ -43,6 +43,9 @@ export interface OutboxWorkerOptions {
   sync?: {
     collections: string[];
     baseUrl?: string;
+    /** A feed silent this long (no event, no comment) is taken for a dead connection and
+     *  reopened from the last applied number. Default 60000; 0: never. */
+    feedSilenceMs?: number;
     source?: {
       snapshot(collection: string): SnapshotAnswer | Promise<SnapshotAnswer>;
       changes?(since: number, limit: number): ChangesAnswer | Promise<ChangesAnswer>;

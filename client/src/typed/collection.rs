@@ -189,8 +189,9 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
     }
 
     /// Changes the row with this key by editing a copy: `todos.update_with("1", |t| t.done =
-    /// true)`. Only the fields that change are sent. A field cannot be removed (serialize it
-    /// as `null` instead), and the key field cannot change.
+    /// true)`. Only the fields that change are sent. A field the edit leaves out of the row's
+    /// JSON (an `Option` set to `None` under `skip_serializing_if`) is set to `null`; the key
+    /// field cannot change.
     pub fn update_with(
         &self,
         key: impl Into<RowKey>,
@@ -203,6 +204,7 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
                 return Err(OutboxError::invalid("update_with: the draft was edited twice").into());
             };
             let mut row: T = from_js(draft.clone())?;
+            let before = to_js(&row)?;
             edit(&mut row);
             let edited = to_js(&row)?;
             let (Some(draft), Some(edited)) = (
@@ -214,6 +216,17 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
                 )
                 .into());
             };
+            // A field `T` wrote before the edit and not after it was set to `None` (serde
+            // leaves such a field out): it becomes `null`, which reads back as `None`. Merged
+            // as it was, the old value stayed, and the call returned `Ok` for a change that
+            // never happened. Fields `T` does not know are the row's, and stay.
+            if let Some(before) = before.dyn_ref::<js_sys::Object>() {
+                for field in js_sys::Object::keys(before).iter() {
+                    if !js_sys::Reflect::has(edited, &field).unwrap_or(true) {
+                        js_sys::Reflect::set(edited, &field, &JsValue::NULL)?;
+                    }
+                }
+            }
             js_sys::Object::assign(draft, edited);
             Ok(())
         };
