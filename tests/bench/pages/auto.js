@@ -51,7 +51,8 @@ async function readAll() {
   let parsed = 0;
   for (const values of lists) {
     for (const v of values) {
-      if (typeof v === 'string') {
+      // Records are JSON text; a few values of `meta` are plain strings (the lineage's id).
+      if (typeof v === 'string' && (v[0] === '{' || v[0] === '[')) {
         JSON.parse(v);
         parsed++;
       }
