@@ -14,7 +14,7 @@ use crate::protocol::Message;
 use crate::sync::{CollectionSnapshot, FeedCursor, FeedEntry, RowsPart};
 use crate::view::RowRef;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 #[cfg(test)]
 #[path = "feed_tests.rs"]
@@ -78,7 +78,7 @@ impl TabCore {
         let Some(covers) = &self.feed_covers else {
             return;
         };
-        let (now_covered, now_uncovered): (BTreeSet<String>, BTreeSet<String>) = self
+        let (now_covered, now_uncovered): (Vec<String>, Vec<String>) = self
             .followed
             .iter()
             .cloned()

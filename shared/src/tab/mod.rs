@@ -163,10 +163,10 @@ pub struct TabCore {
     followed: BTreeSet<String>,
     /// The collections the leader's feed follows, once the leader has said
     /// ([`Message::FeedCollections`]; leaders before session 24 do not).
-    feed_covers: Option<BTreeSet<String>>,
+    feed_covers: Option<HashSet<String>>,
     /// Followed collections the leader's feed does not follow (the app was told): synced by
     /// completions meanwhile, and not waited for.
-    uncovered: BTreeSet<String>,
+    uncovered: HashSet<String>,
     /// The tab's intake of the leader's feed entries.
     feed: FeedCursor,
     /// The server's rows as the leader's feed has brought them.
@@ -244,7 +244,7 @@ impl TabCore {
             follows_feed: false,
             followed: BTreeSet::new(),
             feed_covers: None,
-            uncovered: BTreeSet::new(),
+            uncovered: HashSet::new(),
             feed: FeedCursor::new(0),
             server: SyncedRows::new(),
             conflicts: HashMap::new(),
