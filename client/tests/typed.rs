@@ -14,8 +14,8 @@ use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::Array;
 use outbox_client::typed::{
-    Applied, CollectionOptions, Config, DiagnosticCode, EventKind, Mode, MutationError, Outbox,
-    OutboxError, SharedWorkerChoice, TransactionState, Tx, TxOptions,
+    Applied, CollectionOptions, Config, DiagnosticCode, EventKind, Mode, MutationError, OnSignOut,
+    Outbox, OutboxError, SharedWorkerChoice, SignedOut, TransactionState, Tx, TxOptions,
 };
 use outbox_shared::model::{ErrorCode, MutationKind};
 use serde::{Deserialize, Serialize};
@@ -662,4 +662,40 @@ async fn dead_letters_can_be_peeked_retried_and_removed() {
     assert_eq!(outbox.transactions().unwrap(), vec![]);
     expect_err(outbox.remove_from_outbox("nope").await, "OUTBOX_INVALID");
     outbox.drain().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn credentials_and_sign_out_from_rust() {
+    let scope = unique_scope("typed-credentials");
+    // Records the credentials each call is made with.
+    let log = Array::new();
+    let recording = js_fn(
+        "log",
+        "return (call) => { log.push(call.credentials.authorization ?? 'none'); return {}; }",
+        &[&log],
+    );
+    let _leader = start_leader(&scope, &[("todos", &recording)]).await;
+    let outbox = connect(&scope).await;
+    let todos = outbox.collection::<Todo>("todos", "id").unwrap();
+    outbox
+        .provide_credentials(&[("authorization".to_owned(), "Bearer rust".to_owned())].into())
+        .unwrap();
+    todos
+        .insert(&todo("1", "milk"))
+        .unwrap()
+        .completed()
+        .await
+        .unwrap();
+    assert_eq!(log.get(0).as_string().as_deref(), Some("Bearer rust"));
+    let held = outbox.sign_out(OnSignOut::Keep).await.unwrap();
+    assert_eq!(
+        held,
+        SignedOut {
+            pending: 0,
+            dead_letters: 0,
+            discarded: 0
+        }
+    );
+    // The client is closed: what it is asked now fails.
+    assert!(outbox.queue_stats().await.is_err());
 }

@@ -345,6 +345,57 @@ impl Outbox {
     pub fn close(&self) {
         self.client.close();
     }
+
+    /// Gives the leader credentials: headers added to every call (`authorization: Bearer …`),
+    /// as after a sign-in. Kept in the leader's memory only; an outbox paused by a 401 (or a
+    /// worker with `credentials` waiting for them) goes on. `OUTBOX_INVALID` for a header the
+    /// leader cannot send.
+    pub fn provide_credentials(
+        &self,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), OutboxError> {
+        self.client
+            .provide_credentials(to_js(headers)?)
+            .map_err(js_err)
+    }
+
+    /// Signs the user out of this scope, keeping the outbox (dead letters too) for the same
+    /// user's next sign-in, or deleting it. Resolves with what it held; every tab of the scope
+    /// closes its client (a `signed_out` event).
+    pub fn sign_out(
+        &self,
+        pending: OnSignOut,
+    ) -> impl Future<Output = Result<SignedOut, OutboxError>> + 'static {
+        let options = js_sys::Object::new();
+        let pending = match pending {
+            OnSignOut::Keep => "keep",
+            OnSignOut::Discard => "discard",
+        };
+        let _ = js_sys::Reflect::set(&options, &"pending".into(), &pending.into());
+        let promise = self.client.sign_out(options.into());
+        async move { from_js(settle(promise).await?) }
+    }
+}
+
+/// What [`Outbox::sign_out`] does with what the outbox holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSignOut {
+    /// Kept for the same user's next sign-in.
+    Keep,
+    /// Deleted.
+    Discard,
+}
+
+/// What the outbox held when the user signed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedOut {
+    /// Unsettled transactions.
+    pub pending: u32,
+    /// Dead letters.
+    pub dead_letters: u32,
+    /// How many were deleted (0 when kept).
+    pub discarded: u32,
 }
 
 /// A listener's argument that did not fit its type: logged, the listener not called.
