@@ -56,7 +56,8 @@ impl EventStream {
         let watchdog = silence_ms.filter(|&ms| ms > 0).and_then(|ms| {
             let (heard, silent, abort) = (Rc::clone(&heard), Rc::clone(&silent), abort.clone());
             Interval::new((ms / 4).max(1), move || {
-                if !silent.get() && now().saturating_sub(heard.get()) >= u64::from(ms) {
+                let closed = abort.signal().aborted();
+                if !silent.get() && !closed && now().saturating_sub(heard.get()) >= u64::from(ms) {
                     silent.set(true);
                     abort.abort();
                 }
